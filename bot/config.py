@@ -1,0 +1,124 @@
+"""Settings, read from ``BOT_*`` environment variables and an optional TOML file.
+
+Precedence, highest first: environment variables, the file named by
+``BOT_CONFIG_FILE`` (or ``bot --config FILE``), built-in defaults.
+Every setting is documented in docs/configuration.md.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bot.errors import ConfigError
+
+DEFAULT_DATABASE_URL = "sqlite:///bot.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BOT_", extra="forbid", frozen=True)
+
+    # Storage
+    database_url: str = DEFAULT_DATABASE_URL
+
+    # Lender identity (used in templates, HELP answers, voice scripts)
+    lender_name: str = "Example Lending"
+    lender_phone: str = "+18005550100"
+    lender_email: str = "support@example.com"
+
+    # Twilio (or the local sandbox)
+    twilio_account_sid: str = "AC" + "0" * 32
+    twilio_auth_token: str = "sandbox-token"
+    twilio_from_numbers: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["+15005550006"])
+    twilio_api_base_url: str | None = None  # None: Twilio itself
+
+    # SMTP
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=1025, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    smtp_use_tls: bool = False
+    smtp_from: str = "reminders@example.com"
+
+    # Webhooks and console
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    # Time
+    default_timezone: str = "America/New_York"
+    default_country: str = "US"
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r}") from None
+        return value
+
+    @field_validator("twilio_from_numbers", mode="before")
+    @classmethod
+    def _split_numbers(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("default_country")
+    @classmethod
+    def _country(cls, value: str) -> str:
+        if len(value) != 2 or not value.isalpha():
+            raise ValueError("must be a two-letter ISO 3166 country code")
+        return value.upper()
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"configuration file {path}: {exc}") from None
+    table = data.get("bot", data)
+    if not isinstance(table, dict):
+        raise ConfigError(f"configuration file {path}: [bot] must be a table")
+    return table
+
+
+def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """Build the settings, raising :class:`ConfigError` that names the bad setting."""
+    file_name = config_file or os.environ.get("BOT_CONFIG_FILE")
+    values: dict[str, Any] = {}
+    if file_name:
+        values.update(_read_file(Path(file_name)))
+    # Environment variables override the file: pydantic-settings gives init
+    # arguments priority, so drop file values that the environment also sets.
+    for key in list(values):
+        if f"BOT_{key.upper()}" in os.environ:
+            del values[key]
+    values.update(overrides)
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = ".".join(str(p) for p in err["loc"]) or "settings"
+            where = f"BOT_{name.upper()}"
+            if file_name and name in values:
+                where = f"{name} in {file_name}"
+            problems.append(f"{where}: {err['msg']}")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None

@@ -1,0 +1,223 @@
+"""SQLAlchemy 2.0 typed models.
+
+Conventions:
+
+* external identifiers from the lender's files (``borrower_id``, ``loan_id``...)
+  are the primary keys, so re-importing a file is an upsert by id;
+* money is an integer count of minor units (cents, fen) with an ISO 4217
+  currency on the loan; never a float;
+* instants are :class:`~bot.db.types.UTCDateTime` (UTC, timezone-aware);
+  calendar days (due dates) are plain ``Date`` in the borrower's own zone,
+  which is stored separately on the borrower.
+
+The schema is created and upgraded by Alembic (``bot init``); a test checks that
+these models and the migrations agree on both SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from bot.db.types import UTCDateTime
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+ID = String(64)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON}
+
+
+class Borrower(Base):
+    __tablename__ = "borrowers"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    full_name: Mapped[str] = mapped_column(Text)
+    phone_e164: Mapped[str | None] = mapped_column(String(20))
+    email: Mapped[str | None] = mapped_column(String(254))
+    locale: Mapped[str] = mapped_column(String(16))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    region: Mapped[str | None] = mapped_column(String(8))
+    country: Mapped[str] = mapped_column(String(2))
+    # Set when the borrower asked for no further communication at all.
+    cease_communication_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    loans: Mapped[list[Loan]] = relationship(back_populates="borrower", order_by="Loan.id")
+    consents: Mapped[list[Consent]] = relationship(
+        back_populates="borrower", order_by="(Consent.channel, Consent.address)"
+    )
+
+
+class Consent(Base):
+    """Consent and opt-out per borrower, channel and address.
+
+    The lender's import sets ``granted``; a borrower's opt-out sets
+    ``opted_out_at`` and is never cleared by an import, only by the borrower
+    opting back in.  A new phone number or email gets a new row, so an opt-out
+    stays with the address it was given for.
+    """
+
+    __tablename__ = "consents"
+    __table_args__ = (UniqueConstraint("borrower_id", "channel", "address"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    borrower_id: Mapped[str] = mapped_column(ForeignKey("borrowers.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(8))
+    address: Mapped[str] = mapped_column(String(254))
+    granted: Mapped[bool] = mapped_column(Boolean)
+    opted_out_at: Mapped[datetime | None]
+    opt_out_source: Mapped[str | None] = mapped_column(String(32))
+    # e.g. wrong_number, landline, invalid: the address must not be used.
+    address_flag: Mapped[str | None] = mapped_column(String(32))
+    updated_at: Mapped[datetime]
+
+    borrower: Mapped[Borrower] = relationship(back_populates="consents")
+
+
+class Loan(Base):
+    __tablename__ = "loans"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    borrower_id: Mapped[str] = mapped_column(
+        ForeignKey("borrowers.id", ondelete="CASCADE"), index=True
+    )
+    product: Mapped[str] = mapped_column(Text)
+    principal_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    opened_on: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    borrower: Mapped[Borrower] = relationship(back_populates="loans")
+    installments: Mapped[list[Installment]] = relationship(
+        back_populates="loan", order_by="(Installment.due_date, Installment.id)"
+    )
+    payments: Mapped[list[Payment]] = relationship(
+        back_populates="loan", order_by="(Payment.paid_at, Payment.id)"
+    )
+
+
+class Installment(Base):
+    __tablename__ = "installments"
+    __table_args__ = (Index(None, "due_date", "loan_id"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    loan_id: Mapped[str] = mapped_column(ForeignKey("loans.id", ondelete="CASCADE"), index=True)
+    due_date: Mapped[date] = mapped_column(Date)
+    amount_due_minor: Mapped[int] = mapped_column(BigInteger)
+    amount_paid_minor: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    loan: Mapped[Loan] = relationship(back_populates="installments")
+
+    @property
+    def outstanding_minor(self) -> int:
+        return max(self.amount_due_minor - self.amount_paid_minor, 0)
+
+
+class Payment(Base):
+    __tablename__ = "payments"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    loan_id: Mapped[str] = mapped_column(ForeignKey("loans.id", ondelete="CASCADE"), index=True)
+    paid_at: Mapped[datetime]
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    loan: Mapped[Loan] = relationship(back_populates="payments")
+
+
+class ContactAttempt(Base):
+    """One contact: imported history, or an attempt the bot planned and sent.
+
+    ``dedupe_key`` makes every path idempotent: imported rows use their natural
+    key, planned attempts one key per installment, step and channel.
+    """
+
+    __tablename__ = "contact_attempts"
+    __table_args__ = (
+        Index(None, "borrower_id", "occurred_at"),
+        Index(None, "loan_id", "channel", "occurred_at"),
+        Index(None, "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dedupe_key: Mapped[str] = mapped_column(String(255), unique=True)
+    borrower_id: Mapped[str] = mapped_column(ForeignKey("borrowers.id", ondelete="CASCADE"))
+    loan_id: Mapped[str | None] = mapped_column(ForeignKey("loans.id", ondelete="CASCADE"))
+    installment_id: Mapped[str | None] = mapped_column(
+        ForeignKey("installments.id", ondelete="CASCADE")
+    )
+    channel: Mapped[str] = mapped_column(String(8))
+    source: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    step: Mapped[str | None] = mapped_column(String(64))
+    template: Mapped[str | None] = mapped_column(String(128))
+    address: Mapped[str | None] = mapped_column(String(254))
+    occurred_at: Mapped[datetime | None]
+    next_attempt_at: Mapped[datetime | None]
+    provider_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    decision: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Promise(Base):
+    """A promise to pay; reminders pause until the day after ``promised_date``."""
+
+    __tablename__ = "promises"
+    __table_args__ = (Index(None, "borrower_id", "status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    borrower_id: Mapped[str] = mapped_column(ForeignKey("borrowers.id", ondelete="CASCADE"))
+    loan_id: Mapped[str | None] = mapped_column(ForeignKey("loans.id", ondelete="CASCADE"))
+    promised_date: Mapped[date] = mapped_column(Date)
+    amount_minor: Mapped[int | None] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]
+
+
+class AuditEvent(Base):
+    """Who did what and when.  ``detail`` never holds raw personal data."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index(None, "subject_type", "subject_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    subject_type: Mapped[str | None] = mapped_column(String(32))
+    subject_id: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any] | None]

@@ -1,0 +1,63 @@
+"""Plain enums and value types shared by every layer.
+
+This module imports nothing from the rest of the bot: everything else may
+import it.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class StrEnum(str, enum.Enum):
+    def __str__(self) -> str:  # pragma: no cover - trivial
+        return self.value
+
+
+class Channel(StrEnum):
+    SMS = "sms"
+    EMAIL = "email"
+    VOICE = "voice"
+
+
+class ContactOutcome(StrEnum):
+    """What became of one contact attempt (the ``contacts`` import columns too)."""
+
+    ATTEMPTED = "attempted"
+    DELIVERED = "delivered"
+    CONNECTED = "connected"
+    CONVERSATION = "conversation"
+    VOICEMAIL = "voicemail"
+    FAILED = "failed"
+
+
+class AttemptStatus(StrEnum):
+    """Life cycle of a contact attempt the bot itself plans and sends.
+
+    Imported history rows are recorded as ``done``.
+    """
+
+    PLANNED = "planned"
+    DEFERRED = "deferred"
+    SENDING = "sending"
+    SENT = "sent"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class AttemptSource(StrEnum):
+    IMPORT = "import"
+    PLANNER = "planner"
+    MANUAL = "manual"
+
+
+class PromiseStatus(StrEnum):
+    PENDING = "pending"
+    KEPT = "kept"
+    BROKEN = "broken"
+    CANCELLED = "cancelled"
+
+
+# Phone-based channels share the phone number as their address.
+PHONE_CHANNELS = frozenset({Channel.SMS, Channel.VOICE})
