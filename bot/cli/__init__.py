@@ -47,11 +47,17 @@ def cli(ctx: click.Context, config_file: str | None, database_url: str | None, v
 
 
 def _register() -> None:
-    from bot.cli import data_cmds, import_cmd, sample_cmd, show_cmd
+    """Add the commands of every ``bot/cli/*_cmd(s).py`` module (each lists them in COMMANDS)."""
+    import importlib
+    import pkgutil
 
-    for module in (data_cmds, import_cmd, sample_cmd, show_cmd):
-        for command in module.COMMANDS:
-            cli.add_command(command)
+    import bot.cli as package
+
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+        if info.name.endswith(("_cmd", "_cmds")):
+            module = importlib.import_module(f"bot.cli.{info.name}")
+            for command in module.COMMANDS:
+                cli.add_command(command)
 
 
 _register()

@@ -1,3 +1,0 @@
-"""Placeholder: filled in by its own module."""
-
-COMMANDS: list = []
