@@ -61,3 +61,17 @@ class PromiseStatus(StrEnum):
 
 # Phone-based channels share the phone number as their address.
 PHONE_CHANNELS = frozenset({Channel.SMS, Channel.VOICE})
+
+
+class TaskKind(StrEnum):
+    DISPUTE = "dispute"
+    HARDSHIP = "hardship"
+    CALLBACK = "callback"
+    WRONG_NUMBER = "wrong_number"
+    REVIEW = "review"
+    HANDOFF = "handoff"
+
+
+class TaskStatus(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"

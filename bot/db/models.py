@@ -221,3 +221,26 @@ class AuditEvent(Base):
     subject_type: Mapped[str | None] = mapped_column(String(32))
     subject_id: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[dict[str, Any] | None]
+
+
+class Task(Base):
+    """Work for a person: a dispute, hardship, call-back request, wrong number,
+    an unclassified reply to review, or a hand-off from the treatment policy.
+
+    An open ``dispute`` task stops automated contact about the borrower's debt.
+    """
+
+    __tablename__ = "tasks"
+    __table_args__ = (Index(None, "borrower_id", "kind", "status"), Index(None, "status", "created_at"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    borrower_id: Mapped[str] = mapped_column(ForeignKey("borrowers.id", ondelete="CASCADE"))
+    loan_id: Mapped[str | None] = mapped_column(ForeignKey("loans.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))  # bot.domain.TaskKind
+    status: Mapped[str] = mapped_column(String(16))  # open | closed
+    source: Mapped[str] = mapped_column(String(16))  # sms | voice | email | policy | console
+    dedupe_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    assigned_to: Mapped[str | None] = mapped_column(String(64))
+    note: Mapped[str | None] = mapped_column(Text)  # redacted text only
+    created_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
