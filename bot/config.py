@@ -19,6 +19,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from bot.errors import ConfigError
 
 DEFAULT_DATABASE_URL = "sqlite:///bot.db"
+# templates/ sits beside the package in a checkout; an installed bot (the Docker
+# image) sets BOT_TEMPLATES_DIR.
+DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 
 
 class Settings(BaseSettings):
@@ -50,9 +53,19 @@ class Settings(BaseSettings):
     # Webhooks and console
     public_base_url: str = "http://127.0.0.1:8000"
 
+    # Message templates (templates/sms, templates/email, templates/web)
+    templates_dir: Path = DEFAULT_TEMPLATES_DIR
+
+    # Treatment policy and scheduler (docs/policy.md, docs/scheduler.md)
+    policy_file: Path | None = None  # None: the policy shipped as bot/policy.yaml
+    plan_interval_seconds: int = Field(default=300, ge=10, le=86_400)
+
     # Time
     default_timezone: str = "America/New_York"
     default_country: str = "US"
+
+    # Compliance rule overrides, YAML or TOML (docs/compliance.md); None: built-in rules
+    compliance_file: Path | None = None
 
     @field_validator("default_timezone")
     @classmethod
@@ -61,6 +74,13 @@ class Settings(BaseSettings):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown IANA time zone {value!r}") from None
+        return value
+
+    @field_validator("templates_dir")
+    @classmethod
+    def _templates_exist(cls, value: Path) -> Path:
+        if not value.is_dir():
+            raise ValueError(f"templates directory {value} does not exist")
         return value
 
     @field_validator("twilio_from_numbers", mode="before")

@@ -37,8 +37,9 @@ class AttemptStatus(StrEnum):
     Imported history rows are recorded as ``done``.
     """
 
-    PLANNED = "planned"
-    DEFERRED = "deferred"
+    PLANNED = "planned"  # allowed now; waiting for the dispatcher
+    DEFERRED = "deferred"  # allowed later: next_attempt_at is when the rules allow it
+    BLOCKED = "blocked"  # a stop condition (opt-out, dispute, ...): decision says why
     SENDING = "sending"
     SENT = "sent"
     DONE = "done"
@@ -75,3 +76,20 @@ class TaskKind(StrEnum):
 class TaskStatus(StrEnum):
     OPEN = "open"
     CLOSED = "closed"
+
+
+class Intent(StrEnum):
+    """What a borrower's reply means (bot.nlu classifies; docs/nlu.md)."""
+
+    OPT_OUT = "opt_out"
+    OPT_IN = "opt_in"
+    HELP = "help"
+    PAID = "paid"
+    PROMISE_TO_PAY = "promise_to_pay"
+    DISPUTE = "dispute"
+    WRONG_NUMBER = "wrong_number"
+    HARDSHIP = "hardship"
+    CALLBACK_REQUEST = "callback_request"
+    AFFIRM = "affirm"  # yes to a yes/no question (voice or yes_no context only)
+    DENY = "deny"  # no to a yes/no question (voice or yes_no context only)
+    OTHER = "other"

@@ -27,6 +27,7 @@ import unicodedata
 __all__ = [
     "RedactingFilter",
     "csv_safe",
+    "csv_unescape",
     "install_log_filter",
     "mask_card",
     "mask_email",
@@ -47,8 +48,9 @@ def mask_phone(phone: str | None) -> str:
     """Keep the country code and the last four digits.
 
     ``+12125551234`` → ``+1 ***-***-1234``; Chinese mobiles keep the
-    customary 3+4 form: ``+8613812341234`` → ``+86 138****1234``.
-    Anything unparseable keeps only its last two digits.
+    customary 3+4 form: ``+8613812341234`` → ``+86 138****1234``.  A number
+    without ``+`` keeps its last four digits; text with fewer than six digits
+    keeps at most its last two.
     """
     if not phone:
         return ""
@@ -105,11 +107,18 @@ def mask_name(name: str | None) -> str:
 
 
 def mask_card(number: str | None) -> str:
-    """At most the first six and last four digits (PCI DSS 3.4.1)."""
+    """At most the first six and last four digits (PCI DSS 3.4.1).
+
+    Only a number of card length (13 digits or more) keeps its first six: on
+    a shorter one, six plus four would show (nearly) every digit, so it keeps
+    the last four, and nothing at all when it has fewer than eight digits.
+    """
     digits = _digits(number or "")
-    if len(digits) < 10:
-        return MASK * len(digits)
-    return digits[:6] + MASK * (len(digits) - 10) + digits[-4:]
+    if len(digits) >= 13:
+        return digits[:6] + MASK * (len(digits) - 10) + digits[-4:]
+    if len(digits) >= 8:
+        return MASK * (len(digits) - 4) + digits[-4:]
+    return MASK * len(digits)
 
 
 def mask_id(number: str | None) -> str:
@@ -135,8 +144,12 @@ _EMAIL_RE = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 _SSN_RE = re.compile(r"\b\d{3}-\d{2}-\d{4}\b")
 # CN resident ID: 17 digits + digit or X
 _CN_ID_RE = re.compile(r"(?<!\d)\d{17}[\dXx](?!\d)")
-# Runs of digits with optional separators, 7 or more digits in all.
-_NUMBER_RUN_RE = re.compile(r"(?<![\w])\+?\d[\d\s().\-]{5,}\d(?![\w])")
+# Runs of digits with optional separators, 7 or more characters in all, maybe
+# starting with "+", a URL-encoded "+" (%2B) or "(".  A run that starts right
+# after a letter, digit, "." or "-" is part of a word, a decimal or an id
+# (L0000123, the 1234-5678 groups of a UUID) and is left alone, as is one
+# that ends just before a letter, a "-" or a decimal point.
+_NUMBER_RUN_RE = re.compile(r"(?<![\w.\-])(?:\+|%2[Bb]|\()?\d[\d\s().\-]{5,}\d(?![\w\-]|\.\d)")
 
 
 def _luhn_ok(digits: str) -> bool:
@@ -151,21 +164,31 @@ def _luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
-_ISO_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2})?$")
+# Calendar dates (2026-11-28, 2026.11.28, 2026/11/28) and plain decimal amounts
+# (12500.00) are not personal data.  A run of digits may hold several of them
+# ("2026-11-28 120.00", "$1,250.00 (1250.00"): the run is split at each one,
+# and only the pieces between them are looked at again.
+_KEEP_RE = re.compile(r"((?<![\d.\-/])(?:\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d+\.\d{2})(?![\d.\-/]))")
+_URL_PLUS = ("%2B", "%2b")
 
 
 def _redact_number(match: re.Match[str]) -> str:
     text = match.group(0)
-    if _ISO_DATE_RE.match(text.strip()):  # a date or timestamp, not personal data
-        return text
+    pieces = _KEEP_RE.split(text)
+    if len(pieces) > 1:  # odd positions are the kept dates and amounts
+        return "".join(
+            piece if i % 2 else _NUMBER_RUN_RE.sub(_redact_number, piece) for i, piece in enumerate(pieces)
+        )
+    if text.startswith(_URL_PLUS):
+        text = "+" + text[3:]
     digits = _digits(text)
+    if len(digits) < 7:
+        return match.group(0)
+    if text.startswith("+"):  # international notation: a phone number, never a card
+        return mask_phone("+" + digits)
     if 13 <= len(digits) <= 19 and _luhn_ok(digits):
         return "[card " + mask_card(digits) + "]"
-    if len(digits) >= 7:
-        if text.startswith("+"):
-            return mask_phone("+" + digits)
-        return MASK * (len(digits) - 4) + digits[-4:]
-    return text
+    return MASK * (len(digits) - 4) + digits[-4:]
 
 
 def redact(text: str) -> str:
@@ -194,6 +217,8 @@ class RedactingFilter(logging.Filter):
             record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
         elif record.exc_text:
             record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return True
 
 
@@ -216,22 +241,31 @@ def install_log_filter(logger: logging.Logger | None = None) -> RedactingFilter:
 
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# What may follow the protective quote: a formula start, or another quote (so
+# that a value which itself starts with a quote survives the round trip).
+_ESCAPED = frozenset("=+-@\t\r'")
 
 
 def csv_safe(value: object) -> str:
     """A cell value that a spreadsheet will not run as a formula.
 
-    Text starting with ``= + - @`` (or tab/CR) gets a leading ``'``; the
-    importer strips exactly that quote again, so exports round-trip.
+    Text starting with ``= + - @`` (or tab/CR) gets a leading ``'``, and so
+    does text that already starts with ``'`` followed by one of those or by
+    another ``'``.  :func:`csv_unescape` removes exactly that quote, so
+    ``csv_unescape(csv_safe(x)) == x`` for every text ``x``.
     """
     text = "" if value is None else str(value)
-    if text.startswith(_FORMULA_START):
+    if text.startswith(_FORMULA_START) or (len(text) >= 2 and text[0] == "'" and text[1] in _ESCAPED):
         return "'" + text
     return text
 
 
 def csv_unescape(text: str) -> str:
-    """Undo :func:`csv_safe` on a value read from a CSV file."""
-    if len(text) >= 2 and text[0] == "'" and text[1] in "=+-@\t\r":
+    """Undo :func:`csv_safe` on a value read from a CSV file.
+
+    A leading ``'`` is removed when the next character is a formula start or
+    another ``'``; any other text is returned unchanged.
+    """
+    if len(text) >= 2 and text[0] == "'" and text[1] in _ESCAPED:
         return text[1:]
     return text

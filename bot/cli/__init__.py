@@ -15,7 +15,52 @@ from bot.cli.common import App, configure_logging, err_console
 from bot.errors import BotError, DeliveryError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+# name -> (module, attribute, one-line help).  Modules are imported only when their
+# command runs, so `bot intent` does not pay for the sandbox or the database layer.
+# tests/test_structure.py checks this table against every module's COMMANDS.
+COMMAND_TABLE: dict[str, tuple[str, str, str]] = {
+    "init": ("bot.cli.data_cmds", "init_cmd", "Create or upgrade the database schema."),
+    "import": ("bot.cli.import_cmd", "import_cmd", "Load portfolio CSV files (borrowers, loans, ...)."),
+    "sample-data": ("bot.cli.sample_cmd", "sample_data_cmd", "Write a reproducible sample portfolio."),
+    "show": ("bot.cli.show_cmd", "show_cmd", "One borrower with loans, history and consents (masked)."),
+    "summary": ("bot.cli.show_cmd", "summary_cmd", "The portfolio at a glance."),
+    "check": ("bot.cli.check_cmd", "check_cmd", "May this borrower be contacted on a channel at an instant?"),
+    "plan": ("bot.cli.plan_cmd", "plan_cmd", "Plan today's contacts (records them; --dry-run to only show)."),
+    "why": ("bot.cli.plan_cmd", "why_cmd", "Explain step by step what would happen to a borrower and why."),
+    "run": ("bot.cli.plan_cmd", "run_cmd", "Run the scheduler service."),
+    "intent": ("bot.cli.intent_cmd", "intent_cmd", "Classify a borrower's reply (intent and promise date)."),
+    "sandbox": ("bot.cli.sandbox_cmd", "sandbox", "Run the local Twilio-compatible sandbox server."),
+    "demo": ("bot.cli.demo_cmd", "demo_cmd", "Run the demo on a local SQLite database."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMAND_TABLE})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None or cmd_name not in COMMAND_TABLE:
+            return command
+        import importlib
+
+        module, attr, _ = COMMAND_TABLE[cmd_name]
+        command = getattr(importlib.import_module(module), attr)
+        self.add_command(command, cmd_name)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMAND_TABLE[name][2]) for name in sorted(COMMAND_TABLE)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="bot")
 @click.option(
     "--config",
@@ -44,23 +89,6 @@ def cli(ctx: click.Context, config_file: str | None, database_url: str | None, v
     app = App(config_file=config_file, database_url=database_url)
     ctx.obj = app
     ctx.call_on_close(app.close)
-
-
-def _register() -> None:
-    """Add the commands of every ``bot/cli/*_cmd(s).py`` module (each lists them in COMMANDS)."""
-    import importlib
-    import pkgutil
-
-    import bot.cli as package
-
-    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
-        if info.name.endswith(("_cmd", "_cmds")):
-            module = importlib.import_module(f"bot.cli.{info.name}")
-            for command in module.COMMANDS:
-                cli.add_command(command)
-
-
-_register()
 
 
 def main(argv: list[str] | None = None) -> None:

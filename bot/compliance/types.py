@@ -53,6 +53,9 @@ class StopState:
     cease_communication: bool = False
     wrong_number: bool = False  # the phone number is flagged as not the borrower's
     inconvenient_times: Sequence[tuple[int, int]] = ()  # extra blocked local minutes-of-day ranges
+    # Added (optional): channels whose current address is flagged unusable
+    # (``invalid``; ``landline`` for SMS).  A missing address on the Subject counts too.
+    no_address: frozenset[Channel] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,199 @@
+"""``bot plan``, ``bot why`` and ``bot run``: the planner and the scheduler."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from bot.cli.common import INSTANT, App, clock_for, err_console, out_console, pass_app, print_json
+from bot.errors import UsageError
+from bot.policy import Policy, load_policy
+
+log = logging.getLogger("bot.cli.plan")
+
+_POLICY_OPTION = click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Treatment policy file (default: the policy_file setting, else the shipped policy).",
+)
+
+
+def _policy(app: App, policy_file: Path | None) -> Policy:
+    file = policy_file or app.settings.policy_file
+    return load_policy(file, templates_dir=getattr(app.settings, "templates_dir", None))
+
+
+def _compliance_config(app: App) -> Any:
+    """The lender's compliance configuration when the settings name one."""
+    path = getattr(app.settings, "compliance_file", None)
+    if not path:
+        return None
+    from bot.compliance import load_compliance_config
+
+    return load_compliance_config(path)
+
+
+@click.command("plan")
+@click.option("--at", type=INSTANT, help="Plan as of this instant (ISO 8601 with offset); default now.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--dry-run", is_flag=True, help="Show the plan without recording it.")
+@click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True,
+              help="At most this many planned items in the output (counts are always complete).")
+@_POLICY_OPTION
+@pass_app
+def plan_cmd(app: App, at: datetime | None, as_json: bool, dry_run: bool, limit: int,
+             policy_file: Path | None) -> None:
+    """Plan today's reminders: one current step per due or overdue installment.
+
+    Records planned / deferred / blocked contact attempts (idempotently: running it
+    again the same day updates them, never duplicates them, and never touches
+    attempts already being sent or sent) and opens hand-off tasks.
+    """
+    from bot.scheduler.planner import plan
+
+    policy = _policy(app, policy_file)
+    instant = clock_for(app, at).now()
+    with app.db.sessions() as session:
+        report = plan(session, instant, policy=policy, commit=not dry_run, limit=limit,
+                      default_timezone=app.settings.default_timezone,
+                      compliance_config=_compliance_config(app))
+        if dry_run:
+            session.rollback()
+    if as_json:
+        print_json(report.to_json())
+        return
+    _print_report(report)
+
+
+def _print_report(report: Any) -> None:
+    title = "plan (dry run: nothing recorded)" if report.dry_run else "plan"
+    err_console.print(f"{title} at {report.at.isoformat()} with {report.policy}")
+    out_console.print(f"{report.selected} installments selected, {report.contacts} contacts, "
+                      f"{report.by_status.get('handoff', 0)} hand-offs "
+                      f"({report.tasks_created} new), {report.attached} attached, "
+                      f"{report.superseded} superseded")
+    if report.by_channel:
+        table = Table("channel", "status", "count", title="by channel")
+        for key, count in sorted(report.by_channel.items()):
+            channel, status = key.split(":", 1)
+            table.add_row(channel, status, str(count))
+        out_console.print(table)
+    if report.by_reason:
+        table = Table("reason", "count", title="reasons (not planned now)")
+        for reason, count in sorted(report.by_reason.items(), key=lambda kv: (-kv[1], kv[0])):
+            table.add_row(reason, str(count))
+        out_console.print(table)
+    if report.items:
+        out_console.print(f"first {len(report.items)} items (borrower, installment, step, status, reasons, "
+                          "next allowed UTC):", markup=False)
+        for item in report.items:
+            fields = [item.borrower_id, item.installment_id, item.step, item.status, ",".join(item.reasons) or "-",
+                      item.next_allowed_at.isoformat() if item.next_allowed_at else "-"]
+            out_console.print("  " + "  ".join(fields), markup=False)
+
+
+@click.command("why")
+@click.argument("borrower_id")
+@click.option("--at", type=INSTANT, help="Explain as of this instant (ISO 8601 with offset); default now.")
+@click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
+@_POLICY_OPTION
+@pass_app
+def why_cmd(app: App, borrower_id: str, at: datetime | None, as_json: bool, policy_file: Path | None) -> None:
+    """Explain what the planner does for one borrower, and why (masked)."""
+    from bot.scheduler.explain import explain
+
+    policy = _policy(app, policy_file)
+    instant = clock_for(app, at).now()
+    with app.db.sessions() as session:
+        options = {}
+        config = _compliance_config(app)
+        if config is not None:
+            options["config"] = config
+        data = explain(session, borrower_id, instant, policy=policy,
+                       default_timezone=app.settings.default_timezone, check_options=options)
+    if as_json:
+        print_json(data)
+        return
+    _print_explanation(data)
+
+
+def _print_explanation(data: dict[str, Any]) -> None:
+    b = data["borrower"]
+    arm = data["arm"] + (f" of experiment {data['experiment']}" if data["experiment"] else "")
+    out_console.print(f"borrower {b['id']} ({b['name']}, {b['phone'] or 'no phone'}, {b['email'] or 'no email'}), "
+                      f"locale {b['locale']} -> messages in {b['message_locale']}", markup=False)
+    out_console.print(f"at {data['at']}, policy {data['policy']}, arm {arm}: {' '.join(data['steps'])}",
+                      markup=False)
+    if not data["installments"]:
+        out_console.print("no outstanding installments: nothing to plan")
+    for item in data["installments"]:
+        out_console.print("")
+        out_console.print(
+            f"installment {item['installment_id']} (loan {item['loan_id']}), due {item['due_date']}, "
+            f"outstanding {item['outstanding_minor']} minor units", markup=False)
+        out_console.print(f"  local date {item['local_date']} in {item['zone']}: day {item['day']}", markup=False)
+        out_console.print(f"  current step: {item['step'] or 'none'}"
+                          + (f" (template {item['template']})" if item.get("template") else ""), markup=False)
+        for condition in item["conditions"]:
+            out_console.print(f"  condition: {condition}", markup=False)
+        compliance = item.get("compliance")
+        if compliance:
+            out_console.print(f"  compliance ({compliance['rule_set']}, zones {', '.join(compliance['zones'])}):",
+                              markup=False)
+            for rule in compliance["rules"]:
+                verdict = "allows" if rule["allowed"] else f"blocks: {rule['reason']}"
+                extra = f", allows again {rule['next_allowed_at_local']}" if rule["next_allowed_at_local"] and \
+                    not rule["allowed"] else ""
+                detail = f" ({rule['detail']})" if rule["detail"] else ""
+                out_console.print(f"    {rule['rule']}: {verdict}{extra}{detail}", markup=False)
+            if compliance["next_allowed_at_local"] and not compliance["allowed"]:
+                out_console.print(f"  next allowed: {compliance['next_allowed_at_local']} (local)", markup=False)
+        if item.get("covers"):
+            out_console.print(f"  also covers: {', '.join(item['covers'])}", markup=False)
+        out_console.print(f"  planner: {item['action']}", markup=False)
+
+
+@click.command("run")
+@click.option("--plan-interval", type=click.IntRange(min=10), default=None,
+              help="Seconds between planning passes (default: the plan_interval_seconds setting, 300).")
+@click.option("--dispatch-interval", type=click.IntRange(min=1), default=60, show_default=True,
+              help="Seconds between dispatch runs.")
+@click.option("--once", is_flag=True, help="Run one planning pass and one dispatch run, then exit.")
+@click.option("--at", type=INSTANT, help="With --once: the instant to plan at (ISO 8601 with offset).")
+@_POLICY_OPTION
+@pass_app
+def run_cmd(app: App, plan_interval: int | None, dispatch_interval: int, once: bool, at: datetime | None,
+            policy_file: Path | None) -> None:
+    """Run the scheduler: plan every few minutes and dispatch what is due.
+
+    Stops gracefully on Ctrl-C or SIGTERM (a running planning pass completes).
+    """
+    from bot.scheduler.service import PlannerService, build_scheduler, serve
+
+    if at is not None and not once:
+        raise UsageError("--at only makes sense with --once (the scheduler runs on the real clock)")
+    policy = _policy(app, policy_file)
+    service = PlannerService(db=app.db, clock=clock_for(app, at), policy=policy,
+                             default_timezone=app.settings.default_timezone,
+                             compliance_config=_compliance_config(app))
+    if once:
+        report = service.plan_job()
+        service.dispatch_job()
+        err_console.print(f"planned at {report.at.isoformat()}: {dict(report.by_status) or 'nothing'}")
+        return
+    interval = plan_interval or app.settings.plan_interval_seconds
+    scheduler = build_scheduler(service, plan_interval=interval, dispatch_interval=dispatch_interval)
+    err_console.print(f"scheduler running: planning every {interval} s, dispatch every {dispatch_interval} s; "
+                      "Ctrl-C to stop")
+    asyncio.run(serve(scheduler))
+    err_console.print("scheduler stopped")
+
+
+COMMANDS = [plan_cmd, why_cmd, run_cmd]

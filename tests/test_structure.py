@@ -1,0 +1,118 @@
+"""The package's own structure: the dependency direction of docs/architecture.md.
+
+domain/errors/clock <- privacy, compliance engine, nlu <- db-backed services
+<- channels <- dispatch <- scheduler, web <- cli.  Pure modules stay pure, only the
+dispatcher talks to channel adapters, and the Twilio sandbox stays a separate
+"other side" that knows nothing of the bot's internals.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "bot"
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(PACKAGE.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    module = _module_name(path)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative import
+                base = module.split(".")
+                if path.name != "__init__.py":
+                    base = base[:-1]
+                base = base[: len(base) - node.level + 1]
+                found.add(".".join([*base, node.module] if node.module else base))
+            elif node.module:
+                found.add(node.module)
+    return found
+
+
+MODULES = {_module_name(p): _imports(p) for p in sorted(PACKAGE.rglob("*.py")) if "migrations" not in p.parts}
+
+
+def _starts(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+# module prefix -> prefixes it must never import
+FORBIDDEN: dict[tuple[str, ...], tuple[str, ...]] = {
+    ("bot.domain", "bot.errors", "bot.clock"): ("bot.privacy", "bot.db", "bot.compliance", "bot.nlu",
+                                                "bot.channels", "bot.dispatch", "bot.scheduler",
+                                                "bot.web", "bot.cli", "bot.sandbox", "sqlalchemy"),
+    ("bot.privacy", "bot.nlu"): ("bot.db", "bot.compliance", "bot.channels", "bot.dispatch",
+                                 "bot.scheduler", "bot.web", "bot.cli", "bot.sandbox", "sqlalchemy"),
+    ("bot.compliance.engine", "bot.compliance.types", "bot.compliance.rules", "bot.compliance.zones",
+     "bot.compliance.calendars"): ("bot.db", "bot.channels", "bot.dispatch", "bot.scheduler", "bot.web",
+                                   "bot.cli", "bot.sandbox", "sqlalchemy"),
+    ("bot.db",): ("bot.channels", "bot.dispatch", "bot.scheduler", "bot.web", "bot.cli", "bot.sandbox"),
+    ("bot.sandbox",): ("bot.db", "bot.compliance", "bot.nlu", "bot.channels", "bot.dispatch",
+                       "bot.scheduler", "bot.web", "bot.cli"),
+}
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_dependency_direction(module: str) -> None:
+    imports = MODULES[module]
+    for owners, forbidden in FORBIDDEN.items():
+        if _starts(module, owners):
+            bad = sorted(i for i in imports if _starts(i, forbidden))
+            assert not bad, f"{module} must not import {bad}"
+
+
+def test_only_dispatch_uses_channel_adapters() -> None:
+    offenders = sorted(
+        m for m, imports in MODULES.items()
+        if not _starts(m, ("bot.channels", "bot.dispatch"))
+        and any(_starts(i, ("bot.channels",)) for i in imports)
+    )
+    assert offenders == []
+
+
+def test_nothing_imports_the_cli() -> None:
+    offenders = sorted(
+        m for m, imports in MODULES.items()
+        if not _starts(m, ("bot.cli",)) and m != "bot.__main__"
+        and any(_starts(i, ("bot.cli",)) for i in imports)
+    )
+    assert offenders == []
+
+
+def test_top_level_layout() -> None:
+    root = PACKAGE.parent
+    for required in ("bot", "bot/channels", "bot/scripts", "bot/scheduler", "templates", "tests",
+                     "docker-compose.yml", "README.md"):
+        assert (root / required).exists(), required
+
+
+def test_command_table_matches_command_modules() -> None:
+    """Every command a module declares is in the lazy table, and nothing else is."""
+    import importlib
+    import pkgutil
+
+    import bot.cli as package
+    from bot.cli import COMMAND_TABLE
+
+    declared = {}
+    for info in pkgutil.iter_modules(package.__path__):
+        if info.name.endswith(("_cmd", "_cmds")):
+            module = importlib.import_module(f"bot.cli.{info.name}")
+            for command in module.COMMANDS:
+                attr = next(k for k, v in vars(module).items() if v is command)
+                declared[command.name] = (module.__name__, attr)
+    assert declared == {name: (mod, attr) for name, (mod, attr, _help) in COMMAND_TABLE.items()}
