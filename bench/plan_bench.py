@@ -193,7 +193,7 @@ def _child(args: argparse.Namespace) -> int:
 def _scan(url: str, at: datetime) -> dict:
     from bot.db import Database
     from bot.policy import load_policy
-    from bot.scheduler.planner import selection
+    from bot.scheduler.planner import fetch_all_hint, selection
 
     db = Database(url)
     stmt = selection(load_policy(), at)
@@ -201,6 +201,7 @@ def _scan(url: str, at: datetime) -> dict:
     try:
         with db.sessions() as s:
             started = time.perf_counter()
+            fetch_all_hint(s.connection())  # the same query plan as the planner's
             result = s.execute(stmt.execution_options(yield_per=5000))
             for chunk in result.partitions():
                 rows += len(chunk)

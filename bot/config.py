@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     twilio_auth_token: str = "sandbox-token"
     twilio_from_numbers: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["+15005550006"])
     twilio_api_base_url: str | None = None  # None: Twilio itself
+    sms_max_segments: int = Field(default=4, ge=1, le=10)  # longer SMS are refused (docs/channels.md)
 
     # SMTP
     smtp_host: str = "127.0.0.1"
@@ -49,6 +50,8 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     smtp_use_tls: bool = False
     smtp_from: str = "reminders@example.com"
+    # Key of the email unsubscribe tokens (docs/channels.md); set your own in production.
+    unsubscribe_secret: str = Field(default="dev-only-unsubscribe-secret", min_length=16)
 
     # Webhooks and console
     public_base_url: str = "http://127.0.0.1:8000"
@@ -59,6 +62,21 @@ class Settings(BaseSettings):
     # Treatment policy and scheduler (docs/policy.md, docs/scheduler.md)
     policy_file: Path | None = None  # None: the policy shipped as bot/policy.yaml
     plan_interval_seconds: int = Field(default=300, ge=10, le=86_400)
+
+    # Dispatcher: rate limits (per second, shared by all workers), retries, leases (docs/dispatch.md)
+    rate_limits_enabled: bool = True
+    sms_rate_per_number: float = Field(default=1.0, gt=0)
+    sms_rate_per_account: float = Field(default=100.0, gt=0)
+    calls_per_second: float = Field(default=1.0, gt=0)
+    email_rate: float = Field(default=20.0, gt=0)
+    dispatch_batch_size: int = Field(default=500, ge=1, le=10_000)
+    dispatch_concurrency: int = Field(default=32, ge=1, le=1_000)
+    dispatch_lease_seconds: int = Field(default=300, ge=30, le=86_400)
+    dispatch_max_tries: int = Field(default=5, ge=1, le=100)
+    dispatch_backoff_base_seconds: float = Field(default=30.0, gt=0)
+    dispatch_backoff_cap_seconds: float = Field(default=3600.0, gt=0)
+    dispatch_max_age_hours: float = Field(default=24.0, gt=0)
+    dispatch_reply_max_age_hours: float = Field(default=72.0, gt=0)
 
     # Time
     default_timezone: str = "America/New_York"

@@ -45,12 +45,14 @@ class AttemptStatus(StrEnum):
     DONE = "done"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    UNKNOWN = "unknown"  # a crash left it "sending" and the provider cannot tell: a person reviews it
 
 
 class AttemptSource(StrEnum):
     IMPORT = "import"
     PLANNER = "planner"
     MANUAL = "manual"
+    REPLY = "reply"  # an automatic answer to a borrower's message
 
 
 class PromiseStatus(StrEnum):

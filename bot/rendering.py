@@ -210,14 +210,15 @@ class Renderer:
 
     # validation
 
-    def validate(self, channel: str, name: str, locale: str) -> None:
-        """Render ``name`` for ``channel`` and ``locale`` with :func:`sample_context`.
+    def validate(self, channel: str, name: str, locale: str, context: Mapping[str, Any] | None = None) -> None:
+        """Render ``name`` for ``channel`` and ``locale`` with :func:`sample_context`
+        (or ``context``, for templates with other variables such as SMS replies).
 
         Raises :class:`TemplateProblem` naming the template file and line for a
         missing file, a syntax error or a variable the context does not have.
         """
         _check_names(name, locale)
-        context = sample_context(channel, locale)
+        context = sample_context(channel, locale) if context is None else context
         root = str(self.templates_dir)
         for path in self.paths_for(channel, name, locale):
             if not (self.templates_dir / path).is_file():

@@ -399,3 +399,24 @@ def test_loader_output_feeds_check_directly(db: Database) -> None:
         subject, history, state = load_contexts(s, ["B1"], at - timedelta(days=8))["B1"]
     decision = check(subject, Channel.VOICE, at, history, state, loan_id="B1-L1")
     assert decision.reasons == ("frequency_cap",)
+
+
+def test_automatic_replies_do_not_count_towards_frequency_caps(db) -> None:
+    """A reply to the borrower's own message is not a communication the lender initiated."""
+    from datetime import UTC, datetime
+
+    from bot.compliance.loader import load_contexts
+    from bot.db.models import Borrower, ContactAttempt
+
+    at = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)
+    with db.session() as s:
+        s.add(Borrower(id="BR1", full_name="Test Person", phone_e164="+16175550123", email=None, locale="en-US",
+                       timezone=None, region="MA", country="US", created_at=at, updated_at=at))
+        s.flush()
+        for i, source in enumerate(("reply", "reply", "planner")):
+            s.add(ContactAttempt(dedupe_key=f"k{i}", borrower_id="BR1", channel="sms", source=source, status="sent",
+                                 outcome="delivered", occurred_at=at.replace(hour=10 + i), created_at=at, updated_at=at))
+    with db.session() as s:
+        contexts = load_contexts(s, ["BR1"], at.replace(day=20))
+    _subject, history, _state = contexts["BR1"]
+    assert len(history) == 1

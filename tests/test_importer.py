@@ -829,3 +829,17 @@ def test_parse_other_cells() -> None:
     assert [parse_locale(t) for t in ("en-us", "zh_cn", "zh-Hant-TW", "")] == ["en-US", "zh-CN", "zh-Hant-TW", "en-US"]
     assert parse_phone("011 44 20 7946 0958", "US") == "+442079460958"
     assert parse_phone("+82 10 1234 5678", "US") == "+821012345678"
+
+
+def test_rejects_file_given_with_its_original_is_refused(
+    db: Database, db_url: str, run_bot, tmp_path: Path
+) -> None:
+    """`bot import data/*.csv` after a run with rejects also matches X.csv.rejects.csv."""
+    files = portfolio(tmp_path)
+    companion = files["borrowers"].with_name(files["borrowers"].name + ".rejects.csv")
+    companion.write_text("_line,_column,_reason\n", encoding="utf-8")
+    before = dump(db)
+    result = run_bot("import", str(files["borrowers"]), str(companion), db_url=db_url)
+    assert result.exit_code == 2
+    assert "rejects file" in flat(result.stderr) and "on its own" in flat(result.stderr)
+    assert dump(db) == before

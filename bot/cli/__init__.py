@@ -28,6 +28,7 @@ COMMAND_TABLE: dict[str, tuple[str, str, str]] = {
     "plan": ("bot.cli.plan_cmd", "plan_cmd", "Plan today's contacts (records them; --dry-run to only show)."),
     "why": ("bot.cli.plan_cmd", "why_cmd", "Explain step by step what would happen to a borrower and why."),
     "run": ("bot.cli.plan_cmd", "run_cmd", "Run the scheduler service."),
+    "tick": ("bot.cli.tick_cmd", "tick_cmd", "Plan, then send what is due once (re-checked at send time)."),
     "intent": ("bot.cli.intent_cmd", "intent_cmd", "Classify a borrower's reply (intent and promise date)."),
     "sandbox": ("bot.cli.sandbox_cmd", "sandbox", "Run the local Twilio-compatible sandbox server."),
     "demo": ("bot.cli.demo_cmd", "demo_cmd", "Run the demo on a local SQLite database."),

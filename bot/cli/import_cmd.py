@@ -64,7 +64,7 @@ def import_cmd(app: App, files: tuple[str, ...], kind: str | None, as_json: bool
 
 def _summary(reports: list[FileReport]) -> None:
     table = Table(title="Import", title_justify="left")
-    table.add_column("File", overflow="fold")
+    table.add_column("File", overflow="fold", min_width=24)
     table.add_column("Kind", no_wrap=True)
     for name in ("Accepted", "Rejected", "Inserted", "Updated", "Unchanged"):
         table.add_column(name, justify="right", no_wrap=True)

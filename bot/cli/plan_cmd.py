@@ -182,7 +182,7 @@ def run_cmd(app: App, plan_interval: int | None, dispatch_interval: int, once: b
     policy = _policy(app, policy_file)
     service = PlannerService(db=app.db, clock=clock_for(app, at), policy=policy,
                              default_timezone=app.settings.default_timezone,
-                             compliance_config=_compliance_config(app))
+                             compliance_config=_compliance_config(app), settings=app.settings)
     if once:
         report = service.plan_job()
         service.dispatch_job()

@@ -14,7 +14,9 @@ The engine is pure; this module is the one place that turns rows into a
 
 What counts as history: every contact attempt that really happened, i.e. has
 ``occurred_at`` and a status of sending, sent, done or failed (a failed call is
-still an attempt).  Planned, deferred, blocked and cancelled rows never count.
+still an attempt).  Planned, deferred, blocked and cancelled rows never count, and
+neither do automatic answers to the borrower's own messages (source ``reply``):
+frequency rules limit communications the lender *initiates*.
 
 Stop facts come from the borrower's *current* addresses only: a consent row for
 an old phone number or email is ignored, so an opt-out stays with the address it
@@ -41,6 +43,7 @@ from bot.compliance.types import HistoryEntry, StopState, Subject
 from bot.db.models import Borrower, Consent, ContactAttempt, Installment, Loan, Promise, Task
 from bot.domain import (
     PHONE_CHANNELS,
+    AttemptSource,
     AttemptStatus,
     Channel,
     ContactOutcome,
@@ -68,6 +71,7 @@ REAL_ATTEMPT_STATUSES: tuple[str, ...] = (
     AttemptStatus.SENT.value,
     AttemptStatus.DONE.value,
     AttemptStatus.FAILED.value,
+    AttemptStatus.UNKNOWN.value,  # may have reached the borrower: counted, to be safe
 )
 
 _CHANNELS = {c.value: c for c in Channel}
@@ -226,6 +230,7 @@ def load_contexts(
                 ContactAttempt.occurred_at.is_not(None),
                 ContactAttempt.occurred_at >= since,
                 ContactAttempt.status.in_(REAL_ATTEMPT_STATUSES),
+                ContactAttempt.source != AttemptSource.REPLY.value,
             )
             .order_by(ContactAttempt.borrower_id, ContactAttempt.occurred_at, ContactAttempt.id)
         ):

@@ -57,7 +57,7 @@ class Borrower(Base):
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     full_name: Mapped[str] = mapped_column(Text)
-    phone_e164: Mapped[str | None] = mapped_column(String(20))
+    phone_e164: Mapped[str | None] = mapped_column(String(20), index=True)  # inbound SMS lookup
     email: Mapped[str | None] = mapped_column(String(254))
     locale: Mapped[str] = mapped_column(String(16))
     timezone: Mapped[str | None] = mapped_column(String(64))
@@ -187,6 +187,15 @@ class ContactAttempt(Base):
     next_attempt_at: Mapped[datetime | None]
     provider_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     decision: Mapped[dict[str, Any] | None]
+    # Dispatch: a lease (claimed_by/claimed_until) so that one worker sends an
+    # attempt; tries and last_error for retries; provider_status is the delivery
+    # status reported by the provider's callbacks (never moved backwards).
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[datetime | None]
+    tries: Mapped[int] = mapped_column(Integer, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(String(255))
+    provider_status: Mapped[str | None] = mapped_column(String(16))
+    sent_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -244,3 +253,39 @@ class Task(Base):
     note: Mapped[str | None] = mapped_column(Text)  # redacted text only
     created_at: Mapped[datetime]
     closed_at: Mapped[datetime | None]
+
+
+class InboundMessage(Base):
+    """A message a borrower (or anyone) sent us: an SMS reply, an email unsubscribe.
+
+    ``body_redacted`` has card, ID and account numbers removed before storage.
+    ``provider_id`` (Twilio's MessageSid) makes webhook retries idempotent.
+    """
+
+    __tablename__ = "inbound_messages"
+    __table_args__ = (Index(None, "borrower_id", "received_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    provider_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    channel: Mapped[str] = mapped_column(String(8))
+    borrower_id: Mapped[str | None] = mapped_column(ForeignKey("borrowers.id", ondelete="SET NULL"))
+    from_address: Mapped[str] = mapped_column(String(254), index=True)
+    to_address: Mapped[str] = mapped_column(String(254))
+    body_redacted: Mapped[str] = mapped_column(Text)
+    intent: Mapped[str | None] = mapped_column(String(32))
+    promise_date: Mapped[date | None] = mapped_column(Date)
+    confidence: Mapped[float | None]
+    matched: Mapped[str | None] = mapped_column(String(64))
+    received_at: Mapped[datetime]
+    handled_at: Mapped[datetime | None]
+    reply_attempt_id: Mapped[int | None] = mapped_column(ForeignKey("contact_attempts.id", ondelete="SET NULL"))
+
+
+class RateBucket(Base):
+    """A token bucket shared by every worker (per sender number, per account)."""
+
+    __tablename__ = "rate_buckets"
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    tokens: Mapped[float]
+    updated_at: Mapped[datetime]

@@ -34,7 +34,7 @@ from bot.db import Database
 from bot.db.models import AuditEvent
 from bot.errors import BotError, InputFileError, UsageError
 from bot.importer.kinds import Kind
-from bot.importer.rejects import RejectsFile
+from bot.importer.rejects import RejectsFile, rejects_path
 from bot.importer.rows import CHECKERS, RowChecker, RowError, RunState, Values
 from bot.importer.source import CsvSource, inspect
 from bot.privacy import csv_unescape, redact
@@ -114,7 +114,19 @@ def inspect_all(paths: Sequence[str | Path], kind: Kind | None = None) -> list[C
         if key in seen:
             raise UsageError(f"{given}: the same file is given twice")
         seen.add(key)
-        sources.append(inspect(path, str(given), kind))
+    # A shell glob such as data/*.csv also matches the rejects files of an earlier
+    # run.  Importing X.csv and X.csv.rejects.csv together would write both the
+    # fixed and the unfixed rows, or let a rejected duplicate overwrite its original.
+    for given in paths:
+        original = Path(given).resolve()
+        companion = rejects_path(original)
+        if companion in seen:
+            raise UsageError(
+                f"{companion.name} is the rejects file of {given} from an earlier run; "
+                "import it on its own after fixing its rows"
+            )
+    for given in paths:
+        sources.append(inspect(Path(given), str(given), kind))
     return sorted(sources, key=lambda s: s.kind.order)  # stable: command-line order within a kind
 
 

@@ -432,8 +432,10 @@ def plan(
             # writes after every batch: on SQLite other writers (an import, an opt-out
             # arriving by webhook) then wait for one batch, not for the whole pass.
             reader = stack.enter_context(_engine_of(session).connect())
+            fetch_all_hint(reader)
             result = reader.execute(stmt)
         else:
+            fetch_all_hint(session.connection())
             result = session.execute(stmt)  # one transaction: the caller rolls it back
         stack.callback(result.close)
         for batch in _batches(iter(result), batch_size):
@@ -449,6 +451,18 @@ def plan(
         report.tasks_created,
     )
     return report
+
+
+def fetch_all_hint(conn: Connection) -> None:
+    """Tell PostgreSQL that the whole cursor will be read.
+
+    A server-side cursor is planned for its first 10 % of rows by default
+    (``cursor_tuple_fraction``), which with stale statistics after a big import
+    chose a nested loop that took 9 s instead of 40 ms on 4,000 rows.  ``SET
+    LOCAL`` lasts until the end of this transaction only.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL cursor_tuple_fraction = 1.0")
 
 
 def _engine_of(session: Session) -> Engine:

@@ -13,9 +13,10 @@ Jobs (both ``coalesce=True``, ``max_instances=1``, a short ``misfire_grace_time`
   for the next one (misfire grace), so there is never a backlog; the planner itself
   only ever plans the current step.
 * ``dispatch`` every ``dispatch_interval_seconds``: calls every function in
-  :data:`DISPATCHERS`.  The registry is empty until the dispatcher issue registers
-  the real sender (which re-checks compliance at send time); until then the job
-  logs that nothing is dispatched.  No fake sending.
+  :data:`DISPATCHERS`, then, when the service was given the settings (``bot run``
+  does), the real dispatcher :func:`bot.dispatch.make_dispatcher` (channels from
+  the settings, compliance re-checked at send time; docs/dispatch.md).  With
+  neither, the job logs that nothing is dispatched.  No fake sending.
 
 Jobs take the injectable :class:`~bot.clock.Clock`, so tests call them with a
 FixedClock and inspect the scheduler's jobs instead of waiting.
@@ -73,10 +74,25 @@ class PlannerService:
     check: CheckFn | None = None
     compliance_config: Any = None
     dispatchers: list[Dispatcher] = field(default_factory=lambda: DISPATCHERS)
+    # With settings, the real dispatcher (bot.dispatch: channels from the settings,
+    # re-check at send time) runs in the dispatch job after the registered ones.
+    settings: Any = None
+
+    def __post_init__(self) -> None:
+        if self.settings is not None:
+            from bot.dispatch import make_dispatcher
+
+            self.dispatchers = [*self.dispatchers, make_dispatcher(
+                self.settings, policy=self.policy, compliance_config=self.compliance_config)]
 
     def plan_job(self) -> PlanReport:
-        """One planning pass at the clock's now, in its own transaction."""
+        """One planning pass at the clock's now (committed batch by batch)."""
         at = self.clock.now()
+        # Resolve promises first (kept/broken, docs/webhooks.md), in a transaction of its own.
+        from bot.replies import check_promises
+
+        with self.db.session() as session:
+            check_promises(session, at, default_timezone=self.default_timezone)
         with self.db.sessions() as session:
             report = plan(session, at, policy=self.policy, check=self.check, commit=True,
                           default_timezone=self.default_timezone, limit=0,

@@ -1,0 +1,211 @@
+"""Reconciling attempts a crash left ``sending``: look them up, never simply resend.
+
+The dispatcher commits ``status = 'sending'`` before it calls the adapter and
+records the provider's answer right after.  A worker that dies in between leaves
+the attempt ``sending`` with a lease that runs out.  The provider may or may not
+have accepted the message, so sending it again could send it twice.  Instead:
+
+* **SMS** (Twilio has no idempotency key for Messages): the message is looked up
+  at the provider.  Before sending, the dispatcher stored the SHA-256 of the body
+  and the sender number in ``decision["dispatch"]``; reconciliation lists the
+  messages to the attempt's number from that sender (``To``/``From`` filters,
+  newest first, at most :data:`MAX_LISTED`), keeps those the REST API created
+  (``direction`` ``outbound-api``) since the attempt was marked (minus
+  :data:`CLOCK_SKEW`) whose sid no other attempt recorded, and matches the body
+  hash.  Twilio's Message resource does not expose the ``StatusCallback`` URL, so
+  the ``?attempt=`` id in it cannot be matched; the body hash is the method.
+  Found: recorded as sent (``reconciled``).  Not found: the provider never took it
+  (the lease is minutes, an HTTP request seconds), so it is planned again and goes
+  through the send-time check once more (``requeued``).  A body the provider
+  redacted matches only when it is the one candidate.  When the provider cannot
+  be asked, the attempt waits for the next pass; stuck longer than ``max_age`` it
+  becomes ``unknown``.
+* **email**: SMTP has no way to ask whether a message was accepted, so the
+  attempt becomes ``unknown`` for a person to review (the console lists them).
+  Its ``Message-ID`` is derived from the attempt, so if a person does resend it,
+  receivers that de-duplicate see the same message.
+* anything else (no lookup configured, no stored hash): ``unknown``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.db.models import ContactAttempt
+from bot.domain import AttemptStatus, Channel
+
+log = logging.getLogger(__name__)
+_twilio_log = logging.getLogger("bot.dispatch.twilio_http")
+_twilio_log.setLevel(logging.WARNING)
+
+MAX_LISTED = 200
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+def body_hash(body: str) -> str:
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Stuck:
+    """What reconciliation knows about one attempt left ``sending``."""
+
+    attempt_id: int
+    channel: str
+    to: str
+    sender: str | None
+    body_sha256: str | None
+    since: datetime  # when it was marked sending
+    known_sids: frozenset[str] = frozenset()  # provider ids other attempts already recorded
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    provider_id: str
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NotFound:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class CannotTell:
+    reason: str
+
+
+LookupResult = Found | NotFound | CannotTell
+
+
+class ProviderLookup(Protocol):
+    """Finds at the provider the message a stuck attempt may have sent."""
+
+    channels: frozenset[str]  # the channels it can look up
+
+    async def find(self, stuck: Stuck) -> LookupResult: ...
+
+
+class TwilioLookup:
+    """:class:`ProviderLookup` for SMS with the official twilio client (sandbox or Twilio)."""
+
+    channels = frozenset({Channel.SMS.value})
+
+    def __init__(self, settings: Any = None, *, client: Any = None, timeout: float = 15.0) -> None:
+        if client is None:
+            from twilio.http.http_client import TwilioHttpClient
+            from twilio.rest import Client
+
+            # The client logs each request's URL at INFO, and a list URL holds the
+            # phone number: its records go to a logger of ours kept at WARNING.
+            http = TwilioHttpClient(timeout=timeout, logger=_twilio_log)
+            client = Client(settings.twilio_account_sid, settings.twilio_auth_token, http_client=http)
+            if settings.twilio_api_base_url:
+                client.api.base_url = settings.twilio_api_base_url.rstrip("/")
+        self.client = client
+
+    async def find(self, stuck: Stuck) -> LookupResult:
+        if stuck.channel != Channel.SMS.value or not stuck.sender or not stuck.body_sha256:
+            return CannotTell("no_lookup_data")
+        try:
+            messages = await asyncio.to_thread(self._list, stuck)
+        except Exception as exc:  # the provider could not be asked: try again later
+            return CannotTell(f"lookup_error {getattr(exc, 'code', None) or type(exc).__name__}")
+        return match(messages, stuck)
+
+    def _list(self, stuck: Stuck) -> list[Any]:
+        return list(self.client.messages.list(to=stuck.to, from_=stuck.sender, limit=MAX_LISTED,
+                                              page_size=MAX_LISTED))
+
+
+def match(messages: Sequence[Any], stuck: Stuck) -> LookupResult:
+    """The message among ``messages`` (twilio MessageInstance-like) that ``stuck`` sent, if any."""
+    floor = stuck.since - CLOCK_SKEW
+    candidates = [
+        m for m in messages
+        if (getattr(m, "direction", None) or "outbound-api") == "outbound-api"
+        and m.sid not in stuck.known_sids
+        and (m.date_created is None or m.date_created >= floor)
+    ]
+    same = [m for m in candidates if m.body and body_hash(m.body) == stuck.body_sha256]
+    if same:
+        oldest = min(same, key=lambda m: (m.date_created is None, m.date_created, m.sid))
+        return Found(oldest.sid, oldest.date_created)
+    redacted = [m for m in candidates if not m.body]
+    if len(redacted) == 1:
+        return Found(redacted[0].sid, redacted[0].date_created)
+    if redacted:
+        return CannotTell("redacted_bodies")
+    return NotFound()
+
+
+def stuck_from(attempt: ContactAttempt, known_sids: frozenset[str]) -> Stuck:
+    decision = attempt.decision if isinstance(attempt.decision, Mapping) else {}
+    meta = decision.get("dispatch") if isinstance(decision.get("dispatch"), Mapping) else {}
+    return Stuck(
+        attempt_id=attempt.id,
+        channel=attempt.channel,
+        to=attempt.address or "",
+        sender=meta.get("from") if isinstance(meta.get("from"), str) else None,
+        body_sha256=meta.get("body_sha256") if isinstance(meta.get("body_sha256"), str) else None,
+        since=attempt.occurred_at or attempt.updated_at,
+        known_sids=known_sids,
+    )
+
+
+def known_provider_ids(session: Session, attempts: Sequence[ContactAttempt]) -> dict[str, frozenset[str]]:
+    """Provider ids already recorded for each SMS address of ``attempts``."""
+    addresses = sorted({a.address for a in attempts if a.address and a.channel == Channel.SMS.value})
+    found: dict[str, set[str]] = {a: set() for a in addresses}
+    for start in range(0, len(addresses), 500):
+        for address, provider_id in session.execute(
+            select(ContactAttempt.address, ContactAttempt.provider_id).where(
+                ContactAttempt.channel == Channel.SMS.value,
+                ContactAttempt.address.in_(addresses[start:start + 500]),
+                ContactAttempt.provider_id.is_not(None))
+        ):
+            found[address].add(provider_id)
+    return {a: frozenset(s) for a, s in found.items()}
+
+
+@dataclass
+class Resolution:
+    """What reconciliation decided for one stuck attempt."""
+
+    attempt_id: int
+    channel: str
+    status: str  # sent | planned | unknown | sending (ask again later)
+    outcome: str  # the report's: reconciled | requeued | unknown | (none when asked again later)
+    provider_id: str | None = None
+    sent_at: datetime | None = None
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+async def resolve(stuck: Stuck, lookup: ProviderLookup | None, *, now: datetime, give_up_after: timedelta) -> Resolution:
+    """Decide what a stuck attempt is (see the module docstring)."""
+    if lookup is None or stuck.channel not in lookup.channels:
+        return Resolution(stuck.attempt_id, stuck.channel, AttemptStatus.UNKNOWN.value, "unknown",
+                          error=f"reconcile: the {stuck.channel} provider cannot be asked; review")
+    result = await lookup.find(stuck)
+    if isinstance(result, Found):
+        return Resolution(stuck.attempt_id, stuck.channel, AttemptStatus.SENT.value, "reconciled",
+                          provider_id=result.provider_id, sent_at=result.created_at,
+                          error="reconcile: found at the provider after a crash")
+    if isinstance(result, NotFound):
+        return Resolution(stuck.attempt_id, stuck.channel, AttemptStatus.PLANNED.value, "requeued",
+                          error="reconcile: not at the provider after a crash; planned again")
+    if now - stuck.since > give_up_after or result.reason in ("no_lookup_data", "redacted_bodies"):
+        return Resolution(stuck.attempt_id, stuck.channel, AttemptStatus.UNKNOWN.value, "unknown",
+                          error=f"reconcile: {result.reason}; review")
+    return Resolution(stuck.attempt_id, stuck.channel, AttemptStatus.SENDING.value, "",
+                      error=f"reconcile: {result.reason}; will ask again")

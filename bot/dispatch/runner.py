@@ -1,0 +1,457 @@
+"""The dispatch pass: claim, re-check, compose, rate-limit, send, record.
+
+One pass (:meth:`Dispatcher.run_pass`):
+
+1. **Reconcile** attempts a crashed worker left ``sending`` (bot.dispatch.reconcile).
+2. Repeat until nothing is due:
+
+   a. **claim** up to ``batch_size`` due attempts with a lease (bot.dispatch.claim);
+   b. **re-check** each at the sending instant (bot.dispatch.recheck): stale ones
+      are cancelled, disallowed ones deferred or blocked;
+   c. **compose** the allowed ones (bot.messages.compose) and build the
+      :class:`~bot.channels.base.ApprovedMessage` with
+      :func:`~bot.channels.base.approve`;
+   d. in one write transaction: take **rate-limit** tokens (bot.ratelimit; what
+      finds no token is planned again a little later) and store every decision;
+   e. **send** the rest concurrently: per channel up to ``concurrency`` lanes
+      (and never more than the adapter's own ``concurrency``); each lane marks an
+      attempt ``sending`` (committed), calls the adapter, records the result, with
+      the writes of all lanes grouped into shared transactions
+      (bot.dispatch.writer).
+
+Errors: a transient one plans the attempt again after an exponential backoff with
+full jitter, up to ``max_tries``; a permanent one fails it (a Twilio 21610 records
+the opt-out, 21211/21614 flag the number); a transport failure after which the
+provider may have the message, or an adapter bug, leaves it ``sending`` for
+reconciliation instead of risking a second message.
+
+Only this package calls channel adapters (tests/test_structure.py checks it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+
+from bot.channels.base import ApprovedMessage, Channel, approve
+from bot.clock import Clock, SystemClock
+from bot.compliance import ComplianceConfig
+from bot.db import Database
+from bot.db.models import ContactAttempt
+from bot.dispatch.claim import claim_due, claim_stuck, next_due_at
+from bot.dispatch.options import DispatchOptions, backoff_delay
+from bot.dispatch.reconcile import (
+    ProviderLookup,
+    Resolution,
+    body_hash,
+    known_provider_ids,
+    resolve,
+    stuck_from,
+)
+from bot.dispatch.recheck import SEND, Judge, decision_json, load_facts, reply_senders
+from bot.dispatch.records import Failed, Outcome, Records, Retry, Sent, VerdictRow, error_text, failure_effect
+from bot.dispatch.report import DispatchReport
+from bot.dispatch.writer import GroupWriter, Write
+from bot.domain import AttemptSource, AttemptStatus
+from bot.errors import PermanentDeliveryError, TransientDeliveryError
+from bot.policy import Policy
+from bot.ratelimit import Limit, TokenBuckets
+from bot.rendering import Renderer, get_renderer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Ready:
+    """An attempt that passed the check and was composed: waiting for its lane."""
+
+    attempt_id: int
+    channel: str
+    tries: int
+    borrower_id: str
+    address: str
+    message: ApprovedMessage
+    limits: tuple[Limit, ...]
+    decision: dict[str, Any]
+
+
+@dataclass(slots=True)
+class _Stuck:
+    """An outcome that leaves the attempt ``sending`` for reconciliation."""
+
+    attempt_id: int
+    channel: str
+    error: str
+
+
+class Dispatcher:
+    """Sends what is due through the given channel adapters (see the module docstring).
+
+    ``channels`` maps a channel name (``sms``, ``email``) to its adapter; attempts
+    of other channels are left alone.  ``lookup`` finds SMS at the provider for
+    reconciliation (default: :class:`~bot.dispatch.reconcile.TwilioLookup` built
+    from the settings when there is an SMS adapter).  ``rng`` draws the backoff
+    jitter; tests seed it.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Any,
+        *,
+        channels: Mapping[str, Channel],
+        policy: Policy | None = None,
+        clock: Clock | None = None,
+        options: DispatchOptions | None = None,
+        rng: random.Random | None = None,
+        compliance_config: ComplianceConfig | None = None,
+        lookup: ProviderLookup | None = None,
+        renderer: Renderer | None = None,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.channels = dict(channels)
+        self.policy = policy
+        self.clock = clock or SystemClock()
+        self.options = options or DispatchOptions.from_settings(settings)
+        self.rng = rng or random.Random()
+        self.config = compliance_config
+        if lookup is None and "sms" in self.channels:
+            from bot.dispatch.reconcile import TwilioLookup
+
+            lookup = TwilioLookup(settings)
+        self.lookup = lookup
+        #: Channels marked ``sending`` a batch at a time: those reconciliation can look up.
+        self.early: frozenset[str] = frozenset(getattr(lookup, "channels", ())) if lookup is not None else frozenset()
+        self.renderer = renderer or get_renderer(str(settings.templates_dir))
+        self.records = Records(self.options.worker_id, lease=self.options.lease)
+        self.buckets = TokenBuckets(enabled=self.options.rate_limits)
+
+    # --- the pass -------------------------------------------------------------------------
+
+    async def run_pass(self) -> DispatchReport:
+        """Reconcile, then send everything due now (see the module docstring)."""
+        report = DispatchReport(at=self.clock.now(), worker=self.options.worker_id)
+        await self.reconcile(report)
+        deadline = time.monotonic() + self.options.keep_running_for
+        seen: set[int] = set()
+        while True:
+            handled = await self._batch(report, seen)
+            if handled:
+                continue
+            if self.options.keep_running_for <= 0 or time.monotonic() >= deadline:
+                break
+            wait = self._seconds_to_next_due()
+            if wait is None or wait > self.options.max_idle_wait:
+                break
+            await asyncio.sleep(max(wait, 0.01))
+        log.info("dispatch pass by %s: %s", report.worker, report.to_json()["totals"] or "nothing due")
+        return report
+
+    def _seconds_to_next_due(self) -> float | None:
+        now = self.clock.now()
+        with self.db.sessions() as session:
+            nxt = next_due_at(session, channels=self.channels, after=now)
+        return None if nxt is None else (nxt - now).total_seconds()
+
+    async def _batch(self, report: DispatchReport, seen: set[int]) -> int:
+        now = self.clock.now()
+        with self.db.sessions() as session, session.begin():
+            ids = claim_due(session, worker=self.options.worker_id, now=now, lease=self.options.lease,
+                            channels=self.channels, limit=self.options.batch_size)
+        if not ids:
+            return 0
+        fresh = [i for i in ids if i not in seen]
+        if not fresh:  # only attempts this pass already handled came back (requeued): stop here
+            self._release(ids, now)
+            return 0
+        seen.update(ids)
+        report.claimed += len(ids)
+        report.batches += 1
+        ready = self._prepare(ids, now, report)
+        await self._send(ready, report)
+        return len(ids)
+
+    def _release(self, ids: Sequence[int], now: datetime) -> None:
+        with self.db.sessions() as session, session.begin():
+            session.execute(
+                update(ContactAttempt)
+                .where(ContactAttempt.id.in_(ids), ContactAttempt.claimed_by == self.options.worker_id,
+                       ContactAttempt.status.in_((AttemptStatus.PLANNED.value, AttemptStatus.DEFERRED.value)))
+                .values(claimed_by=None, claimed_until=None, updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+
+    # --- re-check and compose -----------------------------------------------------------
+
+    def _prepare(self, ids: Sequence[int], now: datetime, report: DispatchReport) -> list[_Ready]:
+        from bot.messages import ComposeError, compose, load_message_data_many
+
+        with self.db.sessions() as session:
+            attempts = list(session.scalars(select(ContactAttempt).where(ContactAttempt.id.in_(ids))))
+            facts = load_facts(session, attempts, now, self.config)
+            senders = reply_senders(session, [a.id for a in attempts if a.source == AttemptSource.REPLY.value])
+            data = load_message_data_many(session, attempts)
+        attempts.sort(key=lambda a: (a.source != AttemptSource.REPLY.value, a.next_attempt_at or now, a.id))
+        judge = Judge(facts, now, self.policy, self.config, self.options.max_age, self.options.reply_max_age,
+                      default_timezone=getattr(self.settings, "default_timezone", "America/New_York"))
+        rows: list[VerdictRow] = []
+        ready: list[_Ready] = []
+        for attempt in attempts:
+            verdict = judge(attempt)
+            payload = _with_dispatch(attempt.decision, decision_json(verdict.decision, verdict, now))
+            if verdict.action != SEND:
+                rows.append(VerdictRow(attempt.id, verdict.action, verdict.next_at, payload, release=True,
+                                       last_error=verdict.reasons[0] if verdict.action == "cancelled" and
+                                       verdict.reasons else None))
+                report.add(attempt.channel, verdict.action)
+                continue
+            item = data.get(attempt.id)
+            try:
+                if item is None:
+                    raise ComposeError("missing_data", f"attempt {attempt.id}: its borrower is not in the database")
+                composed = compose(item, attempt, self.settings, renderer=self.renderer, at=now)
+            except ComposeError as exc:
+                rows.append(VerdictRow(attempt.id, AttemptStatus.FAILED.value, None, payload, release=True,
+                                       last_error=error_text("compose", code=exc.reason)))
+                report.add(attempt.channel, "failed")
+                log.warning("attempt %d not composed: %s", attempt.id, exc.reason)
+                continue
+            sender = self._sender(attempt, composed.to, senders.get(attempt.id))
+            payload["dispatch"]["body_sha256"] = body_hash(composed.body)
+            if sender:
+                payload["dispatch"]["from"] = sender
+            message = approve(verdict.decision, **composed.approve_fields(), from_=sender)  # type: ignore[arg-type]
+            ready.append(_Ready(attempt.id, attempt.channel, attempt.tries, attempt.borrower_id, composed.to,
+                                message, self._limits(attempt.channel, sender), payload))
+        # One short write transaction: tokens, then every decision.  Attempts of a
+        # channel whose provider can be asked after a crash (SMS) are marked
+        # ``sending`` here, all at once; the others one by one in their lane.
+        go: list[_Ready] = []
+        with self.db.sessions() as session, session.begin():
+            waits = self.buckets.take(session, now, [r.limits for r in ready])
+            for item, wait in zip(ready, waits, strict=True):
+                if wait is None:
+                    go.append(item)
+                    status = AttemptStatus.SENDING.value if item.channel in self.early else AttemptStatus.PLANNED.value
+                    rows.append(VerdictRow(item.attempt_id, status, None if item.channel in self.early else now,
+                                           item.decision, release=False))
+                else:
+                    item.decision["dispatch"]["rate_limited_until"] = wait.isoformat()
+                    rows.append(VerdictRow(item.attempt_id, AttemptStatus.PLANNED.value, wait, item.decision,
+                                           release=True))
+                    report.add(item.channel, "rate_limited")
+            self.records.write_verdicts(session, rows, now)
+            early = [g.attempt_id for g in go if g.channel in self.early]
+            marked = self.records.still_mine(session, early, AttemptStatus.SENDING.value)
+        kept = []
+        for item in go:
+            if item.channel in self.early and item.attempt_id not in marked:
+                report.add(item.channel, "lost_lease")
+            else:
+                kept.append(item)
+        return kept
+
+    def _sender(self, attempt: ContactAttempt, to: str, replied_to: str | None) -> str | None:
+        """The SMS sender: the number the borrower wrote to (replies), else the adapter's choice."""
+        if attempt.channel != "sms":
+            return None
+        numbers = tuple(getattr(self.settings, "twilio_from_numbers", ()) or ())
+        if replied_to and replied_to in numbers:
+            return replied_to
+        adapter = self.channels.get("sms")
+        choose = getattr(adapter, "sender_for", None)
+        if callable(choose):
+            return str(choose(to))
+        return numbers[0] if numbers else None
+
+    def _limits(self, channel: str, sender: str | None) -> tuple[Limit, ...]:
+        s = self.settings
+        if channel == "sms":
+            limits = [Limit.per_second(f"sms:account:{s.twilio_account_sid}", s.sms_rate_per_account)]
+            if sender:
+                limits.insert(0, Limit.per_second(f"sms:number:{sender}", s.sms_rate_per_number))
+            return tuple(limits)
+        if channel == "email":
+            return (Limit.per_second(f"email:relay:{s.smtp_host}:{s.smtp_port}", s.email_rate),)
+        if channel == "voice":
+            return (Limit.per_second(f"voice:account:{s.twilio_account_sid}", s.calls_per_second),)
+        return ()
+
+    # --- sending ---------------------------------------------------------------------------
+
+    async def _send(self, ready: Sequence[_Ready], report: DispatchReport) -> None:
+        if not ready:
+            return
+        writer = GroupWriter(lambda writes: self._apply(writes, report))
+        queues: dict[str, deque[_Ready]] = {}
+        for item in ready:
+            queues.setdefault(item.channel, deque()).append(item)
+        try:
+            async with asyncio.TaskGroup() as group:
+                for channel, queue in queues.items():
+                    adapter = self.channels[channel]
+                    for _ in range(self._lanes(channel, adapter, len(queue))):
+                        group.create_task(self._lane(adapter, queue, writer, report))
+        finally:
+            await writer.close()
+
+    def _lanes(self, channel: str, adapter: Channel, queued: int) -> int:
+        """Concurrent sends for a channel: never more than the adapter itself runs at
+        once (its ``concurrency`` or SMTP ``pool_size``), so no attempt sits marked
+        ``sending`` in the adapter's queue (a crash would leave it in doubt for nothing)."""
+        own = getattr(adapter, "concurrency", None) or getattr(adapter, "pool_size", None)
+        limit = self.options.channel_concurrency.get(channel, self.options.concurrency)
+        if isinstance(own, int) and own > 0:
+            limit = min(limit, own)
+        return max(1, min(limit, queued))
+
+    async def _lane(self, adapter: Channel, queue: deque[_Ready], writer: GroupWriter,
+                    report: DispatchReport) -> None:
+        """Send one message at a time.
+
+        Channels marked ``sending`` in advance (their provider can be asked after a
+        crash) hand each result to the writer and go on.  For the others the
+        previous result and the next ``sending`` mark share a commit that the lane
+        waits for before calling the adapter, so a crash leaves at most one message
+        per lane in doubt.
+        """
+        early = adapter.name in self.early
+        previous: Outcome | None = None
+        recorded: list[asyncio.Future[bool]] = []
+        while queue:
+            item = queue.popleft()
+            if not early:
+                marked = await writer.submit(Write(record=previous, mark=item.attempt_id))
+                previous = None
+                if not marked:
+                    report.add(item.channel, "lost_lease")
+                    continue
+            if writer.failed is not None:
+                raise writer.failed
+            result = await self._send_one(adapter, item)
+            if isinstance(result, _Stuck):
+                log.warning("attempt %d: %s; left sending for reconciliation", item.attempt_id, result.error)
+                self._expire_soon(item.attempt_id)
+            elif early:
+                recorded.append(writer.enqueue(Write(record=result)))
+            else:
+                previous = result
+        if previous is not None:
+            await writer.submit(Write(record=previous))
+        if recorded:
+            await asyncio.gather(*recorded)
+
+    async def _send_one(self, adapter: Channel, item: _Ready) -> Outcome | _Stuck:
+        try:
+            result = await adapter.send(item.message)
+        except TransientDeliveryError as exc:
+            if getattr(exc, "outcome_unknown", False):
+                return _Stuck(item.attempt_id, item.channel, error_text("transient, outcome unknown", exc, exc.code))
+            tries = item.tries + 1
+            if tries >= self.options.max_tries:
+                return Failed(item.attempt_id, item.channel, error_text(f"gave up after {tries} tries", exc,
+                                                                        exc.code))
+            delay = backoff_delay(tries, self.options, self.rng)
+            return Retry(item.attempt_id, item.channel, self.clock.now() + delay,
+                         error_text("transient", exc, exc.code))
+        except PermanentDeliveryError as exc:
+            return Failed(item.attempt_id, item.channel, error_text("permanent", exc, exc.code),
+                          effect=failure_effect(exc), code=None if exc.code is None else str(exc.code),
+                          borrower_id=item.borrower_id, address=item.address)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # an adapter bug: the provider may have the message, so do not guess
+            return _Stuck(item.attempt_id, item.channel, error_text("adapter error", exc))
+        return Sent(item.attempt_id, item.channel, result.provider_id, result.status)
+
+    def _expire_soon(self, attempt_id: int) -> None:
+        """Let reconciliation look at an attempt whose send ended in doubt, after a short wait."""
+        now = self.clock.now()
+        with self.db.sessions() as session, session.begin():
+            session.execute(
+                update(ContactAttempt)
+                .where(ContactAttempt.id == attempt_id, ContactAttempt.claimed_by == self.options.worker_id,
+                       ContactAttempt.status == AttemptStatus.SENDING.value)
+                .values(claimed_until=now + self.options.backoff_base, updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+
+    def _apply(self, writes: Sequence[Write], report: DispatchReport) -> set[int]:
+        """One group: record results, mark the next attempts ``sending``, commit."""
+        now = self.clock.now()
+        outcomes = [w.record for w in writes if w.record is not None]
+        marks = [w.mark for w in writes if w.mark is not None]
+        with self.db.sessions() as session, session.begin():
+            written = self.records.record(session, outcomes, now)
+            marked = self.records.mark_sending(session, marks, now)
+        for outcome in outcomes:
+            report.add(outcome.channel, _outcome_name(outcome))
+        if written < len(outcomes):  # another worker took some over meanwhile (it will reconcile them)
+            log.warning("dispatch: %d results not recorded: the lease was lost", len(outcomes) - written)
+        return marked
+
+    # --- reconciliation --------------------------------------------------------------------
+
+    async def reconcile(self, report: DispatchReport) -> None:
+        """Settle attempts left ``sending`` by a worker whose lease expired."""
+        now = self.clock.now()
+        with self.db.sessions() as session, session.begin():
+            ids = claim_stuck(session, worker=self.options.worker_id, now=now, lease=self.options.lease,
+                              limit=self.options.batch_size)
+        if not ids:
+            return
+        with self.db.sessions() as session:
+            attempts = list(session.scalars(select(ContactAttempt).where(ContactAttempt.id.in_(ids))))
+            known = known_provider_ids(session, attempts)
+        limit = asyncio.Semaphore(min(self.options.concurrency, 16))
+
+        async def one(attempt: ContactAttempt) -> Resolution:
+            async with limit:
+                return await resolve(stuck_from(attempt, known.get(attempt.address or "", frozenset())),
+                                     self.lookup if attempt.channel in self.channels else None,
+                                     now=now, give_up_after=self.options.max_age)
+
+        resolutions = await asyncio.gather(*(one(a) for a in attempts))
+        with self.db.sessions() as session, session.begin():
+            for r in resolutions:
+                if r.status == AttemptStatus.SENDING.value:
+                    self.records.extend_stuck(session, r.attempt_id, until=now + self.options.backoff_base,
+                                              error=r.error or "", now=now)
+                    continue
+                if self.records.resolve_stuck(session, r.attempt_id, status=r.status, now=now,
+                                              provider_id=r.provider_id, error=r.error, sent_at=r.sent_at):
+                    report.add(r.channel, r.outcome)
+        for r in resolutions:
+            if r.outcome:
+                log.info("attempt %d reconciled after a crash: %s", r.attempt_id, r.outcome)
+
+
+def _with_dispatch(decision: Any, dispatch: dict[str, Any]) -> dict[str, Any]:
+    """The attempt's decision with the send-time one on top (the planner's part kept)."""
+    out = dict(decision) if isinstance(decision, Mapping) else {}
+    for key in ("allowed", "reasons", "next_allowed_at", "rule_set", "zones", "results"):
+        if key in dispatch:
+            out[key] = dispatch[key]
+    out["dispatch"] = {k: v for k, v in dispatch.items() if k not in ("results", "zones", "rule_set")}
+    return out
+
+
+def _outcome_name(outcome: Outcome) -> str:
+    if isinstance(outcome, Sent):
+        return "sent"
+    if isinstance(outcome, Retry):
+        return "retry"
+    return "failed"
+
+
+__all__ = ["Dispatcher"]

@@ -1,0 +1,131 @@
+"""Token buckets in the database, shared by every dispatcher worker.
+
+Why in the database: the limits are the provider's (about one SMS segment per
+second per long code, a per-account ceiling, one call per second per account;
+docs/dispatch.md), so they must hold for the sum of all workers, which only share
+the database.  Each bucket is one ``rate_buckets`` row (``key``, ``tokens``,
+``updated_at``).
+
+A *take* locks the buckets it needs inside the caller's write transaction (on
+PostgreSQL ``SELECT ... FOR UPDATE`` in key order, so two workers never deadlock;
+on SQLite the first statement is a write, which takes the database's single write
+lock before anything is read), refills them for the time elapsed since
+``updated_at`` (never above ``burst``), grants what they hold and writes them
+back.  A message that finds a bucket empty is not waited for: the take returns
+the instant at which the bucket should hold a token for it, and the dispatcher
+stores that as the attempt's ``next_attempt_at``.  Nobody sleeps; time comes
+from the caller (an injectable clock).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from bot.db.models import RateBucket
+
+__all__ = ["Limit", "TokenBuckets", "refill"]
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """One bucket: ``rate`` tokens per second, holding at most ``burst`` tokens."""
+
+    key: str  # e.g. "sms:number:+15005550006", "sms:account:AC...", "email:relay:smtp.example.com"
+    rate: float
+    burst: float
+
+    def __post_init__(self) -> None:
+        if not self.rate > 0:
+            raise ValueError(f"rate limit {self.key}: the rate must be positive")
+        if self.burst < 1:
+            raise ValueError(f"rate limit {self.key}: the burst must hold at least one token")
+
+    @classmethod
+    def per_second(cls, key: str, rate: float, burst_seconds: float = 1.0) -> Limit:
+        """A limit of ``rate`` per second that may burst ``burst_seconds`` worth (at least one)."""
+        return cls(key, rate, max(1.0, rate * burst_seconds))
+
+
+def refill(tokens: float, updated_at: datetime, now: datetime, limit: Limit) -> float:
+    """The bucket's tokens at ``now``: a clock that went backwards adds nothing."""
+    elapsed = max((now - updated_at).total_seconds(), 0.0)
+    return min(limit.burst, tokens + elapsed * limit.rate)
+
+
+@dataclass
+class _Bucket:
+    limit: Limit
+    tokens: float
+    updated_at: datetime
+    waiting: int = 0  # messages of this take already sent back for lack of this bucket's tokens
+
+
+class TokenBuckets:
+    """Takes tokens for a batch of messages; ``enabled=False`` grants everything."""
+
+    def __init__(self, *, enabled: bool = True) -> None:
+        self.enabled = enabled
+
+    def take(self, session: Session, now: datetime, requests: Sequence[Sequence[Limit]]) -> list[datetime | None]:
+        """For each request (the limits one message must pass, most urgent first):
+        ``None`` when it may go now (a token of each of its buckets is spent), else
+        the instant to try again.  Runs in ``session``'s transaction; the caller
+        commits."""
+        if not self.enabled or not requests:
+            return [None] * len(requests)
+        now = now.astimezone(UTC)
+        limits: dict[str, Limit] = {}
+        for request in requests:
+            for limit in request:
+                known = limits.setdefault(limit.key, limit)
+                if known != limit:
+                    raise ValueError(f"rate limit {limit.key} is given with two different settings")
+        buckets = self._lock(session, now, limits)
+        out: list[datetime | None] = []
+        for request in requests:
+            held = [buckets[limit.key] for limit in request]
+            short = [b for b in held if b.tokens < 1.0]
+            if not short:
+                for b in held:
+                    b.tokens -= 1.0
+                out.append(None)
+                continue
+            # Tokens only go down during a take, so a bucket that is short now stays
+            # short: this message queues behind the ones already sent back on it.
+            wait = max((b.waiting + 1 - b.tokens) / b.limit.rate for b in short)
+            for b in short:
+                b.waiting += 1
+            out.append(now + timedelta(seconds=math.ceil(wait * 1000) / 1000))
+        table = RateBucket.__table__
+        session.execute(  # a Core executemany (the ORM's bulk update wants primary-key names)
+            update(table).where(table.c.key == bindparam("k")).values(tokens=bindparam("t"), updated_at=bindparam("u")),
+            [{"k": b.limit.key, "t": b.tokens, "u": max(b.updated_at, now)} for b in buckets.values()],
+        )
+        return out
+
+    @staticmethod
+    def _lock(session: Session, now: datetime, limits: dict[str, Limit]) -> dict[str, _Bucket]:
+        keys = sorted(limits)
+        dialect = session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        # New buckets start full.  On SQLite this write also takes the write lock
+        # before the buckets are read, so a concurrent take cannot read stale tokens.
+        session.execute(
+            insert(RateBucket).values([{"key": k, "tokens": limits[k].burst, "updated_at": now} for k in keys])
+            .on_conflict_do_nothing(index_elements=[RateBucket.key])
+        )
+        stmt = select(RateBucket.key, RateBucket.tokens, RateBucket.updated_at).where(RateBucket.key.in_(keys))
+        if dialect == "postgresql":
+            stmt = stmt.order_by(RateBucket.key).with_for_update()
+        buckets: dict[str, _Bucket] = {}
+        for key, tokens, updated_at in session.execute(stmt):
+            limit = limits[key]
+            buckets[key] = _Bucket(limit, refill(float(tokens), updated_at, now, limit), updated_at)
+        return buckets

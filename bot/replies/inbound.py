@@ -1,0 +1,306 @@
+"""One inbound SMS, from the verified webhook to its effects and the queued answer.
+
+:func:`process_inbound_sms` is what the ``/twilio/sms`` route calls.  In ONE
+transaction it:
+
+1. stops if the MessageSid was seen before (a Twilio retry changes nothing and
+   answers nothing);
+2. finds the borrower(s) with the sending number (:func:`find_senders`);
+3. classifies the text in the borrower's locale, with ``today`` the date of
+   the message in the borrower's primary zone;
+4. stores the message with the redacted body and the interpretation;
+5. applies the intent's effects (:mod:`bot.replies.effects`) — an opt-out is
+   written here, before anything is queued;
+6. queues the automatic answer as a ``ContactAttempt`` (source ``reply``,
+   status ``planned``, ``dedupe_key`` ``reply:<MessageSid>``) that the
+   dispatcher sends, unless the number is opted out or the borrower already
+   got :data:`MAX_AUTO_REPLIES_PER_DAY` answers in 24 hours (a phone's
+   auto-responder must not talk to the bot forever).
+
+A message from a number that belongs to no borrower is stored with
+``borrower_id`` NULL; only STOP and HELP are answered, directly in the
+webhook's TwiML (there is no borrower to attach an attempt to), the STOP
+confirmation once per number.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+import phonenumbers
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bot.compliance.zones import resolve_zones
+from bot.db import Database
+from bot.db.models import Borrower, Consent, ContactAttempt, InboundMessage
+from bot.domain import AttemptSource, AttemptStatus, Channel, Intent
+from bot.nlu import Interpretation, classify
+from bot.privacy import mask_phone
+from bot.replies.effects import Sender, apply_effects
+from bot.replies.records import audit, insert_ignore
+from bot.replies.redaction import redact_reply
+
+__all__ = [
+    "MAX_AUTO_REPLIES_PER_DAY",
+    "REPLY_KINDS",
+    "InboundOutcome",
+    "InboundSms",
+    "find_senders",
+    "handle_inbound_sms",
+    "process_inbound_sms",
+    "reply_dedupe_key",
+]
+
+log = logging.getLogger(__name__)
+
+#: The ``reply_<kind>`` templates an answer can use (docs/webhooks.md).
+REPLY_KINDS = ("opt_out", "opt_in", "help", "paid", "promise", "dispute", "wrong_number", "hardship",
+               "callback", "other")
+#: Answers that are always queued (carrier rules), whatever the daily cap says.
+MANDATORY_REPLIES = frozenset({"opt_out", "opt_in", "help"})
+MAX_AUTO_REPLIES_PER_DAY = 3
+DEFAULT_LOCALE = "en-US"
+_LOCALE_BY_CALLING_CODE = {86: "zh-CN", 82: "ko-KR"}
+SOURCE = "sms"
+
+
+@dataclass(frozen=True, slots=True)
+class InboundSms:
+    """The verified webhook's fields the bot uses."""
+
+    provider_id: str  # MessageSid
+    from_: str
+    to: str
+    body: str
+    received_at: datetime
+
+
+@dataclass
+class InboundOutcome:
+    """What processing one message did (nothing personal: safe to log and return)."""
+
+    provider_id: str
+    duplicate: bool = False
+    inbound_id: int | None = None
+    borrower_id: str | None = None
+    intent: str | None = None
+    locale: str = DEFAULT_LOCALE
+    effects: list[str] = field(default_factory=list)
+    reply_template: str | None = None  # the queued answer's template
+    reply_attempt_id: int | None = None
+    suppressed: str | None = None  # why an answer was not queued
+    direct_reply: str | None = None  # unknown sender: template to answer in the webhook's TwiML
+
+
+def reply_dedupe_key(provider_id: str) -> str:
+    return f"reply:{provider_id}"
+
+
+# --- who sent it ---------------------------------------------------------------------
+
+
+def find_senders(session: Session, number: str) -> tuple[Sender, ...]:
+    """The borrowers whose phone is ``number``, the chosen one first.
+
+    Several borrowers can share a number.  The chosen one is the borrower the
+    bot last contacted on that number (latest ``sent_at``, else
+    ``occurred_at``, of an SMS or voice attempt to it): the reply most likely
+    answers that message.  Ties and borrowers never contacted fall back to the
+    smallest borrower id, so the choice is deterministic.
+    """
+    rows = session.execute(
+        select(Borrower.id, Borrower.locale, Borrower.country, Borrower.region, Borrower.timezone,
+               Borrower.phone_e164, Borrower.email)
+        .where(Borrower.phone_e164 == number).order_by(Borrower.id)
+    ).all()
+    senders = [Sender(*row) for row in rows]
+    if len(senders) > 1:
+        last = dict(session.execute(
+            select(ContactAttempt.borrower_id,
+                   func.max(func.coalesce(ContactAttempt.sent_at, ContactAttempt.occurred_at)))
+            .where(ContactAttempt.borrower_id.in_([s.id for s in senders]),
+                   ContactAttempt.address == number,
+                   ContactAttempt.channel.in_([Channel.SMS.value, Channel.VOICE.value]))
+            .group_by(ContactAttempt.borrower_id)
+        ).all())
+        latest = max((v for v in last.values() if v is not None), default=None)
+        if latest is not None:
+            chosen = next(s for s in senders if last.get(s.id) == latest)
+            senders.remove(chosen)
+            senders.insert(0, chosen)
+    return tuple(senders)
+
+
+def _guess_locale(number: str) -> str:
+    try:
+        code = phonenumbers.parse(number, None).country_code
+    except phonenumbers.NumberParseException:
+        return DEFAULT_LOCALE
+    return _LOCALE_BY_CALLING_CODE.get(code, DEFAULT_LOCALE)
+
+
+def _number_country(number: str, default: str) -> str:
+    try:
+        region = phonenumbers.region_code_for_number(phonenumbers.parse(number, None))
+    except phonenumbers.NumberParseException:
+        return default
+    return region if region and region != "ZZ" else default
+
+
+def _local_date(at: datetime, sender: Sender | None, number: str, default_timezone: str,
+                default_country: str) -> date:
+    if sender is not None:
+        zones = resolve_zones(sender.country, sender.region, sender.timezone, sender.phone, default_timezone)
+    else:
+        zones = resolve_zones(_number_country(number, default_country), None, None, number, default_timezone)
+    return at.astimezone(zones.primary).date()
+
+
+def _classify(body: str, locale: str, today: date) -> tuple[Interpretation, str]:
+    try:
+        return classify(body, locale=locale, today=today, context="sms"), locale
+    except ValueError:  # a locale tag Babel does not know: the English rules and the keywords
+        return classify(body, locale=DEFAULT_LOCALE, today=today, context="sms"), DEFAULT_LOCALE
+
+
+# --- the answer ------------------------------------------------------------------------
+
+
+def _sms_opted_out(session: Session, borrower_id: str, number: str) -> bool:
+    return session.scalar(
+        select(Consent.id).where(Consent.borrower_id == borrower_id, Consent.channel == Channel.SMS.value,
+                                 Consent.address == number, Consent.opted_out_at.is_not(None))
+    ) is not None
+
+
+def _replies_since(session: Session, borrower_id: str, since: datetime) -> int:
+    return int(session.scalar(
+        select(func.count()).select_from(ContactAttempt)
+        .where(ContactAttempt.borrower_id == borrower_id, ContactAttempt.source == AttemptSource.REPLY.value,
+               ContactAttempt.created_at >= since)
+    ) or 0)
+
+
+def _queue_reply(session: Session, outcome: InboundOutcome, kind: str, sms: InboundSms, at: datetime) -> None:
+    borrower_id = outcome.borrower_id
+    assert borrower_id is not None
+    reason = None
+    if kind not in ("opt_out", "opt_in") and _sms_opted_out(session, borrower_id, sms.from_):
+        reason = "opted_out"
+    elif kind not in MANDATORY_REPLIES and \
+            _replies_since(session, borrower_id, at - timedelta(days=1)) >= MAX_AUTO_REPLIES_PER_DAY:
+        reason = "daily_reply_cap"
+    if reason is not None:
+        outcome.suppressed = reason
+        audit(session, at, actor=SOURCE, action="reply.suppressed", borrower_id=borrower_id,
+              detail={"inbound_id": outcome.inbound_id, "template": f"reply_{kind}", "reason": reason})
+        return
+    key = reply_dedupe_key(sms.provider_id)
+    insert_ignore(session, ContactAttempt, {
+        "dedupe_key": key, "borrower_id": borrower_id, "loan_id": None, "installment_id": None,
+        "channel": Channel.SMS.value, "source": AttemptSource.REPLY.value, "status": AttemptStatus.PLANNED.value,
+        "outcome": None, "step": "reply", "template": f"reply_{kind}", "address": sms.from_,
+        "occurred_at": None, "next_attempt_at": at, "provider_id": None, "decision": None, "tries": 0,
+        "created_at": at, "updated_at": at,
+    }, ["dedupe_key"])
+    attempt_id = session.scalar(select(ContactAttempt.id).where(ContactAttempt.dedupe_key == key))
+    outcome.reply_template = f"reply_{kind}"
+    outcome.reply_attempt_id = attempt_id
+    audit(session, at, actor=SOURCE, action="reply.queued", borrower_id=borrower_id,
+          detail={"inbound_id": outcome.inbound_id, "attempt_id": attempt_id, "template": f"reply_{kind}"})
+
+
+def _unknown_sender_answer(session: Session, number: str, intent: Intent, inbound_id: int) -> str | None:
+    """STOP (once per number) and HELP are answered even when no borrower has the number."""
+    if intent is Intent.HELP:
+        return "reply_help"
+    if intent is not Intent.OPT_OUT:
+        return None
+    previous = session.scalar(
+        select(InboundMessage.intent)
+        .where(InboundMessage.from_address == number, InboundMessage.borrower_id.is_(None),
+               InboundMessage.id != inbound_id,
+               InboundMessage.intent.in_([Intent.OPT_OUT.value, Intent.OPT_IN.value]))
+        .order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc()).limit(1)
+    )
+    return None if previous == Intent.OPT_OUT.value else "reply_opt_out"
+
+
+# --- the whole thing ---------------------------------------------------------------------
+
+
+def handle_inbound_sms(
+    session: Session,
+    sms: InboundSms,
+    *,
+    default_timezone: str = "America/New_York",
+    default_country: str = "US",
+) -> InboundOutcome:
+    """Process one message inside the caller's transaction (see the module docstring).
+
+    Raises :class:`sqlalchemy.exc.IntegrityError` when another transaction
+    stored the same MessageSid meanwhile; :func:`process_inbound_sms` turns
+    that into a duplicate.
+    """
+    outcome = InboundOutcome(provider_id=sms.provider_id)
+    if session.scalar(select(InboundMessage.id).where(InboundMessage.provider_id == sms.provider_id)) is not None:
+        outcome.duplicate = True
+        return outcome
+    at = sms.received_at
+    senders = find_senders(session, sms.from_)
+    chosen = senders[0] if senders else None
+    locale = chosen.locale if chosen else _guess_locale(sms.from_)
+    today = _local_date(at, chosen, sms.from_, default_timezone, default_country)
+    interp, outcome.locale = _classify(sms.body, locale, today)
+    outcome.intent = interp.intent.value
+    outcome.borrower_id = chosen.id if chosen else None
+    message = InboundMessage(
+        provider_id=sms.provider_id, channel=Channel.SMS.value, borrower_id=outcome.borrower_id,
+        from_address=sms.from_, to_address=sms.to, body_redacted=redact_reply(sms.body),
+        intent=interp.intent.value, promise_date=interp.promise_date, confidence=interp.confidence,
+        matched=interp.matched[:64], received_at=at, handled_at=at,
+    )
+    session.add(message)
+    session.flush()  # the unique MessageSid: a concurrent duplicate fails here, before any effect
+    outcome.inbound_id = message.id
+    audit(session, at, actor=SOURCE, action="reply.received", borrower_id=outcome.borrower_id,
+          detail={"inbound_id": message.id, "intent": interp.intent.value, "matched": interp.matched,
+                  "confidence": interp.confidence, "senders": len(senders)})
+    if chosen is None:
+        outcome.direct_reply = _unknown_sender_answer(session, sms.from_, interp.intent, message.id)
+        log.info("sms %s from an unknown number %s: %s", sms.provider_id, mask_phone(sms.from_), interp.intent.value)
+        return outcome
+    effects = apply_effects(session, interp, at=at, today=today, inbound_id=message.id,
+                            provider_id=sms.provider_id, number=sms.from_, senders=senders)
+    outcome.effects = effects.done
+    if effects.reply is not None:
+        _queue_reply(session, outcome, effects.reply, sms, at)
+        message.reply_attempt_id = outcome.reply_attempt_id
+    log.info("sms %s from %s (borrower %s): %s -> %s, answer %s", sms.provider_id, mask_phone(sms.from_),
+             outcome.borrower_id, interp.intent.value, ",".join(effects.done) or "-",
+             outcome.reply_template or outcome.suppressed or "none")
+    return outcome
+
+
+def process_inbound_sms(
+    db: Database,
+    sms: InboundSms,
+    *,
+    default_timezone: str = "America/New_York",
+    default_country: str = "US",
+) -> InboundOutcome:
+    """:func:`handle_inbound_sms` in a transaction of its own; a concurrent duplicate is a duplicate."""
+    try:
+        with db.session() as session:
+            return handle_inbound_sms(session, sms, default_timezone=default_timezone,
+                                      default_country=default_country)
+    except IntegrityError:
+        with db.session() as session:
+            seen = session.scalar(select(InboundMessage.id).where(InboundMessage.provider_id == sms.provider_id))
+        if seen is None:
+            raise
+        return InboundOutcome(provider_id=sms.provider_id, duplicate=True)

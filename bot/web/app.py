@@ -1,0 +1,40 @@
+"""The bot's ASGI application: Twilio webhooks, email unsubscribe, health (docs/webhooks.md).
+
+``create_app(settings, db, clock)`` builds a FastAPI app from routers, one
+module per concern (:mod:`bot.web.twilio`, :mod:`bot.web.unsubscribe`,
+:mod:`bot.web.health`); the supervisor console will add its own.  No
+OpenAPI/docs pages: this app faces the internet.  :func:`from_environment`
+is the factory for running it under uvicorn on its own.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from bot.clock import Clock, SystemClock
+from bot.config import Settings, load_settings
+from bot.db import Database
+from bot.privacy import install_log_filter
+from bot.web import health, twilio, unsubscribe
+from bot.web.context import WebContext
+
+__all__ = ["create_app", "from_environment"]
+
+
+def create_app(settings: Settings, db: Database, clock: Clock | None = None) -> FastAPI:
+    app = FastAPI(title="lender-reminder-bot", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.bot = WebContext(settings=settings, db=db, clock=clock or SystemClock())
+    app.include_router(health.router)
+    app.include_router(twilio.router)
+    app.include_router(unsubscribe.router)
+    return app
+
+
+def from_environment() -> FastAPI:
+    """The app from the ``BOT_*`` settings, for ``uvicorn --factory bot.web.app:from_environment``.
+
+    Installs the redacting log filter on the root logger, as the ``bot`` command does.
+    """
+    install_log_filter()
+    settings = load_settings()
+    return create_app(settings, Database(settings.database_url))

@@ -1,0 +1,149 @@
+"""Message status callbacks: the provider's delivery status, only ever moved forward.
+
+Twilio may send a message's callbacks more than once and in any order
+(``delivered`` before ``sent``).  Statuses are ranked::
+
+    accepted, scheduled, queued  <  sending  <  sent  <  delivered | undelivered | failed | canceled  <  read
+
+and a callback is applied only when the stored status ranks strictly lower
+(``read`` only after a non-failure).  So a duplicate is a no-op, a late
+``sent`` after ``delivered`` is ignored, and the final statuses are final.
+
+The check is ONE ``UPDATE … WHERE provider_status IS NULL OR provider_status
+IN (<lower statuses>)``: two callbacks for the same message handled at the
+same moment cannot both win, because the second UPDATE waits for the first
+(PostgreSQL row lock; SQLite has one writer) and then re-evaluates its WHERE
+against the committed row.  A read-then-write would let a late ``sent``
+overwrite ``delivered``.
+
+ErrorCode 21610 on a callback ("the recipient replied STOP") records the
+opt-out of the attempt's number (:func:`bot.replies.record_opt_out`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from bot.db.models import ContactAttempt
+from bot.domain import Channel, ContactOutcome
+from bot.replies import record_opt_out
+
+__all__ = [
+    "FAILURE_STATUSES",
+    "STATUS_RANK",
+    "AttemptMismatch",
+    "StatusUpdate",
+    "UnknownMessage",
+    "apply_status",
+    "lower_statuses",
+]
+
+log = logging.getLogger(__name__)
+
+STATUS_RANK: dict[str, int] = {
+    "accepted": 1, "scheduled": 1, "queued": 1,
+    "sending": 2,
+    "sent": 3,
+    "delivered": 4, "partially_delivered": 4, "undelivered": 4, "failed": 4, "canceled": 4,
+    "read": 5,
+}
+FAILURE_STATUSES = frozenset({"undelivered", "failed", "canceled"})
+_OUTCOME = {
+    "delivered": ContactOutcome.DELIVERED.value, "partially_delivered": ContactOutcome.DELIVERED.value,
+    "read": ContactOutcome.DELIVERED.value,
+    "undelivered": ContactOutcome.FAILED.value, "failed": ContactOutcome.FAILED.value,
+    "canceled": ContactOutcome.FAILED.value,
+}
+OPT_OUT_ERROR = "21610"
+
+
+class UnknownMessage(Exception):
+    """No attempt has this MessageSid (or the attempt id of the callback URL does not exist)."""
+
+
+class AttemptMismatch(Exception):
+    """The callback's attempt already belongs to another message."""
+
+
+def lower_statuses(status: str) -> frozenset[str]:
+    """The stored statuses a callback with ``status`` may replace."""
+    rank = STATUS_RANK[status]
+    lower = {name for name, r in STATUS_RANK.items() if r < rank}
+    if status == "read":
+        lower -= FAILURE_STATUSES
+    return frozenset(lower)
+
+
+@dataclass(frozen=True, slots=True)
+class StatusUpdate:
+    attempt_id: int | None
+    status: str
+    applied: bool  # False: a duplicate, an out-of-order or an unknown status, ignored
+    opted_out: bool = False
+
+
+def apply_status(
+    session: Session,
+    *,
+    message_sid: str,
+    status: str,
+    error_code: str | None,
+    attempt_id: int | None,
+    at: datetime,
+) -> StatusUpdate:
+    """Apply one status callback (see the module docstring); the caller commits.
+
+    With ``attempt_id`` (the ``?attempt=`` of the callback URL) the attempt is
+    found by id and gets ``provider_id`` = MessageSid if it has none yet (the
+    callback can overtake the dispatcher's own write); without it, by
+    ``provider_id``.  Raises :class:`UnknownMessage` or :class:`AttemptMismatch`.
+    """
+    if attempt_id is not None:
+        target = (ContactAttempt.id == attempt_id,
+                  or_(ContactAttempt.provider_id.is_(None), ContactAttempt.provider_id == message_sid))
+    else:
+        target = (ContactAttempt.provider_id == message_sid,)
+    known = status in STATUS_RANK
+    row = None
+    if known:
+        values: dict[str, object] = {"provider_status": status, "updated_at": at}
+        if attempt_id is not None:
+            values["provider_id"] = message_sid
+        if status in _OUTCOME:
+            values["outcome"] = _OUTCOME[status]
+        if error_code:
+            values["last_error"] = error_code
+        row = session.execute(
+            update(ContactAttempt)
+            .where(*target, or_(ContactAttempt.provider_status.is_(None),
+                                ContactAttempt.provider_status.in_(sorted(lower_statuses(status)))))
+            .values(**values)
+            .returning(ContactAttempt.id, ContactAttempt.borrower_id, ContactAttempt.address,
+                       ContactAttempt.channel)
+            .execution_options(synchronize_session=False)
+        ).first()
+    if row is None:
+        row = session.execute(
+            select(ContactAttempt.id, ContactAttempt.borrower_id, ContactAttempt.address, ContactAttempt.channel)
+            .where(*target)
+        ).first()
+        if row is None:
+            if attempt_id is not None and session.scalar(select(ContactAttempt.id).where(ContactAttempt.id == attempt_id)):
+                raise AttemptMismatch(f"attempt {attempt_id} belongs to another message")
+            raise UnknownMessage("no attempt for this MessageSid" if attempt_id is None
+                                 else f"no attempt {attempt_id}")
+        applied = False
+        if not known:
+            log.warning("status callback for attempt %s: unknown MessageStatus %r ignored", row[0], status[:32])
+    else:
+        applied = True
+    opted_out = False
+    if error_code == OPT_OUT_ERROR and row[2]:
+        record_opt_out(session, row[1], row[3] or Channel.SMS.value, row[2], "carrier_21610", at)
+        opted_out = True
+    return StatusUpdate(attempt_id=row[0], status=status, applied=applied, opted_out=opted_out)

@@ -1,0 +1,166 @@
+"""``/twilio/sms`` (inbound messages) and ``/twilio/status`` (message status callbacks).
+
+Both verify ``X-Twilio-Signature`` against the configured public URL first
+(:mod:`bot.web.signature`), then check their parameters (400 naming what is
+missing or malformed, nothing stored), then hand the work to a thread (the
+database layer is synchronous) and answer at once: classification takes about
+a millisecond and the transaction a few, far inside Twilio's 15 s.
+
+Inbound messages are answered with empty TwiML: answers are queued as
+attempts that the dispatcher sends under the rules (docs/webhooks.md).  Only a
+STOP or HELP from a number that belongs to no borrower is answered in the
+TwiML itself, since there is no borrower to queue an attempt for.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from xml.sax.saxutils import escape
+
+from fastapi import APIRouter
+from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import ImmutableMultiDict
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+from bot.config import Settings
+from bot.db import Database
+from bot.privacy import mask_phone
+from bot.rendering import get_renderer
+from bot.replies import InboundOutcome, InboundSms, process_inbound_sms
+from bot.web.context import web_context
+from bot.web.signature import WebhookRejected, read_signed_form
+from bot.web.status import AttemptMismatch, StatusUpdate, UnknownMessage, apply_status
+
+__all__ = ["router", "twiml"]
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/twilio")
+
+_SID_RE = re.compile(r"^[A-Za-z0-9]{2,64}$")
+_ERROR_CODE_RE = re.compile(r"^\d{1,10}$")
+MAX_ADDRESS = 254
+MAX_BODY_CHARS = 4096  # Twilio joins a long message into at most 1,600 characters
+TWIML_TYPE = "application/xml"
+
+
+def twiml(message: str | None = None) -> str:
+    """A TwiML document: empty, or one ``<Message>`` answering the sender."""
+    head = '<?xml version="1.0" encoding="UTF-8"?>'
+    if message is None:
+        return head + "<Response/>"
+    return f"{head}<Response><Message>{escape(message)}</Message></Response>"
+
+
+def _refuse(status: int, message: str) -> PlainTextResponse:
+    return PlainTextResponse(message, status_code=status)
+
+
+def _missing(form: ImmutableMultiDict[str, str], names: tuple[str, ...]) -> list[str]:
+    return [name for name in names if name not in form]
+
+
+def _fallback_text(template: str, settings: Settings) -> str:
+    if template == "reply_opt_out":
+        return f"{settings.lender_name}: you are unsubscribed and will get no more texts. Reply START to resubscribe."
+    return (f"{settings.lender_name}: for help call {settings.lender_phone} or write to {settings.lender_email}. "
+            "Reply STOP to opt out.")
+
+
+def _direct_answer(template: str, locale: str, settings: Settings) -> str:
+    """The text of a TwiML answer to a number we do not know (no name, nothing about a debt)."""
+    context = {"lender_name": settings.lender_name, "lender_phone": settings.lender_phone,
+               "lender_email": settings.lender_email, "first_name": "", "locale": locale, "promise_date": None}
+    try:
+        return get_renderer(str(settings.templates_dir)).render_sms(template, locale, context)
+    except Exception as exc:  # a missing or broken template must not leave STOP/HELP unanswered
+        log.warning("template %s for %s unavailable (%s): built-in text used", template, locale, type(exc).__name__)
+        return _fallback_text(template, settings)
+
+
+def _process(db: Database, sms: InboundSms, settings: Settings) -> tuple[InboundOutcome, str | None]:
+    outcome = process_inbound_sms(db, sms, default_timezone=settings.default_timezone,
+                                  default_country=settings.default_country)
+    answer = _direct_answer(outcome.direct_reply, outcome.locale, settings) if outcome.direct_reply else None
+    return outcome, answer
+
+
+@router.post("/sms")
+async def inbound_sms(request: Request) -> Response:
+    """An SMS to one of our numbers."""
+    ctx = web_context(request)
+    try:
+        form = await read_signed_form(request, ctx.settings)
+    except WebhookRejected as exc:
+        log.warning("inbound sms webhook refused: %s", exc.message)
+        return _refuse(exc.status, exc.message)
+    missing = _missing(form, ("MessageSid", "From", "To", "Body"))
+    if missing:
+        return _refuse(400, "missing parameter(s): " + ", ".join(missing))
+    sid, from_, to, body = form["MessageSid"], form["From"].strip(), form["To"].strip(), form["Body"]
+    if not _SID_RE.match(sid):
+        return _refuse(400, "MessageSid is malformed")
+    for name, value in (("From", from_), ("To", to)):
+        if not value or len(value) > MAX_ADDRESS:
+            return _refuse(400, f"{name} is empty or too long")
+    if len(body) > MAX_BODY_CHARS:
+        return _refuse(400, f"Body is longer than {MAX_BODY_CHARS} characters")
+    sms = InboundSms(provider_id=sid, from_=from_, to=to, body=body, received_at=ctx.clock.now())
+    try:
+        outcome, answer = await run_in_threadpool(_process, ctx.db, sms, ctx.settings)
+    except Exception as exc:  # log the kind only: database errors carry the parameters (numbers, text)
+        log.error("inbound sms %s from %s: processing failed (%s)", sid, mask_phone(from_), type(exc).__name__)
+        return _refuse(500, "internal error")
+    if outcome.duplicate:
+        log.info("inbound sms %s: already processed, ignored", sid)
+    return Response(twiml(answer), media_type=TWIML_TYPE)
+
+
+def _status(db: Database, **kwargs: object) -> StatusUpdate:
+    with db.session() as session:
+        return apply_status(session, **kwargs)  # type: ignore[arg-type]
+
+
+@router.post("/status")
+async def status_callback(request: Request) -> Response:
+    """A message status callback (``?attempt=<id>`` when the dispatcher set it)."""
+    ctx = web_context(request)
+    try:
+        form = await read_signed_form(request, ctx.settings)
+    except WebhookRejected as exc:
+        log.warning("status callback refused: %s", exc.message)
+        return _refuse(exc.status, exc.message)
+    raw_attempt = request.query_params.get("attempt")
+    attempt_id = None
+    if raw_attempt is not None:
+        if not raw_attempt.isdigit() or not 0 < int(raw_attempt) < 2**63:
+            return _refuse(400, "attempt must be a positive integer")
+        attempt_id = int(raw_attempt)
+    status = form.get("MessageStatus") or form.get("SmsStatus")
+    missing = _missing(form, ("MessageSid",)) + ([] if status else ["MessageStatus"])
+    if missing:
+        return _refuse(400, "missing parameter(s): " + ", ".join(missing))
+    sid = form["MessageSid"]
+    if not _SID_RE.match(sid):
+        return _refuse(400, "MessageSid is malformed")
+    error_code = form.get("ErrorCode") or None
+    if error_code is not None and not _ERROR_CODE_RE.match(error_code):
+        return _refuse(400, "ErrorCode is not a number")
+    assert status is not None
+    try:
+        result = await run_in_threadpool(_status, ctx.db, message_sid=sid, status=status.strip().lower(),
+                                         error_code=error_code, attempt_id=attempt_id, at=ctx.clock.now())
+    except (UnknownMessage, AttemptMismatch) as exc:
+        log.warning("status callback %s refused: %s", sid, exc)
+        return _refuse(400, str(exc))
+    except IntegrityError:
+        log.warning("status callback %s refused: MessageSid already belongs to another attempt", sid)
+        return _refuse(400, "MessageSid already belongs to another attempt")
+    except Exception as exc:
+        log.error("status callback %s: processing failed (%s)", sid, type(exc).__name__)
+        return _refuse(500, "internal error")
+    log.debug("status callback %s: attempt %s %s (%s)", sid, result.attempt_id, result.status,
+              "applied" if result.applied else "ignored")
+    return Response(status_code=204)

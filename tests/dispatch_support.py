@@ -1,0 +1,211 @@
+"""Helpers shared by the dispatcher's tests (tests/test_dispatch*.py): data, adapters, servers.
+
+Not a test module: pytest collects nothing here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import socket
+import threading
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from email import message_from_bytes, policy
+from email.parser import BytesHeaderParser
+from email.message import Message
+from typing import Any
+
+from sqlalchemy import select
+
+from bot.channels.base import ApprovedMessage, Channel, SendResult
+from bot.db import Database
+from bot.db.models import Borrower, Consent, ContactAttempt, InboundMessage, Installment, Loan
+from bot.domain import Channel as ChannelName
+
+AT = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)  # Saturday 10:00 in New York
+TODAY = date(2026, 11, 28)
+
+
+def add_borrower(db: Database, borrower_id: str, *, phone: str | None = None, email: str | None = None,
+                 name: str = "Jane Doe", locale: str = "en-US", region: str | None = "NY", country: str = "US",
+                 timezone: str | None = None, consent: Iterable[str] = ("sms", "voice", "email"),
+                 opted_out: Iterable[str] = ()) -> None:
+    number = int("".join(ch for ch in borrower_id if ch.isdigit()) or "0")
+    phone = phone or f"+1212555{number:04d}"
+    email = email or f"borrower{number}@example.com"
+    with db.session() as s:
+        s.add(Borrower(id=borrower_id, full_name=name, phone_e164=phone, email=email, locale=locale,
+                       timezone=timezone, region=region, country=country, created_at=AT, updated_at=AT))
+        s.flush()
+        for channel in consent:
+            address = email if channel == "email" else phone
+            s.add(Consent(borrower_id=borrower_id, channel=channel, address=address, granted=True,
+                          opted_out_at=AT - timedelta(days=1) if channel in set(opted_out) else None,
+                          opt_out_source="sms" if channel in set(opted_out) else None, updated_at=AT))
+
+
+def add_loan(db: Database, borrower_id: str, loan_id: str, installments: Iterable[tuple[str, date]], *,
+             amount: int = 10_000, paid: int = 0, currency: str = "USD") -> None:
+    with db.session() as s:
+        s.add(Loan(id=loan_id, borrower_id=borrower_id, product="personal", principal_minor=100_000,
+                   currency=currency, opened_on=date(2026, 1, 1), created_at=AT, updated_at=AT))
+        s.flush()
+        for installment_id, due in installments:
+            s.add(Installment(id=installment_id, loan_id=loan_id, due_date=due, amount_due_minor=amount,
+                              amount_paid_minor=paid, created_at=AT, updated_at=AT))
+
+
+def due_in(days: int, today: date = TODAY) -> date:
+    """A due date ``days`` after ``today`` (D-``days`` today)."""
+    return today + timedelta(days=days)
+
+
+def add_reply(db: Database, borrower_id: str, kind: str, *, at: datetime = AT, sid: str | None = None,
+              to_number: str = "+15005550006", address: str | None = None) -> int:
+    """A reply attempt as bot.replies writes it (with its inbound message); its id."""
+    sid = sid or f"SM{abs(hash((borrower_id, kind, at))) % 10**32:032d}"
+    with db.session() as s:
+        borrower = s.get(Borrower, borrower_id)
+        assert borrower is not None
+        attempt = ContactAttempt(
+            dedupe_key=f"reply:{sid}", borrower_id=borrower_id, channel="sms", source="reply", status="planned",
+            step="reply", template=f"reply_{kind}", address=address or borrower.phone_e164, next_attempt_at=at,
+            created_at=at, updated_at=at)
+        s.add(attempt)
+        s.flush()
+        s.add(InboundMessage(provider_id=sid, channel="sms", borrower_id=borrower_id,
+                             from_address=address or borrower.phone_e164 or "", to_address=to_number,
+                             body_redacted=kind, intent=kind, received_at=at, handled_at=at,
+                             reply_attempt_id=attempt.id))
+        return attempt.id
+
+
+def attempts(db: Database) -> list[ContactAttempt]:
+    with db.sessions() as s:
+        return list(s.scalars(select(ContactAttempt).order_by(ContactAttempt.id)))
+
+
+def attempt(db: Database, attempt_id: int) -> ContactAttempt:
+    with db.sessions() as s:
+        found = s.get(ContactAttempt, attempt_id)
+        assert found is not None
+        return found
+
+
+def consent(db: Database, borrower_id: str, channel: str) -> Consent:
+    with db.sessions() as s:
+        row = s.scalars(select(Consent).where(Consent.borrower_id == borrower_id, Consent.channel == channel)).one()
+        return row
+
+
+# --- an in-test adapter -----------------------------------------------------------------
+
+
+@dataclass
+class FakeChannel(Channel):
+    """A channel adapter that records what it is given; ``script[address]`` lists
+    exceptions (or None for success) to produce for that address's next sends."""
+
+    channel: str = "sms"
+    script: dict[str, list[BaseException | None]] = field(default_factory=dict)
+    sent: list[ApprovedMessage] = field(default_factory=list)
+    calls: int = 0
+    delay: float = 0.0
+    _ids: Any = field(default_factory=lambda: itertools.count(1))
+
+    def __post_init__(self) -> None:
+        self.name = ChannelName(self.channel)  # type: ignore[misc]
+
+    async def send(self, message: ApprovedMessage) -> SendResult:
+        self.calls += 1
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        queue = self.script.get(message.to)
+        if queue:
+            outcome = queue.pop(0)
+            if outcome is not None:
+                raise outcome
+        self.sent.append(message)
+        prefix = "SM" if self.channel == "sms" else "<m"
+        return SendResult(f"{prefix}{next(self._ids):032d}", "queued", 1)
+
+    def count_to(self, address: str) -> int:
+        return sum(1 for m in self.sent if m.to == address)
+
+
+# --- a local SMTP server ---------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class SmtpSink:
+    """aiosmtpd on 127.0.0.1 recording every message; ``refuse`` answers RCPT with ``code``."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self._raw: list[bytes] = []
+        self.refuse: dict[str, int] = {}
+        self.refused_count: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._controller: Any = None
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any) -> str:
+        code = self.refuse.get(address.lower())
+        if code is not None:
+            self.refused_count[address.lower()] += 1
+            return f"{code} 5.1.1 mailbox unavailable" if code >= 500 else f"{code} 4.2.0 try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        with self._lock:  # parsed only when a test asks (keeps the server cheap for the benchmark)
+            self._raw.append(envelope.original_content or envelope.content)
+        return "250 Message accepted for delivery"
+
+    @property
+    def messages(self) -> list[Message]:
+        with self._lock:
+            raw = list(self._raw)
+        return [message_from_bytes(data, policy=policy.default) for data in raw]
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self._raw)
+
+    def _headers(self, name: str) -> list[str]:
+        parser = BytesHeaderParser()
+        with self._lock:
+            raw = list(self._raw)
+        return [str(parser.parsebytes(data)[name]) for data in raw]
+
+    def start(self) -> SmtpSink:
+        from aiosmtpd.controller import Controller
+
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def __enter__(self) -> SmtpSink:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def received(self) -> Counter[str]:
+        """Messages per recipient (the To header)."""
+        return Counter(self._headers("To"))
+
+    def message_ids(self) -> Counter[str]:
+        return Counter(self._headers("Message-ID"))
