@@ -1,7 +1,7 @@
 """Benchmark of the dispatcher: SMS through the in-process Twilio sandbox, email through aiosmtpd.
 
     python bench/dispatch_bench.py [--sms 2000] [--emails 2000] [--database-url URL]
-                                   [--baseline 300] [--profile]
+                                   [--baseline 300] [--profile] [--smtp-in-process]
 
 Data (not timed): ``--sms`` borrowers with an installment due in three days (the
 policy's D-3 SMS) and ``--emails`` with one due today (the D0 email), all with
@@ -15,9 +15,10 @@ Timed, each on its own:
    :class:`~bot.channels.sms.SmsChannel`, async twilio client, against
    :class:`~bot.sandbox.SandboxServer` running in this process), then one with
    only the email adapter (the real :class:`~bot.channels.email.EmailChannel`
-   against an aiosmtpd server in this process).  Everything a real pass does is
-   in the figure: claims with leases, the send-time compliance check, composing
-   (Jinja2 + Babel), ``sending`` marks, the sends, the recording;
+   against an aiosmtpd server in a child process, as a relay is never inside the
+   bot; ``--smtp-in-process`` runs it in this process instead).  Everything a real
+   pass does is in the figure: claims with leases, the send-time compliance check,
+   composing (Jinja2 + Babel), ``sending`` marks, the sends, the recording;
 2. ``plain loop``: the official twilio client's ``messages.create`` one message
    after another (``--baseline`` messages), and ``smtplib`` sending one message
    after another over one connection: no database, no checks.
@@ -39,14 +40,18 @@ import cProfile
 import os
 import pstats
 import smtplib
+import socket
+import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -69,15 +74,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", type=int, default=300, help="messages per plain loop (default 300)")
     parser.add_argument("--database-url", help="PostgreSQL base URL (default: SQLite in a temp dir)")
     parser.add_argument("--profile", action="store_true", help="profile the dispatch passes (cProfile)")
+    parser.add_argument("--smtp-in-process", action="store_true",
+                        help="run aiosmtpd in this process (default: a child process, as a real relay would be)")
+    parser.add_argument("--smtp-server", nargs=2, metavar=("PORT", "LOG"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.smtp_server:
+        return smtp_server(int(args.smtp_server[0]), Path(args.smtp_server[1]))
 
     from bot.sandbox import Sandbox, SandboxServer
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-    from dispatch_support import SmtpSink
-
     with database(args.database_url) as db, SandboxServer(Sandbox(clock=FixedClock(AT))) as server, \
-            SmtpSink() as smtp:
+            smtp_sink(args.smtp_in_process) as smtp:
         settings = load_settings(
             database_url=db.url, twilio_api_base_url=server.base_url, twilio_from_numbers=[SENDER],
             smtp_port=smtp.port, rate_limits_enabled=False, public_base_url="http://127.0.0.1:9",
@@ -105,6 +112,85 @@ def main(argv: list[str] | None = None) -> int:
               f"{'200/s':>8}")
         ok = sent == args.sms and received == args.emails and duplicates == 0
         return 0 if ok else 1
+
+
+# --- the SMTP server -------------------------------------------------------------------------
+
+
+class _ChildSink:
+    """aiosmtpd in a child process: each accepted message appends "To Message-ID" to a log file."""
+
+    def __init__(self, port: int, log: Path, process: subprocess.Popen[bytes]) -> None:
+        self.port, self.log, self.process = port, log, process
+
+    def _lines(self) -> list[list[str]]:
+        return [line.split() for line in self.log.read_text().splitlines() if line.strip()]
+
+    def received(self) -> Counter[str]:
+        return Counter(parts[0] for parts in self._lines())
+
+    def message_ids(self) -> Counter[str]:
+        return Counter(parts[1] for parts in self._lines())
+
+
+@contextmanager
+def smtp_sink(in_process: bool) -> Iterator[Any]:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from dispatch_support import SmtpSink, free_port
+
+    if in_process:
+        with SmtpSink() as sink:
+            yield sink
+        return
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="dispatch-bench-smtp-") as tmp:
+        log = Path(tmp) / "received.log"
+        log.touch()
+        process = subprocess.Popen([sys.executable, __file__, "--smtp-server", str(port), str(log)])
+        try:
+            deadline = time.monotonic() + 15
+            while True:  # readiness, not a fixed wait
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                        break
+                except OSError:
+                    if time.monotonic() > deadline or process.poll() is not None:
+                        raise RuntimeError("the SMTP server did not start") from None
+                    time.sleep(0.05)
+            yield _ChildSink(port, log, process)
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+def smtp_server(port: int, log: Path) -> int:
+    """The child: aiosmtpd until terminated, logging each message's recipient and Message-ID."""
+    import signal
+    import threading
+
+    from aiosmtpd.controller import Controller
+
+    out = log.open("a", buffering=1)
+
+    class Handler:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            message_id = "-"
+            for line in envelope.content.split(b"\r\n"):
+                if not line:
+                    break
+                if line[:11].lower() == b"message-id:":
+                    message_id = line[11:].strip().decode()
+            for rcpt in envelope.rcpt_tos:
+                out.write(f"{rcpt} {message_id}\n")
+            return "250 Message accepted for delivery"
+
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+    controller.start()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop.wait()
+    controller.stop()
+    return 0
 
 
 # --- data ------------------------------------------------------------------------------------

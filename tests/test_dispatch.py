@@ -435,6 +435,28 @@ def test_rate_limits_delay_but_never_drop(h: Harness) -> None:
             "sms:number:+15005550006", "sms:account:AC00000000000000000000000000000000"}
 
 
+def test_a_scheduled_pass_keeps_sending_what_the_rate_limit_delayed(h: Harness) -> None:
+    """On the real clock a pass keeps going while work comes due within a couple of
+    seconds; here the pass's sleep moves the fixed clock instead of waiting."""
+    for n in range(1, 4):
+        one_sms_borrower(h, f"B{n}")
+    h.plan()
+    h.settings = load_settings(twilio_from_numbers=["+15005550006"], sms_rate_per_number=1.0)
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        h.clock.advance(timedelta(seconds=seconds))
+
+    opts = DispatchOptions(worker_id="w1", keep_running_for=30.0, max_idle_wait=2.0)
+    dispatcher = Dispatcher(h.db, h.settings, channels={"sms": h.sms}, policy=h.policy, clock=h.clock,
+                            options=opts, lookup=h.lookup, sleep=sleep)
+    report = asyncio.run(dispatcher.run_pass())
+    assert report.total("sent") == 3 and report.total("rate_limited") == 2 and report.batches == 3
+    assert slept == [1.0, 1.0] and h.clock.now() == AT + timedelta(seconds=2)
+    assert [a.sent_at for a in attempts(h.db)] == [AT, AT + timedelta(seconds=1), AT + timedelta(seconds=2)]
+
+
 def test_token_bucket_refills_and_spreads_waiting_messages(db: Database) -> None:
     buckets = TokenBuckets()
     per_number = Limit.per_second("n", 2.0, burst_seconds=1)  # 2 per second, burst 2
@@ -477,12 +499,12 @@ def test_a_worker_that_lost_its_lease_does_not_send(h: Harness, channel: str) ->
     dispatcher = h.dispatcher()
     original = dispatcher._prepare
 
-    def steal(ids: Any, now: datetime, report: DispatchReport) -> Any:
+    async def steal(ids: Any, now: datetime, report: DispatchReport, *rest: Any) -> Any:
         if channel == "sms":
             with h.db.session() as s:
                 s.execute(update(ContactAttempt).values(claimed_by="w2"))
-            return original(ids, now, report)
-        ready = original(ids, now, report)
+            return await original(ids, now, report, *rest)
+        ready = await original(ids, now, report, *rest)
         with h.db.session() as s:
             s.execute(update(ContactAttempt).values(claimed_by="w2"))
         return ready
@@ -552,6 +574,24 @@ def test_stuck_sms_found_at_the_provider_is_recorded_not_resent(h: Harness) -> N
     assert {s.attempt_id for s in h.lookup.asked} == {found, missing}
     stuck = next(s for s in h.lookup.asked if s.attempt_id == found)
     assert (stuck.sender, stuck.body_sha256, stuck.since) == ("+15005550006", "ab" * 32, AT)
+
+
+def test_a_stuck_sms_a_status_callback_already_named_is_not_looked_up(h: Harness) -> None:
+    """The callback URL carries the attempt id, so a fast callback can record the SID
+    before the (then crashed) worker did: that is proof enough, and the SID must not
+    count as "another attempt's message" in a lookup."""
+    one_sms_borrower(h)
+    h.plan()
+    [stuck] = _leave_sending(h)
+    with h.db.session() as s:
+        s.execute(update(ContactAttempt).values(provider_id="SM" + "c" * 32, provider_status="delivered",
+                                                outcome="delivered"))
+    h.clock.set(AT + timedelta(minutes=6))
+    assert h.run().by_channel() == {"sms": {"reconciled": 1}}
+    row = attempt(h.db, stuck)
+    assert (row.status, row.provider_id, row.provider_status, row.outcome) == (
+        "sent", "SM" + "c" * 32, "delivered", "delivered")
+    assert h.lookup.asked == [] and h.sms.sent == []
 
 
 def test_stuck_email_becomes_unknown_for_review(h: Harness) -> None:

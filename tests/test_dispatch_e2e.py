@@ -333,6 +333,7 @@ def test_faults_are_retried_until_everything_is_sent_once(db: Database, sandbox:
     assert failed_with == {invalid: rows[invalid].tries, refused: rows[refused].tries}  # never retried
     assert smtp.refused_count[refused] == 1  # one RCPT for it, refused once, never again
     assert consent(db, "B9", "sms").address_flag == "invalid"
+    assert consent(db, "B504", "email").address_flag == "invalid"  # 550 5.1.1: the mailbox does not exist
     assert all(rows[p].status == "sent" for p in phones)
     assert max(rows[p].tries for p in phones) >= 2 and all(rows[a].tries >= 2 for a in addresses[:-1])
     assert len(sandbox.sandbox.messages_to(invalid)) == 0
@@ -363,3 +364,31 @@ def test_two_workers_against_the_sandbox_never_send_twice(db: Database, sandbox:
     assert sum(r.total("sent") for r in reports) == 60
     with db.sessions() as s:
         assert set(s.scalars(select(ContactAttempt.status))) == {"sent"}
+
+
+# --- bot run ----------------------------------------------------------------------------------
+
+
+def test_bot_run_once_plans_and_dispatches(db_url: str, db: Database, sandbox: SandboxServer, smtp: SmtpSink,
+                                           run_bot: Any) -> None:
+    """The scheduler's dispatch job runs the real dispatcher (registered through the settings)."""
+    phones = sms_borrowers(db, 2)
+    [address] = email_borrowers(db, 1)
+    result = run_bot("run", "--once", "--at", AT.isoformat(), db_url=db_url,
+                     env=env_for(sandbox, smtp.port, BOT_RATE_LIMITS_ENABLED="false"))
+    assert result.exit_code == 0, result.output
+    assert sent_counts(sandbox, phones) == Counter({p: 1 for p in phones})
+    assert smtp.received() == Counter({address: 1})
+    assert {a.status for a in attempts(db)} == {"sent"}
+
+
+def test_the_service_runs_the_dispatcher_only_when_given_settings(db: Database) -> None:
+    from bot.scheduler.service import PlannerService
+
+    bare = PlannerService(db=db, clock=FixedClock(AT), policy=load_policy(), dispatchers=[])
+    assert bare.dispatchers == []
+    wired = PlannerService(db=db, clock=FixedClock(AT), policy=load_policy(), dispatchers=[],
+                           settings=load_settings())
+    [dispatcher] = wired.dispatchers
+    assert dispatcher.__qualname__.startswith("make_dispatcher")
+    assert dispatcher(db, FixedClock(AT)) == 0  # nothing planned: nothing handled, no provider called

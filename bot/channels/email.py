@@ -201,19 +201,18 @@ def classify_connect_error(exc: BaseException) -> SmtpTransientError:
     """A session that could not be opened: always transient, and the message was
     certainly not sent (``outcome_unknown`` is False)."""
     if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
-        error = SmtpTransientError(f"SMTP {exc.code}: authentication failed (check smtp_username / smtp_password)",
-                                   code=exc.code)
-    elif isinstance(exc, aiosmtplib.SMTPResponseException):
-        error = SmtpTransientError(f"SMTP {exc.code} while opening the session", code=exc.code)
-    elif isinstance(exc, ssl.SSLError):
-        error = SmtpTransientError(f"TLS with the SMTP server failed ({type(exc).__name__})", code="tls")
-    elif isinstance(exc, aiosmtplib.SMTPNotSupported) or (
+        return SmtpTransientError(f"SMTP {exc.code}: authentication failed (check smtp_username / smtp_password)",
+                                  code=exc.code)
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        return SmtpTransientError(f"SMTP {exc.code} while opening the session", code=exc.code)
+    if isinstance(exc, ssl.SSLError):
+        return SmtpTransientError(f"TLS with the SMTP server failed ({type(exc).__name__})", code="tls")
+    # aiosmtplib says "SMTP STARTTLS extension not supported by server." with a bare SMTPException
+    if isinstance(exc, aiosmtplib.SMTPNotSupported) or (
             isinstance(exc, aiosmtplib.SMTPException) and "not supported" in str(exc)):
-        error = SmtpTransientError("the SMTP server lacks a required extension (STARTTLS? AUTH?)",
-                                   code="not_supported")
-    else:
-        error = SmtpTransientError(f"cannot open an SMTP session ({type(exc).__name__})", code="connect")
-    return error
+        return SmtpTransientError("the SMTP server lacks a required extension (STARTTLS? AUTH?)",
+                                  code="not_supported")
+    return SmtpTransientError(f"cannot open an SMTP session ({type(exc).__name__})", code="connect")
 
 
 _CONNECT_ERRORS = (aiosmtplib.SMTPException, OSError, TimeoutError, asyncio.TimeoutError, ssl.SSLError)

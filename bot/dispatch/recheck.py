@@ -168,14 +168,18 @@ class Judge:
     max_age: timedelta
     reply_max_age: timedelta
     default_timezone: str = "America/New_York"
-    _sent_now: dict[str, list[HistoryEntry]] = field(default_factory=lambda: defaultdict(list))
+    _sent_now: dict[str, list[HistoryEntry]] = field(default_factory=dict)
+
+    def share_history(self, sent_now: dict[str, list[HistoryEntry]]) -> None:
+        """Use (and add to) the sends of earlier batches of the same pass."""
+        self._sent_now = sent_now
 
     def __call__(self, attempt: ContactAttempt) -> Verdict:
         verdict = self._judge(attempt)
         if verdict.allowed:
             # Later attempts of the same batch for this borrower see this one as sent,
             # so two attempts in one batch cannot both use the last allowed contact.
-            self._sent_now[attempt.borrower_id].append(HistoryEntry(
+            self._sent_now.setdefault(attempt.borrower_id, []).append(HistoryEntry(
                 channel=Channel(attempt.channel), occurred_at=self.now,
                 outcome=ContactOutcome.ATTEMPTED.value, loan_id=attempt.loan_id))
         return verdict

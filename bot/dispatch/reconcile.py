@@ -14,7 +14,8 @@ have accepted the message, so sending it again could send it twice.  Instead:
   :data:`CLOCK_SKEW`) whose sid no other attempt recorded, and matches the body
   hash.  Twilio's Message resource does not expose the ``StatusCallback`` URL, so
   the ``?attempt=`` id in it cannot be matched; the body hash is the method.
-  Found: recorded as sent (``reconciled``).  Not found: the provider never took it
+  Found (or already named by a status callback that overtook the crashed worker:
+  the callback URL carries the attempt id): recorded as sent (``reconciled``).  Not found: the provider never took it
   (the lease is minutes, an HTTP request seconds), so it is planned again and goes
   through the send-time check once more (``requeued``).  A body the provider
   redacted matches only when it is the one candidate.  When the provider cannot
@@ -66,6 +67,7 @@ class Stuck:
     body_sha256: str | None
     since: datetime  # when it was marked sending
     known_sids: frozenset[str] = frozenset()  # provider ids other attempts already recorded
+    provider_id: str | None = None  # set by a status callback that overtook the crashed worker
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +160,8 @@ def stuck_from(attempt: ContactAttempt, known_sids: frozenset[str]) -> Stuck:
         sender=meta.get("from") if isinstance(meta.get("from"), str) else None,
         body_sha256=meta.get("body_sha256") if isinstance(meta.get("body_sha256"), str) else None,
         since=attempt.occurred_at or attempt.updated_at,
-        known_sids=known_sids,
+        known_sids=known_sids - {attempt.provider_id} if attempt.provider_id else known_sids,
+        provider_id=attempt.provider_id,
     )
 
 
@@ -193,6 +196,10 @@ class Resolution:
 
 async def resolve(stuck: Stuck, lookup: ProviderLookup | None, *, now: datetime, give_up_after: timedelta) -> Resolution:
     """Decide what a stuck attempt is (see the module docstring)."""
+    if stuck.provider_id:  # a status callback named its message: the provider has it
+        return Resolution(stuck.attempt_id, stuck.channel, AttemptStatus.SENT.value, "reconciled",
+                          provider_id=stuck.provider_id,
+                          error="reconcile: the provider reported it (status callback) after a crash")
     if lookup is None or stuck.channel not in lookup.channels:
         return Resolution(stuck.attempt_id, stuck.channel, AttemptStatus.UNKNOWN.value, "unknown",
                           error=f"reconcile: the {stuck.channel} provider cannot be asked; review")

@@ -12,12 +12,14 @@ One pass (:meth:`Dispatcher.run_pass`):
       :class:`~bot.channels.base.ApprovedMessage` with
       :func:`~bot.channels.base.approve`;
    d. in one write transaction: take **rate-limit** tokens (bot.ratelimit; what
-      finds no token is planned again a little later) and store every decision;
+      finds no token is planned again a little later), store every decision, and
+      mark the SMS about to be sent ``sending`` (SMS can be looked up at the
+      provider after a crash);
    e. **send** the rest concurrently: per channel up to ``concurrency`` lanes
-      (and never more than the adapter's own ``concurrency``); each lane marks an
-      attempt ``sending`` (committed), calls the adapter, records the result, with
-      the writes of all lanes grouped into shared transactions
-      (bot.dispatch.writer).
+      (never more than the adapter's own connections); an email lane marks each
+      email ``sending`` (committed) right before calling the adapter; results are
+      recorded with the writes of all lanes grouped into shared transactions
+      (bot.dispatch.writer).  While one batch is sent the next is checked.
 
 Errors: a transient one plans the attempt again after an exponential backoff with
 full jitter, up to ``max_tries``; a permanent one fails it (a Twilio 21610 records
@@ -31,16 +33,18 @@ Only this package calls channel adapters (tests/test_structure.py checks it).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
-import time
+import threading
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from bot.channels.base import ApprovedMessage, Channel, approve
 from bot.clock import Clock, SystemClock
@@ -93,6 +97,10 @@ class _Stuck:
     error: str
 
 
+#: Longest stretch (seconds) the check of the next batch runs before the sending lanes get a turn.
+_SLICE = 0.005
+
+
 class Dispatcher:
     """Sends what is due through the given channel adapters (see the module docstring).
 
@@ -116,9 +124,11 @@ class Dispatcher:
         compliance_config: ComplianceConfig | None = None,
         lookup: ProviderLookup | None = None,
         renderer: Renderer | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.db = db
         self.settings = settings
+        self.sleep = sleep  # a pass that keeps going waits with it (tests move a fixed clock instead)
         self.channels = dict(channels)
         self.policy = policy
         self.clock = clock or SystemClock()
@@ -135,25 +145,50 @@ class Dispatcher:
         self.renderer = renderer or get_renderer(str(settings.templates_dir))
         self.records = Records(self.options.worker_id, lease=self.options.lease)
         self.buckets = TokenBuckets(enabled=self.options.rate_limits)
+        self._write_lock: contextlib.AbstractContextManager[Any] = (
+            threading.Lock() if db.dialect == "sqlite" else contextlib.nullcontext())
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[Session]:
+        """A write transaction.  On SQLite the pass's threads (the batch being checked, the
+        sends being recorded) take turns through a lock of their own: waiting on the
+        database's lock means SQLite's busy handler, which sleeps in steps of up to 100 ms."""
+        with self._write_lock, self.db.sessions() as session, session.begin():
+            yield session
 
     # --- the pass -------------------------------------------------------------------------
 
     async def run_pass(self) -> DispatchReport:
-        """Reconcile, then send everything due now (see the module docstring)."""
+        """Reconcile, then send everything due now (see the module docstring).
+
+        Batches overlap: while one batch is being sent, the next is claimed and
+        checked in the same event loop, giving way to the sending lanes every few
+        milliseconds (a worker thread would fight the lanes for the interpreter
+        lock, and every database call of the lanes would wait for it).
+        """
         report = DispatchReport(at=self.clock.now(), worker=self.options.worker_id)
         await self.reconcile(report)
-        deadline = time.monotonic() + self.options.keep_running_for
-        seen: set[int] = set()
+        deadline = self.clock.now() + timedelta(seconds=self.options.keep_running_for)
+        seen: dict[int, datetime] = {}  # attempt -> the instant this pass handled it
+        sent_now: dict[str, list[Any]] = {}  # what this pass sent, per borrower: history for later batches
+        batch = await self._next_batch(seen, sent_now)
         while True:
-            handled = await self._batch(report, seen)
-            if handled:
+            if batch is None:
+                if self.options.keep_running_for <= 0 or self.clock.now() >= deadline:
+                    break
+                wait = self._seconds_to_next_due()
+                if wait is None or wait > self.options.max_idle_wait:
+                    break
+                await self.sleep(max(wait, 0.01))
+                batch = await self._next_batch(seen, sent_now)
                 continue
-            if self.options.keep_running_for <= 0 or time.monotonic() >= deadline:
-                break
-            wait = self._seconds_to_next_due()
-            if wait is None or wait > self.options.max_idle_wait:
-                break
-            await asyncio.sleep(max(wait, 0.01))
+            ready, counts = batch
+            report.merge(counts)
+            sending = asyncio.create_task(self._send(ready, report))
+            try:
+                batch = await self._next_batch(seen, sent_now)
+            finally:
+                await sending
         log.info("dispatch pass by %s: %s", report.worker, report.to_json()["totals"] or "nothing due")
         return report
 
@@ -163,26 +198,24 @@ class Dispatcher:
             nxt = next_due_at(session, channels=self.channels, after=now)
         return None if nxt is None else (nxt - now).total_seconds()
 
-    async def _batch(self, report: DispatchReport, seen: set[int]) -> int:
+    async def _next_batch(self, seen: dict[int, datetime],
+                          sent_now: dict[str, list[Any]]) -> tuple[list[_Ready], DispatchReport] | None:
+        """Claim and check the next batch (None: nothing is due)."""
         now = self.clock.now()
-        with self.db.sessions() as session, session.begin():
+        with self._writing() as session:
             ids = claim_due(session, worker=self.options.worker_id, now=now, lease=self.options.lease,
                             channels=self.channels, limit=self.options.batch_size)
         if not ids:
-            return 0
-        fresh = [i for i in ids if i not in seen]
-        if not fresh:  # only attempts this pass already handled came back (requeued): stop here
+            return None
+        if all(seen.get(i) == now for i in ids):  # handled at this very instant already: stop, do not spin
             self._release(ids, now)
-            return 0
-        seen.update(ids)
-        report.claimed += len(ids)
-        report.batches += 1
-        ready = self._prepare(ids, now, report)
-        await self._send(ready, report)
-        return len(ids)
+            return None
+        seen.update(dict.fromkeys(ids, now))
+        counts = DispatchReport(at=now, worker=self.options.worker_id, claimed=len(ids), batches=1)
+        return await self._prepare(ids, now, counts, sent_now), counts
 
     def _release(self, ids: Sequence[int], now: datetime) -> None:
-        with self.db.sessions() as session, session.begin():
+        with self._writing() as session:
             session.execute(
                 update(ContactAttempt)
                 .where(ContactAttempt.id.in_(ids), ContactAttempt.claimed_by == self.options.worker_id,
@@ -193,7 +226,8 @@ class Dispatcher:
 
     # --- re-check and compose -----------------------------------------------------------
 
-    def _prepare(self, ids: Sequence[int], now: datetime, report: DispatchReport) -> list[_Ready]:
+    async def _prepare(self, ids: Sequence[int], now: datetime, report: DispatchReport,
+                       sent_now: dict[str, list[Any]] | None = None) -> list[_Ready]:
         from bot.messages import ComposeError, compose, load_message_data_many
 
         with self.db.sessions() as session:
@@ -204,9 +238,16 @@ class Dispatcher:
         attempts.sort(key=lambda a: (a.source != AttemptSource.REPLY.value, a.next_attempt_at or now, a.id))
         judge = Judge(facts, now, self.policy, self.config, self.options.max_age, self.options.reply_max_age,
                       default_timezone=getattr(self.settings, "default_timezone", "America/New_York"))
+        if sent_now is not None:
+            judge.share_history(sent_now)
         rows: list[VerdictRow] = []
         ready: list[_Ready] = []
+        loop = asyncio.get_running_loop()
+        give_way = loop.time() + _SLICE
         for attempt in attempts:
+            if loop.time() >= give_way:  # let the lanes of the batch being sent run
+                await asyncio.sleep(0)
+                give_way = loop.time() + _SLICE
             verdict = judge(attempt)
             payload = _with_dispatch(attempt.decision, decision_json(verdict.decision, verdict, now))
             if verdict.action != SEND:
@@ -237,7 +278,7 @@ class Dispatcher:
         # channel whose provider can be asked after a crash (SMS) are marked
         # ``sending`` here, all at once; the others one by one in their lane.
         go: list[_Ready] = []
-        with self.db.sessions() as session, session.begin():
+        with self._writing() as session:
             waits = self.buckets.take(session, now, [r.limits for r in ready])
             for item, wait in zip(ready, waits, strict=True):
                 if wait is None:
@@ -292,10 +333,11 @@ class Dispatcher:
     async def _send(self, ready: Sequence[_Ready], report: DispatchReport) -> None:
         if not ready:
             return
-        writer = GroupWriter(lambda writes: self._apply(writes, report))
         queues: dict[str, deque[_Ready]] = {}
         for item in ready:
             queues.setdefault(item.channel, deque()).append(item)
+        waiting = sum(self._lanes(c, self.channels[c], len(q)) for c, q in queues.items() if c not in self.early)
+        writer = GroupWriter(lambda writes: self._apply(writes, report), waiting_lanes=waiting)
         try:
             async with asyncio.TaskGroup() as group:
                 for channel, queue in queues.items():
@@ -377,7 +419,7 @@ class Dispatcher:
     def _expire_soon(self, attempt_id: int) -> None:
         """Let reconciliation look at an attempt whose send ended in doubt, after a short wait."""
         now = self.clock.now()
-        with self.db.sessions() as session, session.begin():
+        with self._writing() as session:
             session.execute(
                 update(ContactAttempt)
                 .where(ContactAttempt.id == attempt_id, ContactAttempt.claimed_by == self.options.worker_id,
@@ -391,7 +433,7 @@ class Dispatcher:
         now = self.clock.now()
         outcomes = [w.record for w in writes if w.record is not None]
         marks = [w.mark for w in writes if w.mark is not None]
-        with self.db.sessions() as session, session.begin():
+        with self._writing() as session:
             written = self.records.record(session, outcomes, now)
             marked = self.records.mark_sending(session, marks, now)
         for outcome in outcomes:
@@ -405,7 +447,7 @@ class Dispatcher:
     async def reconcile(self, report: DispatchReport) -> None:
         """Settle attempts left ``sending`` by a worker whose lease expired."""
         now = self.clock.now()
-        with self.db.sessions() as session, session.begin():
+        with self._writing() as session:
             ids = claim_stuck(session, worker=self.options.worker_id, now=now, lease=self.options.lease,
                               limit=self.options.batch_size)
         if not ids:
@@ -422,7 +464,7 @@ class Dispatcher:
                                      now=now, give_up_after=self.options.max_age)
 
         resolutions = await asyncio.gather(*(one(a) for a in attempts))
-        with self.db.sessions() as session, session.begin():
+        with self._writing() as session:
             for r in resolutions:
                 if r.status == AttemptStatus.SENDING.value:
                     self.records.extend_stuck(session, r.attempt_id, until=now + self.options.backoff_base,

@@ -41,9 +41,15 @@ ApplyFn = Callable[[Sequence[Write]], set[int]]
 class GroupWriter:
     """Collects :class:`Write` requests and commits them in groups (see the module docstring)."""
 
-    def __init__(self, apply: ApplyFn) -> None:
+    def __init__(self, apply: ApplyFn, *, linger: float = 0.02, max_group: int = 128,
+                 waiting_linger: float = 0.005, waiting_lanes: int = 1) -> None:
         self._apply = apply
+        self.linger = linger
+        self.max_group = max_group
+        self.waiting_linger = waiting_linger
+        self.waiting_lanes = max(waiting_lanes, 1)  # lanes that wait for their writes (email)
         self._queue: list[tuple[Write, asyncio.Future[bool]]] = []
+        self._urgent = 0  # writes of the queue a lane waits for
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.groups = 0
@@ -51,13 +57,18 @@ class GroupWriter:
         self.failed: BaseException | None = None  # the first failed commit: nothing more is sent
 
     async def submit(self, write: Write) -> bool:
-        """Queue ``write`` and wait for its commit; True if ``write.mark`` was marked (or none was asked)."""
-        return await self.enqueue(write)
+        """Queue ``write`` and wait for its commit; True if ``write.mark`` was marked (or none was asked).
 
-    def enqueue(self, write: Write) -> asyncio.Future[bool]:
-        """Queue ``write`` without waiting; the future resolves at its commit."""
+        A lane waits: the group is committed at the next turn of the loop."""
+        return await self.enqueue(write, urgent=True)
+
+    def enqueue(self, write: Write, *, urgent: bool = False) -> asyncio.Future[bool]:
+        """Queue ``write``; the future resolves at its commit.  Writes nobody waits for
+        linger up to ``linger`` seconds (or ``max_group`` writes) to share a commit: every
+        commit costs a few round trips through the interpreter lock."""
         if self.failed is not None:
             raise self.failed
+        self._urgent += urgent
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="dispatch-writer")
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
@@ -66,11 +77,25 @@ class GroupWriter:
         return future
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             await self._wake.wait()
             self._wake.clear()
             await asyncio.sleep(0)  # one turn of the loop: lanes that are ready join this group
-            group, self._queue = self._queue, []
+            # Nobody waits: linger for company.  Some lanes wait: a moment for the other
+            # waiting lanes (the pass is CPU-bound: fewer commits, more messages), but
+            # never past the moment all of them wait.
+            started = loop.time()
+            while len(self._queue) < self.max_group:
+                limit = started + (self.waiting_linger if self._urgent else self.linger)
+                if self._urgent >= self.waiting_lanes or loop.time() >= limit:
+                    break
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), limit - loop.time())
+                except TimeoutError:
+                    break
+            group, self._queue, self._urgent = self._queue, [], 0
             if not group:
                 continue
             try:
