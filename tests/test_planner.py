@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 from sqlalchemy import event, func, select, update
 
+from dispatch_support import add_loan
+
 from bot.compliance.types import Decision, RuleResult
 from bot.db import Database
 from bot.db.models import Borrower, ContactAttempt, Consent, Installment, Loan, Promise, Task
@@ -52,17 +54,6 @@ def add_borrower(db: Database, borrower_id: str = "B1", *, name: str = "Jane Doe
                 s.add(Consent(borrower_id=borrower_id, channel=channel, address=address, granted=True,
                               opted_out_at=AT - timedelta(days=1) if channel in opted else None,
                               opt_out_source="sms" if channel in opted else None, updated_at=AT))
-
-
-def add_loan(db: Database, borrower_id: str, loan_id: str, installments: Iterable[tuple[str, date]], *,
-             amount: int = 10_000, paid: int = 0, currency: str = "USD") -> None:
-    with db.session() as s:
-        s.add(Loan(id=loan_id, borrower_id=borrower_id, product="personal", principal_minor=100_000,
-                   currency=currency, opened_on=date(2026, 1, 1), created_at=AT, updated_at=AT))
-        s.flush()
-        for installment_id, due in installments:
-            s.add(Installment(id=installment_id, loan_id=loan_id, due_date=due, amount_due_minor=amount,
-                              amount_paid_minor=paid, created_at=AT, updated_at=AT))
 
 
 def due(offset: int, today: date = TODAY) -> date:

@@ -31,6 +31,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.compliance.types import Decision, HistoryEntry, StopState, Subject
+from bot.compliance.zones import resolve_zones
 from bot.domain import AttemptStatus, Channel, ContactOutcome
 from bot.policy import Policy, Step, step_label
 
@@ -156,22 +157,8 @@ class LocalDates:
 def _primary_zone(country: str, region: str | None, timezone: str | None, phone: str | None,
                   default_timezone: str) -> tuple[str, bool]:
     """(primary zone name, whether it came from timezone/region and so ignores the phone)."""
-    try:
-        from bot.compliance.zones import resolve_zones
-    except ImportError:  # pragma: no cover - the compliance engine ships zones
-        return _fallback_zone(timezone, default_timezone), True
     zones = resolve_zones(country or "", region, timezone, phone, default_timezone)
     return zones.names[0], zones.sources[0] in ("timezone", "region")
-
-
-def _fallback_zone(timezone: str | None, default_timezone: str) -> str:  # pragma: no cover
-    if timezone:
-        try:
-            ZoneInfo(timezone)
-            return timezone
-        except (ValueError, KeyError):
-            pass
-    return default_timezone
 
 
 # --- the batch -------------------------------------------------------------------------

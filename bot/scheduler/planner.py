@@ -59,7 +59,6 @@ from bot.scheduler.decide import (
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 5000
-HISTORY_DAYS = 31  # without the compliance loader: its rules look back at most 30 days
 REPLANNABLE = (AttemptStatus.PLANNED.value, AttemptStatus.DEFERRED.value, AttemptStatus.BLOCKED.value)
 UNCHANGED = "unchanged"  # a report status: the row exists and is past planning (sending, sent, ...)
 
@@ -67,19 +66,17 @@ UNCHANGED = "unchanged"  # a report status: the row exists and is past planning 
 def history_since(at: datetime, policy: Policy, compliance_config: Any = None) -> datetime:
     """How far back the contexts' history must reach: what the compliance rules look
     at (their loader knows), and the policy's ``no_conversation_within_days``."""
+    from bot.compliance.loader import history_since as rules_since
+
     days = max((step.when.no_conversation_within_days or 0 for _arm, step in policy.steps()), default=0)
-    try:
-        from bot.compliance.loader import history_since as rules_since
-    except ImportError:  # pragma: no cover - the compliance engine ships its loader
-        return at - timedelta(days=max(days, HISTORY_DAYS))
     return min(rules_since(at, compliance_config), at - timedelta(days=days))
 
 
 def default_check() -> CheckFn:
     """The compliance engine's ``check``, imported only when needed."""
-    from bot.compliance import check  # type: ignore[attr-defined]
+    from bot.compliance import check
 
-    return check  # type: ignore[no-any-return]
+    return check
 
 
 # --- report --------------------------------------------------------------------------
