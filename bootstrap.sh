@@ -60,6 +60,13 @@ setup_python() {
     fi
 }
 
+# espeak-ng: the speech synthesiser pyttsx3 drives (voice prompts, test clips).
+# chromium + CJK fonts: the console's browser tests (Playwright drives Debian's Chromium).
+setup_system() {
+    apt_install espeak-ng
+    if [ "${1:-}" = test ]; then apt_install chromium fonts-noto-cjk; fi
+}
+
 pg_ready() { command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432; }
 
 setup_postgres() {
@@ -88,14 +95,17 @@ cmd=${1:-help}
 shift || true
 case "$cmd" in
     setup)
+        setup_system test
         setup_python
         ;;
     demo)
+        setup_system
         setup_python
         say "running the demo (SQLite in ./demo)"
         exec "$VENV/bin/bot" demo "$@"
         ;;
     test)
+        setup_system test
         setup_python
         setup_postgres
         say "running the test suite"

@@ -289,3 +289,121 @@ class RateBucket(Base):
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     tokens: Mapped[float]
     updated_at: Mapped[datetime]
+
+
+class CallSession(Base):
+    """One voice call: its Twilio CallSid, the script's state between webhooks,
+    the outcome, flags for review and the review itself (docs/voice.md).
+
+    ``state`` is the dialog engine's JSON state (bot.scripts); ``decision`` the
+    compliance decision that allowed the call when it was answered.
+    """
+
+    __tablename__ = "call_sessions"
+    __table_args__ = (
+        Index(None, "borrower_id", "started_at"),
+        Index(None, "started_at"),
+        Index(None, "flagged", "reviewed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    attempt_id: Mapped[int | None] = mapped_column(
+        ForeignKey("contact_attempts.id", ondelete="SET NULL"), unique=True
+    )
+    call_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    borrower_id: Mapped[str] = mapped_column(ForeignKey("borrowers.id", ondelete="CASCADE"))
+    loan_id: Mapped[str | None] = mapped_column(ForeignKey("loans.id", ondelete="CASCADE"))
+    locale: Mapped[str] = mapped_column(String(16))
+    script: Mapped[str] = mapped_column(String(64))
+    state: Mapped[dict[str, Any] | None]
+    status: Mapped[str] = mapped_column(String(16))  # Twilio CallStatus, never moved backwards
+    answered_by: Mapped[str | None] = mapped_column(String(32))
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    promise_date: Mapped[date | None] = mapped_column(Date)
+    speech: Mapped[bool] = mapped_column(Boolean, server_default="1")  # False: keypad only
+    flagged: Mapped[bool] = mapped_column(Boolean, server_default="0")
+    flags: Mapped[dict[str, Any] | None]  # {"reasons": [...]}
+    min_confidence: Mapped[float | None]
+    decision: Mapped[dict[str, Any] | None]
+    recording_dir: Mapped[str | None] = mapped_column(String(255))
+    started_at: Mapped[datetime]
+    answered_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    duration_s: Mapped[float | None]
+    reviewed_at: Mapped[datetime | None]
+    reviewed_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class CallTurn(Base):
+    """One turn of a call: what the bot said or what the borrower answered.
+
+    ``text_redacted`` has card, ID and account numbers removed before storage;
+    ``audio_ref`` is a path relative to the media directory (prompt or recording).
+    A supervisor's correction is kept beside the detected intent, never over it.
+    """
+
+    __tablename__ = "call_turns"
+    __table_args__ = (UniqueConstraint("session_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("call_sessions.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    speaker: Mapped[str] = mapped_column(String(8))  # bot | borrower
+    node: Mapped[str | None] = mapped_column(String(64))
+    at: Mapped[datetime]
+    source: Mapped[str | None] = mapped_column(String(8))  # tts | speech | dtmf | silence
+    text_redacted: Mapped[str | None] = mapped_column(Text)
+    confidence: Mapped[float | None]
+    intent: Mapped[str | None] = mapped_column(String(32))
+    promise_date: Mapped[date | None] = mapped_column(Date)
+    audio_ref: Mapped[str | None] = mapped_column(String(255))
+    flagged: Mapped[bool] = mapped_column(Boolean, server_default="0")
+    corrected_intent: Mapped[str | None] = mapped_column(String(32))
+    corrected_promise_date: Mapped[date | None] = mapped_column(Date)
+    corrected_by: Mapped[str | None] = mapped_column(String(64))
+    corrected_at: Mapped[datetime | None]
+
+
+class User(Base):
+    """A console user (``bot user add``): viewer, supervisor or admin."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    failed_logins: Mapped[int] = mapped_column(Integer, server_default="0")
+    locked_until: Mapped[datetime | None]
+    disabled: Mapped[bool] = mapped_column(Boolean, server_default="0")
+    created_at: Mapped[datetime]
+    last_login_at: Mapped[datetime | None]
+
+
+class ConsoleSession(Base):
+    """A signed-in console session; the cookie holds a token whose hash is ``id``."""
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+
+
+class Note(Base):
+    """A person's note on a call, borrower or task (redacted text only)."""
+
+    __tablename__ = "notes"
+    __table_args__ = (Index(None, "subject_type", "subject_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    subject_type: Mapped[str] = mapped_column(String(32))
+    subject_id: Mapped[str] = mapped_column(String(64))
+    author: Mapped[str] = mapped_column(String(64))
+    text_redacted: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
