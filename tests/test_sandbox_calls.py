@@ -19,7 +19,9 @@ SID = "AC" + "0" * 32
 TOKEN = "sandbox-token"
 NUMBER = "+15005550006"
 PHONE = "+15551230001"
-TWIML = "<Response><Say>This is a reminder from Example Lending.</Say></Response>"
+# The call flow runs this TwiML; the long pause keeps the line open until the persona hangs up.
+TWIML = '<Response><Say>This is a reminder from Example Lending.</Say><Pause length="120"/></Response>'
+
 ALL_EVENTS = ["initiated", "ringing", "answered", "completed"]
 
 
@@ -40,6 +42,7 @@ def sb(server: SandboxServer, recorder: WebhookRecorder) -> Iterator[Sandbox]:
     server.sandbox.reset()
     recorder.clear()
     recorder.respond("/voice", TWIML)
+    server.sandbox.add_phone(PHONE, call={"talk_seconds": 30})  # hangs up 30 s after answering
     yield server.sandbox
 
 
@@ -146,10 +149,10 @@ def test_hang_up_cancel_and_redirect(sb: Sandbox, client: Client, recorder: Webh
     live = make_call(client, recorder)
     sb.advance(6)
     assert client.calls(live.sid).fetch().status == "in-progress"
-    redirected = client.calls(live.sid).update(twiml="<Response><Hangup/></Response>")
+    redirected = client.calls(live.sid).update(twiml='<Response><Pause length="50"/></Response>')
     assert redirected.status == "in-progress"
     sb.run_pending()
-    assert sb.call(live.sid).twiml_log[-1] == "<Response><Hangup/></Response>"
+    assert sb.call(live.sid).twiml_log[-1] == '<Response><Pause length="50"/></Response>'
     assert client.calls(live.sid).update(status="canceled").status == "in-progress"  # too late to cancel
     sb.advance(2)
     ended = client.calls(live.sid).update(status="completed")
@@ -171,9 +174,12 @@ def test_machine_detection(sb: Sandbox, client: Client, recorder: WebhookRecorde
         async_amd="true",
         async_amd_status_callback=recorder.url("/amd"),
     )
-    sb.advance(10)
+    sb.advance(9.9)
+    # Async AMD: the TwiML is requested at once, without AnsweredBy; the result comes at the beep.
+    assert "AnsweredBy" not in recorder.requests("/voice")[0].form
+    assert client.calls(call.sid).fetch().answered_by is None and recorder.requests("/amd") == []
+    sb.advance(0.1)
     assert client.calls(call.sid).fetch().answered_by == "machine_end_beep"
-    assert recorder.requests("/voice")[0].form["AnsweredBy"] == "machine_end_beep"
     [amd] = recorder.requests("/amd")
     assert amd.form["AnsweredBy"] == "machine_end_beep" and amd.form["CallSid"] == call.sid
     assert RequestValidator(TOKEN).validate(amd.url, amd.form, amd.signature)

@@ -1,5 +1,7 @@
 """The sandbox's HTTP face: Twilio's REST paths plus the ``/_sandbox/`` control API.
 
+REST resources: Messages, Calls and Recordings (JSON and the audio itself).
+
 Every REST request goes through the same steps, in Twilio's order:
 HTTP Basic authentication (account SID and auth token, or an API key SID
 and secret of that account) -> injected faults (delay, 429, 5xx) ->
@@ -29,13 +31,18 @@ from bot.sandbox import spec
 from bot.sandbox.control import control_routes
 from bot.sandbox.errors import TwilioApiError
 from bot.sandbox.params import FormValues, collect
+from bot.sandbox.recordings import Recordings
 from bot.sandbox.resources import call_json, message_json
 from bot.sandbox.sandbox import Sandbox
 
 log = logging.getLogger("bot.sandbox.http")
 
 ACCOUNT_PATH = "/2010-04-01/Accounts/{AccountSid}"
-_SID = {"Messages": re.compile(r"^(SM|MM)[0-9a-fA-F]{32}$"), "Calls": re.compile(r"^CA[0-9a-fA-F]{32}$")}
+_SID = {
+    "Messages": re.compile(r"^(SM|MM)[0-9a-fA-F]{32}$"),
+    "Calls": re.compile(r"^CA[0-9a-fA-F]{32}$"),
+    "Recordings": re.compile(r"^RE[0-9a-fA-F]{32}$"),
+}
 
 Handler = Callable[[Sandbox, str, str | None, FormValues], tuple[int, Any]]
 
@@ -77,13 +84,9 @@ def rest_endpoint(sandbox: Sandbox, resource: str, handlers: dict[str, Handler])
         method = request.method
         account_sid = request.path_params["AccountSid"]
         sid = request.path_params.get("Sid")
+        _learn_base_url(sandbox, request)
         try:
-            authenticate(sandbox, request, account_sid)
-            fault = sandbox.faults.take_request_fault()
-            if fault.delay:
-                await asyncio.sleep(fault.delay)  # the "slow" fault: the one real delay, on purpose
-            if fault.error is not None:
-                raise fault.error
+            await _admit(sandbox, request, account_sid)
             if sid is not None and not _SID[resource].match(sid):
                 raise TwilioApiError(20404, f"The requested resource {request.url.path} was not found")
             if method == "GET" or method == "DELETE":
@@ -100,6 +103,46 @@ def rest_endpoint(sandbox: Sandbox, resource: str, handlers: dict[str, Handler])
             return error_response(error)
         log.info("%s %s -> %d", method, _short(request.url.path), status)
         return json_response(status, payload, {"Twilio-Request-Id": "RQ" + secrets.token_hex(16)})
+
+    return endpoint
+
+
+async def _admit(sandbox: Sandbox, request: Request, account_sid: str) -> None:
+    """Authentication, then the injected request faults (delay, 429, 5xx), in Twilio's order."""
+    authenticate(sandbox, request, account_sid)
+    fault = sandbox.faults.take_request_fault()
+    if fault.delay:
+        await asyncio.sleep(fault.delay)  # the "slow" fault: the one real delay, on purpose
+    if fault.error is not None:
+        raise fault.error
+
+
+def _learn_base_url(sandbox: Sandbox, request: Request) -> None:
+    """``RecordingUrl`` needs the sandbox's address: without a server that set it, the first request tells."""
+    if sandbox.base_url is None:
+        sandbox.base_url = str(request.base_url).rstrip("/")
+
+
+def recording_media_endpoint(sandbox: Sandbox, recordings: Recordings) -> Callable[[Request], Awaitable[Response]]:
+    """``GET …/Recordings/{Sid}`` and ``…/{Sid}.wav``: the recording's audio, as it was recorded."""
+
+    async def endpoint(request: Request) -> Response:
+        account_sid = request.path_params["AccountSid"]
+        name = request.path_params["Name"]
+        _learn_base_url(sandbox, request)
+        try:
+            await _admit(sandbox, request, account_sid)
+            if request.method != "GET":
+                raise TwilioApiError(20004)
+            sid = name.removesuffix(".wav")
+            if not _SID["Recordings"].match(sid):
+                raise TwilioApiError(20404, f"The requested resource {request.url.path} was not found")
+            recording = recordings.media(account_sid, sid)
+        except TwilioApiError as error:
+            log.info("%s %s -> %d (%d)", request.method, _short(request.url.path), error.status, error.code)
+            return error_response(error)
+        log.info("GET %s -> 200 (%d bytes)", _short(request.url.path), len(recording.audio))
+        return Response(recording.audio, media_type=recording.content_type, headers={"Twilio-Request-Id": "RQ" + secrets.token_hex(16)})
 
     return endpoint
 
@@ -153,6 +196,20 @@ def _delete_call(sb: Sandbox, account: str, sid: str | None, _: FormValues) -> t
     return 204, None
 
 
+def _recording_handlers(recordings: Recordings) -> tuple[dict[str, Handler], dict[str, Handler]]:
+    def fetch(sb: Sandbox, account: str, sid: str | None, _: FormValues) -> tuple[int, Any]:
+        return 200, recordings.fetch(account, sid or "")
+
+    def delete(sb: Sandbox, account: str, sid: str | None, _: FormValues) -> tuple[int, Any]:
+        recordings.delete(account, sid or "")
+        return 204, None
+
+    def listing(sb: Sandbox, account: str, _: str | None, values: FormValues) -> tuple[int, Any]:
+        return 200, recordings.list(account, values)
+
+    return {"GET": listing}, {"GET": fetch, "DELETE": delete}
+
+
 async def _not_found(request: Request) -> Response:
     return error_response(TwilioApiError(20404, f"The requested resource {request.url.path} was not found"))
 
@@ -170,6 +227,8 @@ def create_app(sandbox: Sandbox) -> Starlette:
     """The ASGI application serving *sandbox*."""
     spec.load_spec()  # parse the spec now rather than during the first request
     methods = ["GET", "POST", "DELETE", "PUT", "PATCH"]
+    recordings = Recordings(sandbox)
+    list_recordings, one_recording = _recording_handlers(recordings)
     routes = [
         Route(
             f"{ACCOUNT_PATH}/Messages.json",
@@ -191,6 +250,9 @@ def create_app(sandbox: Sandbox) -> Starlette:
             rest_endpoint(sandbox, "Calls", {"GET": _fetch_call, "POST": _update_call, "DELETE": _delete_call}),
             methods=methods,
         ),
+        Route(f"{ACCOUNT_PATH}/Recordings.json", rest_endpoint(sandbox, "Recordings", list_recordings), methods=methods),
+        Route(f"{ACCOUNT_PATH}/Recordings/{{Sid}}.json", rest_endpoint(sandbox, "Recordings", one_recording), methods=methods),
+        Route(f"{ACCOUNT_PATH}/Recordings/{{Name}}", recording_media_endpoint(sandbox, recordings), methods=methods),
         Mount("/_sandbox", routes=control_routes(sandbox)),
         Route("/{path:path}", _not_found, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
     ]

@@ -18,6 +18,8 @@ Example personas file::
     phones:
       - number: "+15551230001"
         replies: [{text: "PAID", after: 120}]
+        call:
+          turns: [{digits: "1"}, {audio: clips/yes.wav}, {hangup: true}]
       - pattern: "+1555000*"
         line_type: landline
     faults:
@@ -168,10 +170,31 @@ def load_config_file(path: str | Path) -> SandboxConfig:
         data = {}
     if not isinstance(data, dict):
         raise InputFileError(f"{file}: the top level must be a mapping")
+    _resolve_audio_paths(data, file.parent)
     try:
-        return SandboxConfig.model_validate(data)
+        config = SandboxConfig.model_validate(data)
     except ValidationError as exc:
         raise InputFileError(f"{file}: {describe_errors(exc)}") from None
+    for index, phone in enumerate(config.phones):
+        for where, path in phone.call.audio_files():
+            if not path.is_file():
+                raise InputFileError(f"{file}: phones.{index}.{where}: no such file {path}")
+    return config
+
+
+def _resolve_audio_paths(data: dict[str, Any], base: Path) -> None:
+    """Audio clips of persona turns are relative to the personas file's directory."""
+    phones = data.get("phones")
+    if not isinstance(phones, list):
+        return
+    for phone in phones:
+        call = phone.get("call") if isinstance(phone, dict) else None
+        turns = call.get("turns") if isinstance(call, dict) else None
+        if not isinstance(turns, list):
+            continue
+        for turn in turns:
+            if isinstance(turn, dict) and isinstance(turn.get("audio"), str) and not Path(turn["audio"]).is_absolute():
+                turn["audio"] = str(base / turn["audio"])
 
 
 def describe_errors(exc: ValidationError) -> str:

@@ -32,6 +32,7 @@ from bot.sandbox.resources import call_json, message_json
 
 if TYPE_CHECKING:
     from bot.sandbox.sandbox import Sandbox
+    from bot.sandbox.state import Call
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -93,6 +94,16 @@ def _model(model: type[BaseModel], data: Any) -> Any:
         raise ControlError(400, describe_errors(exc)) from None
 
 
+def _call_detail(call: Call) -> dict[str, Any]:
+    """A call as the REST API shows it, plus what its flow recorded."""
+    return call_json(call) | {
+        "twiml_log": call.twiml_log,
+        "spoken": [item.as_dict() for item in call.spoken],
+        "events": [event.as_dict() for event in call.events],
+        "recordings": call.recording_sids,
+    }
+
+
 def control_routes(sandbox: Sandbox) -> list[Route]:
     def guarded(handler: Callable[[Request], Awaitable[Any]]) -> Endpoint:
         async def endpoint(request: Request) -> Response:
@@ -135,7 +146,7 @@ def control_routes(sandbox: Sandbox) -> list[Route]:
         }
 
     def _phones() -> list[dict[str, Any]]:
-        return [{"match": match, **persona.model_dump()} for match, persona in sandbox.phones.entries()]
+        return [{"match": match, **persona.model_dump(mode="json")} for match, persona in sandbox.phones.entries()]
 
     async def config(request: Request) -> Any:
         sandbox.apply_config(_model(SandboxConfig, await _json(request)))
@@ -157,8 +168,8 @@ def control_routes(sandbox: Sandbox) -> list[Route]:
         if request.method == "GET":
             return _phones()
         entry: PhoneConfig = _model(PhoneConfig, await _json(request))
-        sandbox.add_phone(entry.match, entry.persona())
-        return {"match": entry.match, **entry.persona().model_dump()}
+        chosen = sandbox.add_phone(entry.match, entry.persona())
+        return {"match": entry.match, **chosen.model_dump(mode="json")}
 
     async def inbound(request: Request) -> Any:
         entry: InboundRequest = _model(InboundRequest, await _json(request))
@@ -181,7 +192,14 @@ def control_routes(sandbox: Sandbox) -> list[Route]:
 
     async def calls(request: Request) -> Any:
         phone = request.query_params.get("phone")
-        return [call_json(c) | {"twiml_log": c.twiml_log} for c in sandbox.calls(phone)]
+        return [_call_detail(c) for c in sandbox.calls(phone)]
+
+    async def one_call(request: Request) -> Any:
+        try:
+            call = sandbox.call(request.path_params["sid"])
+        except SandboxError as exc:
+            raise ControlError(404, str(exc)) from None
+        return _call_detail(call)
 
     async def webhooks(request: Request) -> Any:
         kind = request.query_params.get("kind")
@@ -219,6 +237,7 @@ def control_routes(sandbox: Sandbox) -> list[Route]:
         Route("/inbound", guarded(inbound), methods=["POST"]),
         Route("/messages", guarded(messages), methods=["GET"]),
         Route("/calls", guarded(calls), methods=["GET"]),
+        Route("/calls/{sid}", guarded(one_call), methods=["GET"]),
         Route("/webhooks", guarded(webhooks), methods=["GET"]),
         Route("/faults", guarded(faults), methods=["GET", "POST", "DELETE"]),
         Route("/advance", guarded(advance), methods=["POST"]),

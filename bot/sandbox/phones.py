@@ -18,6 +18,7 @@ from __future__ import annotations
 import fnmatch
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -42,18 +43,94 @@ class ScriptedReply(BaseModel):
     after: float | None = Field(default=None, ge=0)
 
 
+class CallTurn(BaseModel):
+    """What the person does at one ``<Gather>`` or ``<Record>`` of the bot, in order.
+
+    Exactly one of: ``digits`` (keys pressed, e.g. ``"1"`` or ``"0312#"``),
+    ``audio`` (a WAV clip spoken into a ``<Record>``: it becomes the
+    recording), ``speech`` (the text a ``<Gather input="speech">`` hears, posted
+    as ``SpeechResult``), ``silence: true`` (says nothing) or ``hangup: true``
+    (hangs up).  ``finish`` says how an ``audio`` turn ends the recording:
+    ``silence`` (the ``<Record timeout>`` runs out), ``key`` (presses a key of
+    ``finishOnKey``) or ``hangup`` (hangs up: the action still gets the
+    recording, with ``Digits=hangup``).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    digits: str | None = Field(default=None, pattern=r"^[0-9*#]+$")
+    audio: Path | None = None
+    speech: str | None = Field(default=None, min_length=1)
+    silence: bool = False
+    hangup: bool = False
+    finish: Literal["silence", "key", "hangup"] = "silence"
+
+    @field_validator("digits", mode="before")
+    @classmethod
+    def _digits_as_text(cls, value: object) -> object:
+        # YAML reads `digits: 1` as an integer; keys are text.
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> CallTurn:
+        given = [
+            name
+            for name, present in (
+                ("digits", self.digits is not None),
+                ("audio", self.audio is not None),
+                ("speech", self.speech is not None),
+                ("silence", self.silence),
+                ("hangup", self.hangup),
+            )
+            if present
+        ]
+        if len(given) != 1:
+            raise ValueError("a turn is exactly one of digits, audio, speech, silence: true, hangup: true")
+        if self.finish != "silence" and self.audio is None:
+            raise ValueError("finish only applies to an audio turn")
+        return self
+
+    @property
+    def kind(self) -> str:
+        if self.digits is not None:
+            return "digits"
+        if self.audio is not None:
+            return "audio"
+        if self.speech is not None:
+            return "speech"
+        return "hangup" if self.hangup else "silence"
+
+
 class CallBehaviour(BaseModel):
-    """How the phone answers a call (the voice sandbox builds on this)."""
+    """How the phone answers a call and what the person (or machine) does on it."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     answer: Answer = "human"
     ring_seconds: float = Field(default=4.0, ge=0)
-    talk_seconds: float = Field(default=30.0, ge=0)
+    #: the callee hangs up this long after answering wherever the call is; None: stays
+    #: on the line until the bot hangs up, the TwiML runs out or a ``hangup`` turn
+    talk_seconds: float | None = Field(default=None, ge=0)
     #: AnsweredBy reported with machine detection; default from ``answer`` and the AMD mode
     answered_by: str | None = None
-    #: seconds after answering until an async AMD result is posted
+    #: seconds after answering until machine detection decides (humans, ``Enable``)
     amd_seconds: float = Field(default=3.0, ge=0)
+    #: machines: length of the voicemail greeting; the beep follows it
+    greeting_seconds: float = Field(default=5.0, ge=0)
+    #: a person's answers to the bot's ``<Gather>`` / ``<Record>``, in order; then silence
+    turns: list[CallTurn] = Field(default_factory=list)
+
+    @field_validator("turns", mode="before")
+    @classmethod
+    def _shorthand(cls, value: object) -> object:
+        # `- hangup` / `- silence` as plain strings are accepted for the flag turns.
+        if isinstance(value, list):
+            return [{item: True} if item in ("hangup", "silence") else item for item in value]
+        return value
+
+    def audio_files(self) -> list[tuple[str, Path]]:
+        """``(field path, file)`` of every audio turn, for existence checks."""
+        return [(f"call.turns.{i}.audio", t.audio) for i, t in enumerate(self.turns) if t.audio is not None]
 
 
 class Persona(BaseModel):

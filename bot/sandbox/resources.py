@@ -1,7 +1,7 @@
-"""JSON representations of messages, calls and list pages, as the spec describes them.
+"""JSON representations of messages, calls, recordings and list pages, as the spec describes them.
 
-Field names, types and formats follow ``api.v2010.account.message`` and
-``api.v2010.account.call``: counts are strings (``"num_segments": "1"``),
+Field names, types and formats follow ``api.v2010.account.message``,
+``api.v2010.account.call`` and ``api.v2010.account.recording``: counts are strings (``"num_segments": "1"``),
 dates are RFC 2822 in GMT (``"Thu, 24 Aug 2023 05:01:45 +0000"``), prices
 are null, URIs are relative to the API host.
 """
@@ -14,7 +14,7 @@ from email.utils import format_datetime
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
-from bot.sandbox.state import API_VERSION, Call, Message
+from bot.sandbox.state import API_VERSION, Call, Message, Recording
 
 T = TypeVar("T")
 
@@ -103,6 +103,34 @@ def call_json(call: Call) -> dict[str, Any]:
         "to_formatted": call.to,
         "trunk_sid": None,
         "uri": f"{base}.json",
+    }
+
+
+def recording_json(recording: Recording, base_url: str | None) -> dict[str, Any]:
+    base = f"{account_uri(recording.account_sid)}/Recordings/{recording.sid}"
+    return {
+        "account_sid": recording.account_sid,
+        "api_version": API_VERSION,
+        "call_sid": recording.call_sid,
+        "conference_sid": None,
+        "date_created": rfc2822(recording.date_created),
+        "date_updated": rfc2822(recording.date_created),
+        "start_time": rfc2822(recording.start_time),
+        "duration": str(recording.duration),
+        "sid": recording.sid,
+        "price": None,
+        "price_unit": "USD",
+        "status": recording.status,
+        "channels": recording.channels,
+        "source": recording.source,
+        "error_code": None,
+        "uri": f"{base}.json",
+        "encryption_details": None,
+        "subresource_uris": {
+            "add_on_results": f"{base}/AddOnResults.json",
+            "transcriptions": f"{base}/Transcriptions.json",
+        },
+        "media_url": f"{base_url or 'http://127.0.0.1'}{base}",
     }
 
 

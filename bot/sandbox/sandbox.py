@@ -30,7 +30,7 @@ from bot.sandbox.events import Event, EventQueue
 from bot.sandbox.faults import Faults
 from bot.sandbox.messaging import InboundResult, Messaging
 from bot.sandbox.phones import PhoneBook, Persona
-from bot.sandbox.state import Account, Call, Message, OwnedNumber, Store
+from bot.sandbox.state import Account, Call, Message, OwnedNumber, Recording, Store
 from bot.sandbox.voice import Voice
 from bot.sandbox.webhooks import WebhookAttempt, WebhookPolicy, WebhookRefused, WebhookSender
 
@@ -59,6 +59,9 @@ class Sandbox:
         self.webhooks = WebhookSender()
         self.messaging = Messaging(self)
         self.voice = Voice(self)
+        #: where the sandbox's REST API is reached (``RecordingUrl``s point here); set by
+        #: :class:`~bot.sandbox.server.SandboxServer`, else taken from the first REST request
+        self.base_url: str | None = None
         self._firing = threading.RLock()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -166,6 +169,9 @@ class Sandbox:
         base = persona.model_dump() if persona is not None else fields
         entry = PhoneConfig.model_validate({**base, key: match})
         chosen = entry.persona()
+        for where, path in chosen.call.audio_files():
+            if not path.is_file():
+                raise SandboxError(f"{where}: no such file {path}")
         self.phones.add(match, chosen)
         return chosen
 
@@ -290,14 +296,27 @@ class Sandbox:
 
     def calls(self, phone: str | None = None) -> list[Call]:
         with self.store.lock:
-            found = [dataclasses.replace(c) for c in self.store.calls.values() if phone is None or phone in (c.to, c.from_)]
+            found = [_snapshot(c) for c in self.store.calls.values() if phone is None or phone in (c.to, c.from_)]
         return sorted(found, key=lambda c: (c.date_created, c.seq))
 
     def call(self, sid: str) -> Call:
+        """A copy of the call: status, ``twiml_log``, ``spoken``, ``events``, ``recording_sids``."""
         with self.store.lock:
             if sid not in self.store.calls:
                 raise SandboxError(f"no call {sid}")
-            return dataclasses.replace(self.store.calls[sid])
+            return _snapshot(self.store.calls[sid])
+
+    def recordings(self, call_sid: str | None = None) -> list[Recording]:
+        """Recordings made by ``<Record>`` (of one call when *call_sid* is given), oldest first."""
+        with self.store.lock:
+            found = [r for r in self.store.recordings.values() if call_sid is None or r.call_sid == call_sid]
+        return sorted(found, key=lambda r: (r.date_created, r.seq))
+
+    def recording(self, sid: str) -> Recording:
+        with self.store.lock:
+            if sid not in self.store.recordings:
+                raise SandboxError(f"no recording {sid}")
+            return self.store.recordings[sid]
 
     def webhook_log(self, kind: str | None = None, sid: str | None = None) -> list[WebhookAttempt]:
         return [a for a in list(self.webhooks.attempts) if (kind is None or a.kind == kind) and (sid is None or a.sid == sid)]
@@ -317,3 +336,14 @@ class Sandbox:
     @staticmethod
     def valid_number(number: str) -> bool:
         return bool(E164.match(number))
+
+
+def _snapshot(call: Call) -> Call:
+    """A copy of *call* whose lists do not change while the caller looks at them."""
+    return dataclasses.replace(
+        call,
+        twiml_log=list(call.twiml_log),
+        spoken=list(call.spoken),
+        events=list(call.events),
+        recording_sids=list(call.recording_sids),
+    )

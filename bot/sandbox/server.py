@@ -174,6 +174,7 @@ class SandboxServer(ThreadedServer):
 
     def start(self) -> SandboxServer:
         super().start()
+        self.sandbox.base_url = self.base_url
         if self.sandbox.realtime:
             self.sandbox.start()
         return self

@@ -6,8 +6,9 @@ the real-time dispatcher fire events from theirs.  Code holds the lock
 only to read or change records, never while it sends a webhook, so a bot
 that calls the REST API from inside a webhook cannot deadlock the sandbox.
 
-:class:`Call` carries more than the REST part needs (``instructions``,
-``twiml_log``, ``extra``) so the voice sandbox can grow on it.
+:class:`Call` carries more than the REST part needs: ``instructions``,
+``twiml_log``, and what the call flow (:mod:`bot.sandbox.callflow`) records:
+``spoken``, ``events``, ``recording_sids``.
 """
 
 from __future__ import annotations
@@ -128,12 +129,41 @@ class Call:
     out_of_order_callbacks: bool = False
     held_callbacks: list[list[tuple[str, str]]] = field(default_factory=list)
     seq: int = 0
-    #: room for the voice sandbox (recordings, gathered digits, ...)
+    #: what the bot said and played, in order (:class:`bot.sandbox.callflow.Spoken`)
+    spoken: list[Any] = field(default_factory=list)
+    #: what happened on the call, in order (:class:`bot.sandbox.callflow.CallEvent`)
+    events: list[Any] = field(default_factory=list)
+    #: SIDs of the recordings ``<Record>`` made on this call
+    recording_sids: list[str] = field(default_factory=list)
+    #: room for the voice sandbox (the running call flow, ...)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def is_final(self) -> bool:
         return self.status in FINAL_CALL_STATUSES
+
+    @property
+    def errors(self) -> list[Any]:
+        """The ``error`` events of the call (Twilio debugger-style codes such as 11200, 12100)."""
+        return [event for event in self.events if event.type == "error"]
+
+
+@dataclass
+class Recording:
+    """A recording a ``<Record>`` verb made: the persona's clip, served as it is."""
+
+    sid: str
+    account_sid: str
+    call_sid: str
+    date_created: datetime
+    start_time: datetime
+    duration: int
+    audio: bytes
+    content_type: str = "audio/x-wav"
+    source: str = "RecordVerb"
+    status: str = "completed"
+    channels: int = 1
+    seq: int = 0
 
 
 @dataclass
@@ -144,6 +174,7 @@ class Store:
     numbers: dict[str, OwnedNumber] = field(default_factory=dict)
     messages: dict[str, Message] = field(default_factory=dict)
     calls: dict[str, Call] = field(default_factory=dict)
+    recordings: dict[str, Recording] = field(default_factory=dict)
     #: (sender number, phone) -> opted out?  Absent: the persona's ``opted_out`` decides.
     opt_outs: dict[tuple[str, str], bool] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
@@ -165,4 +196,5 @@ class Store:
     def clear_records(self) -> None:
         self.messages.clear()
         self.calls.clear()
+        self.recordings.clear()
         self.opt_outs.clear()

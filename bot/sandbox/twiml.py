@@ -1,4 +1,4 @@
-"""The messaging TwiML a bot answers an inbound SMS with.
+"""The messaging TwiML a bot answers an inbound SMS with (voice TwiML: :mod:`bot.sandbox.voice_twiml`).
 
 Only ``<Response>`` with ``<Message>`` verbs is understood: the text of a
 ``<Message>`` (or of its ``<Body>`` child), its ``<Media>`` children and
@@ -28,11 +28,8 @@ class TwimlError(ValueError):
     """A webhook answer that is not messaging TwiML."""
 
 
-def parse_messages(document: str) -> list[TwimlMessage]:
-    """The ``<Message>`` verbs of a TwiML document, in order."""
-    text = document.strip()
-    if not text:
-        return []
+def parse_response(text: str) -> ET.Element:
+    """The ``<Response>`` root of a TwiML document (size-limited, no DTD); :class:`TwimlError` otherwise."""
     if len(text.encode("utf-8")) > MAX_TWIML_BYTES:
         raise TwimlError("TwiML document larger than 64 KiB")
     if "<!DOCTYPE" in text.upper() or "<!ENTITY" in text.upper():
@@ -40,9 +37,18 @@ def parse_messages(document: str) -> list[TwimlMessage]:
     try:
         root = ET.fromstring(text)  # noqa: S314 - size-limited, no DTD, bot's own answer
     except ET.ParseError as exc:
-        raise TwimlError(f"not well-formed XML ({exc.code})") from None
+        raise TwimlError(f"not well-formed XML (line {exc.position[0]})") from None
     if root.tag != "Response":
         raise TwimlError("the root element must be <Response>")
+    return root
+
+
+def parse_messages(document: str) -> list[TwimlMessage]:
+    """The ``<Message>`` verbs of a TwiML document, in order."""
+    text = document.strip()
+    if not text:
+        return []
+    root = parse_response(text)
     messages = []
     for verb in root:
         if verb.tag != "Message":

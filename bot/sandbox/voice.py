@@ -7,7 +7,9 @@ persona (``Persona.call``):
 answer     progress (t = seconds after create; r = ``timing.call_ring_after``)
 ========== ==========================================================================
 human      initiated (t=0), ringing (r), in-progress (r + ring_seconds), completed
-machine    (after talk_seconds); ``ring_seconds >= Timeout`` gives no-answer at r + Timeout
+machine    when the call flow ends (the bot hangs up, the TwiML runs out, the persona hangs
+           up, ``talk_seconds`` or ``TimeLimit``); ``ring_seconds >= Timeout`` gives
+           no-answer at r + Timeout
 no-answer  initiated, ringing, no-answer at r + Timeout
 busy       initiated, busy at r
 failed     initiated, failed at r
@@ -18,12 +20,18 @@ Status callbacks go to ``StatusCallback`` for the events named in
 ``initiated``, ``ringing``, ``in-progress`` or the final status, a
 ``SequenceNumber`` and ``CallbackSource=call-progress-events``.
 
-When the call is answered, :meth:`Voice.on_answered` runs: this module only
-fetches the TwiML (signed request to ``Url``, or the inline ``Twiml``),
-records it in ``Call.twiml_log``, posts the async AMD result if asked, and
-hangs up after ``talk_seconds``.  The voice sandbox replaces
-``on_answered`` / ``on_redirect`` with a TwiML interpreter; everything
-else (REST, timeline, callbacks) stays.
+When the call is answered, :meth:`Voice.on_answered` hands it to the call
+flow (:mod:`bot.sandbox.callflow`), which fetches the TwiML (signed request
+to ``Url``, or the inline ``Twiml``), records it in ``Call.twiml_log`` and
+executes it against the persona; a REST redirect (``Url``/``Twiml`` update)
+goes to :meth:`Voice.on_redirect`.
+
+Machine detection decides ``amd_seconds`` after answering (a machine with
+``DetectMessageEnd``: at its beep, ``greeting_seconds``).  Synchronous AMD
+sets ``AnsweredBy`` at once and the call flow waits that long before
+requesting the TwiML; with ``AsyncAmd`` the TwiML is requested at once
+(without ``AnsweredBy``) and the result is posted to
+``AsyncAmdStatusCallback`` when detection decides.
 """
 
 from __future__ import annotations
@@ -37,10 +45,12 @@ from typing import TYPE_CHECKING
 from bot.privacy import mask_phone
 from bot.sandbox import spec
 from bot.sandbox.callbacks import deliver_status
+from bot.sandbox.callflow import CallFlows
 from bot.sandbox.config import E164
 from bot.sandbox.errors import TwilioApiError
 from bot.sandbox.messaging import region_of
 from bot.sandbox.params import FormValues, first, parse_date_filter
+from bot.sandbox.phones import CallBehaviour
 from bot.sandbox.resources import DEFAULT_PAGE_SIZE, account_uri, call_json, page_json, rfc2822
 from bot.sandbox.state import API_VERSION, Call, new_sid
 from bot.sandbox.webhooks import WebhookRefused
@@ -58,6 +68,7 @@ MAX_TIMEOUT = 600
 class Voice:
     def __init__(self, sandbox: Sandbox) -> None:
         self.sb = sandbox
+        self.flows = CallFlows(sandbox, self)
 
     # --- REST ------------------------------------------------------------------
 
@@ -278,13 +289,18 @@ class Voice:
         call.status = "in-progress"
         call.answered_at = now
         call.date_updated = now
+        detected = None
         if call.machine_detection:
-            call.answered_by = answered_by(behaviour.answer, behaviour.answered_by, call.machine_detection)
+            detected = answered_by(behaviour.answer, behaviour.answered_by, call.machine_detection)
+            if not call.async_amd:
+                call.answered_by = detected  # synchronous AMD: the TwiML request waits for it
         self._status_callback(call, "answered", "in-progress")
         sid, epoch = call.sid, call.epoch
         self.sb.schedule(0.0, f"call {sid} answered: fetch TwiML", lambda: self._if_current(sid, epoch, self.on_answered))
-        if call.machine_detection and call.async_amd and call.async_amd_status_callback:
-            self.sb.schedule(behaviour.amd_seconds, f"call {sid} async AMD", lambda: self._amd_result(sid))
+        if call.machine_detection and call.async_amd:
+            # Asynchronous AMD: the TwiML runs at once; the result comes later, to its own callback.
+            result = detected or "unknown"
+            self.sb.schedule(_amd_seconds(behaviour, call.machine_detection), f"call {sid} async AMD", lambda: self._amd_result(sid, result))
 
     def _end(self, call: Call, status: str) -> None:
         """Put the call in a final status now and send the ``completed`` event (store lock held)."""
@@ -340,51 +356,25 @@ class Voice:
             params.append(("AnsweredBy", call.answered_by))
         return params
 
-    # --- hooks the voice sandbox overrides ------------------------------------------
+    # --- the call flow ---------------------------------------------------------------------
 
     def on_answered(self, call: Call) -> None:
-        """Get the call's first TwiML and hang up after the persona's talk time (store lock held)."""
-        self._fetch_instructions(call)
-        talk = self.sb.phones.persona(call.to).call.talk_seconds
-        sid, epoch = call.sid, call.epoch
-        self.sb.schedule(talk, f"call {sid} hang-up", lambda: self._if_current(sid, epoch, lambda c: self._end(c, "completed")))
+        """The callee answered: run the call's TwiML against the persona (store lock held)."""
+        self.flows.answered(call)
 
     def on_redirect(self, call: Call) -> None:
-        """New instructions for an in-progress call (``Url``/``Twiml`` update)."""
-        self.on_answered(call)
+        """New instructions for an in-progress call (``Url``/``Twiml`` update, store lock held)."""
+        self.flows.redirect(call)
 
-    def _fetch_instructions(self, call: Call) -> None:
-        twiml = call.instructions.get("twiml")
-        url = call.instructions.get("url")
-        if twiml:
-            call.twiml_log.append(twiml)
-            return
-        if not url:
-            return
-        params = self.call_params(call, call.status)
-        token = self.sb.auth_token(call.account_sid)
-        method = call.instructions.get("method") or "POST"
-        sid = call.sid
-
-        def fetch() -> None:
-            attempt = self.sb.webhooks.send(
-                kind="call-twiml", sid=sid, url=url, params=params, auth_token=token, at=self.sb.now(), method=method
-            )
-            if attempt.ok:
-                with self.sb.store.lock:
-                    current = self.sb.store.calls.get(sid)
-                    if current is not None:
-                        current.twiml_log.append(attempt.response_text)
-
-        # The request goes out as its own event so it is never sent with the store lock held.
-        self.sb.schedule(0.0, f"call {sid} TwiML request", fetch)
-
-    def _amd_result(self, sid: str) -> None:
+    def _amd_result(self, sid: str, result: str) -> None:
         with self.sb.store.lock:
             call = self.sb.store.calls.get(sid)
-            if call is None or not call.async_amd_status_callback or call.answered_at is None:
+            if call is None or call.answered_at is None:
                 return
-            detection_ms = int(self.sb.phones.persona(call.to).call.amd_seconds * 1000)
+            call.answered_by = result
+            if not call.async_amd_status_callback:
+                return
+            detection_ms = int(_amd_seconds(self.sb.phones.persona(call.to).call, call.machine_detection or "Enable") * 1000)
             params = [
                 ("AccountSid", call.account_sid),
                 ("AnsweredBy", call.answered_by or "unknown"),
@@ -402,6 +392,13 @@ def answered_by(answer: str, override: str | None, detection: str) -> str:
     if answer == "machine":
         return "machine_end_beep" if detection == "DetectMessageEnd" else "machine_start"
     return "human"
+
+
+def _amd_seconds(behaviour: CallBehaviour, detection: str) -> float:
+    """When machine detection decides: at the beep for a machine with DetectMessageEnd, else ``amd_seconds``."""
+    if behaviour.answer == "machine" and detection == "DetectMessageEnd":
+        return behaviour.greeting_seconds
+    return behaviour.amd_seconds
 
 
 def _callback_events(values: list[str]) -> frozenset[str]:

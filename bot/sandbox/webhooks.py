@@ -92,7 +92,7 @@ def describe_url(url: str) -> str:
 class WebhookAttempt:
     """One webhook the sandbox sent (or refused to send)."""
 
-    kind: str  # "sms-status", "sms-inbound", "call-status", "call-twiml", "amd-status", ...
+    kind: str  # "sms-status", "sms-inbound", "call-status", "call-twiml", "call-action", "call-play", "amd-status", ...
     sid: str
     url: str
     method: str
@@ -194,6 +194,45 @@ class WebhookSender:
         attempt.content_type = response.headers.get("content-type", "")
         log.info("webhook %s for %s to %s -> %d", kind, sid, describe_url(target), response.status_code)
         return attempt
+
+
+    def fetch(
+        self, *, kind: str, sid: str, url: str, auth_token: str, at: datetime, max_bytes: int
+    ) -> tuple[WebhookAttempt, bytes | None]:
+        """GET a media file (``<Play>``) the way Twilio does: signed, no redirects, size-limited.
+
+        Returns the logged attempt and the body, or None when it could not be
+        fetched (refused URL, connection error, body over *max_bytes*); a
+        non-2xx answer returns its body too, and ``attempt.ok`` is False.
+        """
+        attempt = WebhookAttempt(kind, sid, url, "GET", [], None, at)
+        self.attempts.append(attempt)
+        try:
+            self.policy.check(url)
+        except WebhookRefused as exc:
+            attempt.error = f"refused: {exc}"
+            log.warning("media %s for %s refused (%s): %s", kind, sid, describe_url(url), exc)
+            return attempt, None
+        attempt.signature = sign(auth_token, url, [])
+        headers = {SIGNATURE_HEADER: attempt.signature}
+        try:
+            with self._http().stream("GET", url, headers=headers) as response:
+                attempt.status_code = response.status_code
+                attempt.content_type = response.headers.get("content-type", "")
+                chunks: list[bytes] = []
+                size = 0
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > max_bytes:
+                        attempt.error = f"larger than {max_bytes} bytes"
+                        return attempt, None
+                    chunks.append(chunk)
+        except httpx.HTTPError as exc:
+            attempt.error = type(exc).__name__
+            log.info("media %s for %s from %s failed: %s", kind, sid, describe_url(url), type(exc).__name__)
+            return attempt, None
+        log.info("media %s for %s from %s -> %d", kind, sid, describe_url(url), attempt.status_code)
+        return attempt, b"".join(chunks)
 
 
 def _form(params: Sequence[tuple[str, str]]) -> dict[str, list[str]]:

@@ -33,6 +33,8 @@ MESSAGES = API_PREFIX + "/Messages.json"
 MESSAGE = API_PREFIX + "/Messages/{Sid}.json"
 CALLS = API_PREFIX + "/Calls.json"
 CALL = API_PREFIX + "/Calls/{Sid}.json"
+RECORDINGS = API_PREFIX + "/Recordings.json"
+RECORDING = API_PREFIX + "/Recordings/{Sid}.json"
 
 _BOOLEANS = {"true", "false"}
 
