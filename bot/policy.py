@@ -12,7 +12,9 @@ policy stops ``bot plan`` / ``bot run`` at once with every problem listed as
   day (the *overlap* rule: the planner takes exactly one current step per
   installment, so one day must name one step), locales Babel does not know;
 * content: every template is rendered for every locale the step serves with a
-  sample context (StrictUndefined), and voice scripts must exist.
+  sample context (StrictUndefined), and every voice script must have a valid
+  ``bot/scripts/<name>/<locale>.yaml`` for each locale its step serves (the script
+  loader's own checks, docs/voice-scripts.md, with the script's file:line).
 
 A/B testing: instead of ``steps`` the file may hold an ``experiment`` with two
 ladders ``a`` and ``b`` and the percentage ``split`` of borrowers that get ``a``.
@@ -37,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, Validat
 
 from bot.errors import ConfigError
 from bot.rendering import Renderer, TemplateProblem, babel_locale
+from bot.scripts import ScriptError, validate_all
 
 __all__ = [
     "DEFAULT_POLICY_FILE",
@@ -503,18 +506,15 @@ class _Builder:
                 self.error(key_path, f"{channel} template '{name}' for {locale}: {problem}")
 
     def _check_script(self, name: str, locales: list[str], path: Path_) -> None:
-        file = self.scripts_dir / f"{name}.yaml"
-        if not file.is_file():
-            self.error(path, f"voice script '{name}': {file} does not exist")
+        """The script must have a valid ``<scripts_dir>/<name>/<locale>.yaml`` for every
+        locale the step serves; the script's own problems are listed with their file:line."""
+        key = ("voice", name, ",".join(locales))
+        if key in self._checked:
             return
+        self._checked.add(key)
         try:
-            data = yaml.safe_load(file.read_text(encoding="utf-8"))
-        except (yaml.YAMLError, OSError, UnicodeDecodeError):
-            self.error(path, f"voice script '{name}': {file} is not valid YAML")
-            return
-        # The script format belongs to the voice issue; only check what is certain.
-        script_locales = data.get("locales") if isinstance(data, dict) else None
-        if isinstance(script_locales, list):
-            missing = [tag for tag in locales if tag not in script_locales]
-            if missing:
-                self.error(path, f"voice script '{name}' does not serve {', '.join(missing)}")
+            validate_all(self.scripts_dir, names=[name], locales=locales)
+        except ScriptError as exc:
+            for problem in exc.problems:
+                prefix = "" if problem.startswith("voice script") else f"voice script '{name}': "
+                self.error(path, prefix + problem)

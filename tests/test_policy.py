@@ -282,16 +282,18 @@ def test_wrong_content_key_for_the_channel(tmp_path: Path) -> None:
 def test_missing_voice_script(tmp_path: Path) -> None:
     path = write_policy(tmp_path, GOOD_STEPS + "  - day: 3\n    channel: voice\n    script: second_stage\n")
     [problem] = problems_of(path)
-    assert problem.startswith(f"{path}:12: ") and "second_stage.yaml does not exist" in problem
+    assert problem.startswith(f"{path}:12: ") and "voice script 'second_stage'" in problem
+    assert problem.endswith("scripts/second_stage does not exist")
 
 
 def test_voice_script_must_serve_the_policy_locales(tmp_path: Path) -> None:
     scripts = tmp_path / "scripts"
-    scripts.mkdir()
-    (scripts / "first_stage.yaml").write_text("name: first_stage\nlocales: [en-US]\n", encoding="utf-8")
+    (scripts / "first_stage").mkdir(parents=True)
+    shipped = ROOT / "bot" / "scripts" / "first_stage" / "en-US.yaml"
+    (scripts / "first_stage" / "en-US.yaml").write_text(shipped.read_text(encoding="utf-8"), encoding="utf-8")
     path = write_policy(tmp_path, GOOD_STEPS + "  - day: 3\n    channel: voice\n    script: first_stage\n")
     [problem] = problems_of(path, scripts_dir=scripts)
-    assert "does not serve zh-CN, ko-KR" in problem
+    assert problem.startswith(f"{path}:12: ") and "does not serve zh-CN, ko-KR" in problem
 
 
 def test_bad_yaml_names_the_line(tmp_path: Path) -> None:
