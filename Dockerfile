@@ -14,6 +14,8 @@ RUN pip install --no-cache-dir .
 
 USER bot
 ENV BOT_TEMPLATES_DIR=/app/templates
+# `bot run` serves the webhooks and the console on every interface of the container (port 8000)
+ENV BOT_WEB_HOST=0.0.0.0
 EXPOSE 8000
 ENTRYPOINT ["bot"]
 CMD ["run"]

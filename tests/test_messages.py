@@ -440,6 +440,30 @@ def test_template_checks_list_every_problem(edited_templates: Path) -> None:
     assert "sms_too_long" not in str(info.value) and "exceed sms_max_segments=1" in str(info.value)
 
 
+def test_validate_templates_checks_what_the_bot_can_send(edited_templates: Path) -> None:
+    from bot.messages import validate_templates
+    from bot.policy import load_policy
+
+    policy = load_policy()
+    validate_templates(Renderer(TEMPLATES), policy=policy)  # the shipped templates pass
+    # a locale with only some reply templates falls back for the others: not a problem
+    for kind in REPLY_KINDS[1:]:
+        (edited_templates / f"sms/ko-KR/reply_{kind}.txt.j2").unlink()
+    validate_templates(Renderer(edited_templates), policy=policy)
+    # en-US is the last fallback: every reply must be there; and the email needs its link
+    (edited_templates / "sms/en-US/reply_other.txt.j2").unlink()
+    html = edited_templates / "email/zh-CN/reminder_due.html.j2"
+    html.write_text("<p>{{ first_name }}</p>\n", encoding="utf-8")
+    with pytest.raises(TemplateCheckError) as info:
+        validate_templates(Renderer(edited_templates), policy=policy)
+    assert info.value.problems == [
+        "templates/sms/en-US/reply_other.txt.j2: template file does not exist",
+        "templates/email/zh-CN/reminder_due.html.j2: template 'reminder_due' for locale zh-CN: "
+        "the HTML part must show {{ unsubscribe_url }} (the unsubscribe link)",
+    ]
+    assert str(edited_templates) in str(info.value)
+
+
 # --- loading from the database ----------------------------------------------------------------------
 
 

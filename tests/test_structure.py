@@ -63,6 +63,7 @@ FORBIDDEN: dict[tuple[str, ...], tuple[str, ...]] = {
     ("bot.db",): ("bot.channels", "bot.dispatch", "bot.scheduler", "bot.web", "bot.cli", "bot.sandbox"),
     ("bot.sandbox",): ("bot.db", "bot.compliance", "bot.nlu", "bot.channels", "bot.dispatch",
                        "bot.scheduler", "bot.web", "bot.cli"),
+    ("bot.console",): ("bot.channels", "bot.dispatch", "bot.cli", "bot.sandbox"),
 }
 
 

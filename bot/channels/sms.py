@@ -205,6 +205,18 @@ class _AioHttpClient(AsyncHttpClient):
             return Response(answer.status, await answer.text(), answer.headers)
 
 
+class _Masked:
+    """A phone number masked only when a log line is written (most are not: INFO is off)."""
+
+    __slots__ = ("number",)
+
+    def __init__(self, number: str) -> None:
+        self.number = number
+
+    def __str__(self) -> str:
+        return mask_phone(self.number)
+
+
 class SmsChannel(Channel):
     """Sends SMS through Twilio (or the local sandbox at ``twilio_api_base_url``).
 
@@ -294,7 +306,7 @@ class SmsChannel(Channel):
         kwargs: dict[str, Any] = {"to": message.to, "from_": sender, "body": message.body}
         if message.status_callback:
             kwargs["status_callback"] = message.status_callback
-        masked = mask_phone(message.to)
+        masked = _Masked(message.to)
         try:
             created = await self._call(client, "create", **kwargs)
         except TwilioRestException as exc:
@@ -315,7 +327,7 @@ class SmsChannel(Channel):
                                        code="bad_response", outcome_unknown=True) from None
         segments = _int_or_none(created.num_segments)
         log.info("sms attempt=%s to=%s from=%s sid=%s status=%s segments=%s", message.attempt_id, masked,
-                 mask_phone(sender), created.sid, created.status, segments)
+                 _Masked(sender), created.sid, created.status, segments)
         return SendResult(provider_id=created.sid, status=str(created.status), segments=segments)
 
     async def find_sent(self, to: str, body: str, since: datetime, *, limit: int = 50) -> SendResult | None:

@@ -27,11 +27,14 @@ COMMAND_TABLE: dict[str, tuple[str, str, str]] = {
     "check": ("bot.cli.check_cmd", "check_cmd", "May this borrower be contacted on a channel at an instant?"),
     "plan": ("bot.cli.plan_cmd", "plan_cmd", "Plan today's contacts (records them; --dry-run to only show)."),
     "why": ("bot.cli.plan_cmd", "why_cmd", "Explain step by step what would happen to a borrower and why."),
-    "run": ("bot.cli.plan_cmd", "run_cmd", "Run the scheduler service."),
+    "run": ("bot.cli.run_cmd", "run_cmd", "Run the service: scheduler and web app (webhooks, unsubscribe)."),
     "tick": ("bot.cli.tick_cmd", "tick_cmd", "Plan, then send what is due once (re-checked at send time)."),
+    "attempts": ("bot.cli.attempts_cmd", "attempts_cmd", "List contact attempts that need a person (unknown, ...)."),
+    "call": ("bot.cli.call_cmd", "call_cmd", "Place one scripted call to a borrower now (checked by the rules)."),
     "intent": ("bot.cli.intent_cmd", "intent_cmd", "Classify a borrower's reply (intent and promise date)."),
     "sandbox": ("bot.cli.sandbox_cmd", "sandbox", "Run the local Twilio-compatible sandbox server."),
     "demo": ("bot.cli.demo_cmd", "demo_cmd", "Run the demo on a local SQLite database."),
+    "user": ("bot.cli.user_cmd", "user_group", "Console users: add, list, disable, enable, unlock."),
 }
 
 
@@ -116,4 +119,4 @@ def main(argv: list[str] | None = None) -> None:
 
 def _error(exc: Exception) -> None:
     err_console.print("[red]error:[/red] ", end="")
-    err_console.print(str(exc), markup=False)
+    err_console.print(str(exc), markup=False, soft_wrap=True)

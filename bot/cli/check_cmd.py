@@ -54,12 +54,16 @@ def check_cmd(
     candidate zones).  Exit status 0 whether or not contact is allowed.
     """
     # Imported here, not at the top: every `bot` command imports this module at start.
+    from bot.cli.run_cmd import checked_policy
     from bot.compliance import check
     from bot.compliance.config import cached_compliance_config, load_compliance_config
     from bot.compliance.engine import engine_for
     from bot.compliance.loader import load_context
 
     settings = app.settings
+    # The templates the bot would send are checked too: a broken one is reported
+    # (exit status 2) when a command starts, not when a message is due.
+    checked_policy(app, None)
     if rules_file is not None:
         config = load_compliance_config(rules_file, default_timezone=settings.default_timezone)
     else:

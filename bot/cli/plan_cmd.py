@@ -1,8 +1,7 @@
-"""``bot plan``, ``bot why`` and ``bot run``: the planner and the scheduler."""
+"""``bot plan`` and ``bot why``: the planner (``bot run`` is in bot.cli.run_cmd)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import datetime
 from pathlib import Path
@@ -12,7 +11,6 @@ import click
 from rich.table import Table
 
 from bot.cli.common import INSTANT, App, clock_for, err_console, out_console, pass_app, print_json
-from bot.errors import UsageError
 from bot.policy import Policy, load_policy
 
 log = logging.getLogger("bot.cli.plan")
@@ -160,40 +158,4 @@ def _print_explanation(data: dict[str, Any]) -> None:
         out_console.print(f"  planner: {item['action']}", markup=False)
 
 
-@click.command("run")
-@click.option("--plan-interval", type=click.IntRange(min=10), default=None,
-              help="Seconds between planning passes (default: the plan_interval_seconds setting, 300).")
-@click.option("--dispatch-interval", type=click.IntRange(min=1), default=60, show_default=True,
-              help="Seconds between dispatch runs.")
-@click.option("--once", is_flag=True, help="Run one planning pass and one dispatch run, then exit.")
-@click.option("--at", type=INSTANT, help="With --once: the instant to plan at (ISO 8601 with offset).")
-@_POLICY_OPTION
-@pass_app
-def run_cmd(app: App, plan_interval: int | None, dispatch_interval: int, once: bool, at: datetime | None,
-            policy_file: Path | None) -> None:
-    """Run the scheduler: plan every few minutes and dispatch what is due.
-
-    Stops gracefully on Ctrl-C or SIGTERM (a running planning pass completes).
-    """
-    from bot.scheduler.service import PlannerService, build_scheduler, serve
-
-    if at is not None and not once:
-        raise UsageError("--at only makes sense with --once (the scheduler runs on the real clock)")
-    policy = _policy(app, policy_file)
-    service = PlannerService(db=app.db, clock=clock_for(app, at), policy=policy,
-                             default_timezone=app.settings.default_timezone,
-                             compliance_config=_compliance_config(app), settings=app.settings)
-    if once:
-        report = service.plan_job()
-        service.dispatch_job()
-        err_console.print(f"planned at {report.at.isoformat()}: {dict(report.by_status) or 'nothing'}")
-        return
-    interval = plan_interval or app.settings.plan_interval_seconds
-    scheduler = build_scheduler(service, plan_interval=interval, dispatch_interval=dispatch_interval)
-    err_console.print(f"scheduler running: planning every {interval} s, dispatch every {dispatch_interval} s; "
-                      "Ctrl-C to stop")
-    asyncio.run(serve(scheduler))
-    err_console.print("scheduler stopped")
-
-
-COMMANDS = [plan_cmd, why_cmd, run_cmd]
+COMMANDS = [plan_cmd, why_cmd]

@@ -11,7 +11,8 @@ import click
 from rich.table import Table
 
 from bot.cli.common import INSTANT, App, clock_for, err_console, out_console, pass_app, print_json
-from bot.cli.plan_cmd import _POLICY_OPTION, _compliance_config, _policy
+from bot.cli.plan_cmd import _POLICY_OPTION, _compliance_config
+from bot.cli.run_cmd import checked_policy
 
 
 @click.command("tick")
@@ -36,7 +37,7 @@ def tick_cmd(app: App, at: datetime | None, as_json: bool, no_rate_limit: bool, 
     from bot.scheduler.service import PlannerService
 
     settings = app.settings
-    policy = _policy(app, policy_file)
+    policy = checked_policy(app, policy_file)  # a template that cannot be sent stops here (exit 2)
     config = _compliance_config(app)
     clock = clock_for(app, at)
     plan_report = None

@@ -2,7 +2,7 @@
 
 * :class:`Dispatcher` -- one pass: reconcile, claim, re-check, compose, rate-limit,
   send, record (:mod:`bot.dispatch.runner`);
-* :func:`build_channels` -- the SMS and email adapters from the settings;
+* :func:`build_channels` -- the SMS, email and voice adapters from the settings;
 * :func:`dispatch_once` -- build the adapters, run one pass, close them;
 * :func:`make_dispatcher` -- the function the scheduler's ``dispatch`` job calls
   (``fn(database, clock) -> attempts handled``).
@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -41,11 +42,12 @@ SCHEDULED_PASS_SECONDS = 50.0
 
 
 def build_channels(settings: Any) -> dict[str, Channel]:
-    """The adapters the settings configure: SMS (Twilio or the sandbox) and email (SMTP)."""
+    """The adapters the settings configure: SMS and calls (Twilio or the sandbox) and email (SMTP)."""
     from bot.channels.email import EmailChannel
     from bot.channels.sms import SmsChannel
+    from bot.channels.voice import VoiceChannel
 
-    return {"sms": SmsChannel(settings), "email": EmailChannel(settings)}
+    return {"sms": SmsChannel(settings), "email": EmailChannel(settings), "voice": VoiceChannel(settings)}
 
 
 async def _close(channels: Mapping[str, Channel]) -> None:
@@ -80,13 +82,26 @@ async def dispatch_once(
 
 
 def make_dispatcher(settings: Any, *, policy: Any = None, compliance_config: Any = None,
-                    **option_overrides: Any) -> Callable[[Database, Clock], int]:
+                    stop: threading.Event | None = None, **option_overrides: Any) -> Callable[[Database, Clock], int]:
     """The scheduler's dispatch function: one pass in its own event loop (APScheduler runs
     jobs in a worker thread).  On the real clock a pass keeps sending what comes due
-    for :data:`SCHEDULED_PASS_SECONDS`; on a fixed clock it is one sweep."""
+    for :data:`SCHEDULED_PASS_SECONDS`; on a fixed clock it is one sweep.  Once ``stop``
+    is set (the service is stopping) a pass sends no further batch.
+
+    Every template the dispatcher may send is checked here, once, when the service is
+    built (:func:`bot.messages.validate_templates`: a :class:`~bot.messages.TemplateCheckError`
+    names each file), not when a message is due."""
+    from bot.messages import validate_templates
+    from bot.rendering import get_renderer
+
+    validate_templates(get_renderer(str(settings.templates_dir)), policy=policy, settings=settings)
 
     def dispatch(db: Database, clock: Clock) -> int:
         overrides = dict(option_overrides)
+        if stop is not None:
+            overrides["stop"] = stop
+            if stop.is_set():
+                return 0
         if isinstance(clock, SystemClock):
             overrides.setdefault("keep_running_for", SCHEDULED_PASS_SECONDS)
         options = DispatchOptions.from_settings(settings, **overrides)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import random
 import socket
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -38,6 +39,12 @@ class DispatchOptions:
     # few seconds); 0: one sweep of what is due now.  Only meaningful with a real clock.
     keep_running_for: float = 0.0
     max_idle_wait: float = 2.0  # longest single wait for the next due attempt within keep_running_for
+    # Set when the service stops (bot.scheduler.service): the pass sends no further batch.
+    stop: threading.Event | None = None
+
+    @property
+    def stopping(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> DispatchOptions:

@@ -17,13 +17,17 @@ Before the rules, :func:`judge` drops attempts that must not go at all any more:
   blocked (``address_changed``; the planner re-plans it with the new address);
 * replies older than ``reply_max_age``.
 
-Replies are answers to the borrower's own message, with two exceptions from the
+Replies are answers to the borrower's own message, with exceptions from the
 contact rules (docs/dispatch.md):
 
 * the opt-out confirmation (``reply_opt_out``) is sent once and immediately,
   whatever the hour and although the channel is now opted out (TCPA and CTIA
   expect one immediate confirmation).  A second confirmation for the same opt-out
   is cancelled (``opt_out_already_confirmed``);
+* the HELP answer (``reply_help``) is sent although the channel is opted out:
+  carriers (CTIA) require HELP to be answered whatever the opt-out state.  It
+  is otherwise checked like the replies below (cease-communication, consent and
+  the time windows hold it back);
 * every other reply is checked like any contact, but a reply is not an initiated
   communication: the history (frequency caps, the wait after a conversation) is
   left out, and so are the pauses the reply is itself about (a pending promise it
@@ -67,6 +71,7 @@ NO_ADDRESS = "no_address"
 NOT_LOADED = "borrower_not_found"
 ALREADY_CONFIRMED = "opt_out_already_confirmed"
 OPT_OUT_REPLY = "reply_opt_out"
+HELP_REPLY = "reply_help"
 OPT_OUT_RULE = "reply.opt_out_confirmation"
 
 
@@ -215,6 +220,11 @@ class Judge:
         if attempt.template == OPT_OUT_REPLY:
             return self._opt_out_confirmation(attempt)
         relaxed = dataclasses.replace(state, paid=False, promise_until=None, dispute_open=False, wrong_number=False)
+        if attempt.template == HELP_REPLY and Channel(attempt.channel) in relaxed.opted_out:
+            # Carriers require HELP to be answered even after STOP: the opt-out of this
+            # channel does not hold the HELP answer back (cease-communication, consent
+            # and the time windows still do).  Nothing else is sent to an opted-out number.
+            relaxed = dataclasses.replace(relaxed, opted_out=relaxed.opted_out - {Channel(attempt.channel)})
         return _from_decision(self._check(subject, attempt, [], relaxed))
 
     def _opt_out_confirmation(self, attempt: ContactAttempt) -> Verdict:

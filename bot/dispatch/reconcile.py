@@ -98,9 +98,9 @@ class ProviderLookup(Protocol):
 
 
 class TwilioLookup:
-    """:class:`ProviderLookup` for SMS with the official twilio client (sandbox or Twilio)."""
+    """:class:`ProviderLookup` for SMS and calls with the official twilio client (sandbox or Twilio)."""
 
-    channels = frozenset({Channel.SMS.value})
+    channels = frozenset({Channel.SMS.value, Channel.VOICE.value})
 
     def __init__(self, settings: Any = None, *, client: Any = None, timeout: float = 15.0) -> None:
         if client is None:
@@ -116,6 +116,8 @@ class TwilioLookup:
         self.client = client
 
     async def find(self, stuck: Stuck) -> LookupResult:
+        if stuck.channel == Channel.VOICE.value:  # calls: by number, caller id and time (bot.dispatch.voice)
+            return await self._find_call(stuck)
         if stuck.channel != Channel.SMS.value or not stuck.sender or not stuck.body_sha256:
             return CannotTell("no_lookup_data")
         try:
@@ -123,6 +125,18 @@ class TwilioLookup:
         except Exception as exc:  # the provider could not be asked: try again later
             return CannotTell(f"lookup_error {getattr(exc, 'code', None) or type(exc).__name__}")
         return match(messages, stuck)
+
+    async def _find_call(self, stuck: Stuck) -> LookupResult:
+        from bot.dispatch.voice import find_call
+
+        if not stuck.sender:
+            return CannotTell("no_lookup_data")
+        try:
+            call = await find_call(self.client, to=stuck.to, sender=stuck.sender, since=stuck.since,
+                                   known=stuck.known_sids)
+        except Exception as exc:  # the provider could not be asked: try again later
+            return CannotTell(f"lookup_error {getattr(exc, 'code', None) or type(exc).__name__}")
+        return NotFound() if call is None else Found(call.sid, call.date_created)
 
     def _list(self, stuck: Stuck) -> list[Any]:
         return list(self.client.messages.list(to=stuck.to, from_=stuck.sender, limit=MAX_LISTED,
@@ -166,13 +180,14 @@ def stuck_from(attempt: ContactAttempt, known_sids: frozenset[str]) -> Stuck:
 
 
 def known_provider_ids(session: Session, attempts: Sequence[ContactAttempt]) -> dict[str, frozenset[str]]:
-    """Provider ids already recorded for each SMS address of ``attempts``."""
-    addresses = sorted({a.address for a in attempts if a.address and a.channel == Channel.SMS.value})
+    """Provider ids already recorded for each SMS or voice address of ``attempts``."""
+    phone = (Channel.SMS.value, Channel.VOICE.value)
+    addresses = sorted({a.address for a in attempts if a.address and a.channel in phone})
     found: dict[str, set[str]] = {a: set() for a in addresses}
     for start in range(0, len(addresses), 500):
         for address, provider_id in session.execute(
             select(ContactAttempt.address, ContactAttempt.provider_id).where(
-                ContactAttempt.channel == Channel.SMS.value,
+                ContactAttempt.channel.in_(phone),
                 ContactAttempt.address.in_(addresses[start:start + 500]),
                 ContactAttempt.provider_id.is_not(None))
         ):

@@ -101,6 +101,7 @@ def _mine(*statuses: str) -> Any:
 
 
 _PENDING = (AttemptStatus.PLANNED.value, AttemptStatus.DEFERRED.value)
+_PHONE = (Channel.SMS.value, Channel.VOICE.value)  # sent = attempted; callbacks say what came of it
 _SENDING = AttemptStatus.SENDING.value
 
 # The hot statements are built once: constructing an UPDATE and computing its cache
@@ -195,10 +196,15 @@ class Records:
             written += _rows(session.execute(_RECORD_SENT, [
                 {"b_id": o.attempt_id, "b_worker": self.worker, "b_provider": o.provider_id[:64],
                  "b_pstatus": o.provider_status or None, "b_now": now, "b_now2": now,
-                 "b_outcome": ContactOutcome.ATTEMPTED.value if o.channel == Channel.SMS.value
+                 "b_outcome": ContactOutcome.ATTEMPTED.value if o.channel in _PHONE
                  else ContactOutcome.DELIVERED.value}
                 for o in sent
             ]))
+            calls = [(o.attempt_id, o.provider_id) for o in sent if o.channel == Channel.VOICE.value]
+            if calls:  # the call session learns its CallSid (bot.dispatch.voice)
+                from bot.dispatch.voice import link_call_sids
+
+                link_call_sids(session, calls, now)
         if retry:
             written += _rows(session.execute(_RECORD_RETRY, [
                 {"b_id": o.attempt_id, "b_worker": self.worker, "b_next": o.next_attempt_at,
@@ -212,6 +218,11 @@ class Records:
             ]))
             for o in failed:
                 apply_failure_effects(session, o, now)
+            unplaced = [o.attempt_id for o in failed if o.channel == Channel.VOICE.value]
+            if unplaced:
+                from bot.dispatch.voice import mark_unplaced
+
+                mark_unplaced(session, unplaced, now)
         return written
 
     # --- reconciliation ----------------------------------------------------------------

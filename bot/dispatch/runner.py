@@ -64,6 +64,7 @@ from bot.dispatch.reconcile import (
 from bot.dispatch.recheck import SEND, Judge, decision_json, load_facts, reply_senders
 from bot.dispatch.records import Failed, Outcome, Records, Retry, Sent, VerdictRow, error_text, failure_effect
 from bot.dispatch.report import DispatchReport
+from bot.dispatch.voice import CALL_KEY, SessionSeed, compose_call, ensure_call_sessions, link_call_sids
 from bot.dispatch.writer import GroupWriter, Write
 from bot.domain import AttemptSource, AttemptStatus
 from bot.errors import PermanentDeliveryError, TransientDeliveryError
@@ -135,7 +136,7 @@ class Dispatcher:
         self.options = options or DispatchOptions.from_settings(settings)
         self.rng = rng or random.Random()
         self.config = compliance_config
-        if lookup is None and "sms" in self.channels:
+        if lookup is None and ("sms" in self.channels or "voice" in self.channels):
             from bot.dispatch.reconcile import TwilioLookup
 
             lookup = TwilioLookup(settings)
@@ -174,7 +175,7 @@ class Dispatcher:
         batch = await self._next_batch(seen, sent_now)
         while True:
             if batch is None:
-                if self.options.keep_running_for <= 0 or self.clock.now() >= deadline:
+                if self.options.keep_running_for <= 0 or self.clock.now() >= deadline or self.options.stopping:
                     break
                 wait = self._seconds_to_next_due()
                 if wait is None or wait > self.options.max_idle_wait:
@@ -200,7 +201,9 @@ class Dispatcher:
 
     async def _next_batch(self, seen: dict[int, datetime],
                           sent_now: dict[str, list[Any]]) -> tuple[list[_Ready], DispatchReport] | None:
-        """Claim and check the next batch (None: nothing is due)."""
+        """Claim and check the next batch (None: nothing is due, or the service is stopping)."""
+        if self.options.stopping:
+            return None
         now = self.clock.now()
         with self._writing() as session:
             ids = claim_due(session, worker=self.options.worker_id, now=now, lease=self.options.lease,
@@ -260,7 +263,11 @@ class Dispatcher:
             try:
                 if item is None:
                     raise ComposeError("missing_data", f"attempt {attempt.id}: its borrower is not in the database")
-                composed = compose(item, attempt, self.settings, renderer=self.renderer, at=now)
+                if attempt.channel == "voice":  # a call: script and locale, no text (bot.dispatch.voice)
+                    composed = compose_call(item, attempt, self.settings, at=now)
+                    payload["dispatch"][CALL_KEY] = composed.call_json()
+                else:
+                    composed = compose(item, attempt, self.settings, renderer=self.renderer, at=now)
             except ComposeError as exc:
                 rows.append(VerdictRow(attempt.id, AttemptStatus.FAILED.value, None, payload, release=True,
                                        last_error=error_text("compose", code=exc.reason)))
@@ -294,6 +301,8 @@ class Dispatcher:
             self.records.write_verdicts(session, rows, now)
             early = [g.attempt_id for g in go if g.channel in self.early]
             marked = self.records.still_mine(session, early, AttemptStatus.SENDING.value)
+            ensure_call_sessions(session, [SessionSeed(g.attempt_id, g.borrower_id, g.decision["dispatch"][CALL_KEY])
+                                           for g in go if g.channel == "voice"], now)
         kept = []
         for item in go:
             if item.channel in self.early and item.attempt_id not in marked:
@@ -304,6 +313,9 @@ class Dispatcher:
 
     def _sender(self, attempt: ContactAttempt, to: str, replied_to: str | None) -> str | None:
         """The SMS sender: the number the borrower wrote to (replies), else the adapter's choice."""
+        if attempt.channel == "voice":  # the caller id: the adapter's choice, kept for reconciliation
+            choose = getattr(self.channels.get("voice"), "sender_for", None)
+            return str(choose(to)) if callable(choose) else None
         if attempt.channel != "sms":
             return None
         numbers = tuple(getattr(self.settings, "twilio_from_numbers", ()) or ())
@@ -473,6 +485,8 @@ class Dispatcher:
                 if self.records.resolve_stuck(session, r.attempt_id, status=r.status, now=now,
                                               provider_id=r.provider_id, error=r.error, sent_at=r.sent_at):
                     report.add(r.channel, r.outcome)
+                    if r.channel == "voice" and r.provider_id:
+                        link_call_sids(session, [(r.attempt_id, r.provider_id)], now)
         for r in resolutions:
             if r.outcome:
                 log.info("attempt %d reconciled after a crash: %s", r.attempt_id, r.outcome)

@@ -35,8 +35,10 @@ from bot.messages.validation import (
     REPLY_LOCALES,
     TemplateCheckError,
     sample_reply_context,
+    validate_email_templates,
     validate_reply_templates,
     validate_sms_templates,
+    validate_templates,
 )
 
 __all__ = [
@@ -65,6 +67,8 @@ __all__ = [
     "sms_status_callback",
     "template_locale",
     "unsubscribe_url",
+    "validate_email_templates",
     "validate_reply_templates",
     "validate_sms_templates",
+    "validate_templates",
 ]

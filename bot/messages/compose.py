@@ -175,16 +175,21 @@ def load_message_data_many(session: Session, attempts: Iterable[AttemptLike]) ->
     installment_ids = sorted({a.installment_id for a in attempts if a.installment_id})
     replies = [a for a in attempts if a.source == AttemptSource.REPLY.value]
 
-    borrowers: dict[str, Borrower] = {}
+    # Columns, not ORM entities: a batch of 500 loads in a fraction of the time.
+    borrowers: dict[str, Any] = {}
     for chunk in _chunks(borrower_ids):
-        borrowers.update((b.id, b) for b in session.scalars(select(Borrower).where(Borrower.id.in_(chunk))))
+        borrowers.update((b.id, b) for b in session.execute(
+            select(Borrower.id, Borrower.full_name, Borrower.locale, Borrower.timezone)
+            .where(Borrower.id.in_(chunk))))
 
-    installments: dict[str, tuple[Installment, Loan]] = {}
+    installments: dict[str, Any] = {}
     for chunk in _chunks(installment_ids):
         rows = session.execute(
-            select(Installment, Loan).join(Loan, Installment.loan_id == Loan.id).where(Installment.id.in_(chunk))
+            select(Installment.id, Installment.due_date, Installment.amount_due_minor, Installment.amount_paid_minor,
+                   Loan.id.label("loan_id"), Loan.currency)
+            .join(Loan, Installment.loan_id == Loan.id).where(Installment.id.in_(chunk))
         )
-        installments.update((inst.id, (inst, loan)) for inst, loan in rows)
+        installments.update((row.id, row) for row in rows)
 
     promise_by_attempt: dict[int, date | None] = {}
     promise_by_sid: dict[str, date | None] = {}
@@ -207,14 +212,13 @@ def load_message_data_many(session: Session, attempts: Iterable[AttemptLike]) ->
         if borrower is None:
             continue
         fields: dict[str, Any] = {}
-        pair = installments.get(attempt.installment_id) if attempt.installment_id else None
-        if pair is not None:
-            inst, loan = pair
+        row = installments.get(attempt.installment_id) if attempt.installment_id else None
+        if row is not None:
             fields = {
-                "loan_id": loan.id,
-                "currency": loan.currency,
-                "due_date": inst.due_date,
-                "outstanding_minor": inst.outstanding_minor,
+                "loan_id": row.loan_id,
+                "currency": row.currency,
+                "due_date": row.due_date,
+                "outstanding_minor": max(row.amount_due_minor - row.amount_paid_minor, 0),
             }
         if attempt.source == AttemptSource.REPLY.value:
             promise = promise_by_attempt.get(attempt.id)

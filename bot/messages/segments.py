@@ -66,9 +66,20 @@ class SmsSegments:
         return UCS2_SINGLE if self.segments <= 1 else UCS2_PART
 
 
+_GSM7_ALL = GSM7_BASIC | GSM7_EXTENSION
+
+
 def is_gsm7(text: str) -> bool:
     """True when every character is in the GSM-7 basic or extension table."""
-    return all(ch in GSM7_BASIC or ch in GSM7_EXTENSION for ch in text)
+    return _GSM7_ALL.issuperset(text)
+
+
+def _units(text: str, gsm: bool) -> int:
+    """``sum(_sizes(text, gsm))`` without a list: characters, plus one for each
+    escaped GSM-7 character or each character outside the BMP."""
+    if gsm:
+        return len(text) + sum(text.count(ch) for ch in GSM7_EXTENSION.intersection(text))
+    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
 
 
 def _sizes(text: str, gsm: bool) -> list[int]:
@@ -92,13 +103,12 @@ def _parts(sizes: list[int], capacity: int) -> int:
 def sms_segments(text: str) -> SmsSegments:
     """Encoding, units and parts of ``text`` as an SMS body."""
     gsm = is_gsm7(text)
-    sizes = _sizes(text, gsm)
-    units = sum(sizes)
+    units = _units(text, gsm)
     single, part = (GSM7_SINGLE, GSM7_PART) if gsm else (UCS2_SINGLE, UCS2_PART)
     if units == 0:
         segments = 0
     elif units <= single:
         segments = 1
     else:
-        segments = _parts(sizes, part)
+        segments = _parts(_sizes(text, gsm), part)
     return SmsSegments("GSM-7" if gsm else "UCS-2", segments, units, len(text))

@@ -42,6 +42,7 @@ import hashlib
 import hmac
 import re
 from email.utils import parseaddr
+from functools import lru_cache
 from urllib.parse import quote
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -61,10 +62,11 @@ _MIN_TOKEN_BYTES = len(VERSION) + IV_BYTES + 2 + TAG_BYTES  # at least "x" NUL "
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]+")
 
 
+@lru_cache(maxsize=8)  # derived once per secret (every email of a pass uses the same one)
 def _keys(secret: str) -> tuple[bytes, bytes]:
     key = secret.encode("utf-8")
-    enc = hmac.new(key, b"bot/unsubscribe/v1/enc", hashlib.sha256).digest()
-    mac = hmac.new(key, b"bot/unsubscribe/v1/mac", hashlib.sha256).digest()
+    enc = hmac.digest(key, b"bot/unsubscribe/v1/enc", "sha256")
+    mac = hmac.digest(key, b"bot/unsubscribe/v1/mac", "sha256")
     return enc, mac
 
 
@@ -75,11 +77,11 @@ def _ctr(key: bytes, iv: bytes, data: bytes) -> bytes:
 
 
 def _iv(mac_key: bytes, plaintext: bytes) -> bytes:
-    return hmac.new(mac_key, b"iv" + plaintext, hashlib.sha256).digest()[:IV_BYTES]
+    return hmac.digest(mac_key, b"iv" + plaintext, "sha256")[:IV_BYTES]
 
 
 def _tag(mac_key: bytes, iv: bytes, ciphertext: bytes) -> bytes:
-    return hmac.new(mac_key, VERSION + iv + ciphertext, hashlib.sha256).digest()[:TAG_BYTES]
+    return hmac.digest(mac_key, VERSION + iv + ciphertext, "sha256")[:TAG_BYTES]
 
 
 def make_unsubscribe_token(secret: str, borrower_id: str, address: str) -> str:
@@ -143,6 +145,11 @@ def list_unsubscribe_headers(url: str, mailto: str | None) -> dict[str, str]:
 def make_message_id(attempt_id: int, dedupe_key: str, sender: str) -> str:
     """``<attempt-{id}.{hash}@{sender's domain}>``: stable for an attempt."""
     digest = hashlib.sha256(dedupe_key.encode("utf-8")).hexdigest()[:16]
+    return f"<attempt-{attempt_id}.{digest}@{_domain_of(sender)}>"
+
+
+@lru_cache(maxsize=16)
+def _domain_of(sender: str) -> str:
+    """The domain of ``smtp_from`` (parsed once: the setting does not change)."""
     address = parseaddr(sender)[1] or sender
-    domain = address.rpartition("@")[2] or "localhost"
-    return f"<attempt-{attempt_id}.{digest}@{domain}>"
+    return address.rpartition("@")[2] or "localhost"

@@ -13,7 +13,8 @@ transaction it:
    written here, before anything is queued;
 6. queues the automatic answer as a ``ContactAttempt`` (source ``reply``,
    status ``planned``, ``dedupe_key`` ``reply:<MessageSid>``) that the
-   dispatcher sends, unless the number is opted out or the borrower already
+   dispatcher sends, unless the number is opted out (except the opt-out
+   confirmation, the opt-in answer and HELP) or the borrower already
    got :data:`MAX_AUTO_REPLIES_PER_DAY` answers in 24 hours (a phone's
    auto-responder must not talk to the bot forever).
 
@@ -62,6 +63,8 @@ REPLY_KINDS = ("opt_out", "opt_in", "help", "paid", "promise", "dispute", "wrong
                "callback", "other")
 #: Answers that are always queued (carrier rules), whatever the daily cap says.
 MANDATORY_REPLIES = frozenset({"opt_out", "opt_in", "help"})
+#: Answers queued even to a number opted out of SMS (the dispatcher sends them too).
+ANSWERED_WHEN_OPTED_OUT = frozenset({"opt_out", "opt_in", "help"})
 MAX_AUTO_REPLIES_PER_DAY = 3
 DEFAULT_LOCALE = "en-US"
 _LOCALE_BY_CALLING_CODE = {86: "zh-CN", 82: "ko-KR"}
@@ -189,7 +192,9 @@ def _queue_reply(session: Session, outcome: InboundOutcome, kind: str, sms: Inbo
     borrower_id = outcome.borrower_id
     assert borrower_id is not None
     reason = None
-    if kind not in ("opt_out", "opt_in") and _sms_opted_out(session, borrower_id, sms.from_):
+    # An opted-out number still gets the opt-out confirmation, the opt-in answer and
+    # HELP (carriers require HELP to be answered whatever the opt-out state); nothing else.
+    if kind not in ANSWERED_WHEN_OPTED_OUT and _sms_opted_out(session, borrower_id, sms.from_):
         reason = "opted_out"
     elif kind not in MANDATORY_REPLIES and \
             _replies_since(session, borrower_id, at - timedelta(days=1)) >= MAX_AUTO_REPLIES_PER_DAY:

@@ -13,9 +13,13 @@ from fastapi import FastAPI
 
 from bot.clock import Clock, SystemClock
 from bot.config import Settings, load_settings
+from bot.console import routes as console_routes
+from bot.console.security import ConsoleHeadersMiddleware
 from bot.db import Database
 from bot.privacy import install_log_filter
 from bot.web import health, twilio, unsubscribe
+from bot.web import media as media_routes
+from bot.web import voice as voice_routes
 from bot.web.context import WebContext
 
 __all__ = ["create_app", "from_environment"]
@@ -27,6 +31,11 @@ def create_app(settings: Settings, db: Database, clock: Clock | None = None) -> 
     app.include_router(health.router)
     app.include_router(twilio.router)
     app.include_router(unsubscribe.router)
+    app.include_router(voice_routes.router)
+    app.include_router(media_routes.router)
+    app.include_router(console_routes.public_router)
+    app.include_router(console_routes.router)
+    app.add_middleware(ConsoleHeadersMiddleware)
     return app
 
 

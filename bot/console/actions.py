@@ -1,0 +1,268 @@
+"""What a person may change from the console, each change audited.
+
+* a call: mark it reviewed, add a note, confirm or correct the intent and
+  promise date a borrower turn was understood as, escalate it to a task;
+* a borrower: add a note, reveal one field (with a stated reason);
+* a task: assign it, close it with a note.
+
+A correction is stored beside what the bot understood (``corrected_*``
+columns), never over it, and then has the effect the corrected meaning would
+have had, through the same functions replies use (:mod:`bot.replies`):
+
+==================  ==========================================================
+corrected to        effect
+==================  ==========================================================
+promise_to_pay      a pending promise for the (corrected) date; it replaces the
+                    borrower's earlier pending promise (``create_promise``)
+opt_out             the call's number opted out of calls (``record_opt_out``)
+dispute, hardship,  an open task of that kind (``open_task``); an open dispute
+callback_request    stops automated contact about the debt
+wrong_number        the number flagged ``wrong_number`` for calls and SMS, and
+                    a wrong-number task (as an SMS reply would)
+paid                a review task when the records do not bear the claim out
+anything else       the correction is recorded, nothing else changes
+==================  ==========================================================
+
+Nothing is undone by a correction: a call first understood as an opt-out
+stays opted out (honouring a stop too widely is never a breach; a person
+clears it deliberately).  Every function runs inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.compliance.zones import resolve_zones
+from bot.console.audit import record
+from bot.db.models import Borrower, CallSession, CallTurn, ContactAttempt, Note, Task, User
+from bot.domain import Channel, Intent, TaskKind, TaskStatus
+from bot.privacy import redact
+from bot.replies import create_promise, flag_address, paid_claim_consistent, record_opt_out
+from bot.replies.tasks import open_task
+
+__all__ = [
+    "ActionError",
+    "ESCALATION_KINDS",
+    "add_note",
+    "assign_task",
+    "close_task",
+    "correct_turn",
+    "escalate_call",
+    "mark_reviewed",
+    "reveal_field",
+]
+
+SOURCE = "console"
+ESCALATION_KINDS = (TaskKind.REVIEW, TaskKind.DISPUTE, TaskKind.HARDSHIP, TaskKind.CALLBACK, TaskKind.HANDOFF)
+_TASK_FOR = {Intent.DISPUTE: TaskKind.DISPUTE, Intent.HARDSHIP: TaskKind.HARDSHIP,
+             Intent.CALLBACK_REQUEST: TaskKind.CALLBACK}
+#: How far after the call a corrected promise date may lie.
+PROMISE_HORIZON_DAYS = 180
+
+
+class ActionError(Exception):
+    """An action that cannot be done: HTTP status and a message naming what is wrong (never a value)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _call(session: Session, call_id: int) -> CallSession:
+    call = session.get(CallSession, call_id)
+    if call is None:
+        raise ActionError(404, f"no call {call_id}")
+    return call
+
+
+def mark_reviewed(session: Session, call_id: int, *, actor: str, at: datetime) -> None:
+    call = _call(session, call_id)
+    first = call.reviewed_at is None
+    call.reviewed_at = at
+    call.reviewed_by = actor
+    call.updated_at = at
+    record(session, at, actor=actor, action="call.reviewed", subject_type="call", subject_id=call_id,
+           detail={"borrower_id": call.borrower_id, "first_review": first})
+
+
+def add_note(session: Session, subject_type: str, subject_id: str, text: str, *, actor: str, at: datetime) -> Note:
+    """A note, stored redacted (phone numbers, emails, card and ID numbers masked)."""
+    if subject_type == "call":
+        _call(session, int(subject_id))
+    elif subject_type == "borrower" and session.get(Borrower, subject_id) is None:
+        raise ActionError(404, "no such borrower")
+    elif subject_type == "task" and session.get(Task, int(subject_id)) is None:
+        raise ActionError(404, f"no task {subject_id}")
+    note = Note(subject_type=subject_type, subject_id=str(subject_id), author=actor, text_redacted=redact(text),
+                created_at=at)
+    session.add(note)
+    session.flush()
+    record(session, at, actor=actor, action="note.added", subject_type=subject_type, subject_id=subject_id,
+           detail={"note_id": note.id})
+    return note
+
+
+def _borrower_today(session: Session, borrower_id: str, at: datetime, default_timezone: str) -> date:
+    b = session.get(Borrower, borrower_id)
+    assert b is not None
+    zone = resolve_zones(b.country, b.region, b.timezone, b.phone_e164, default_timezone).primary
+    return at.astimezone(zone).date()
+
+
+@dataclass(frozen=True, slots=True)
+class Correction:
+    turn_id: int
+    intent: str
+    promise_date: date | None
+    effects: tuple[str, ...]
+
+
+def correct_turn(
+    session: Session,
+    call_id: int,
+    turn_id: int,
+    intent: Intent,
+    promise_date: date | None,
+    *,
+    actor: str,
+    at: datetime,
+    default_timezone: str,
+) -> Correction:
+    """Confirm or correct what a borrower turn meant, then apply the effect (module docstring)."""
+    call = _call(session, call_id)
+    turn = session.get(CallTurn, turn_id)
+    if turn is None or turn.session_id != call.id:
+        raise ActionError(404, f"call {call_id} has no turn {turn_id}")
+    if turn.speaker != "borrower":
+        raise ActionError(400, "only what the borrower said can be corrected")
+    if intent is Intent.PROMISE_TO_PAY:
+        if promise_date is None:
+            raise ActionError(400, "promise_date: a promise to pay needs a date")
+        earliest = call.started_at.date() - timedelta(days=1)
+        if not earliest <= promise_date <= call.started_at.date() + timedelta(days=PROMISE_HORIZON_DAYS):
+            raise ActionError(400, f"promise_date: must lie between the call's day and "
+                                   f"{PROMISE_HORIZON_DAYS} days after it")
+    elif promise_date is not None:
+        raise ActionError(400, "promise_date: only a promise to pay has a date")
+
+    previous = (turn.corrected_intent or turn.intent, turn.corrected_promise_date or turn.promise_date)
+    turn.corrected_intent = intent.value
+    turn.corrected_promise_date = promise_date
+    turn.corrected_by = actor
+    turn.corrected_at = at
+    call.updated_at = at
+    borrower_id = call.borrower_id
+    effects: list[str] = []
+    number = None
+    if call.attempt_id is not None:
+        number = session.scalar(select(ContactAttempt.address).where(ContactAttempt.id == call.attempt_id))
+    if number is None:
+        number = session.scalar(select(Borrower.phone_e164).where(Borrower.id == borrower_id))
+
+    if intent is Intent.PROMISE_TO_PAY and promise_date is not None:
+        promise = create_promise(session, borrower_id, promise_date, source=SOURCE, at=at)
+        effects.append(f"promise:{promise.id}")
+    elif intent is Intent.OPT_OUT:
+        if number is None:
+            raise ActionError(400, "the call has no number to opt out")
+        changed = record_opt_out(session, borrower_id, Channel.VOICE.value, number, SOURCE, at)
+        effects.append("opt_out:voice" if changed else "opt_out:voice:already")
+    elif intent in _TASK_FOR:
+        kind = _TASK_FOR[intent]
+        task_id = open_task(session, borrower_id, kind, f"call review: {kind.value}",
+                            dedupe_key=f"console:call:{call_id}:{kind.value}", source=SOURCE, at=at)
+        effects.append(f"task:{kind.value}:{task_id}")
+    elif intent is Intent.WRONG_NUMBER:
+        if number is not None:
+            for channel in (Channel.VOICE, Channel.SMS):
+                flag_address(session, borrower_id, channel.value, number, "wrong_number", SOURCE, at)
+            effects.append("flag:wrong_number")
+        task_id = open_task(session, borrower_id, TaskKind.WRONG_NUMBER, "call review: wrong number",
+                            dedupe_key=f"console:call:{call_id}:wrong_number", source=SOURCE, at=at)
+        effects.append(f"task:wrong_number:{task_id}")
+    elif intent is Intent.PAID:
+        today = _borrower_today(session, borrower_id, at, default_timezone)
+        if not paid_claim_consistent(session, borrower_id, today, at):
+            task_id = open_task(session, borrower_id, TaskKind.REVIEW, "call review: paid claim",
+                                dedupe_key=f"console:call:{call_id}:paid", source=SOURCE, at=at)
+            effects.append(f"task:review:{task_id}")
+        else:
+            effects.append("paid:consistent")
+    record(session, at, actor=actor, action="call.turn_corrected", subject_type="call", subject_id=call_id,
+           detail={"turn_id": turn_id, "borrower_id": borrower_id, "detected_intent": turn.intent,
+                   "previous_intent": previous[0], "intent": intent.value,
+                   "previous_promise_date": previous[1].isoformat() if previous[1] else None,
+                   "promise_date": promise_date.isoformat() if promise_date else None, "effects": effects})
+    session.flush()
+    return Correction(turn_id, intent.value, promise_date, tuple(effects))
+
+
+def escalate_call(session: Session, call_id: int, kind: TaskKind, *, actor: str, at: datetime) -> int:
+    """Open (or find) the borrower's task of ``kind`` for this call; its id."""
+    call = _call(session, call_id)
+    task_id = open_task(session, call.borrower_id, kind, f"escalated from call {call_id}",
+                        dedupe_key=f"console:escalate:{call_id}:{kind.value}", source=SOURCE, at=at)
+    record(session, at, actor=actor, action="call.escalated", subject_type="call", subject_id=call_id,
+           detail={"task_id": task_id, "kind": kind.value, "borrower_id": call.borrower_id})
+    return task_id
+
+
+def _task(session: Session, task_id: int) -> Task:
+    task = session.get(Task, task_id)
+    if task is None:
+        raise ActionError(404, f"no task {task_id}")
+    return task
+
+
+def assign_task(session: Session, task_id: int, assignee: str | None, *, actor: str, at: datetime) -> None:
+    """Assign to a supervisor or admin (``None``: unassign)."""
+    task = _task(session, task_id)
+    if task.status != TaskStatus.OPEN.value:
+        raise ActionError(409, f"task {task_id} is closed")
+    if assignee is not None:
+        ok = session.scalar(select(User.id).where(User.name == assignee, User.disabled.is_(False),
+                                                  User.role.in_(["supervisor", "admin"])))
+        if ok is None:
+            raise ActionError(400, "assignee: not an active supervisor or admin")
+    previous = task.assigned_to
+    task.assigned_to = assignee
+    record(session, at, actor=actor, action="task.assigned", subject_type="task", subject_id=task_id,
+           detail={"borrower_id": task.borrower_id, "from": previous, "to": assignee})
+
+
+def close_task(session: Session, task_id: int, note: str, *, actor: str, at: datetime) -> None:
+    task = _task(session, task_id)
+    if task.status != TaskStatus.OPEN.value:
+        raise ActionError(409, f"task {task_id} is closed already")
+    task.status = TaskStatus.CLOSED.value
+    task.closed_at = at
+    add_note(session, "task", str(task_id), note, actor=actor, at=at)
+    record(session, at, actor=actor, action="task.closed", subject_type="task", subject_id=task_id,
+           detail={"borrower_id": task.borrower_id, "kind": task.kind})
+
+
+_FIELDS = {"phone": "phone_e164", "email": "email", "name": "full_name"}
+
+
+def reveal_field(session: Session, borrower_id: str, field: str, reason: str, *, actor: str, at: datetime) -> str:
+    """The unmasked value of one field, after writing the audit row (who, what, when, why).
+
+    The reason is stored redacted; the value never is.  The caller commits
+    before showing the value: no audit row, no reveal.
+    """
+    if field not in _FIELDS:
+        raise ActionError(400, "field: must be phone, email or name")
+    borrower = session.get(Borrower, borrower_id)
+    if borrower is None:
+        raise ActionError(404, "no such borrower")
+    value = getattr(borrower, _FIELDS[field])
+    if not value:
+        raise ActionError(404, f"the borrower has no {field} to reveal")
+    record(session, at, actor=actor, action="reveal", subject_type="borrower", subject_id=borrower_id,
+           detail={"fields": [field], "reason": redact(reason), "via": "console"})
+    return str(value)

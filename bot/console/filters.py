@@ -1,0 +1,229 @@
+"""Every value the console reads from a query string or a form, checked before use.
+
+A value that is not allowed raises :class:`InvalidInput` naming the field
+(never echoing the value); the page answers 400 with that message.  What
+passes is a typed value that the queries bind as a parameter: nothing a
+person types is ever put into SQL text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import asdict, dataclass
+from datetime import date
+from urllib.parse import urlencode
+
+from bot.domain import Intent, TaskKind
+
+__all__ = [
+    "AuditFilters",
+    "CallFilters",
+    "InvalidInput",
+    "KNOWN_OUTCOMES",
+    "REVEAL_FIELDS",
+    "TaskFilters",
+    "borrower_id",
+    "choice",
+    "intent_value",
+    "iso_date",
+    "page_number",
+    "parse_audit_filters",
+    "parse_call_filters",
+    "parse_task_filters",
+    "text",
+]
+
+#: Call outcomes the voice scripts record (bot.scripts Outcome kinds); stored values are accepted too.
+KNOWN_OUTCOMES = ("promise", "paid_claim", "dispute", "hardship", "callback", "opt_out", "wrong_party",
+                  "voicemail", "no_answer", "partial", "refused", "completed")
+REVEAL_FIELDS = ("phone", "email", "name")
+MAX_PAGE = 100_000
+
+_OUTCOME_RE = re.compile(r"^[a-z_]{1,32}$")
+_LOCALE_RE = re.compile(r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8}){0,2}$")
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+_USER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+_ACTION_RE = re.compile(r"^[a-z_.]{1,64}$")
+
+
+class InvalidInput(ValueError):
+    """A query or form value that is not allowed; ``field`` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def _one(params: Mapping[str, str], name: str) -> str:
+    value = params.get(name) or ""
+    if len(value) > 256:
+        raise InvalidInput(name, "too long")
+    return value.strip()
+
+
+def iso_date(value: str, field: str) -> date | None:
+    if not value:
+        return None
+    if not _DATE_RE.match(value):
+        raise InvalidInput(field, "must be a date as YYYY-MM-DD")
+    try:
+        parsed = date.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(field, "is not a real calendar date") from None
+    if not 2000 <= parsed.year <= 2100:
+        raise InvalidInput(field, "must be between 2000 and 2100")
+    return parsed
+
+
+def choice(value: str, field: str, allowed: Collection[str]) -> str | None:
+    if not value:
+        return None
+    if value not in allowed:
+        raise InvalidInput(field, "is not one of the allowed values")
+    return value
+
+
+def yes_no(value: str, field: str) -> bool | None:
+    found = choice(value, field, ("yes", "no"))
+    return None if found is None else found == "yes"
+
+
+def page_number(value: str) -> int:
+    if not value:
+        return 1
+    if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE:
+        raise InvalidInput("page", f"must be a whole number from 1 to {MAX_PAGE}")
+    return int(value)
+
+
+def intent_value(value: str, field: str = "intent") -> str | None:
+    return choice(value, field, [i.value for i in Intent])
+
+
+def borrower_id(value: str) -> str:
+    if not _ID_RE.match(value or ""):
+        raise InvalidInput("borrower", "is not a borrower id")
+    return value
+
+
+def text(value: str | None, field: str, *, minimum: int = 1, maximum: int = 2000) -> str:
+    """Free text from a form: stripped, with its length checked (it is redacted before storage)."""
+    value = (value or "").strip()
+    if len(value) < minimum:
+        raise InvalidInput(field, "is required" if minimum <= 1 else f"needs at least {minimum} characters")
+    if len(value) > maximum:
+        raise InvalidInput(field, f"is longer than {maximum} characters")
+    if any(ord(ch) < 32 and ch not in "\n\r\t" for ch in value):
+        raise InvalidInput(field, "contains control characters")
+    return value
+
+
+def _query(values: dict[str, object]) -> str:
+    return urlencode({k: v for k, v in values.items() if v not in (None, "", False)})
+
+
+@dataclass(frozen=True, slots=True)
+class CallFilters:
+    date_from: date | None = None
+    date_to: date | None = None
+    outcome: str | None = None
+    intent: str | None = None
+    flagged: bool | None = None
+    low_confidence: bool = False
+    locale: str | None = None
+    reviewed: bool | None = None
+    page: int = 1
+
+    def form_values(self) -> dict[str, str]:
+        """The values as the filter form shows them."""
+        def yn(value: bool | None) -> str:
+            return "" if value is None else ("yes" if value else "no")
+
+        return {"from": self.date_from.isoformat() if self.date_from else "",
+                "to": self.date_to.isoformat() if self.date_to else "", "outcome": self.outcome or "",
+                "intent": self.intent or "", "flagged": yn(self.flagged), "low": "1" if self.low_confidence else "",
+                "locale": self.locale or "", "reviewed": yn(self.reviewed)}
+
+    def query(self, page: int | None = None) -> str:
+        values: dict[str, object] = dict(self.form_values())
+        values["page"] = page if page and page > 1 else None
+        return _query(values)
+
+
+def parse_call_filters(params: Mapping[str, str], outcomes: Collection[str] = KNOWN_OUTCOMES) -> CallFilters:
+    date_from = iso_date(_one(params, "from"), "from")
+    date_to = iso_date(_one(params, "to"), "to")
+    if date_from and date_to and date_from > date_to:
+        raise InvalidInput("to", "is before from")
+    outcome = _one(params, "outcome")
+    if outcome and (not _OUTCOME_RE.match(outcome) or outcome not in outcomes):
+        raise InvalidInput("outcome", "is not a known call outcome")
+    locale = _one(params, "locale")
+    if locale and not _LOCALE_RE.match(locale):
+        raise InvalidInput("locale", "must be a language tag such as en-US")
+    low = _one(params, "low")
+    if low not in ("", "1"):
+        raise InvalidInput("low", "must be 1 or empty")
+    return CallFilters(
+        date_from=date_from, date_to=date_to, outcome=outcome or None, intent=intent_value(_one(params, "intent")),
+        flagged=yes_no(_one(params, "flagged"), "flagged"), low_confidence=low == "1", locale=locale or None,
+        reviewed=yes_no(_one(params, "reviewed"), "reviewed"), page=page_number(_one(params, "page")),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFilters:
+    kind: str | None = None
+    assigned: str | None = None  # None any, "me", "none" unassigned, or a user name
+    status: str = "open"  # open | closed | all
+    page: int = 1
+
+    def form_values(self) -> dict[str, str]:
+        return {"kind": self.kind or "", "assigned": self.assigned or "", "status": self.status}
+
+    def query(self, page: int | None = None) -> str:
+        values: dict[str, object] = dict(self.form_values())
+        values["page"] = page if page and page > 1 else None
+        return _query(values)
+
+
+def parse_task_filters(params: Mapping[str, str]) -> TaskFilters:
+    assigned = _one(params, "assigned")
+    if assigned and assigned not in ("me", "none") and not _USER_RE.match(assigned):
+        raise InvalidInput("assigned", "must be me, none or a user name")
+    return TaskFilters(
+        kind=choice(_one(params, "kind"), "kind", [k.value for k in TaskKind]),
+        assigned=assigned or None,
+        status=choice(_one(params, "status"), "status", ("open", "closed", "all")) or "open",
+        page=page_number(_one(params, "page")),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilters:
+    action: str | None = None  # prefix: "console." matches every console.* action
+    actor: str | None = None
+    subject: str | None = None
+    page: int = 1
+
+    def form_values(self) -> dict[str, str]:
+        return {k: v or "" for k, v in asdict(self).items() if k != "page"}
+
+    def query(self, page: int | None = None) -> str:
+        values: dict[str, object] = dict(self.form_values())
+        values["page"] = page if page and page > 1 else None
+        return _query(values)
+
+
+def parse_audit_filters(params: Mapping[str, str]) -> AuditFilters:
+    action, actor, subject = _one(params, "action"), _one(params, "actor"), _one(params, "subject")
+    if action and not _ACTION_RE.match(action):
+        raise InvalidInput("action", "may hold lower-case letters, '_' and '.' only")
+    if actor and not _USER_RE.match(actor):
+        raise InvalidInput("actor", "is not an actor name")
+    if subject and not _ID_RE.match(subject):
+        raise InvalidInput("subject", "is not an id")
+    return AuditFilters(action or None, actor or None, subject or None, page_number(_one(params, "page")))

@@ -1,0 +1,457 @@
+"""The console's pages, actions and API (docs/console.md).
+
+Two routers, both of :class:`~bot.console.web.ConsoleRoute`:
+
+* :data:`public_router` — what answers without a session: the ``/``
+  redirect, the sign-in page and form, and the two static assets;
+* :data:`router` — everything else, with :func:`~bot.console.web.current_user`
+  as a dependency of the router itself, so a route added later cannot forget it.
+
+Pages read with the ``viewer`` role; actions (POST) need ``supervisor`` and
+check the CSRF token; the audit page needs ``admin``.  After an action the
+browser is sent back to the page (303) with ``?done=<what>``.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from bot.console import actions, queries
+from bot.console.filters import (
+    REVEAL_FIELDS,
+    InvalidInput,
+    borrower_id as valid_borrower_id,
+    choice,
+    intent_value,
+    iso_date,
+    parse_audit_filters,
+    parse_call_filters,
+    parse_task_filters,
+    text,
+)
+from bot.console.sessions import SignedIn, create_session, end_session, new_token, purge_expired, session_id_for
+from bot.console.users import MAX_PASSWORD_LENGTH, authenticate, has_role
+from bot.console.web import (
+    ConsoleRoute,
+    PageError,
+    cookie_name,
+    current_user,
+    login_csrf_cookie,
+    login_csrf_ok,
+    read_form,
+    read_plain_form,
+    render,
+    role,
+    safe_next,
+    signed_in,
+)
+from bot.domain import Intent, TaskKind
+from bot.web.context import WebContext, web_context
+
+__all__ = ["public_router", "router"]
+
+log = logging.getLogger(__name__)
+
+public_router = APIRouter(route_class=ConsoleRoute)
+router = APIRouter(route_class=ConsoleRoute, dependencies=[Depends(current_user)])
+
+STATIC = {"console.css": "text/css; charset=utf-8", "console.js": "text/javascript; charset=utf-8",
+          "favicon.svg": "image/svg+xml"}
+AUDIO_TYPES = {".wav": "audio/wav", ".mp3": "audio/mpeg", ".ogg": "audio/ogg"}
+DONE = {"reviewed": "Marked as reviewed.", "note": "Note added.", "corrected": "Correction saved.",
+        "escalated": "Escalated: a task is open.", "assigned": "Task assigned.", "closed": "Task closed."}
+
+viewer = role("viewer")
+supervisor = role("supervisor")
+admin = role("admin")
+
+
+def _ctx(request: Request) -> WebContext:
+    return web_context(request)
+
+
+def _done(request: Request) -> str | None:
+    return DONE.get(request.query_params.get("done") or "")
+
+
+def _back(path: str, done: str) -> RedirectResponse:
+    return RedirectResponse(f"{path}?done={done}", status_code=303)
+
+
+# --- public: redirect, sign-in, static --------------------------------------------------------------
+
+
+@public_router.get("/", include_in_schema=False)
+def root() -> RedirectResponse:
+    return RedirectResponse("/console", status_code=303)
+
+
+@public_router.get("/console/static/{name}")
+def static_asset(name: str, request: Request) -> Response:
+    if name not in STATIC:
+        raise PageError(404, "no such file")
+    path = Path(_ctx(request).settings.templates_dir) / "web" / "static" / name
+    if not path.is_file():
+        raise PageError(404, "no such file")
+    return FileResponse(path, media_type=STATIC[name])
+
+
+def _login_page(request: Request, *, status: int = 200, message: str | None = None,
+                name: str = "") -> HTMLResponse:
+    settings = _ctx(request).settings
+    token = request.cookies.get(login_csrf_cookie(settings)) or ""
+    if not 20 <= len(token) <= 128 or not token.replace("-", "").replace("_", "").isalnum():
+        token = new_token()
+    response = render(request, "console/login.html.j2", user=None, status=status, login_csrf=token,
+                      message=message, name=name, next=safe_next(request.query_params.get("next")))
+    response.set_cookie(login_csrf_cookie(settings), token, max_age=3600, path="/",
+                        secure=settings.console_secure_cookies, httponly=True, samesite="strict")
+    return response
+
+
+@public_router.get("/console/login")
+async def login_page(request: Request) -> Response:
+    if await signed_in(request) is not None:
+        return RedirectResponse(safe_next(request.query_params.get("next")), status_code=303)
+    return _login_page(request)
+
+
+def _sign_in(ctx: WebContext, name: str, password: str, client: str | None,
+             previous: str | None) -> tuple[str | None, str]:
+    settings = ctx.settings
+    at = ctx.clock.now()
+    with ctx.db.session() as session:
+        result = authenticate(session, name, password, at=at, max_failed=settings.console_max_failed_logins,
+                              lockout=timedelta(minutes=settings.console_lockout_minutes), client=client)
+        if not result.ok:
+            return None, result.reason
+        assert result.user_id is not None
+        if previous and len(previous) <= 128:  # a new sign-in always gets a new session (no fixation)
+            end_session(session, session_id_for(previous))
+        purge_expired(session, at, idle=timedelta(minutes=settings.console_idle_minutes))
+        token = create_session(session, result.user_id, at=at,
+                               lifetime=timedelta(hours=settings.console_session_hours))
+    return token, "ok"
+
+
+@public_router.post("/console/login")
+async def login(request: Request) -> Response:
+    ctx = _ctx(request)
+    form = await read_plain_form(request)
+    if not login_csrf_ok(request, form):
+        raise PageError(403, "the sign-in form expired; reload the page and try again")
+    name = (form.get("name") or "").strip()[:64]
+    password = form.get("password") or ""
+    if not name or not password or len(password) > MAX_PASSWORD_LENGTH:
+        return _login_page(request, status=400, message="Enter your user name and password.", name=name)
+    client = request.client.host if request.client else None
+    previous = request.cookies.get(cookie_name(ctx.settings))
+    token, reason = await run_in_threadpool(_sign_in, ctx, name, password, client, previous)
+    if token is None:
+        log.info("console sign-in refused (%s)", reason)
+        # One message for every refusal: a wrong name, a wrong password and a lock look the same.
+        return _login_page(request, status=401, name=name,
+                           message="Sign-in refused: wrong user name or password, or the account is locked.")
+    response = RedirectResponse(safe_next(form.get("next")), status_code=303)
+    response.set_cookie(cookie_name(ctx.settings), token, max_age=int(ctx.settings.console_session_hours * 3600),
+                        path="/", secure=ctx.settings.console_secure_cookies, httponly=True, samesite="strict")
+    response.delete_cookie(login_csrf_cookie(ctx.settings), path="/", secure=ctx.settings.console_secure_cookies,
+                           httponly=True, samesite="strict")
+    return response
+
+
+# --- session ------------------------------------------------------------------------------------------
+
+
+def _sign_out(ctx: WebContext, user: SignedIn) -> None:
+    from bot.console.audit import record
+
+    with ctx.db.session() as session:
+        end_session(session, user.session_id)
+        record(session, ctx.clock.now(), actor=user.name, action="console.logout", subject_type="user",
+               subject_id=user.name)
+
+
+@router.post("/console/logout")
+async def logout(request: Request, user: SignedIn = Depends(viewer)) -> Response:
+    ctx = _ctx(request)
+    await read_form(request, user)
+    await run_in_threadpool(_sign_out, ctx, user)
+    response = RedirectResponse("/console/login", status_code=303)
+    response.delete_cookie(cookie_name(ctx.settings), path="/", secure=ctx.settings.console_secure_cookies,
+                           httponly=True, samesite="strict")
+    return response
+
+
+# --- dashboard -------------------------------------------------------------------------------------
+
+
+def _dashboard(ctx: WebContext) -> dict[str, Any]:
+    with ctx.db.session() as session:
+        return queries.dashboard(session, ctx.clock.now(), zone_name=ctx.settings.default_timezone,
+                                 low_confidence=ctx.settings.console_low_confidence)
+
+
+@router.get("/console")
+def dashboard_page(request: Request, user: SignedIn = Depends(viewer)) -> HTMLResponse:
+    return render(request, "console/dashboard.html.j2", user=user, data=_dashboard(_ctx(request)))
+
+
+@router.get("/console/api/dashboard")
+def dashboard_api(request: Request, user: SignedIn = Depends(viewer)) -> JSONResponse:
+    return JSONResponse(_dashboard(_ctx(request)))
+
+
+# --- calls -----------------------------------------------------------------------------------------
+
+
+def _calls(ctx: WebContext, params: dict[str, str]) -> tuple[Any, queries.Page, list[str], list[str]]:
+    with ctx.db.session() as session:
+        outcomes = queries.call_outcomes(session)
+        filters = parse_call_filters(params, outcomes)
+        page = queries.list_calls(session, filters, zone_name=ctx.settings.default_timezone,
+                                  low_confidence=ctx.settings.console_low_confidence,
+                                  page_size=ctx.settings.console_page_size)
+        return filters, page, outcomes, queries.call_locales(session)
+
+
+@router.get("/console/calls")
+def calls_page(request: Request, user: SignedIn = Depends(viewer)) -> HTMLResponse:
+    ctx = _ctx(request)
+    try:
+        filters, page, outcomes, locales = _calls(ctx, dict(request.query_params))
+    except InvalidInput as exc:
+        with ctx.db.session() as session:
+            outcomes, locales = queries.call_outcomes(session), queries.call_locales(session)
+        return render(request, "console/calls.html.j2", user=user, status=400, error=f"{exc.field}: {exc.message}",
+                      form={k: "" for k in ("from", "to", "outcome", "intent", "flagged", "low", "locale",
+                                            "reviewed")},
+                      page=None, filters=None, outcomes=outcomes, locales=locales,
+                      intents=[i.value for i in Intent])
+    return render(request, "console/calls.html.j2", user=user, error=None, form=filters.form_values(), page=page,
+                  filters=filters, outcomes=outcomes, locales=locales, intents=[i.value for i in Intent])
+
+
+@router.get("/console/api/calls")
+def calls_api(request: Request, user: SignedIn = Depends(viewer)) -> JSONResponse:
+    filters, page, _, _ = _calls(_ctx(request), dict(request.query_params))
+    items = [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in item.items()} for item in page.items]
+    return JSONResponse({"filters": filters.form_values(), "page": page.page, "pages": page.pages,
+                         "total": page.total, "items": items})
+
+
+def _call(ctx: WebContext, call_id: int) -> dict[str, Any]:
+    with ctx.db.session() as session:
+        call = queries.load_call(session, call_id, zone_name=ctx.settings.default_timezone,
+                                 low_confidence=ctx.settings.console_low_confidence)
+    if call is None:
+        raise PageError(404, f"no call {call_id}")
+    return call
+
+
+@router.get("/console/calls/{call_id:int}")
+def call_page(call_id: int, request: Request, user: SignedIn = Depends(viewer)) -> HTMLResponse:
+    return render(request, "console/call.html.j2", user=user, call=_call(_ctx(request), call_id),
+                  done=_done(request), intents=[i.value for i in Intent],
+                  escalation_kinds=[k.value for k in actions.ESCALATION_KINDS])
+
+
+def _in_session(ctx: WebContext, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    with ctx.db.session() as session:
+        return fn(session, *args, **kwargs)
+
+
+@router.post("/console/calls/{call_id:int}/review")
+async def review_call(call_id: int, request: Request, user: SignedIn = Depends(supervisor)) -> Response:
+    ctx = _ctx(request)
+    await read_form(request, user)
+    await run_in_threadpool(_in_session, ctx, actions.mark_reviewed, call_id, actor=user.name, at=ctx.clock.now())
+    return _back(f"/console/calls/{call_id}", "reviewed")
+
+
+@router.post("/console/calls/{call_id:int}/notes")
+async def note_call(call_id: int, request: Request, user: SignedIn = Depends(supervisor)) -> Response:
+    ctx = _ctx(request)
+    form = await read_form(request, user)
+    note = text(form.get("text"), "text")
+    await run_in_threadpool(_in_session, ctx, actions.add_note, "call", str(call_id), note, actor=user.name,
+                            at=ctx.clock.now())
+    return _back(f"/console/calls/{call_id}", "note")
+
+
+@router.post("/console/calls/{call_id:int}/turns/{turn_id:int}/correct")
+async def correct_turn(call_id: int, turn_id: int, request: Request,
+                       user: SignedIn = Depends(supervisor)) -> Response:
+    ctx = _ctx(request)
+    form = await read_form(request, user)
+    intent = intent_value((form.get("intent") or "").strip())
+    if intent is None:
+        raise InvalidInput("intent", "is required")
+    promise_date = iso_date((form.get("promise_date") or "").strip(), "promise_date")
+    await run_in_threadpool(_in_session, ctx, actions.correct_turn, call_id, turn_id, Intent(intent), promise_date,
+                            actor=user.name, at=ctx.clock.now(), default_timezone=ctx.settings.default_timezone)
+    return _back(f"/console/calls/{call_id}", "corrected")
+
+
+@router.post("/console/calls/{call_id:int}/escalate")
+async def escalate_call(call_id: int, request: Request, user: SignedIn = Depends(supervisor)) -> Response:
+    ctx = _ctx(request)
+    form = await read_form(request, user)
+    kind = choice((form.get("kind") or "review").strip(), "kind", [k.value for k in actions.ESCALATION_KINDS])
+    assert kind is not None
+    await run_in_threadpool(_in_session, ctx, actions.escalate_call, call_id, TaskKind(kind), actor=user.name,
+                            at=ctx.clock.now())
+    return _back(f"/console/calls/{call_id}", "escalated")
+
+
+def _media(ctx: WebContext, turn_id: int, user: SignedIn, first_request: bool) -> Path:
+    from bot.console.audit import record
+
+    with ctx.db.session() as session:
+        found = queries.turn_audio(session, turn_id)
+        if found is None:
+            raise PageError(404, "no audio for this turn")
+        audio_ref, speaker, call_id = found
+        root = Path(ctx.settings.media_dir).expanduser().resolve()
+        path = (root / audio_ref).resolve()
+        if not path.is_relative_to(root) or path.suffix.lower() not in AUDIO_TYPES or not path.is_file():
+            raise PageError(404, "the audio file is not available")
+        if speaker != "bot":
+            # A recording of the borrower is personal data as it stands (nothing masked in it).
+            if not has_role(user.role, "supervisor"):
+                raise PageError(403, "recordings of the borrower need the supervisor role")
+            if first_request:
+                record(session, ctx.clock.now(), actor=user.name, action="call.recording_played",
+                       subject_type="call", subject_id=call_id, detail={"turn_id": turn_id})
+    return path
+
+
+@router.get("/console/media/turns/{turn_id:int}")
+async def turn_media(turn_id: int, request: Request, user: SignedIn = Depends(viewer)) -> Response:
+    ctx = _ctx(request)
+    range_header = request.headers.get("range", "")
+    first = not range_header or range_header.replace(" ", "").startswith("bytes=0-")
+    path = await run_in_threadpool(_media, ctx, turn_id, user, first)
+    return FileResponse(path, media_type=AUDIO_TYPES[path.suffix.lower()])
+
+
+# --- borrowers -------------------------------------------------------------------------------------
+
+
+def _borrower(ctx: WebContext, borrower_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    s = ctx.settings
+    now = ctx.clock.now()
+    with ctx.db.sessions() as session:  # read only: closing the session rolls back whatever explain() touched
+        page = queries.borrower_page(session, borrower_id, now, default_timezone=s.default_timezone)
+        if page is None:
+            raise PageError(404, "no such borrower")
+        why = queries.why_not_today(session, borrower_id, now, default_timezone=s.default_timezone,
+                                    policy_file=s.policy_file, templates_dir=s.templates_dir,
+                                    compliance_file=s.compliance_file)
+    return page, why
+
+
+def _borrower_response(request: Request, user: SignedIn, borrower_id: str, *,
+                       revealed: dict[str, str] | None = None) -> HTMLResponse:
+    page, why = _borrower(_ctx(request), borrower_id)
+    return render(request, "console/borrower.html.j2", user=user, b=page, why=why, revealed=revealed,
+                  done=_done(request), reveal_fields=REVEAL_FIELDS)
+
+
+@router.get("/console/borrowers/{borrower_id}")
+def borrower_page(borrower_id: str, request: Request, user: SignedIn = Depends(viewer)) -> HTMLResponse:
+    return _borrower_response(request, user, valid_borrower_id(borrower_id))
+
+
+@router.post("/console/borrowers/{borrower_id}/reveal")
+async def reveal(borrower_id: str, request: Request, user: SignedIn = Depends(supervisor)) -> Response:
+    ctx = _ctx(request)
+    borrower_id = valid_borrower_id(borrower_id)
+    form = await read_form(request, user)
+    field = choice((form.get("field") or "").strip(), "field", REVEAL_FIELDS)
+    if field is None:
+        raise InvalidInput("field", "is required")
+    reason = text(form.get("reason"), "reason", minimum=5, maximum=500)
+    # The audit row is committed (the session block ends) before the value is put on the page.
+    value = await run_in_threadpool(_in_session, ctx, actions.reveal_field, borrower_id, field, reason,
+                                    actor=user.name, at=ctx.clock.now())
+    log.info("console reveal of %s for borrower %s by %s", field, borrower_id, user.name)
+    return await run_in_threadpool(_borrower_response, request, user, borrower_id,
+                                   revealed={"field": field, "value": value})
+
+
+@router.post("/console/borrowers/{borrower_id}/notes")
+async def note_borrower(borrower_id: str, request: Request, user: SignedIn = Depends(supervisor)) -> Response:
+    ctx = _ctx(request)
+    borrower_id = valid_borrower_id(borrower_id)
+    form = await read_form(request, user)
+    note = text(form.get("text"), "text")
+    await run_in_threadpool(_in_session, ctx, actions.add_note, "borrower", borrower_id, note, actor=user.name,
+                            at=ctx.clock.now())
+    return _back(f"/console/borrowers/{borrower_id}", "note")
+
+
+# --- tasks -----------------------------------------------------------------------------------------
+
+
+@router.get("/console/tasks")
+def tasks_page(request: Request, user: SignedIn = Depends(viewer)) -> HTMLResponse:
+    ctx = _ctx(request)
+    filters = parse_task_filters(dict(request.query_params))
+    with ctx.db.session() as session:
+        page = queries.list_tasks(session, filters, me=user.name, zone_name=ctx.settings.default_timezone,
+                                  page_size=ctx.settings.console_page_size)
+        assignees = queries.users_for_assignment(session)
+    return render(request, "console/tasks.html.j2", user=user, page=page, filters=filters,
+                  form=filters.form_values(), kinds=[k.value for k in TaskKind], assignees=assignees,
+                  done=_done(request))
+
+
+def _return_to(form: Any) -> str:
+    target = form.get("return") or ""
+    return target if target.startswith("/console/tasks") and safe_next(target) == target else "/console/tasks"
+
+
+@router.post("/console/tasks/{task_id:int}/assign")
+async def assign_task(task_id: int, request: Request, user: SignedIn = Depends(supervisor)) -> Response:
+    ctx = _ctx(request)
+    form = await read_form(request, user)
+    raw = (form.get("assignee") or "").strip()
+    assignee = None if raw in ("", "none") else (user.name if raw == "me" else raw)
+    await run_in_threadpool(_in_session, ctx, actions.assign_task, task_id, assignee, actor=user.name,
+                            at=ctx.clock.now())
+    target = _return_to(form)
+    return RedirectResponse(target + ("&" if "?" in target else "?") + "done=assigned", status_code=303)
+
+
+@router.post("/console/tasks/{task_id:int}/close")
+async def close_task(task_id: int, request: Request, user: SignedIn = Depends(supervisor)) -> Response:
+    ctx = _ctx(request)
+    form = await read_form(request, user)
+    note = text(form.get("note"), "note")
+    await run_in_threadpool(_in_session, ctx, actions.close_task, task_id, note, actor=user.name,
+                            at=ctx.clock.now())
+    target = _return_to(form)
+    return RedirectResponse(target + ("&" if "?" in target else "?") + "done=closed", status_code=303)
+
+
+# --- audit -----------------------------------------------------------------------------------------
+
+
+@router.get("/console/audit")
+def audit_page(request: Request, user: SignedIn = Depends(admin)) -> HTMLResponse:
+    ctx = _ctx(request)
+    filters = parse_audit_filters(dict(request.query_params))
+    with ctx.db.session() as session:
+        page = queries.list_audit(session, filters, zone_name=ctx.settings.default_timezone,
+                                  page_size=ctx.settings.console_page_size)
+    return render(request, "console/audit.html.j2", user=user, page=page, filters=filters,
+                  form=filters.form_values())

@@ -1,0 +1,249 @@
+"""FastAPI plumbing of the console: templates, the signed-in user, forms, errors, cookies.
+
+* :class:`ConsoleRoute` turns the console's own exceptions into answers: no
+  session → ``303`` to the sign-in page (``401`` JSON under ``/console/api``);
+  :class:`PageError`, :class:`~bot.console.filters.InvalidInput` and
+  :class:`~bot.console.actions.ActionError` → an HTML error page (JSON for the API)
+  with the status and a message that names the field, never the value.
+* :func:`current_user` is a dependency of the whole protected router, so no
+  console route can answer without a session; :func:`role` narrows it.
+* :func:`read_form` reads a POST body (64 KB at most, urlencoded only),
+  refuses cross-site requests and checks the session's CSRF token.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, quote
+
+import jinja2
+from fastapi import Depends
+from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import ImmutableMultiDict
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from bot.config import Settings
+from bot.console import charts
+from bot.console.actions import ActionError
+from bot.console.filters import InvalidInput
+from bot.console.sessions import LOGIN_CSRF_COOKIE, SignedIn, csrf_matches, load_session
+from bot.console.users import has_role
+from bot.db import Database
+from bot.web.context import web_context
+from bot.web.signature import WebhookRejected, read_body
+
+__all__ = [
+    "ConsoleRoute",
+    "PageError",
+    "SignInRequired",
+    "cookie_name",
+    "current_user",
+    "environment",
+    "read_form",
+    "render",
+    "role",
+    "safe_next",
+]
+
+API_PREFIX = "/console/api/"
+LOGIN_PATH = "/console/login"
+MAX_FORM_BYTES = 64 * 1024
+MAX_FORM_FIELDS = 50
+FORM_TYPE = "application/x-www-form-urlencoded"
+_NEXT_RE = re.compile(r"^/console(?:/[A-Za-z0-9_./-]*)?(?:\?[A-Za-z0-9_.=&%+-]*)?$")
+
+
+class SignInRequired(Exception):
+    """No valid session."""
+
+
+class PageError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def cookie_name(settings: Settings, base: str = "console") -> str:
+    """``__Host-`` names when cookies are Secure: the browser then refuses them without
+    Secure, with a Domain or with a Path other than ``/``, so no sibling host can plant one."""
+    return f"__Host-{base}" if settings.console_secure_cookies else base
+
+
+def login_csrf_cookie(settings: Settings) -> str:
+    return cookie_name(settings, LOGIN_CSRF_COOKIE)
+
+
+def safe_next(value: str | None) -> str:
+    """Where to go after signing in: a console path of this site, never another site."""
+    if value and _NEXT_RE.match(value) and "//" not in value and ".." not in value and len(value) < 512:
+        return value
+    return "/console"
+
+
+# --- templates ----------------------------------------------------------------------------------
+
+
+def _when(value: datetime | None, with_zone: bool = True) -> str:
+    if value is None:
+        return ""
+    if not with_zone:
+        return f"{value:%Y-%m-%d %H:%M}"
+    offset = value.strftime("%z")
+    return f"{value:%Y-%m-%d %H:%M} {offset[:3]}:{offset[3:]}" if offset else f"{value:%Y-%m-%d %H:%M}"
+
+
+def _day(value: date | str | None) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else value.isoformat()
+
+
+def _confidence(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
+def _pct(numerator: int, denominator: int) -> str:
+    return f"{numerator / denominator:.0%}" if denominator else "–"
+
+
+@lru_cache(maxsize=4)
+def environment(templates_dir: str) -> jinja2.Environment:
+    """The console's Jinja2 environment: autoescaping everywhere, undefined variables are errors."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(Path(templates_dir) / "web")),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(when=_when, day=_day, confidence=_confidence)
+    env.globals.update(bar_chart=charts.bar_chart, meter=charts.meter, pct=_pct)
+    return env
+
+
+def render(request: Request, template: str, *, user: SignedIn | None, status: int = 200,
+           **context: Any) -> HTMLResponse:
+    settings = web_context(request).settings
+    page = environment(str(settings.templates_dir)).get_template(template).render(
+        user=user,
+        csrf=user.csrf if user else "",
+        can_act=bool(user and has_role(user.role, "supervisor")),
+        can_audit=bool(user and has_role(user.role, "admin")),
+        path=request.url.path,
+        **context,
+    )
+    return HTMLResponse(page, status_code=status)
+
+
+def error_response(request: Request, status: int, message: str) -> Response:
+    if request.url.path.startswith(API_PREFIX):
+        return JSONResponse({"detail": message}, status_code=status)
+    user = getattr(request.state, "console_user", None)
+    return render(request, "console/error.html.j2", user=user, status=status, status_code=status, message=message)
+
+
+# --- routes and users -----------------------------------------------------------------------------
+
+
+class ConsoleRoute(APIRoute):
+    """Every console route: the console's exceptions become answers (see the module docstring)."""
+
+    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+        original = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            try:
+                return await original(request)
+            except SignInRequired:
+                if request.url.path.startswith(API_PREFIX):
+                    return JSONResponse({"detail": "sign in required"}, status_code=401)
+                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                location = LOGIN_PATH
+                if request.method == "GET" and safe_next(target) != "/console":
+                    location += "?next=" + quote(safe_next(target), safe="/")
+                return RedirectResponse(location, status_code=303)
+            except PageError as exc:
+                return error_response(request, exc.status, exc.message)
+            except InvalidInput as exc:
+                return error_response(request, 400, f"{exc.field}: {exc.message}")
+            except ActionError as exc:
+                return error_response(request, exc.status, exc.message)
+
+        return handler
+
+
+def _load(db: Database, token: str | None, at: datetime, idle_minutes: int) -> SignedIn | None:
+    with db.session() as session:
+        return load_session(session, token, at=at, idle=timedelta(minutes=idle_minutes))
+
+
+async def signed_in(request: Request) -> SignedIn | None:
+    """The request's session, or None; looked up once per request."""
+    if hasattr(request.state, "console_user"):
+        return request.state.console_user  # type: ignore[no-any-return]
+    ctx = web_context(request)
+    token = request.cookies.get(cookie_name(ctx.settings))
+    user = None
+    if token:
+        user = await run_in_threadpool(_load, ctx.db, token, ctx.clock.now(), ctx.settings.console_idle_minutes)
+    request.state.console_user = user
+    return user
+
+
+async def current_user(request: Request) -> SignedIn:
+    user = await signed_in(request)
+    if user is None:
+        raise SignInRequired()
+    return user
+
+
+def role(needed: str) -> Callable[..., Awaitable[SignedIn]]:
+    """A dependency: the signed-in user, who must have at least the role ``needed`` (403 otherwise)."""
+
+    async def dependency(user: SignedIn = Depends(current_user)) -> SignedIn:
+        if not has_role(user.role, needed):
+            raise PageError(403, f"this needs the {needed} role")
+        return user
+
+    return dependency
+
+
+async def read_plain_form(request: Request) -> ImmutableMultiDict[str, str]:
+    """A urlencoded POST body, size- and field-limited; refuses cross-site posts."""
+    if request.headers.get("sec-fetch-site") == "cross-site":
+        raise PageError(403, "cross-site form posts are refused")
+    try:
+        body = await read_body(request, MAX_FORM_BYTES)
+    except WebhookRejected as exc:
+        raise PageError(exc.status, exc.message) from None
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if body and content_type != FORM_TYPE:
+        raise PageError(415, f"expected a {FORM_TYPE} body")
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS,
+                          errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        raise PageError(400, "malformed form body") from None
+    return ImmutableMultiDict(pairs)
+
+
+async def read_form(request: Request, user: SignedIn) -> ImmutableMultiDict[str, str]:
+    """The posted form of a signed-in user, after the CSRF check (403 without the right token)."""
+    form = await read_plain_form(request)
+    if not csrf_matches(user.csrf, form.get("csrf")):
+        raise PageError(403, "the form's CSRF token is missing or wrong; reload the page and try again")
+    return form
+
+
+def login_csrf_ok(request: Request, form: ImmutableMultiDict[str, str]) -> bool:
+    """The sign-in form's double-submit check: the hidden field equals the cookie."""
+    settings = web_context(request).settings
+    return csrf_matches(request.cookies.get(login_csrf_cookie(settings)), form.get("csrf"))

@@ -1,0 +1,859 @@
+"""The call service: from Twilio's voice webhooks to the script engine and back (docs/voice.md).
+
+Three entry points, one per webhook, each answering with TwiML (or nothing):
+
+* :meth:`CallService.answer` -- the call was answered.  The compliance rules are
+  checked again at this instant (a borrower who opted out, paid or disputed since
+  the dial, or a clock that passed 21:00, gets a polite goodbye and nothing else);
+  an answering machine (``AnsweredBy`` ``machine_*``) gets the script's
+  limited-content voicemail; a person the script's first node.
+* :meth:`CallService.input` -- the answer to a prompt: keys (``Digits``), a
+  recording (fetched with the account's credentials, stored under the media
+  directory, recognised with :func:`bot.speech.understand` in a thread pool), or
+  silence.  The transcript is redacted before it is stored.
+* :meth:`CallService.status` -- call progress; never moves backwards; a final
+  status records the call's end (no-answer, busy, failed, canceled, or a hang-up
+  in the middle of the script: ``partial``).
+
+Every step runs in ONE transaction that starts by locking the call session
+(``UPDATE call_sessions SET updated_at = updated_at WHERE attempt_id = :id``: a
+row lock on PostgreSQL, the write lock on SQLite, so two copies of a webhook
+never interleave).  Inside: the engine step (pure, bot.scripts), the turns, the
+effects through bot.replies (opt-out, tasks, promises, flags, the SMS
+confirmation queued as an attempt for the dispatcher), the new state.  The
+prompts are rendered afterwards (bot.speech's PromptRenderer, cached by content
+hash) and served by the bot under signed, expiring URLs.
+
+Idempotency: each listen has a turn number in its input URL; an input whose turn
+is not the one the session waits for (a Twilio retry, the same RecordingSid
+twice) changes nothing and gets the TwiML of the step that is current, rebuilt
+from the stored plan.  A retried answer webhook likewise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from bot.db import Database
+from bot.db.models import Borrower, CallSession, CallTurn, Consent, ContactAttempt, InboundMessage, Installment, Loan
+from bot.domain import AttemptSource, AttemptStatus, Channel, ContactOutcome, Intent, TaskKind
+from bot.replies.redaction import redact_reply
+from bot.voice import media
+from bot.voice.twiml import ListenPlan, build
+from bot.voice.urls import input_url, signed_prompt_url
+
+__all__ = [
+    "CALL_STATUS_RANK",
+    "CallMismatch",
+    "CallService",
+    "FINAL_STATUSES",
+    "UnknownCall",
+]
+
+log = logging.getLogger(__name__)
+
+ACTOR = "voice"
+CALL_STATUS_RANK: dict[str, int] = {
+    "queued": 1, "initiated": 2, "ringing": 3, "in-progress": 4,
+    "completed": 5, "busy": 5, "failed": 5, "no-answer": 5, "canceled": 5,
+}
+FINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+#: call_sessions.outcome of a call that never connected.
+_UNANSWERED_OUTCOME = {"no-answer": "no_answer", "busy": "busy", "failed": "failed", "canceled": "canceled"}
+_REPLY_KINDS = ("opt_out", "opt_in", "help", "paid", "promise", "dispute", "wrong_number", "hardship",
+                "callback", "other")
+#: The polite end when the rules no longer allow the call at the moment it is answered.
+_POLITE_END = {
+    "en": "Sorry, we cannot continue this call now. Goodbye.",
+    "ko": "죄송합니다. 지금은 통화를 계속할 수 없습니다. 안녕히 계세요.",
+    "zh": "抱歉，现在无法继续通话。再见。",
+}
+_RECORDING_LIMIT = 16 * 1024 * 1024  # a 10-minute 8 kHz 16-bit recording is about 10 MB
+_TASK_NOTES = {
+    TaskKind.DISPUTE: "voice call: dispute",
+    TaskKind.HARDSHIP: "voice call: hardship",
+    TaskKind.CALLBACK: "voice call: call-back request",
+    TaskKind.WRONG_NUMBER: "voice call: wrong number",
+    TaskKind.REVIEW: "voice call to review",
+    TaskKind.HANDOFF: "voice call: hand-off",
+}
+
+
+class UnknownCall(Exception):
+    """No call session for this attempt (or the attempt is not a call)."""
+
+
+class CallMismatch(Exception):
+    """The webhook's CallSid is not the session's."""
+
+
+# --- what a step says and how it listens ------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """The TwiML of one step, before rendering: kept in the state so a retry gets the same."""
+
+    session_id: int
+    locale: str
+    prompts: list[dict[str, Any]] = field(default_factory=list)  # {"text", "seq"}
+    listen: dict[str, Any] | None = None  # mode, expect, timeout_s, max_length_s, num_digits, turn
+    hangup: bool = False
+    attempt_id: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"prompts": self.prompts, "listen": self.listen, "hangup": self.hangup}
+
+    @classmethod
+    def from_json(cls, session_id: int, attempt_id: int, locale: str, data: Mapping[str, Any] | None) -> Plan:
+        data = data or {}
+        return cls(session_id=session_id, locale=locale, prompts=list(data.get("prompts") or []),
+                   listen=data.get("listen"), hangup=bool(data.get("hangup", data.get("listen") is None)),
+                   attempt_id=attempt_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What the borrower gave a listen: keys, speech (recognised), or nothing."""
+
+    source: str  # dtmf | speech | silence
+    digits: str | None = None
+    text: str = ""
+    confidence: float | None = None
+    intent: Intent | None = None
+    promise_date: date | None = None
+    audio_ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    session_id: int
+    call_sid: str | None
+    locale: str
+    turn: int | None  # the turn the session listens for (None: not listening)
+    expect: str | None
+    today: date | None
+    plan: Plan
+
+
+# --- the service ----------------------------------------------------------------------------------
+
+
+class CallService:
+    """The call flow for one web app (settings, database, clock).
+
+    ``understand(pcm, locale, *, expect, today)`` recognises a recording (default
+    :func:`bot.speech.understand`); ``renderer`` renders prompts (default the
+    process's :class:`bot.speech.tts.PromptRenderer` for the media directory);
+    ``fetch(url) -> bytes`` downloads a recording (default: HTTP Basic auth with
+    the account SID and auth token, only to the configured Twilio API host).
+    """
+
+    def __init__(self, settings: Any, db: Database, clock: Any, *, understand: Callable[..., Any] | None = None,
+                 renderer: Any = None, fetch: Callable[[str], bytes] | None = None,
+                 compliance_config: Any = None, speech_available: Callable[[str], bool] | None = None) -> None:
+        self.settings = settings
+        self.db = db
+        self.clock = clock
+        self._understand = understand
+        self._renderer = renderer
+        self._fetch = fetch
+        self._config = compliance_config
+        self._speech_available = speech_available
+        self._executor = ThreadPoolExecutor(settings.voice_recognition_threads, thread_name_prefix="voice-stt")
+        self._http: Any = None
+        self._http_lock = threading.Lock()
+        self._write_lock: contextlib.AbstractContextManager[Any] = (
+            threading.Lock() if db.dialect == "sqlite" else contextlib.nullcontext())
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+
+    # --- collaborators (lazy: the speech layer loads models and starts a worker) ----------
+
+    @property
+    def renderer(self) -> Any:
+        if self._renderer is None:
+            self._renderer = media.prompt_renderer(self.settings)
+        return self._renderer
+
+    def understand(self, pcm: Any, locale: str, *, expect: str | None, today: date) -> Any:
+        if self._understand is None:
+            from bot.speech import understand
+
+            self._understand = understand
+        return self._understand(pcm, locale, expect=expect, today=today)
+
+    def speech_available(self, locale: str) -> bool:
+        if self._speech_available is None:
+            from bot.speech.stt import ModelRegistry
+
+            registry = ModelRegistry(self.settings)
+            self._speech_available = registry.has_model
+        try:
+            return bool(self._speech_available(locale))
+        except Exception as exc:  # no model configured for the locale: keypad only
+            log.info("no speech recognition for %s (%s): keypad only", locale, type(exc).__name__)
+            return False
+
+    def compliance_config(self) -> Any:
+        if self._config is None:
+            from bot.compliance.config import cached_compliance_config
+
+            path = str(self.settings.compliance_file) if self.settings.compliance_file else None
+            self._config = cached_compliance_config(path, self.settings.default_timezone)
+        return self._config
+
+    @contextlib.contextmanager
+    def _locked(self, attempt_id: int) -> Iterator[tuple[Session, CallSession]]:
+        """A transaction holding the call session's lock (see the module docstring)."""
+        with self._write_lock, self.db.session() as session:
+            found = session.scalar(
+                update(CallSession).where(CallSession.attempt_id == attempt_id)
+                .values(updated_at=CallSession.updated_at).returning(CallSession.id)
+                .execution_options(synchronize_session=False)
+            )
+            if found is None:
+                raise UnknownCall(f"no call for attempt {attempt_id}")
+            call = session.get(CallSession, found, populate_existing=True)
+            assert call is not None
+            yield session, call
+
+    # --- answer ---------------------------------------------------------------------------------
+
+    async def answer(self, attempt_id: int, params: Mapping[str, str]) -> str:
+        plan = await run_in_threadpool(self._answer_tx, attempt_id, params["CallSid"],
+                                       (params.get("AnsweredBy") or "").strip().lower() or None,
+                                       (params.get("CallStatus") or "").strip().lower() or None)
+        return await self.respond(plan)
+
+    def _answer_tx(self, attempt_id: int, call_sid: str, answered_by: str | None, call_status: str | None) -> Plan:
+        from bot.scripts import load_script, start
+
+        with self._locked(attempt_id) as (session, call):
+            _claim_sid(call, call_sid)
+            if call.state is not None:  # a retried answer webhook: the current step again
+                log.info("call %s: answer webhook again; current step repeated", call_sid)
+                return _stored_plan(call)
+            now = self.clock.now()
+            call.answered_at = call.answered_at or now
+            call.answered_by = answered_by
+            _advance_status(call, call_status or "in-progress")
+            attempt = session.get(ContactAttempt, attempt_id)
+            if call.status in FINAL_STATUSES or attempt is None:  # answered after it ended: nothing to say
+                plan = Plan(call.id, call.locale, hangup=True, attempt_id=attempt_id)
+                call.state = {"call": {"turn": 0, "seq": 0, "plan": plan.to_json(), "listening": False}}
+                return plan
+            decision = self._check_now(session, call, attempt, now)
+            call.decision = decision.to_json() | {"at": now.isoformat(), "checked": "answer",
+                                                  "results": [r.rule for r in decision.results if not r.allowed]}
+            if not decision.allowed:
+                return self._polite_end(session, call, attempt, decision.reasons, now)
+            if answered_by == "fax":
+                plan = Plan(call.id, call.locale, hangup=True, attempt_id=attempt_id)
+                call.outcome = "no_answer"
+                call.state = {"call": {"turn": 0, "seq": 0, "plan": plan.to_json(), "listening": False}}
+                return plan
+            machine = bool(answered_by and answered_by.startswith("machine"))
+            script = load_script(call.script, call.locale)
+            speech = self.speech_available(call.locale)
+            call.speech = speech
+            context = self._context(session, call, attempt, now, speech)
+            state, actions = start(script, context, answered_by="machine" if machine else "human")
+            log.info("call %s answered (%s) for attempt %s", call_sid, answered_by or "unknown", attempt_id)
+            return self._apply(session, call, attempt, state, actions, now, {"turn": 0, "seq": 0})
+
+    def _check_now(self, session: Session, call: CallSession, attempt: ContactAttempt, now: datetime) -> Any:
+        """The compliance decision at the answer instant, this call's own attempt left out of the history."""
+        from bot.compliance import check
+        from bot.compliance.loader import load_context
+
+        config = self.compliance_config()
+        context = load_context(session, call.borrower_id, at=now, loan_id=call.loan_id, config=config)
+        history = list(context.history)
+        for index, entry in enumerate(history):
+            if entry.channel is Channel.VOICE and entry.occurred_at == attempt.occurred_at:
+                del history[index]
+                break
+        return check(context.subject, Channel.VOICE, now, history, context.state, loan_id=context.loan_id,
+                     config=config)
+
+    def _polite_end(self, session: Session, call: CallSession, attempt: ContactAttempt, reasons: Sequence[str],
+                    now: datetime) -> Plan:
+        text = _POLITE_END.get(call.locale.split("-")[0].lower(), _POLITE_END["en"])
+        call.outcome = "blocked"
+        _flag(call, "compliance_at_answer")
+        ref = self._prompt_ref(text, call.locale)
+        seq = _add_turn(session, call, 1, speaker="bot", node=None, at=now, source="tts", text=text, audio_ref=ref)
+        plan = Plan(call.id, call.locale, prompts=[{"text": text, "seq": seq, "ref": ref is not None}], hangup=True,
+                    attempt_id=attempt.id)
+        call.state = {"call": {"turn": 0, "seq": 1, "plan": plan.to_json(), "listening": False}}
+        _set_attempt_outcome(attempt, ContactOutcome.CONNECTED.value)
+        log.warning("call %s answered but no longer allowed (%s): ended politely", call.call_sid, ",".join(reasons))
+        return plan
+
+    def _context(self, session: Session, call: CallSession, attempt: ContactAttempt, now: datetime,
+                 speech: bool) -> Any:
+        from bot.compliance.loader import oldest_outstanding_loan
+        from bot.compliance.zones import resolve_zones
+        from bot.rendering import format_day, money
+        from bot.scripts import CallContext
+
+        borrower = session.get(Borrower, call.borrower_id)
+        assert borrower is not None
+        zones = resolve_zones(borrower.country, borrower.region, borrower.timezone, borrower.phone_e164,
+                              self.settings.default_timezone)
+        today = now.astimezone(zones.primary).date()
+        loan_id = call.loan_id or oldest_outstanding_loan(session, call.borrower_id)
+        amount_text = due_text = ""
+        if loan_id is not None:
+            loan = session.get(Loan, loan_id)
+            open_ = Installment.amount_paid_minor < Installment.amount_due_minor
+            rows = session.execute(
+                select(Installment.due_date, Installment.amount_due_minor - Installment.amount_paid_minor)
+                .where(Installment.loan_id == loan_id, open_).order_by(Installment.due_date, Installment.id)
+            ).all()
+            if loan is not None and rows:
+                due = [r for r in rows if r[0] <= today] or rows[:1]
+                amount_text = money(sum(int(r[1]) for r in due), loan.currency, call.locale)
+                due_text = format_day(due[0][0], call.locale, "long")
+        return CallContext(
+            lender_name=self.settings.lender_name,
+            party_initials=initials(borrower.full_name),
+            amount_text=amount_text,
+            due_date_text=due_text,
+            callback_number_text=spoken_number(self.settings.lender_phone),
+            speech_available=speech,
+            today=today,
+        )
+
+    # --- input ----------------------------------------------------------------------------------
+
+    async def input(self, attempt_id: int, turn: int, params: Mapping[str, str], *, silence: bool) -> str:
+        snap = await run_in_threadpool(self._snapshot, attempt_id)
+        if snap.call_sid is not None and params.get("CallSid") != snap.call_sid:
+            raise CallMismatch("CallSid is not this call's")
+        if snap.turn != turn:  # a retry, or an answer to a step that is over: the current step again
+            log.info("call %s: input for turn %s while at %s; current step repeated", snap.call_sid, turn, snap.turn)
+            return await self.respond(snap.plan)
+        digits = (params.get("Digits") or "").strip()
+        recording = (params.get("RecordingUrl") or "").strip()
+        duration = (params.get("RecordingDuration") or "").strip()
+        if digits and digits != "hangup":
+            answer = Answer(source="dtmf", digits=digits)
+        elif silence or not recording or duration in ("0", "-1"):
+            answer = Answer(source="silence")
+        else:
+            answer = await run_in_threadpool_pool(self._executor, self._recognise, snap, turn, recording,
+                                                  params.get("RecordingSid") or "")
+        plan = await run_in_threadpool(self._input_tx, attempt_id, turn, answer)
+        return await self.respond(plan)
+
+    def _snapshot(self, attempt_id: int) -> Snapshot:
+        with self.db.sessions() as session:
+            call = session.scalar(select(CallSession).where(CallSession.attempt_id == attempt_id))
+            if call is None:
+                raise UnknownCall(f"no call for attempt {attempt_id}")
+            extra = (call.state or {}).get("call") or {}
+            listen = (extra.get("plan") or {}).get("listen")
+            today = None
+            context = (call.state or {}).get("context")
+            if isinstance(context, Mapping) and context.get("today"):
+                today = date.fromisoformat(context["today"])
+            return Snapshot(
+                session_id=call.id, call_sid=call.call_sid, locale=call.locale,
+                turn=int(listen["turn"]) if extra.get("listening") and listen else None,
+                expect=listen.get("expect") if listen else None, today=today,
+                plan=_stored_plan(call),
+            )
+
+    def _recognise(self, snap: Snapshot, turn: int, recording_url: str, recording_sid: str) -> Answer:
+        """Fetch, keep and recognise one recording (in the recognition pool)."""
+        from bot.speech.audio import read_wav
+
+        ref = media.recording_ref(snap.session_id, turn, recording_sid or f"T{turn}")
+        data = self.fetch_recording(recording_url + ".wav")
+        media.store(self.settings, ref, data)
+        try:
+            pcm = read_wav(data)
+            heard = self.understand(pcm, snap.locale, expect=snap.expect if snap.expect != "digits" else None,
+                                    today=snap.today or self.clock.now().date())
+        except Exception as exc:  # unreadable audio, no model: not understood (logged by kind)
+            log.warning("call %s turn %s: recognition failed (%s)", snap.call_sid, turn, type(exc).__name__)
+            return Answer(source="speech", text="", confidence=0.0, intent=Intent.OTHER,
+                          audio_ref=ref if self.settings.voice_keep_recordings else None)
+        finally:
+            if not self.settings.voice_keep_recordings:
+                media.remove_ref(self.settings, ref)
+        return Answer(source="speech", text=heard.text or "", confidence=float(heard.confidence),
+                      intent=heard.intent, promise_date=heard.promise_date,
+                      audio_ref=ref if self.settings.voice_keep_recordings else None)
+
+    def fetch_recording(self, url: str) -> bytes:
+        """GET a recording with HTTP Basic auth, only from the configured Twilio API host."""
+        if self._fetch is not None:
+            return self._fetch(url)
+        allowed = urlsplit(self.settings.twilio_api_base_url or "https://api.twilio.com")
+        target = urlsplit(url)
+        if (target.scheme, target.netloc) != (allowed.scheme, allowed.netloc):
+            raise PermissionError("RecordingUrl is not on the configured Twilio API host")
+        import httpx
+
+        with self._http_lock:
+            if self._http is None:
+                self._http = httpx.Client(trust_env=False, timeout=httpx.Timeout(15.0, connect=5.0),
+                                          auth=(self.settings.twilio_account_sid, self.settings.twilio_auth_token),
+                                          follow_redirects=False)
+            client = self._http
+        response = client.get(url)
+        response.raise_for_status()
+        if len(response.content) > _RECORDING_LIMIT:
+            raise ValueError("recording larger than the limit")
+        return response.content
+
+    def _input_tx(self, attempt_id: int, turn: int, answer: Answer) -> Plan:
+        from bot.scripts import CallState, NoInput, load_script, step
+        from bot.scripts import Heard as EngineHeard
+
+        with self._locked(attempt_id) as (session, call):
+            extra = dict((call.state or {}).get("call") or {})
+            listen = (extra.get("plan") or {}).get("listen")
+            if not extra.get("listening") or not listen or int(listen["turn"]) != turn:
+                return _stored_plan(call)  # a concurrent copy of this webhook got here first
+            now = self.clock.now()
+            attempt = session.get(ContactAttempt, attempt_id)
+            assert attempt is not None
+            text = redact_reply(answer.text) if answer.text else ""
+            low = (answer.source == "speech" and answer.confidence is not None
+                   and answer.confidence < self.settings.voice_low_confidence)
+            seq = int(extra.get("seq", 0)) + 1
+            _add_turn(session, call, seq, speaker="borrower", node=(call.state or {}).get("node"), at=now,
+                      source=answer.source, text=text if answer.source == "speech" else (answer.digits or None),
+                      confidence=answer.confidence, intent=answer.intent.value if answer.intent else None,
+                      promise_date=answer.promise_date, audio_ref=answer.audio_ref, flagged=low)
+            extra["seq"] = seq
+            if answer.source == "speech" and answer.confidence is not None:
+                call.min_confidence = answer.confidence if call.min_confidence is None else min(
+                    call.min_confidence, answer.confidence)
+            if low:
+                _flag(call, "low_confidence")
+            if answer.audio_ref:
+                call.recording_dir = f"{media.RECORDINGS}/{call.id}"
+            script = load_script(call.script, call.locale)
+            state = CallState.from_json(call.state)
+            if answer.source == "silence":
+                event: Any = NoInput()
+            elif answer.source == "dtmf":
+                event = EngineHeard(intent=Intent.OTHER, source="dtmf", digits=answer.digits)
+            else:
+                event = EngineHeard(intent=answer.intent or Intent.OTHER, text_redacted=text,
+                                    confidence=answer.confidence or 0.0, promise_date=answer.promise_date,
+                                    source="speech")
+            state, actions = step(script, state, event)
+            return self._apply(session, call, attempt, state, actions, now, extra)
+
+    # --- status ---------------------------------------------------------------------------------
+
+    async def status(self, attempt_id: int, params: Mapping[str, str]) -> bool:
+        """Apply a status callback; False when it changed nothing (a duplicate or out of order)."""
+        return await run_in_threadpool(self._status_tx, attempt_id, params)
+
+    def _status_tx(self, attempt_id: int, params: Mapping[str, str]) -> bool:
+        sid = params["CallSid"]
+        status = (params.get("CallStatus") or "").strip().lower()
+        with self._locked(attempt_id) as (session, call):
+            _claim_sid(call, sid)
+            now = self.clock.now()
+            _attempt_status(session, attempt_id, sid, status, now)
+            if params.get("AnsweredBy") and not call.answered_by:
+                call.answered_by = params["AnsweredBy"].strip().lower()[:32]
+            if not _advance_status(call, status):
+                return False
+            if status not in FINAL_STATUSES:
+                return True
+            call.ended_at = now
+            duration = (params.get("CallDuration") or "").strip()
+            if duration.isdigit():
+                call.duration_s = float(duration)
+            attempt = session.get(ContactAttempt, attempt_id)
+            if status != "completed":
+                call.outcome = call.outcome or _UNANSWERED_OUTCOME[status]
+                if attempt is not None:
+                    _set_attempt_outcome(attempt, ContactOutcome.FAILED.value if status == "failed"
+                                         else ContactOutcome.ATTEMPTED.value, force=True)
+                log.info("call %s ended: %s", sid, status)
+                return True
+            if call.state is None or "node" not in call.state:  # never reached the script
+                call.outcome = call.outcome or ("no_answer" if call.answered_at is None else "failed")
+            elif not call.state.get("ended"):
+                from bot.scripts import CallState, HungUp, load_script, step
+
+                script = load_script(call.script, call.locale)
+                state, actions = step(script, CallState.from_json(call.state), HungUp())
+                extra = dict(call.state.get("call") or {})
+                if attempt is not None:
+                    self._apply(session, call, attempt, state, actions, now, extra)
+                if call.outcome is None:
+                    call.outcome = "partial"
+            if attempt is not None:
+                _set_attempt_outcome(attempt, _answered_outcome(call))
+            log.info("call %s completed: %s", sid, call.outcome)
+            return True
+
+    # --- applying the engine's actions -----------------------------------------------------------
+
+    def _apply(self, session: Session, call: CallSession, attempt: ContactAttempt, state: Any,
+               actions: Sequence[Any], now: datetime, extra: dict[str, Any]) -> Plan:
+        """Record the actions of one engine step; the plan of what to say next."""
+        from bot.scripts import (
+            Flag,
+            FlagNumber,
+            Hangup,
+            Listen,
+            OpenTask,
+            OptOut,
+            Outcome,
+            Say,
+            SendSms,
+        )
+
+        seq = int(extra.get("seq", 0))
+        turn = int(extra.get("turn", 0))
+        plan = Plan(call.id, call.locale, attempt_id=attempt.id)
+        effects = Effects(session, call, attempt, now, self.settings)
+        for action in actions:
+            if isinstance(action, Say):
+                seq += 1
+                ref = self._prompt_ref(action.text, call.locale)
+                _add_turn(session, call, seq, speaker="bot", node=action.node, at=now, source="tts",
+                          text=action.text, audio_ref=ref)
+                plan.prompts.append({"text": action.text, "seq": seq, "ref": ref is not None})
+            elif isinstance(action, Listen):
+                turn += 1
+                plan.listen = {"mode": action.mode, "expect": action.expect, "timeout_s": action.timeout_s,
+                               "max_length_s": action.max_length_s, "num_digits": action.num_digits, "turn": turn}
+            elif isinstance(action, Hangup):
+                plan.hangup = True
+            elif isinstance(action, Outcome):
+                effects.outcome(action.kind, action.promise_date)
+            elif isinstance(action, OptOut):
+                effects.opt_out()
+            elif isinstance(action, OpenTask):
+                effects.task(action.kind)
+            elif isinstance(action, FlagNumber):
+                effects.flag_number(action.reason)
+            elif isinstance(action, SendSms):
+                effects.send_sms(action.template, action.promise_date)
+            elif isinstance(action, Flag):
+                _flag(call, action.reason)
+        if plan.listen is None:
+            plan.hangup = True
+        extra.update(seq=seq, turn=turn, plan=plan.to_json(), listening=plan.listen is not None and not state.ended)
+        call.state = state.to_json() | {"call": extra}
+        if state.facts.promise_date is not None and state.facts.promise_confirmed:
+            call.promise_date = state.facts.promise_date
+        if call.status not in FINAL_STATUSES:
+            _set_attempt_outcome(attempt, _answered_outcome(call))
+        return plan
+
+    def _prompt_ref(self, text: str, locale: str) -> str | None:
+        """Where the prompt's WAV will be (its content hash), known before it is rendered."""
+        key = getattr(self.renderer, "key", None)
+        if not callable(key):
+            return None
+        try:
+            return f"{media.PROMPTS}/{key(text, locale)}.wav"
+        except ValueError:  # no voice for the locale: rendering will say so
+            return None
+
+    # --- TwiML --------------------------------------------------------------------------------
+
+    async def respond(self, plan: Plan) -> str:
+        """Render the plan's prompts (cached by content), record where they are, build the TwiML."""
+        urls: list[str] = []
+        refs: list[tuple[int, str]] = []
+        now = self.clock.now()
+        for prompt in plan.prompts:
+            rendered = await run_in_threadpool(self.renderer.render, prompt["text"], plan.locale)
+            urls.append(signed_prompt_url(self.settings.public_base_url, self.settings.media_url_secret,
+                                          rendered.sha, now=now, ttl_seconds=self.settings.media_url_ttl_seconds))
+            if not prompt.get("ref") and prompt.get("seq"):  # a renderer that cannot say its hash first
+                ref = media.relative_ref(self.settings, rendered.path)
+                if ref:
+                    refs.append((int(prompt["seq"]), ref))
+        if refs:
+            await run_in_threadpool(self._set_audio_refs, plan.session_id, refs)
+        listen = None
+        if plan.listen is not None:
+            turn = int(plan.listen["turn"])
+            base = self.settings.public_base_url
+            listen = ListenPlan(mode=plan.listen["mode"], timeout_s=int(plan.listen["timeout_s"]),
+                                max_length_s=int(plan.listen["max_length_s"]),
+                                num_digits=plan.listen.get("num_digits"),
+                                action=input_url(base, plan.attempt_id, turn),
+                                silence=input_url(base, plan.attempt_id, turn, silence=True))
+        return build(urls, listen, hangup=plan.hangup)
+
+    def _set_audio_refs(self, session_id: int, refs: Sequence[tuple[int, str]]) -> None:
+        with self._write_lock, self.db.session() as session:
+            for seq, ref in refs:
+                session.execute(
+                    update(CallTurn)
+                    .where(CallTurn.session_id == session_id, CallTurn.seq == seq, CallTurn.audio_ref.is_(None))
+                    .values(audio_ref=ref[:255]).execution_options(synchronize_session=False)
+                )
+
+
+# --- the effects of a call, through bot.replies ------------------------------------------------
+
+
+class Effects:
+    """What the script's side-effect actions do to the database (docs/voice.md, "Effects")."""
+
+    def __init__(self, session: Session, call: CallSession, attempt: ContactAttempt, now: datetime,
+                 settings: Any) -> None:
+        self.session = session
+        self.call = call
+        self.attempt = attempt
+        self.now = now
+        self.settings = settings
+        self.number = attempt.address or ""
+
+    def _borrowers(self) -> list[str]:
+        """Every borrower with the called number (facts about the number apply to each)."""
+        ids = list(self.session.scalars(select(Borrower.id).where(Borrower.phone_e164 == self.number)
+                                        .order_by(Borrower.id)))
+        return ids or [self.call.borrower_id]
+
+    def _task(self, borrower_id: str, kind: TaskKind) -> int:
+        from bot.replies.tasks import open_task
+
+        return open_task(self.session, borrower_id, kind, _TASK_NOTES.get(kind, "voice call"),
+                         dedupe_key=f"call:{self.call.id}:{kind.value}:{borrower_id}", source=ACTOR, at=self.now)
+
+    def outcome(self, kind: str, promise_date: date | None) -> None:
+        from bot.replies import create_promise, paid_claim_consistent
+        from bot.replies.records import audit
+
+        self.call.outcome = kind
+        audit(self.session, self.now, actor=ACTOR, action="call.outcome", borrower_id=self.call.borrower_id,
+              detail={"call_session_id": self.call.id, "attempt_id": self.attempt.id, "outcome": kind})
+        if kind == "promise":
+            if promise_date is None:
+                self._task(self.call.borrower_id, TaskKind.REVIEW)
+                return
+            self.call.promise_date = promise_date
+            create_promise(self.session, self.call.borrower_id, promise_date, source=ACTOR, at=self.now)
+        elif kind == "paid_claim":
+            today = self.now.date()
+            context = (self.call.state or {}).get("context")
+            if isinstance(context, Mapping) and context.get("today"):
+                today = date.fromisoformat(context["today"])
+            consistent = paid_claim_consistent(self.session, self.call.borrower_id, today, self.now)
+            audit(self.session, self.now, actor=ACTOR, action="reply.paid_claim", borrower_id=self.call.borrower_id,
+                  detail={"call_session_id": self.call.id, "consistent_with_payments": consistent})
+            if not consistent:
+                self._task(self.call.borrower_id, TaskKind.REVIEW)
+        elif kind == "dispute":
+            _flag(self.call, "dispute")
+
+    def opt_out(self) -> None:
+        from bot.replies import record_opt_out
+
+        for borrower_id in self._borrowers():
+            record_opt_out(self.session, borrower_id, Channel.VOICE.value, self.number, ACTOR, self.now)
+
+    def task(self, kind: TaskKind) -> None:
+        self._task(self.call.borrower_id, kind)
+        if kind is TaskKind.DISPUTE:
+            _flag(self.call, "dispute")
+
+    def flag_number(self, reason: str) -> None:
+        from bot.replies import flag_address
+
+        flag = "wrong_number" if reason in ("wrong_party", "wrong_number") else reason[:32]
+        for borrower_id in self._borrowers():
+            for channel in (Channel.SMS, Channel.VOICE):
+                flag_address(self.session, borrower_id, channel.value, self.number, flag, ACTOR, self.now)
+            if flag == "wrong_number":
+                self._task(borrower_id, TaskKind.WRONG_NUMBER)
+
+    def send_sms(self, template: str, promise_date: date | None) -> None:
+        """Queue an SMS answer for the dispatcher to send under the rules.
+
+        ``template`` names a reply template: ``reply_<kind>``, ``<kind>`` or
+        ``<kind>_confirmation`` (the scripts' ``promise_confirmation`` is ``reply_promise``).
+        """
+        from bot.replies.records import audit, insert_ignore
+
+        kind = template.removeprefix("reply_").removesuffix("_confirmation")
+        borrower_id = self.call.borrower_id
+        if kind not in _REPLY_KINDS:
+            log.warning("call session %s: SMS template %r is not a reply template; not queued", self.call.id,
+                        template[:40])
+            return
+        opted_out = self.session.scalar(
+            select(Consent.id).where(Consent.borrower_id == borrower_id, Consent.channel == Channel.SMS.value,
+                                     Consent.address == self.number, Consent.opted_out_at.is_not(None))
+        ) is not None
+        if opted_out:
+            audit(self.session, self.now, actor=ACTOR, action="reply.suppressed", borrower_id=borrower_id,
+                  detail={"call_session_id": self.call.id, "template": f"reply_{kind}", "reason": "opted_out"})
+            return
+        sender = ((self.attempt.decision or {}).get("dispatch") or {}).get("from")
+        numbers = tuple(self.settings.twilio_from_numbers)
+        if sender not in numbers:
+            sender = numbers[0] if numbers else ""
+        key = f"call:{self.call.id}:{kind}"
+        insert_ignore(self.session, ContactAttempt, {
+            "dedupe_key": f"reply:{key}", "borrower_id": borrower_id, "loan_id": None, "installment_id": None,
+            "channel": Channel.SMS.value, "source": AttemptSource.REPLY.value,
+            "status": AttemptStatus.PLANNED.value, "outcome": None, "step": "reply", "template": f"reply_{kind}",
+            "address": self.number, "occurred_at": None, "next_attempt_at": self.now, "provider_id": None,
+            "decision": None, "tries": 0, "created_at": self.now, "updated_at": self.now,
+        }, ["dedupe_key"])
+        reply_id = self.session.scalar(select(ContactAttempt.id).where(ContactAttempt.dedupe_key == f"reply:{key}"))
+        # The conversation's record: what the SMS confirms (the composer reads the promise date from it).
+        insert_ignore(self.session, InboundMessage, {
+            "provider_id": key, "channel": Channel.VOICE.value, "borrower_id": borrower_id,
+            "from_address": self.number, "to_address": sender, "body_redacted": f"voice call {self.call.id}",
+            "intent": Intent.PROMISE_TO_PAY.value if promise_date else None, "promise_date": promise_date,
+            "confidence": None, "matched": "voice", "received_at": self.now, "handled_at": self.now,
+            "reply_attempt_id": reply_id,
+        }, ["provider_id"])
+        audit(self.session, self.now, actor=ACTOR, action="reply.queued", borrower_id=borrower_id,
+              detail={"call_session_id": self.call.id, "attempt_id": reply_id, "template": f"reply_{kind}"})
+
+
+# --- small helpers ------------------------------------------------------------------------------
+
+
+async def run_in_threadpool_pool(executor: ThreadPoolExecutor, fn: Callable[..., Any], *args: Any) -> Any:
+    """Run ``fn`` in a pool of our own (recognition must not take every worker thread of the web app)."""
+    import asyncio
+
+    return await asyncio.get_running_loop().run_in_executor(executor, lambda: fn(*args))
+
+
+def _claim_sid(call: CallSession, sid: str) -> None:
+    if call.call_sid is None:
+        call.call_sid = sid[:64]
+    elif call.call_sid != sid:
+        raise CallMismatch("CallSid is not this call's")
+
+
+def _advance_status(call: CallSession, status: str) -> bool:
+    """Move the session's status forward only; True when it moved."""
+    rank = CALL_STATUS_RANK.get(status)
+    if rank is None:
+        log.warning("call %s: unknown CallStatus ignored", call.call_sid)
+        return False
+    if CALL_STATUS_RANK.get(call.status, 0) >= rank:
+        return False
+    call.status = status
+    return True
+
+
+def _attempt_status(session: Session, attempt_id: int, sid: str, status: str, now: datetime) -> None:
+    """The attempt's provider status, forward only, in one statement; the SID if it has none yet."""
+    rank = CALL_STATUS_RANK.get(status)
+    if rank is None:
+        return
+    lower = sorted(s for s, r in CALL_STATUS_RANK.items() if r < rank)
+    session.execute(
+        update(ContactAttempt)
+        .where(ContactAttempt.id == attempt_id,
+               (ContactAttempt.provider_id.is_(None)) | (ContactAttempt.provider_id == sid),
+               (ContactAttempt.provider_status.is_(None)) | (ContactAttempt.provider_status.in_(lower)))
+        .values(provider_status=status, provider_id=func.coalesce(ContactAttempt.provider_id, sid), updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+_OUTCOME_RANK = {None: 0, ContactOutcome.ATTEMPTED.value: 1, ContactOutcome.FAILED.value: 1,
+                 ContactOutcome.CONNECTED.value: 2, ContactOutcome.VOICEMAIL.value: 2,
+                 ContactOutcome.CONVERSATION.value: 3}
+
+
+def _set_attempt_outcome(attempt: ContactAttempt, outcome: str | None, *, force: bool = False) -> None:
+    if outcome is None:
+        return
+    if force or _OUTCOME_RANK.get(outcome, 0) > _OUTCOME_RANK.get(attempt.outcome, 0):
+        attempt.outcome = outcome
+
+
+def _answered_outcome(call: CallSession) -> str | None:
+    """The attempt's outcome for a call that was answered: voicemail, conversation or connected."""
+    if call.answered_at is None:
+        return None
+    if call.answered_by and call.answered_by.startswith("machine"):
+        return ContactOutcome.VOICEMAIL.value
+    facts = (call.state or {}).get("facts") or {}
+    if facts.get("right_party_confirmed"):
+        return ContactOutcome.CONVERSATION.value
+    return ContactOutcome.CONNECTED.value
+
+
+def _flag(call: CallSession, reason: str) -> None:
+    reasons = list((call.flags or {}).get("reasons") or [])
+    if reason not in reasons:
+        reasons.append(reason[:64])
+    call.flags = {"reasons": reasons}
+    call.flagged = True
+
+
+def _add_turn(session: Session, call: CallSession, seq: int, *, speaker: str, node: str | None, at: datetime,
+              source: str, text: str | None, confidence: float | None = None, intent: str | None = None,
+              promise_date: date | None = None, audio_ref: str | None = None, flagged: bool = False) -> int:
+    session.add(CallTurn(session_id=call.id, seq=seq, speaker=speaker, node=node, at=at, source=source,
+                         text_redacted=redact_reply(text) if text else text, confidence=confidence, intent=intent,
+                         promise_date=promise_date, audio_ref=audio_ref, flagged=flagged))
+    return seq
+
+
+def _stored_plan(call: CallSession) -> Plan:
+    extra = (call.state or {}).get("call") or {}
+    if not extra:
+        return Plan(call.id, call.locale, hangup=True, attempt_id=call.attempt_id or 0)
+    plan = Plan.from_json(call.id, call.attempt_id or 0, call.locale, extra.get("plan"))
+    if (call.state or {}).get("ended") or call.status in FINAL_STATUSES:
+        plan.listen = None
+        plan.hangup = True
+    return plan
+
+
+def initials(full_name: str | None) -> str:
+    """``Jane Doe`` → ``J. D.``; a CJK name → its first character (the family name)."""
+    name = (full_name or "").strip()
+    if not name:
+        return ""
+    first = name[0]
+    if "\u1100" <= first <= "\u11ff" or "\u3040" <= first <= "\u9fff" or "\uac00" <= first <= "\ud7a3":
+        return first
+    return " ".join(f"{part[0].upper()}." for part in name.split() if part[:1].isalpha())
+
+
+def spoken_number(e164: str) -> str:
+    """The lender's number as it is read aloud: national format, digits grouped."""
+    import phonenumbers
+
+    try:
+        parsed = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return e164
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)

@@ -1,0 +1,85 @@
+"""The TwiML of one call step: prompts to play, then listen, or hang up (docs/voice.md).
+
+Built with ``twilio.twiml.voice_response.VoiceResponse``.  The prompts are
+``<Play>`` of WAV files the bot renders and serves (signed URLs), never
+``<Say>``: the text would go to Twilio's own speech engine and into its logs.
+
+How each kind of listening becomes TwiML:
+
+* keypad (``dtmf``): ``<Gather input="dtmf" numDigits actionOnEmptyResult="true">``
+  with the prompts inside, so a key interrupts them; no key within ``timeout``
+  posts an empty ``Digits`` (silence), and a ``<Redirect>`` to the silence URL
+  follows in case the Gather falls through all the same;
+* speech (``speech``): the prompts, then ``<Record action timeout maxLength
+  playBeep="false" trim="trim-silence">``.  Twilio requests the action only
+  when something was recorded, and otherwise goes on with the next verb: a
+  ``<Redirect>`` to the same input URL with ``silence=1`` reports the silence;
+* speech or keys (``both``): the prompts inside a ``<Gather input="dtmf">``
+  that waits :data:`KEY_WAIT_SECONDS` for a key after them (without
+  ``actionOnEmptyResult``, so no key falls through), then the ``<Record>`` and
+  the ``<Redirect>``.  A key cannot simply end the ``<Record>``: a recording
+  that is empty because a key was pressed before anything was said is not
+  posted at all;
+* ``<Hangup/>`` after the prompts when the script ended the call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from twilio.twiml.voice_response import Gather, VoiceResponse
+
+__all__ = ["KEYS", "ListenPlan", "build"]
+
+KEYS = "0123456789*#"
+#: ``both``: how long keys are waited for after the prompts before the recording starts.
+KEY_WAIT_SECONDS = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ListenPlan:
+    """How to listen after the prompts (from the engine's ``Listen``) and where to post."""
+
+    mode: str  # speech | dtmf | both
+    timeout_s: int
+    max_length_s: int
+    num_digits: int | None
+    action: str  # the input URL of this turn
+    silence: str  # the same URL with silence=1 (Record falls through on silence)
+
+
+def build(prompts: Sequence[str], listen: ListenPlan | None, *, hangup: bool) -> str:
+    """The TwiML document: ``prompts`` are the URLs to play, in order."""
+    response = VoiceResponse()
+    if listen is not None and listen.mode == "dtmf":
+        gather = Gather(input="dtmf", action=listen.action, method="POST", timeout=max(listen.timeout_s, 1),
+                        action_on_empty_result=True,
+                        **({"num_digits": listen.num_digits} if listen.num_digits else {"finish_on_key": "#"}))
+        for url in prompts:
+            gather.play(url)
+        response.append(gather)
+        response.redirect(listen.silence, method="POST")  # only if the Gather fell through after all
+    elif listen is not None and listen.mode == "both":
+        # Keys first: an empty recording (a key pressed before anything was said) would not
+        # be posted at all, so keys are taken by a short Gather around the prompts.
+        gather = Gather(input="dtmf", action=listen.action, method="POST", timeout=KEY_WAIT_SECONDS,
+                        **({"num_digits": listen.num_digits} if listen.num_digits else {"finish_on_key": "#"}))
+        for url in prompts:
+            gather.play(url)
+        response.append(gather)
+        response.record(action=listen.action, method="POST", timeout=max(listen.timeout_s, 1),
+                        max_length=max(listen.max_length_s, 1), play_beep=False, trim="trim-silence",
+                        finish_on_key=KEYS)
+        response.redirect(listen.silence, method="POST")
+    else:
+        for url in prompts:
+            response.play(url)
+        if listen is not None:
+            response.record(action=listen.action, method="POST", timeout=max(listen.timeout_s, 1),
+                            max_length=max(listen.max_length_s, 1), play_beep=False, trim="trim-silence",
+                            finish_on_key=KEYS)
+            response.redirect(listen.silence, method="POST")
+    if hangup or listen is None:
+        response.hangup()
+    return str(response)

@@ -1,0 +1,177 @@
+"""``/twilio/voice/answer``, ``/twilio/voice/input`` and ``/twilio/voice/status`` (docs/voice.md).
+
+Each route verifies ``X-Twilio-Signature`` against the configured public URL
+first (:mod:`bot.web.signature`: 403 when missing or wrong, before any
+parameter is looked at), checks its parameters (400 naming what is missing or
+malformed), then hands the work to :class:`bot.voice.service.CallService`
+(database in a worker thread, recognition in a pool of its own).  The answer
+and input routes return TwiML; the status route 204.
+
+The call service is built per app context (settings, database, clock) and kept
+on ``app.state``; a test or the ``bot run`` service that replaces the context
+gets a new one.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.datastructures import ImmutableMultiDict
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+from bot.voice.service import CallMismatch, CallService, UnknownCall
+from bot.web.context import WebContext, web_context
+from bot.web.signature import WebhookRejected, read_signed_form
+
+__all__ = ["router", "service_for"]
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/twilio/voice")
+
+_CALL_SID_RE = re.compile(r"^CA[0-9a-fA-F]{32}$")
+_RECORDING_SID_RE = re.compile(r"^[A-Za-z0-9]{2,64}$")
+TWIML_TYPE = "application/xml"
+_service_lock = threading.Lock()
+
+
+def service_for(request: Request) -> CallService:
+    """The app's call service for its current context (settings, database, clock)."""
+    ctx = web_context(request)
+    state = request.app.state
+    with _service_lock:
+        current: Any = getattr(state, "voice_service", None)
+        if current is None or getattr(current, "context", None) is not ctx:
+            if current is not None:
+                current.close()
+            current = CallService(ctx.settings, ctx.db, ctx.clock)
+            current.context = ctx  # type: ignore[attr-defined]
+            state.voice_service = current
+        return current
+
+
+def set_service(app: Any, ctx: WebContext, service: CallService) -> None:
+    """Use ``service`` for ``ctx`` (tests inject recognisers and renderers this way)."""
+    with _service_lock:
+        old = getattr(app.state, "voice_service", None)
+        if old is not None and old is not service:
+            old.close()
+        service.context = ctx  # type: ignore[attr-defined]
+        app.state.voice_service = service
+
+
+def _refuse(status: int, message: str) -> PlainTextResponse:
+    return PlainTextResponse(message, status_code=status)
+
+
+def _attempt(request: Request) -> int | None:
+    raw = request.query_params.get("attempt")
+    if raw is None or not raw.isdigit() or not 0 < int(raw) < 2**63:
+        return None
+    return int(raw)
+
+
+def _call_sid(form: ImmutableMultiDict[str, str]) -> str | None:
+    sid = form.get("CallSid")
+    return sid if sid and _CALL_SID_RE.match(sid) else None
+
+
+async def _signed(request: Request) -> tuple[ImmutableMultiDict[str, str] | None, Response | None]:
+    ctx = web_context(request)
+    try:
+        return await read_signed_form(request, ctx.settings), None
+    except WebhookRejected as exc:
+        log.warning("voice webhook %s refused: %s", request.url.path, exc.message)
+        return None, _refuse(exc.status, exc.message)
+
+
+@router.post("/answer")
+async def voice_answer(request: Request) -> Response:
+    """The call was answered: the script's first step (or the voicemail, or a polite end)."""
+    form, refused = await _signed(request)
+    if refused is not None:
+        return refused
+    assert form is not None
+    attempt_id = _attempt(request)
+    if attempt_id is None:
+        return _refuse(400, "attempt must be a positive integer")
+    sid = _call_sid(form)
+    if sid is None:
+        return _refuse(400, "CallSid is missing or malformed")
+    try:
+        twiml = await service_for(request).answer(attempt_id, form)
+    except (UnknownCall, CallMismatch) as exc:
+        log.warning("voice answer %s refused: %s", sid, exc)
+        return _refuse(400, str(exc))
+    except Exception as exc:  # the kind only: database errors carry parameters
+        log.error("voice answer %s failed (%s)", sid, type(exc).__name__)
+        return _refuse(500, "internal error")
+    return Response(twiml, media_type=TWIML_TYPE)
+
+
+@router.post("/input")
+async def voice_input(request: Request) -> Response:
+    """The answer to one prompt: ``Digits``, a recording (``RecordingUrl``) or silence (``silence=1``)."""
+    form, refused = await _signed(request)
+    if refused is not None:
+        return refused
+    assert form is not None
+    attempt_id = _attempt(request)
+    if attempt_id is None:
+        return _refuse(400, "attempt must be a positive integer")
+    raw_turn = request.query_params.get("turn", "")
+    if not raw_turn.isdigit() or not 0 < int(raw_turn) < 10_000:
+        return _refuse(400, "turn must be a positive integer")
+    sid = _call_sid(form)
+    if sid is None:
+        return _refuse(400, "CallSid is missing or malformed")
+    recording_sid = form.get("RecordingSid")
+    if form.get("RecordingUrl") and (not recording_sid or not _RECORDING_SID_RE.match(recording_sid)):
+        return _refuse(400, "RecordingSid is missing or malformed")
+    digits = form.get("Digits") or ""
+    if len(digits) > 32 or (digits != "hangup" and any(ch not in "0123456789*#" for ch in digits)):
+        return _refuse(400, "Digits is malformed")
+    silence = request.query_params.get("silence") == "1"
+    try:
+        twiml = await service_for(request).input(attempt_id, int(raw_turn), form, silence=silence)
+    except (UnknownCall, CallMismatch) as exc:
+        log.warning("voice input %s refused: %s", sid, exc)
+        return _refuse(400, str(exc))
+    except Exception as exc:
+        log.error("voice input %s failed (%s)", sid, type(exc).__name__)
+        return _refuse(500, "internal error")
+    return Response(twiml, media_type=TWIML_TYPE)
+
+
+@router.post("/status")
+async def voice_status(request: Request) -> Response:
+    """A call progress callback (initiated, ringing, answered, completed and the other final statuses)."""
+    form, refused = await _signed(request)
+    if refused is not None:
+        return refused
+    assert form is not None
+    attempt_id = _attempt(request)
+    if attempt_id is None:
+        return _refuse(400, "attempt must be a positive integer")
+    sid = _call_sid(form)
+    if sid is None:
+        return _refuse(400, "CallSid is missing or malformed")
+    if not form.get("CallStatus"):
+        return _refuse(400, "missing parameter(s): CallStatus")
+    duration = form.get("CallDuration")
+    if duration and not duration.isdigit():
+        return _refuse(400, "CallDuration is not a number")
+    try:
+        applied = await service_for(request).status(attempt_id, form)
+    except (UnknownCall, CallMismatch) as exc:
+        log.warning("voice status %s refused: %s", sid, exc)
+        return _refuse(400, str(exc))
+    except Exception as exc:
+        log.error("voice status %s failed (%s)", sid, type(exc).__name__)
+        return _refuse(500, "internal error")
+    log.debug("voice status %s for attempt %s: %s", sid, attempt_id, "applied" if applied else "ignored")
+    return Response(status_code=204)

@@ -1,0 +1,211 @@
+"""The console in a real browser: headless Chromium (Debian's, never a download) via Playwright.
+
+The bot's app runs on a uvicorn server in a thread over a seeded SQLite
+database.  A supervisor signs in, filters the call list, opens a call, plays
+a recording, reads the masked transcript, corrects what a turn was understood
+as (and the borrower's promise changes), reveals a phone number (audited) and
+signs out; a viewer is refused the same reveal; an admin reads the audit log.
+Screenshots of the main pages go to ``test-artifacts/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+from sqlalchemy import select
+
+from bot.clock import FixedClock
+from bot.db import Database
+from bot.db.models import AuditEvent, Promise
+from bot.sandbox.server import ThreadedServer
+from bot.web.app import create_app
+from test_console_support import (
+    B1_PHONE,
+    NOW,
+    PASSWORD,
+    RAW_VALUES,
+    Seeded,
+    add_users,
+    console_settings,
+    count,
+    fast_hashing,  # noqa: F401 - fixture
+    seed,
+)
+
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
+
+
+@pytest.fixture
+def site(tmp_path: Path, _sqlite_template: Path, fast_hashing: None) -> Iterator[tuple[str, Database, Seeded]]:
+    path = tmp_path / "bot.db"
+    shutil.copyfile(_sqlite_template, path)
+    db = Database(f"sqlite:///{path}")
+    seeded = seed(db, tmp_path / "media")
+    add_users(db)
+    server = ThreadedServer(create_app(console_settings(tmp_path / "media"), db, FixedClock(NOW))).start()
+    try:
+        yield server.base_url, db, seeded
+    finally:
+        server.stop()
+        db.dispose()
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                             args=["--autoplay-policy=no-user-gesture-required"])
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def _page(chromium: Browser, base_url: str, problems: list[str]) -> Page:
+    context = chromium.new_context(base_url=base_url, viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    # Any Content-Security-Policy violation or script error is a failure of the page.
+    page.on("console", lambda m: problems.append(f"{page.url}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    return page
+
+
+def _sign_in(page: Page, name: str) -> None:
+    page.goto("/console")
+    assert page.url.endswith("/console/login")
+    page.fill("#name", name)
+    page.fill("#password", PASSWORD)
+    page.click("#login-form button[type=submit]")
+    expect(page.locator("#signed-in-as")).to_contain_text(name)
+
+
+def _shot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def _masked(page: Page) -> None:
+    html = page.content()
+    for raw in RAW_VALUES:
+        assert raw not in html, raw
+
+
+def test_a_supervisor_reviews_a_call_and_a_viewer_cannot_reveal(
+        chromium: Browser, site: tuple[str, Database, Seeded]) -> None:
+    base_url, db, seeded = site
+    problems: list[str] = []
+    page = _page(chromium, base_url, problems)
+
+    # Sign in.
+    page.goto("/console")
+    assert page.url.endswith("/console/login")
+    _shot(page, "01-sign-in")
+    _sign_in(page, "sam")
+    expect(page.locator("h1")).to_contain_text("Today, 2026-11-28")
+    expect(page.locator("#card-calls")).to_contain_text("flagged, not reviewed")
+    assert page.locator("svg.chart").count() == 3
+    _masked(page)
+    _shot(page, "02-dashboard")
+
+    # Filter the call list: flagged, low confidence.
+    page.click("nav >> text=Calls")
+    expect(page.locator("#calls tbody tr")).to_have_count(3)
+    page.select_option("#f-flagged", "yes")
+    page.check("#f-low")
+    page.click("#apply-filters")
+    expect(page.locator("#calls tbody tr")).to_have_count(1)
+    assert "flagged=yes" in page.url and "low=1" in page.url
+    _masked(page)
+    _shot(page, "03-calls-filtered")
+
+    # Open the call; the transcript is masked; the recording plays.
+    page.click("#calls a.open-call")
+    expect(page.locator("h1")).to_contain_text(f"Call {seeded.call_promise}")
+    said = page.locator(f'tr[data-turn="{seeded.promise_turn}"] td.said')
+    expect(said).to_have_text("I can pay next friday, call me on ******1234")
+    expect(page.locator("#script-path li")).to_have_count(6)
+    _masked(page)
+    state = page.evaluate("""async (id) => {
+        const audio = document.getElementById(id);
+        const playing = new Promise((resolve) => audio.addEventListener("playing", () => resolve(true), {once: true}));
+        await audio.play();
+        await playing;
+        await new Promise((resolve) => { const f = () => audio.currentTime > 0 ? resolve() : requestAnimationFrame(f); f(); });
+        audio.pause();
+        return {readyState: audio.readyState, currentTime: audio.currentTime, duration: audio.duration,
+                error: audio.error ? audio.error.code : null};
+    }""", f"audio-{seeded.promise_turn}")
+    assert state["error"] is None and state["readyState"] >= 2 and state["currentTime"] > 0
+    assert state["duration"] == pytest.approx(1.0, abs=0.01)
+    assert count(db, AuditEvent, AuditEvent.action == "call.recording_played", AuditEvent.actor == "sam") == 1
+    _shot(page, "04-call")
+
+    # Correct what the borrower's turn was understood as: a later promise date.
+    form = page.locator(f'tr[data-turn="{seeded.promise_turn}"] form.correct')
+    form.locator("select").select_option("dispute")
+    assert form.locator('input[name="promise_date"]').is_disabled()  # console.js runs under the CSP
+    form.locator("select").select_option("promise_to_pay")
+    form.locator('input[name="promise_date"]').fill("2026-12-11")
+    form.locator("button").click()
+    expect(page.locator("p.done")).to_have_text("Correction saved.")
+    expect(page.locator("#pending-promise")).to_have_text("2026-12-11 (console)")
+    with db.session() as session:
+        promises = [(p.promised_date, p.status) for p in session.scalars(select(Promise).order_by(Promise.id))]
+    assert promises == [(date(2026, 12, 4), "cancelled"), (date(2026, 12, 11), "pending")]
+
+    # The borrower: timeline and why; reveal the phone number with a reason.
+    page.click("#borrower-link")
+    expect(page.locator("#b-phone")).to_have_text("+1 ***-***-1234")
+    expect(page.locator("#timeline")).to_contain_text("promise to pay on 2026-12-11")
+    _masked(page)
+    _shot(page, "05-borrower")
+    page.select_option("#reveal-field", "phone")
+    page.fill("#reveal-reason", "borrower asked us to confirm the number on file")
+    page.click("#reveal-button")
+    expect(page.locator("#revealed-value")).to_have_text(B1_PHONE)
+    with db.session() as session:
+        event = session.scalar(select(AuditEvent).where(AuditEvent.action == "reveal"))
+    assert event is not None and (event.actor, event.subject_id, event.detail["fields"]) == ("sam", "B1", ["phone"])
+    page.goto("/console/borrowers/B1")
+    _masked(page)  # shown once only
+
+    page.goto("/console/tasks")
+    expect(page.locator("#tasks tbody tr")).to_have_count(2)
+    _shot(page, "06-tasks")
+
+    # Sign out.
+    page.click("#sign-out")
+    assert page.url.endswith("/console/login")
+    page.goto("/console/calls")
+    assert page.url.endswith("/console/login?next=/console/calls")
+    page.context.close()
+
+    # A viewer sees no reveal form, and a forged reveal is refused.
+    viewer = _page(chromium, base_url, problems)
+    _sign_in(viewer, "vic")
+    viewer.goto("/console/borrowers/B1")
+    assert viewer.locator("#reveal-form").count() == 0
+    csrf = viewer.locator('input[name="csrf"]').first.get_attribute("value")
+    refused = viewer.request.post("/console/borrowers/B1/reveal",
+                                  form={"csrf": csrf or "", "field": "phone", "reason": "just curious, really"})
+    assert refused.status == 403 and B1_PHONE not in refused.text()
+    assert count(db, AuditEvent, AuditEvent.action == "reveal") == 1
+    viewer.context.close()
+
+    # The admin reads the audit log.
+    admin = _page(chromium, base_url, problems)
+    _sign_in(admin, "ada")
+    admin.click("nav >> text=Audit")
+    expect(admin.locator("#audit")).to_contain_text("borrower asked us to confirm the number on file")
+    assert B1_PHONE not in admin.content()
+    _shot(admin, "07-audit")
+    admin.context.close()
+
+    assert problems == []
+    print(f"\nconsole screenshots: {SCREENSHOTS}")
