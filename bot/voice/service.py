@@ -172,6 +172,7 @@ class CallService:
         self._fetch = fetch
         self._config = compliance_config
         self._speech_available = speech_available
+        self._registry: Any = None
         self._executor = ThreadPoolExecutor(settings.voice_recognition_threads, thread_name_prefix="voice-stt")
         self._http: Any = None
         self._http_lock = threading.Lock()
@@ -192,24 +193,43 @@ class CallService:
             self._renderer = media.prompt_renderer(self.settings)
         return self._renderer
 
+    @property
+    def registry(self) -> Any:
+        """The Vosk models of the settings (``vosk_models``, ``BOT_VOSK_MODEL_*``); loaded once per process."""
+        if self._registry is None:
+            from bot.speech.stt import ModelRegistry
+
+            self._registry = ModelRegistry(self.settings)
+        return self._registry
+
     def understand(self, pcm: Any, locale: str, *, expect: str | None, today: date) -> Any:
         if self._understand is None:
-            from bot.speech import understand
+            from bot.speech.listen import understand
+            from bot.speech.stt import Recognizer
 
-            self._understand = understand
+            recognizer = Recognizer(self.registry)
+            self._understand = lambda pcm, locale, **kw: understand(pcm, locale, recognizer=recognizer, **kw)
         return self._understand(pcm, locale, expect=expect, today=today)
 
     def speech_available(self, locale: str) -> bool:
-        if self._speech_available is None:
-            from bot.speech.stt import ModelRegistry
-
-            registry = ModelRegistry(self.settings)
-            self._speech_available = registry.has_model
+        """Whether answers can be spoken in ``locale`` (a model exists); if so, load it in the background now,
+        while the first prompts play, so the first answer does not wait for it."""
         try:
-            return bool(self._speech_available(locale))
-        except Exception as exc:  # no model configured for the locale: keypad only
-            log.info("no speech recognition for %s (%s): keypad only", locale, type(exc).__name__)
+            if self._speech_available is not None:
+                return bool(self._speech_available(locale))
+            available = bool(self.registry.has_model(locale))
+        except Exception as exc:  # a broken model configuration: keypad only
+            log.warning("speech recognition for %s unavailable (%s): keypad only", locale, type(exc).__name__)
             return False
+        if available and self._understand is None:
+            self._executor.submit(self._preload, locale)
+        return available
+
+    def _preload(self, locale: str) -> None:
+        try:
+            self.registry.model(locale)
+        except Exception as exc:  # the first recognition reports it
+            log.warning("speech model for %s did not load (%s)", locale, type(exc).__name__)
 
     def compliance_config(self) -> Any:
         if self._config is None:
