@@ -62,8 +62,16 @@ FORBIDDEN: dict[tuple[str, ...], tuple[str, ...]] = {
                                    "bot.cli", "bot.sandbox", "sqlalchemy"),
     ("bot.db",): ("bot.channels", "bot.dispatch", "bot.scheduler", "bot.web", "bot.cli", "bot.sandbox"),
     ("bot.sandbox",): ("bot.db", "bot.compliance", "bot.nlu", "bot.channels", "bot.dispatch",
-                       "bot.scheduler", "bot.web", "bot.cli"),
+                       "bot.scheduler", "bot.web", "bot.cli", "bot.speech", "bot.scripts", "bot.voice",
+                       "bot.console", "bot.demo"),
     ("bot.console",): ("bot.channels", "bot.dispatch", "bot.cli", "bot.sandbox"),
+    # the dialog engine and its scripts are pure: no database, no I/O layers
+    ("bot.scripts",): ("bot.db", "bot.channels", "bot.dispatch", "bot.scheduler", "bot.web", "bot.cli",
+                       "bot.sandbox", "bot.voice", "bot.speech", "bot.console", "sqlalchemy"),
+    # speech knows audio, models and reply intents, nothing of calls or storage
+    ("bot.speech",): ("bot.db", "bot.channels", "bot.dispatch", "bot.scheduler", "bot.web", "bot.cli",
+                      "bot.sandbox", "bot.voice", "bot.console", "bot.scripts", "sqlalchemy"),
+    ("bot.voice",): ("bot.cli", "bot.sandbox", "bot.console", "bot.channels"),
 }
 
 
