@@ -6,6 +6,7 @@ the options and prints the portfolio summary between the import and the week.
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -26,30 +27,36 @@ from bot.cli.common import INSTANT, App, err_console, out_console, pass_app
 @click.option("--at", type=INSTANT, help="Start the week on this instant's UTC date (default: today).")
 @click.option("--policy", "policy_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Treatment policy file (default: the policy_file setting, else the built-in policy).")
+@click.option("--serve/--no-serve", default=None,
+              help="Keep serving the web app (the supervisor console) after the week until Ctrl-C "
+                   "(default: --serve when the output is a terminal, --no-serve when it is piped or captured).")
+@click.option("--port", type=click.IntRange(min=0, max=65535), default=None,
+              help="Port of the web app on 127.0.0.1 (default: 8000 when serving, else a free one; 0: a free one).")
 @pass_app
 def demo_cmd(app: App, directory: Path, borrowers: int, days: int, seed: int, at: datetime | None,
-             policy_file: Path | None) -> None:
-    """Simulate a week: sample portfolio, sending, replies, payments, opt-outs, tasks.
+             policy_file: Path | None, serve: bool | None, port: int | None) -> None:
+    """Simulate a week: sample portfolio, texts, emails and calls, replies, payments, opt-outs, tasks.
 
     Creates DIR/bot.db (SQLite) whatever BOT_DATABASE_URL says, runs the bot's
-    webhooks, a local Twilio sandbox and a mail server on 127.0.0.1, and for each
-    day plans and sends with the real planner and dispatcher while simulated
-    borrowers reply, pay, promise, dispute or opt out.  Prints per day what
-    happened (counts only, nothing personal).  Nothing leaves the machine.
+    web app (webhooks and supervisor console), a local Twilio sandbox and a mail
+    server on 127.0.0.1, and for each day plans, sends and calls with the real
+    planner and dispatcher while simulated borrowers reply, pay, promise,
+    dispute or opt out, and answer calls with the keypad or in spoken Korean.
+    Prints per day what happened (counts only, nothing personal), then the
+    console's address and a demo login, and keeps serving it until Ctrl-C.
+    Nothing leaves the machine.
     """
     from bot.cli.show_cmd import _print_summary
     from bot.demo import Demo, DemoOptions
     from bot.portfolio import portfolio_summary
 
+    if serve is None:
+        serve = sys.stdout.isatty()
     start: date | None = at.astimezone(UTC).date() if at is not None else None
     options = DemoOptions(directory=directory, borrowers=borrowers, days=days, seed=seed, start=start,
-                          config_file=app.config_file, policy_file=policy_file)
+                          config_file=app.config_file, policy_file=policy_file, serve=serve, port=port)
     demo = Demo(options, out=out_console, err=err_console)
-    result = demo.run(show_portfolio=lambda session, today: _print_summary(portfolio_summary(session, today)))
-    for line in result.closing:
-        out_console.print(line, markup=False)
-    phases = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in sorted(result.timings.items()))
-    err_console.print(f"demo finished in {result.seconds:.1f} s (the week: {phases})", markup=False)
+    demo.run(show_portfolio=lambda session, today: _print_summary(portfolio_summary(session, today)))
 
 
 COMMANDS = [demo_cmd]

@@ -14,14 +14,18 @@
 5. the report (:mod:`bot.demo.report`): per day what the bot sent and what the
    borrowers did, counts only, then where to look.
 
-Voice calls and the supervisor console plug in through
-:mod:`bot.demo.extensions`.  Nothing leaves the machine.
+Voice calls (:class:`bot.demo.calls.VoiceCalls`) and the supervisor console
+(:class:`bot.demo.console.DemoConsole`) plug in through
+:mod:`bot.demo.extensions`; with ``serve`` the web app (and so the console)
+stays up after the week until Ctrl-C.  Nothing leaves the machine.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import signal
+import threading
 import time as _time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -39,16 +43,23 @@ from bot.clock import SystemClock
 from bot.compliance import load_compliance_config
 from bot.db import Database
 from bot.db.models import Borrower, Consent, Installment, Loan
-from bot.demo.extensions import DEFAULT_EXTENSIONS, DemoExtension
-from bot.demo.personas import SHOWCASE_ROUND, Cast, Kind, Reachable, cast, persona_for
-from bot.demo.report import DayStats, notable_borrowers, print_days, promise_states, totals
+from bot.demo.calls import CallStyle, DialTimeCasting, VoiceCalls, call_behaviour
+from bot.demo.console import DemoConsole
+from bot.demo.extensions import DemoExtension
+from bot.demo.personas import SHOWCASE_ROUND, Cast, CallShowcase, Kind, Reachable, cast, persona_for
+from bot.demo.report import DayStats, notable_borrowers, notable_calls, print_days, promise_states, totals
 from bot.demo.week import Week
 from bot.demo.world import DEMO_ACCOUNT_SID, DEMO_AUTH_TOKEN, World
+from bot.errors import UsageError
 from bot.importer import import_files
 from bot.policy import Policy, load_policy
 from bot.sample import write_portfolio
 
-__all__ = ["Demo", "DemoExtension", "DemoOptions", "DemoResult"]
+__all__ = ["DEFAULT_PORT", "Demo", "DemoExtension", "DemoOptions", "DemoResult", "default_extensions",
+           "wait_for_interrupt"]
+
+#: Where the web app (webhooks and console) listens when the demo keeps serving.
+DEFAULT_PORT = 8000
 
 #: Twilio and SMTP codes the summary names.
 FAILURE_NAMES = {
@@ -68,6 +79,16 @@ class DemoOptions:
     start: date | None = None   # first simulated day (UTC); default today
     config_file: str | None = None
     policy_file: Path | None = None
+    #: keep serving the web app (the console) after the week, until Ctrl-C
+    serve: bool = False
+    #: the web app's port on 127.0.0.1 (0: a free one); default DEFAULT_PORT when serving, else 0
+    port: int | None = None
+
+    @property
+    def web_port(self) -> int:
+        if self.port is not None:
+            return self.port
+        return DEFAULT_PORT if self.serve else 0
 
 
 @dataclass
@@ -87,25 +108,43 @@ class DemoResult:
 
 
 class Demo:
+    """``extensions``: default :func:`default_extensions`.  ``wait(world)`` keeps the servers up at
+    the end when ``options.serve`` (default :func:`wait_for_interrupt`: until Ctrl-C or SIGTERM)."""
+
     def __init__(self, options: DemoOptions, *, out: Console, err: Console,
-                 extensions: Sequence[DemoExtension] | None = None) -> None:
+                 extensions: Sequence[DemoExtension] | None = None,
+                 wait: Callable[[World], None] | None = None) -> None:
         self.options = options
         self.out = out
         self.err = err
-        self.extensions = list(extensions) if extensions is not None else [cls() for cls in DEFAULT_EXTENSIONS]
+        self.extensions = list(extensions) if extensions is not None else default_extensions(options)
+        self.wait = wait or wait_for_interrupt
         self._step = 0
+        self._borrowers: dict[str, Reachable] = {}
+        self._personas: dict[str, dict[str, Any]] = {}  # number -> its entry in DIR/personas.yaml
 
     def step(self, text: str) -> None:
         self._step += 1
         self.err.print(f"[bold]demo {self._step}:[/bold] ", end="")
         self.err.print(text, markup=False)
 
+    def _progress(self, text: str) -> None:
+        """A step, or (indented text) a detail of the last one."""
+        if text.startswith(" "):
+            self.err.print(text, markup=False, highlight=False)
+        else:
+            self.step(text)
+
     def run(self, *, show_portfolio: Callable[[Session, date], None] | None = None) -> DemoResult:
         """The whole demo; ``show_portfolio(session, day)`` prints the imported portfolio (the CLI's summary)."""
         began = _time.perf_counter()
         opts = self.options
         start_day = opts.start or SystemClock().now().date()
-        with World(opts.directory, datetime.combine(start_day, time(0), UTC), opts.config_file) as world:
+        if opts.web_port:
+            _check_port(opts.web_port)
+        with World(opts.directory, datetime.combine(start_day, time(0), UTC), opts.config_file,
+                   web_port=opts.web_port) as world:
+            world.progress = self._progress
             self._prepare(world, start_day, show_portfolio)
             self.step("start the bot's webhooks, the Twilio sandbox and a mail server (127.0.0.1 only)")
             world.start_servers()
@@ -113,24 +152,37 @@ class Demo:
                                  templates_dir=world.settings.templates_dir)
             compliance = (load_compliance_config(world.settings.compliance_file)
                           if world.settings.compliance_file else None)
-            self.step("cast the borrowers: what each one does when the bot writes")
-            the_cast, phones, emails = self._cast(world, policy, start_day)
             for extension in self.extensions:
                 extension.setup(world)
+            self.step("cast the borrowers: what each one does when the bot writes or calls")
+            the_cast, phones, emails = self._cast(world, policy, start_day)
             world.open_channels()
+            if "voice" in world.channels:
+                self._dial_time_casting(world, the_cast, phones)
 
             self.step(f"simulate {_plural(opts.days, 'day')} from {start_day.isoformat()}")
             week = Week(world, policy, compliance, the_cast, phones, emails, extensions=self.extensions)
             days = self._simulate(week, start_day)
+            self._write_personas()
             result = DemoResult(opts.directory, world.database_url, start_day, days, the_cast,
                                 timings=dict(week.seconds))
             self.out.print()
-            print_days(self.out, days, sorted({k for d in days for k in d.extra}))
+            print_days(self.out, days, sorted({k for d in days for k in d.extra}), calls="voice" in world.channels)
             with world.db.sessions() as session:
                 self._print_summary(result, session, world)
             for extension in self.extensions:
                 result.closing.extend(extension.closing_lines(world))
-        result.seconds = _time.perf_counter() - began
+            for line in result.closing:
+                self.out.print(line, markup=False, soft_wrap=True)
+            result.seconds = _time.perf_counter() - began
+            phases = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in sorted(result.timings.items())
+                               if seconds >= 0.05)
+            self.err.print(f"demo finished in {result.seconds:.1f} s (the week: {phases})", markup=False)
+            if opts.serve:
+                self.err.print(f"serving the bot's web app at {world.web.base_url} until Ctrl-C", markup=False)
+                self.out.file.flush()
+                self.wait(world)
+                self.err.print("stopped serving", markup=False)
         return result
 
     def _prepare(self, world: World, start_day: date,
@@ -157,19 +209,53 @@ class Demo:
               ) -> tuple[Cast, dict[str, list[str]], dict[str, list[str]]]:
         """Deal the behaviours, put the personas on the sandbox's phones (and in DIR/personas.yaml)."""
         opts = self.options
-        borrowers = _reachable(world.db)
+        self._borrowers = borrowers = _reachable(world.db)
         the_cast = cast(list(borrowers.values()), policy, start_day, opts.days, opts.seed)
-        personas = []
-        for borrower_id, kind in sorted(the_cast.kinds.items()):
+        for borrower_id in sorted(the_cast.kinds):
             b = borrowers[borrower_id]
             if b.phone:
-                persona = persona_for(kind, b.locale, the_cast.reply_after[borrower_id])
-                world.sandbox.add_phone(b.phone, persona)
-                personas.append({"number": b.phone, **persona.model_dump(exclude_defaults=True)})
-        _write_personas(opts.directory / "personas.yaml", personas)
+                self._put_phone(world, the_cast, b, the_cast.call_day.get(borrower_id, start_day))
+        self._write_personas()
         self._print_cast(the_cast)
         phones, emails = _address_book(world.db)
         return the_cast, phones, emails
+
+    def _put_phone(self, world: World, the_cast: Cast, b: Reachable, call_day: date, *, texts: bool = True) -> None:
+        """The borrower's persona on their number: replies as their kind says (unless not ``texts``),
+        answers calls as their call style says (a keypad promise types a day counted from ``call_day``)."""
+        assert b.phone is not None
+        kind = the_cast.kinds[b.borrower_id]
+        call = call_behaviour(the_cast.calls.get(b.borrower_id, CallStyle.NO_ANSWER), b.locale, call_day,
+                              soon=kind is Kind.PROMISE_BROKEN, clips=world.clips)
+        persona = persona_for(kind, b.locale, the_cast.reply_after[b.borrower_id], call, texts=texts)
+        world.sandbox.add_phone(b.phone, persona)
+        entry = persona.model_dump(mode="json", exclude_defaults=True)
+        for turn in (entry.get("call") or {}).get("turns") or []:
+            if turn.get("audio"):  # the personas file's clips are relative to its folder
+                turn["audio"] = _relative(Path(turn["audio"]), self.options.directory)
+        self._personas[b.phone] = {"number": b.phone, **entry}
+
+    def _write_personas(self) -> None:
+        _write_personas(self.options.directory / "personas.yaml", [self._personas[n] for n in sorted(self._personas)])
+
+    def _dial_time_casting(self, world: World, the_cast: Cast, phones: dict[str, list[str]]) -> None:
+        """Wrap the voice adapter: just before each call the borrower's phone is set up again, for the
+        call showcase round (the first calls placed), a keypad promise counted from today, and no
+        text back after the call (the call was their answer)."""
+        showcase = CallShowcase(the_cast)
+
+        def before_dial(attempt_id: int, number: str) -> None:
+            ids = phones.get(number, [])
+            if len(ids) != 1:  # a number shared by several borrowers keeps its persona
+                return
+            b = self._borrowers[ids[0]]
+            dealt = showcase.deal(b.borrower_id, b.locale)
+            if dealt is not None:
+                the_cast.kinds[b.borrower_id], the_cast.calls[b.borrower_id] = dealt
+            # Their answer is the call: they do not text back to what follows it (a confirmation).
+            self._put_phone(world, the_cast, b, world.clock.now().date(), texts=False)
+
+        world.channels["voice"] = DialTimeCasting(world.channels["voice"], before_dial)
 
     def _simulate(self, week: Week, start_day: date) -> list[DayStats]:
         days: list[DayStats] = []
@@ -179,8 +265,9 @@ class Demo:
                     day = start_day + timedelta(days=n)
                     stats = week.run_day(day)
                     days.append(stats)
+                    calls = f", {_plural(stats.calls['placed'], 'call')}" if "voice" in week.world.channels else ""
                     self.err.print(f"  day {n + 1}/{self.options.days} {day.isoformat()}: "
-                                   f"{stats.sent('sms')} SMS, {stats.sent('email')} emails, "
+                                   f"{stats.sent('sms')} SMS, {stats.sent('email')} emails{calls}, "
                                    f"{sum(stats.replies.values())} replies", markup=False, highlight=False)
         finally:
             week.close()
@@ -232,19 +319,30 @@ class Demo:
         if total.opt_outs:
             out.print("  opt-outs: " + ", ".join(f"{k} {v}" for k, v in sorted(total.opt_outs.items())),
                       markup=False)
+        if "voice" in world.channels:
+            self._print_calls(total, world)
         if total.voice_waiting and "voice" not in world.channels:
             out.print(f"  voice: {_plural(total.voice_waiting, 'call step')} (D+3, D+7) planned; they wait for the "
                       "voice channel, which the demo does not drive yet.", markup=False)
         elif total.voice_waiting:
-            out.print(f"  voice: {_plural(total.voice_waiting, 'call step')} still waiting at the end of their day.",
+            out.print(f"  calls: {_plural(total.voice_waiting, 'call step')} planned and not dialled that day "
+                      "(outside the borrower's calling hours, or held back by the rules at dial time).",
                       markup=False)
 
         rows = notable_borrowers(session, result.cast, list(SHOWCASE_ROUND))
         if rows:
             out.print()
-            out.print("A few borrowers to look at (the first of each behaviour the bot wrote to)", markup=False)
+            out.print("A few borrowers to look at (the first of each behaviour the bot contacted)", markup=False)
             for borrower_id, kind, recorded in rows:
                 out.print(f"  {borrower_id}  {kind.label}: {recorded}", markup=False)
+
+        calls = notable_calls(session) if "voice" in world.channels else []
+        if calls:
+            out.print()
+            out.print("A few calls to look at (the first of each way a call went; in the console: "
+                      "/console/calls/<call>)", markup=False)
+            for call_id, borrower_id, locale, how in calls:
+                out.print(f"  call {call_id:<4} {borrower_id}  {locale}  {how}", markup=False)
 
         url = result.database_url
         out.print()
@@ -257,6 +355,24 @@ class Demo:
                   f"personas in {result.directory / 'personas.yaml'} (for `bot sandbox --personas`).",
                   markup=False)
 
+    def _print_calls(self, total: DayStats, world: World) -> None:
+        calls = total.calls
+        out = self.out
+        placed = calls["placed"]
+        out.print(f"  {_plural(total.at_sandbox_calls, 'call')} reached the Twilio sandbox "
+                  f"{'=' if total.at_sandbox_calls == placed else '≠'} {placed} placed by the dispatcher: "
+                  f"{calls['person']} answered by a person, {calls['voicemail']} by an answering machine (the "
+                  f"voicemail gives only the lender's name and number), {calls['unanswered']} not answered "
+                  "(no answer, busy, failed).", markup=False)
+        if calls["speech"] or calls["keys"]:
+            spoken = ("" if world.clips else " (espeak-ng missing: no spoken answers)")
+            out.print(f"  the borrowers' answers on the phone: {calls['speech']} spoken (Korean clips, recognised "
+                      f"by the bot's Vosk model), {calls['keys']} on the keypad{spoken}.", markup=False)
+        outcomes = [(k.removeprefix("outcome:"), n) for k, n in sorted(calls.items()) if k.startswith("outcome:")]
+        if outcomes:
+            out.print("  calls a person answered, by outcome: " + ", ".join(f"{k} {n}" for k, n in outcomes),
+                      markup=False)
+
 
 def _plural(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
@@ -264,18 +380,59 @@ def _plural(n: int, noun: str) -> str:
 
 @contextlib.contextmanager
 def _quiet_adapters() -> Iterator[None]:
-    """Keep the adapters' per-message warnings (refused numbers...) off the screen during the
-    week: the summary reports them.  With ``bot -v`` they are shown."""
-    adapters = logging.getLogger("bot.channels")
+    """Keep the adapters' per-message warnings (refused numbers...) and the prompt renderer's
+    retried glitches off the screen during the week: the summary reports what matters.  Errors
+    still show; with ``bot -v`` everything is shown."""
     if logging.getLogger().getEffectiveLevel() < logging.WARNING:
         yield
         return
-    previous = adapters.level
-    adapters.setLevel(logging.ERROR)
+    loggers = [logging.getLogger(name) for name in ("bot.channels", "bot.speech")]
+    previous = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
     try:
         yield
     finally:
-        adapters.setLevel(previous)
+        for logger, level in zip(loggers, previous, strict=True):
+            logger.setLevel(level)
+
+
+def _relative(path: Path, folder: Path) -> str:
+    try:
+        return path.resolve().relative_to(folder.resolve()).as_posix()
+    except ValueError:
+        return str(path.resolve())
+
+
+def default_extensions(options: DemoOptions) -> list[DemoExtension]:
+    """The extensions ``bot demo`` runs with: the calls, then the console (add yours here)."""
+    return [VoiceCalls(), DemoConsole(serving=options.serve)]
+
+
+def _check_port(port: int) -> None:
+    """Fail before anything starts when the web app's port is taken (exit status 2)."""
+    from bot.sandbox.server import ServerError, bind_socket
+
+    try:
+        bind_socket("127.0.0.1", port).close()
+    except ServerError as exc:
+        raise UsageError(f"--port: {exc}; choose another port, or 0 for a free one") from None
+
+
+def wait_for_interrupt(world: World) -> None:
+    """Keep the servers up until Ctrl-C (SIGINT) or SIGTERM."""
+    stop = threading.Event()
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _reachable(db: Database) -> dict[str, Reachable]:
@@ -285,12 +442,15 @@ def _reachable(db: Database) -> dict[str, Reachable]:
                                     .order_by(Borrower.id)).all()
         sms_ok = {b for b, in session.execute(select(Consent.borrower_id).where(
             Consent.channel == "sms", Consent.granted.is_(True), Consent.opted_out_at.is_(None)))}
+        voice_ok = {b for b, in session.execute(select(Consent.borrower_id).where(
+            Consent.channel == "voice", Consent.granted.is_(True), Consent.opted_out_at.is_(None)))}
         dues: dict[str, list[date]] = {}
         for borrower_id, due in session.execute(
                 select(Loan.borrower_id, Installment.due_date).join(Installment, Installment.loan_id == Loan.id)
                 .where(Installment.amount_paid_minor < Installment.amount_due_minor)):
             dues.setdefault(borrower_id, []).append(due)
-    return {b: Reachable(b, locale, phone, bool(phone) and b in sms_ok, tuple(sorted(dues.get(b, ()))))
+    return {b: Reachable(b, locale, phone, bool(phone) and b in sms_ok, tuple(sorted(dues.get(b, ()))),
+                         voice=bool(phone) and b in voice_ok)
             for b, locale, phone in borrowers}
 
 

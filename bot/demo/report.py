@@ -19,13 +19,27 @@ from rich.table import Table
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot.db.models import Consent, ContactAttempt, InboundMessage, Loan, Payment, Promise, Task
+from bot.db.models import (
+    CallSession,
+    CallTurn,
+    Consent,
+    ContactAttempt,
+    InboundMessage,
+    Loan,
+    Payment,
+    Promise,
+    Task,
+)
 
-__all__ = ["DayStats", "collect_day", "print_days", "totals"]
+__all__ = ["DayStats", "collect_day", "notable_calls", "print_days", "totals"]
 
 #: reply intents with a column of their own; the rest are counted as "other"
 INTENT_COLUMNS = (("paid", "paid"), ("promise_to_pay", "promise"), ("opt_out", "STOP"), ("dispute", "dispute"),
                   ("hardship", "hardship"))
+#: outcomes of calls a person answered with a column of their own; the rest are "other"
+#: (a call-back asked for, hardship, no date given, the rules said no at the answer...)
+CALL_OUTCOME_COLUMNS = (("promise", "promise"), ("paid_claim", "paid"), ("dispute", "dispute"),
+                        ("opt_out", "opt-\nout"), ("wrong_party", "wrong\nparty"), ("partial", "partial"))
 
 
 @dataclass
@@ -46,6 +60,11 @@ class DayStats:
     opt_outs: Counter[str] = field(default_factory=Counter)       # by channel
     promises: Counter[str] = field(default_factory=Counter)       # made, kept, broken
     tasks: Counter[str] = field(default_factory=Counter)          # opened, by kind
+    #: calls placed that day: "placed", "person", "voicemail", "unanswered" (no answer, busy,
+    #: failed after dialling), "outcome:<kind>" of those a person answered, borrower answers
+    #: by "speech" and by "keys"
+    calls: Counter[str] = field(default_factory=Counter)
+    at_sandbox_calls: int = 0   # calls the sandbox accepted from the bot's REST calls
     extra: Counter[str] = field(default_factory=Counter)          # from extensions
 
     def sent(self, channel: str) -> int:
@@ -73,8 +92,17 @@ class DayStats:
             "opt_outs": dict(self.opt_outs),
             "promises": dict(self.promises),
             "tasks": dict(self.tasks),
+            "calls": dict(self.calls),
+            "at_sandbox_calls": self.at_sandbox_calls,
             "extra": dict(self.extra),
         }
+
+    def call_outcome(self, kind: str) -> int:
+        return self.calls[f"outcome:{kind}"]
+
+    def other_call_outcomes(self) -> int:
+        named = {f"outcome:{k}" for k, _ in CALL_OUTCOME_COLUMNS}
+        return sum(n for k, n in self.calls.items() if k.startswith("outcome:") and k not in named)
 
 
 def _grouped(session: Session, column: Any, *where: Any) -> Counter[str]:
@@ -107,7 +135,35 @@ def collect_day(session: Session, stats: DayStats, start: datetime, end: datetim
     resolved = _grouped(session, Promise.status, Promise.resolved_at >= start, Promise.resolved_at < end)
     stats.promises = Counter({"made": made, "kept": resolved["kept"], "broken": resolved["broken"]})
     stats.tasks = _grouped(session, Task.kind, Task.created_at >= start, Task.created_at < end)
+    stats.calls = _calls(session, start, end)
     return stats
+
+
+def _calls(session: Session, start: datetime, end: datetime) -> Counter[str]:
+    """The calls placed in ``[start, end)`` and how they went (see :attr:`DayStats.calls`)."""
+    C = CallSession
+    calls: Counter[str] = Counter()
+    rows = session.execute(select(C.answered_by, C.answered_at, C.outcome)
+                           .where(C.call_sid.is_not(None), C.created_at >= start, C.created_at < end)).all()
+    for answered_by, answered_at, outcome in rows:
+        calls["placed"] += 1
+        if answered_at is None:
+            calls["unanswered"] += 1
+        elif (answered_by or "").startswith("machine"):
+            calls["voicemail"] += 1
+        else:
+            calls["person"] += 1
+            calls[f"outcome:{outcome or 'none'}"] += 1
+    sources = session.execute(
+        select(CallTurn.source, func.count()).join(C, C.id == CallTurn.session_id)
+        .where(CallTurn.speaker == "borrower", C.created_at >= start, C.created_at < end)
+        .group_by(CallTurn.source)).all()
+    for source, n in sources:
+        if source == "speech":
+            calls["speech"] += int(n)
+        elif source == "dtmf":
+            calls["keys"] += int(n)
+    return calls
 
 
 def _code(last_error: str | None) -> str:
@@ -122,10 +178,10 @@ def _code(last_error: str | None) -> str:
 def totals(days: list[DayStats]) -> DayStats:
     total = DayStats(days[0].day if days else date.min)
     for d in days:
-        for name in ("planned", "dispatch", "failed", "replies", "opt_outs", "promises", "tasks", "extra"):
+        for name in ("planned", "dispatch", "failed", "replies", "opt_outs", "promises", "tasks", "calls", "extra"):
             getattr(total, name).update(getattr(d, name))
         for name in ("at_sandbox", "at_mailbox", "delivered", "undelivered", "voice_waiting", "payments", "answers",
-                     "blocked"):
+                     "blocked", "at_sandbox_calls"):
             setattr(total, name, getattr(total, name) + getattr(d, name))
     return total
 
@@ -154,8 +210,9 @@ def _fill(table: Table, days: list[DayStats], cells: Callable[[DayStats], list[s
     return table
 
 
-def print_days(console: Console, days: list[DayStats], extra_columns: list[str]) -> None:
-    """Three compact tables (they fit 80 columns): what the bot sent, what borrowers said, what followed."""
+def print_days(console: Console, days: list[DayStats], extra_columns: list[str], *, calls: bool = False) -> None:
+    """Compact tables (they fit 80 columns): what the bot sent, what borrowers said, the calls
+    (with ``calls``: the voice channel was on), what followed."""
     sent = _table("What the bot sent (UTC days; each borrower in their own local hours)",
                   ["day", "planned", "SMS\nsent", "emails\nsent", "SMS\ndelivered", "failed", "blocked",
                    "calls\nwaiting", *extra_columns])
@@ -169,6 +226,13 @@ def print_days(console: Console, days: list[DayStats], extra_columns: list[str])
     console.print(_fill(said, days, lambda d: [
         _n(sum(d.replies.values())), *(_n(d.replies[k]) for k, _ in INTENT_COLUMNS),
         _n(sum(d.replies.values()) - sum(d.replies[k] for k, _ in INTENT_COLUMNS)), _n(d.answers)]))
+
+    if calls:
+        dialled = _table("The calls (D+3, D+7): who answered, and how the calls a person took ended",
+                         ["day", "calls", "person", "voice-\nmail", *(label for _k, label in CALL_OUTCOME_COLUMNS)])
+        console.print(_fill(dialled, days, lambda d: [
+            _n(d.calls["placed"]), _n(d.calls["person"]), _n(d.calls["voicemail"]),
+            *(_n(d.call_outcome(k)) for k, _ in CALL_OUTCOME_COLUMNS)]))
 
     followed = _table("What followed",
                       ["day", "payments", "SMS\nopt-outs", "email\nopt-outs", "promises\nmade", "kept",
@@ -212,8 +276,8 @@ def notable_borrowers(session: Session, cast: Any, kinds: list[Any], *, limit: i
 def _recorded(session: Session, borrower_id: str, contacts: Counter[str]) -> str:
     A = ContactAttempt
     facts: list[str] = []
-    reached = ", ".join(f"{n} {channel}" for channel, n in sorted(contacts.items()))
-    facts.append(f"written to: {reached}")
+    reached = ", ".join(_contacts(channel, n) for channel, n in sorted(contacts.items()))
+    facts.append(f"contacted: {reached}")
     failed = session.scalars(select(A.last_error).where(A.borrower_id == borrower_id, A.status == "failed",
                                                          A.source == "planner")).all()
     for text in failed:
@@ -242,4 +306,41 @@ def _recorded(session: Session, borrower_id: str, contacts: Counter[str]) -> str
             facts.append(f"{channel} address flagged {flag}")
     for kind in session.scalars(select(Task.kind).where(Task.borrower_id == borrower_id).order_by(Task.id)):
         facts.append(f"{kind} task")
+    C = CallSession
+    for call_id, status, answered_by, answered_at, outcome in session.execute(
+            select(C.id, C.status, C.answered_by, C.answered_at, C.outcome)
+            .where(C.borrower_id == borrower_id, C.call_sid.is_not(None)).order_by(C.id)):
+        facts.append(f"call {call_id}: {_call_result(session, call_id, status, answered_by, answered_at, outcome)}")
     return "; ".join(facts)
+
+
+def _contacts(channel: str, n: int) -> str:
+    if channel == "voice":
+        return "1 call" if n == 1 else f"{n} calls"
+    return f"{n} {channel}"
+
+
+def _call_result(session: Session, call_id: int, status: str, answered_by: str | None, answered_at: Any,
+                 outcome: str | None) -> str:
+    """How a call went, in a few words: ``not answered (busy)``, ``voicemail``, ``promise (spoken)``."""
+    if answered_at is None:
+        return f"not answered ({status})"
+    if (answered_by or "").startswith("machine"):
+        return "voicemail"
+    sources = set(session.scalars(select(CallTurn.source).where(CallTurn.session_id == call_id,
+                                                                CallTurn.speaker == "borrower")))
+    how = "spoken" if "speech" in sources else "keys" if "dtmf" in sources else "silent"
+    return f"{outcome or 'no outcome'} ({how})"
+
+
+def notable_calls(session: Session, *, limit: int = 8) -> list[tuple[int, str, str, str]]:
+    """The first call of each way a call went: ``(call id, borrower id, locale, result)``; a spoken one first."""
+    C = CallSession
+    rows = session.execute(select(C.id, C.borrower_id, C.locale, C.status, C.answered_by, C.answered_at, C.outcome)
+                           .where(C.call_sid.is_not(None)).order_by(C.id)).all()
+    found: dict[str, tuple[int, str, str, str]] = {}
+    for call_id, borrower_id, locale, status, answered_by, answered_at, outcome in rows:
+        result = _call_result(session, call_id, status, answered_by, answered_at, outcome)
+        found.setdefault(result, (call_id, borrower_id, locale, result))
+    ordered = sorted(found.values(), key=lambda r: (not r[3].endswith("(spoken)"), r[0]))
+    return ordered[:limit]

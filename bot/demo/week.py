@@ -27,7 +27,13 @@ One tick (``at``):
 4. during the next ``REPLY_WINDOW`` the phones' scripted replies arrive at the
    bot's ``/twilio/sms`` (STOP, "I'll pay Friday", "this is not my loan"...);
 5. a second dispatch pass sends the bot's answers (confirmations), then
-   extensions run (voice calls, later).
+   extensions run.
+
+Calls (with the voice extension) are dialled by the same dispatch passes: the
+sandbox rings the borrower's phone, and while the clock moves on the call is
+played out, each step a signed webhook to the bot's ``/twilio/voice/*`` routes
+(the persona pressing keys, speaking a Korean clip, staying silent or hanging
+up), all on the same clock.
 """
 
 from __future__ import annotations
@@ -98,6 +104,7 @@ class Week:
         start = datetime.combine(day, time(0), UTC)
         end = start + timedelta(days=1)
         sandbox_before = self._outbound_count()
+        calls_before = len(self.world.sandbox.calls())
         mail_before = self.world.mailbox.count()
         for tick in TICKS:
             self._advance_to(datetime.combine(day, tick, UTC))
@@ -106,6 +113,7 @@ class Week:
         with self.world.db.sessions() as session:
             collect_day(session, stats, start, end)
         stats.at_sandbox = self._outbound_count() - sandbox_before
+        stats.at_sandbox_calls = len(self.world.sandbox.calls()) - calls_before
         stats.at_mailbox = self.world.mailbox.count() - mail_before
         return stats
 

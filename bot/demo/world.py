@@ -13,14 +13,17 @@
 Everything listens on 127.0.0.1 and nothing leaves the machine.  Settings are the
 user's, with everything that points outward replaced (database, Twilio account and
 API URL, SMTP server, public URL), so a configured production Twilio account is
-never used by the demo.
+never used by the demo.  Call audio (the bot's rendered prompts, the borrowers'
+recordings) goes to ``DIR/media``; the console's cookies work over plain HTTP
+(``console_secure_cookies=false``: the web app listens on 127.0.0.1 only).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
+import shutil
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -54,6 +57,8 @@ def demo_settings(config_file: str | None, database_url: str, **overrides: Any) 
         # Provider rate limits are for real carriers; on a fixed clock they would
         # spread a day's texts over simulated seconds the demo does not step through.
         "rate_limits_enabled": False,
+        # The console is served over plain HTTP on 127.0.0.1 (never do this in production).
+        "console_secure_cookies": False,
     }
     values.update(overrides)
     return load_settings(config_file, **values)
@@ -66,17 +71,24 @@ class World:
     directory: Path
     start: datetime
     config_file: str | None = None
+    #: the port of the bot's web app (0: a free one)
+    web_port: int = 0
     clock: FixedClock = field(init=False)
     db: Database = field(init=False)
     settings: Settings = field(init=False)
     sandbox: Sandbox = field(init=False)
     sandbox_server: SandboxServer = field(init=False)
     web: ThreadedServer = field(init=False)
+    app: Any = field(init=False)
     mailbox: Mailbox = field(init=False)
     loop: asyncio.Runner = field(init=False)
     #: the channels the dispatcher drives; the voice extension adds "voice" in its setup
     channel_names: tuple[str, ...] = ("sms", "email")
     channels: dict[str, Any] = field(init=False, default_factory=dict)
+    #: the Korean answer clips (name -> WAV), when the voice extension made them
+    clips: dict[str, Path] | None = None
+    #: prints one step of the demo's progress (stderr); extensions announce their set-up with it
+    progress: Callable[[str], None] = field(default=lambda text: None, repr=False)
     _stack: contextlib.ExitStack = field(init=False, default_factory=contextlib.ExitStack)
 
     @property
@@ -86,6 +98,16 @@ class World:
     @property
     def database_url(self) -> str:
         return f"sqlite:///{self.db_path}"
+
+    @property
+    def media_dir(self) -> Path:
+        """Call audio: ``prompts/`` (the bot's rendered prompts, a cache kept between runs) and
+        ``recordings/`` (what the borrowers said, recreated)."""
+        return self.directory / "media"
+
+    def on_close(self, callback: Callable[[], object]) -> None:
+        """Run ``callback`` when the world stops (before the servers started until then stop)."""
+        self._stack.callback(callback)
 
     def open_database(self) -> Database:
         """A fresh SQLite database at the current schema (an earlier demo's is removed)."""
@@ -99,6 +121,9 @@ class World:
             for pattern in ("*-payments.csv*", "*-installments.csv*"):
                 for old in feed.glob(pattern):
                     old.unlink()
+        recordings = self.media_dir / "recordings"
+        if recordings.is_dir():  # an earlier run's recordings, named by call sessions that are gone
+            shutil.rmtree(recordings)
         self.db = Database(self.database_url)
         self._stack.callback(self.db.dispose)
         upgrade(self.db.engine)
@@ -122,14 +147,15 @@ class World:
         self.sandbox = sandbox
         self.sandbox_server = stack.enter_context(SandboxServer(sandbox))
         base = demo_settings(self.config_file, self.database_url, smtp_port=self.mailbox.port,
-                             twilio_api_base_url=self.sandbox_server.base_url)
+                             twilio_api_base_url=self.sandbox_server.base_url, media_dir=self.media_dir)
         app = create_app(base, self.db, self.clock)
-        self.web = stack.enter_context(ThreadedServer(app, health_path="/healthz"))
+        self.app = app
+        self.web = stack.enter_context(ThreadedServer(app, port=self.web_port, health_path="/healthz"))
         # The public URL is known once the server has its port: Twilio (here the
         # sandbox) signs every webhook for it, and the bot checks against it.
         self.settings = demo_settings(self.config_file, self.database_url, smtp_port=self.mailbox.port,
                                       twilio_api_base_url=self.sandbox_server.base_url,
-                                      public_base_url=self.web.base_url)
+                                      public_base_url=self.web.base_url, media_dir=self.media_dir)
         app.state.bot = WebContext(settings=self.settings, db=self.db, clock=self.clock)
         sandbox.add_number(DEMO_NUMBER, sms_url=self.web.url("/twilio/sms"))
         # One event loop for every dispatch pass of the run.
