@@ -32,6 +32,7 @@ COMMAND_TABLE: dict[str, tuple[str, str, str]] = {
     "attempts": ("bot.cli.attempts_cmd", "attempts_cmd", "List contact attempts that need a person (unknown, ...)."),
     "call": ("bot.cli.call_cmd", "call_cmd", "Place one scripted call to a borrower now (checked by the rules)."),
     "intent": ("bot.cli.intent_cmd", "intent_cmd", "Classify a borrower's reply (intent and promise date)."),
+    "transcribe": ("bot.cli.transcribe_cmd", "transcribe_cmd", "Recognise a recorded answer (WAV) and classify it."),
     "sandbox": ("bot.cli.sandbox_cmd", "sandbox", "Run the local Twilio-compatible sandbox server."),
     "demo": ("bot.cli.demo_cmd", "demo_cmd", "Run the demo on a local SQLite database."),
     "user": ("bot.cli.user_cmd", "user_group", "Console users: add, list, disable, enable, unlock."),
