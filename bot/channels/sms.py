@@ -37,6 +37,7 @@ import base64
 import hashlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -58,6 +59,7 @@ __all__ = [
     "PERMANENT_CODES",
     "TRANSIENT_CODES",
     "SmsChannel",
+    "TwilioAdapter",
     "TwilioPermanentError",
     "TwilioTransientError",
     "classify_twilio_error",
@@ -128,20 +130,27 @@ class TwilioPermanentError(PermanentDeliveryError):
         self.outcome_unknown = False
 
 
-def classify_twilio_error(exc: TwilioRestException) -> TwilioTransientError | TwilioPermanentError:
+def classify_twilio_error(
+    exc: TwilioRestException,
+    *,
+    transient: Mapping[int, str] = TRANSIENT_CODES,
+    permanent: Mapping[int, tuple[str, str | None]] = PERMANENT_CODES,
+) -> TwilioTransientError | TwilioPermanentError:
     """Map a Twilio REST error to our exception (table in docs/channels.md).
 
-    Known codes first; otherwise HTTP 429 and 5xx are transient, other 4xx
-    permanent.  The message has the code, our title and the HTTP status only.
+    Known codes first (``transient`` and ``permanent``: this module's Messages
+    tables unless a resource passes its own, as calls do); otherwise HTTP 429
+    and 5xx are transient, other 4xx permanent.  The message has the code, our
+    title and the HTTP status only.
     """
     status = int(exc.status) if exc.status is not None else None
     code = int(exc.code) if isinstance(exc.code, int) or (isinstance(exc.code, str) and exc.code.isdigit()) else None
-    if code in PERMANENT_CODES:
-        title, effect = PERMANENT_CODES[code]
+    if code in permanent:
+        title, effect = permanent[code]
         return TwilioPermanentError(f"Twilio error {code}: {title} (HTTP {status})", code=code, status=status,
                                     effect=effect)
-    if code in TRANSIENT_CODES:
-        return TwilioTransientError(f"Twilio error {code}: {TRANSIENT_CODES[code]} (HTTP {status})", code=code,
+    if code in transient:
+        return TwilioTransientError(f"Twilio error {code}: {transient[code]} (HTTP {status})", code=code,
                                     status=status)
     label = code if code is not None else status
     if status is not None and (status == 429 or status >= 500):
@@ -217,21 +226,24 @@ class _Masked:
         return mask_phone(self.number)
 
 
-class SmsChannel(Channel):
-    """Sends SMS through Twilio (or the local sandbox at ``twilio_api_base_url``).
-
-    ``client``: a ready ``twilio.rest.Client`` (tests, custom HTTP); default: one
-    built from the settings with an async HTTP client.  ``concurrency`` bounds the
-    requests in flight (connections, or threads for a synchronous client).  One
-    adapter serves one event loop: call :meth:`aclose` when the loop is done.
+class TwilioAdapter(Channel):
+    """What the SMS and voice adapters share: the twilio client on our aiohttp
+    transport (or a given client), the sender chosen per recipient, and requests
+    to one REST resource (``resource``: ``messages`` or ``calls``) within the
+    concurrency bound.  One adapter serves one event loop: call :meth:`aclose`
+    when the loop is done.
     """
 
-    name: ClassVar[ChannelName] = ChannelName.SMS
+    resource: ClassVar[str]
+    default_concurrency: ClassVar[int] = DEFAULT_CONCURRENCY
+    #: the configuration error when no sender number is configured
+    numbers_needed: ClassVar[str]
 
     def __init__(self, settings: Settings, client: Client | None = None, *,
-                 concurrency: int = DEFAULT_CONCURRENCY, timeout: float = DEFAULT_TIMEOUT) -> None:
+                 concurrency: int | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
         if not settings.twilio_from_numbers:
-            raise ConfigError("BOT_TWILIO_FROM_NUMBERS: at least one sender number is needed to send SMS")
+            raise ConfigError(self.numbers_needed)
+        concurrency = self.default_concurrency if concurrency is None else concurrency
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.settings = settings
@@ -248,7 +260,8 @@ class SmsChannel(Channel):
     # --- sender ---------------------------------------------------------------------
 
     def sender_for(self, to: str) -> str:
-        """The default sender for a recipient: stable per recipient across runs and processes."""
+        """The default sender for a recipient: stable per recipient across runs and processes
+        (a borrower always sees the same number, and a call-back reaches the same line)."""
         if len(self.numbers) == 1:
             return self.numbers[0]
         digest = hashlib.sha256(to.encode("utf-8")).digest()
@@ -262,7 +275,8 @@ class SmsChannel(Channel):
             self._loop = loop
             self._slots = asyncio.Semaphore(self.concurrency)
         elif self._loop is not loop:
-            raise RuntimeError("SmsChannel is bound to another event loop; call aclose() in that loop first")
+            raise RuntimeError(f"{type(self).__name__} is bound to another event loop; "
+                               "call aclose() in that loop first")
         return loop
 
     def _client_for_loop(self) -> Client:
@@ -280,19 +294,45 @@ class SmsChannel(Channel):
         self._client = client
         return client
 
-    def _is_async(self, client: Client) -> bool:
-        return bool(getattr(client.http_client, "is_async", False))
-
-    async def _call(self, client: Client, method: str, **kwargs: Any) -> Any:
-        """``client.messages.<method>`` (or its ``_async`` twin), within the concurrency bound."""
+    async def _call(self, client: Client, op: str, /, **kwargs: Any) -> Any:
+        """``client.<resource>.<op>`` (or its ``_async`` twin), within the concurrency bound.
+        ``op`` is positional-only: ``calls.create`` has a ``method`` argument of its own."""
         assert self._slots is not None
+        resource = getattr(client, self.resource)
         async with self._slots:
-            if self._is_async(client):
-                return await getattr(client.messages, f"{method}_async")(**kwargs)
+            if getattr(client.http_client, "is_async", False):
+                return await getattr(resource, f"{op}_async")(**kwargs)
             if self._executor is None:
-                self._executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="sms-send")
+                self._executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"{self.name.value}-send")
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, lambda: getattr(client.messages, method)(**kwargs))
+            return await loop.run_in_executor(self._executor, lambda: getattr(resource, op)(**kwargs))
+
+    async def aclose(self) -> None:
+        """Close our HTTP session and thread pool; the adapter can then serve another loop."""
+        if self._http is not None:
+            await self._http.session.close()
+        if self._owns_client:
+            self._client = None
+        self._http = None
+        self._loop = None
+        self._slots = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+
+class SmsChannel(TwilioAdapter):
+    """Sends SMS through Twilio (or the local sandbox at ``twilio_api_base_url``).
+
+    ``client``: a ready ``twilio.rest.Client`` (tests, custom HTTP); default: one
+    built from the settings with an async HTTP client.  ``concurrency`` bounds the
+    requests in flight (connections, or threads for a synchronous client).  One
+    adapter serves one event loop: call :meth:`aclose` when the loop is done.
+    """
+
+    name: ClassVar[ChannelName] = ChannelName.SMS
+    resource = "messages"
+    numbers_needed = "BOT_TWILIO_FROM_NUMBERS: at least one sender number is needed to send SMS"
 
     # --- sending ---------------------------------------------------------------------
 
@@ -356,20 +396,6 @@ class SmsChannel(Channel):
                 return SendResult(provider_id=item.sid, status=str(item.status),
                                   segments=_int_or_none(item.num_segments))
         return None
-
-    async def aclose(self) -> None:
-        """Close our HTTP session and thread pool; the adapter can then serve another loop."""
-        if self._http is not None:
-            await self._http.session.close()
-        if self._owns_client:
-            self._client = None
-        self._http = None
-        self._loop = None
-        self._slots = None
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-            self._executor = None
-
 
 def _int_or_none(value: object) -> int | None:
     try:

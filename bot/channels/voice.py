@@ -11,7 +11,7 @@ the call with the official ``twilio`` client::
 
 The caller id is the message's ``from_`` or one of ``twilio_from_numbers``
 chosen by a hash of the recipient (a borrower always sees the same number, and
-a call-back reaches the same line).  The HTTP transport is the SMS adapter's
+a call-back reaches the same line).  The client, transport and error classifier are the SMS adapter's
 (an aiohttp session of ours, bounded by ``concurrency``).
 
 Errors are classified like SMS (:data:`TRANSIENT_CODES`, :data:`PERMANENT_CODES`):
@@ -27,30 +27,23 @@ Logs carry the attempt id, the masked number, the call SID and codes only.
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, ClassVar
 
-import aiohttp
 from twilio.base.exceptions import TwilioException, TwilioRestException
-from twilio.rest import Client
 
-from bot.channels.base import ApprovedMessage, Channel, SendResult
+from bot.channels.base import ApprovedMessage, SendResult
 from bot.channels.sms import (
     _NETWORK_ERRORS,
-    CONNECT_TIMEOUT,
-    DEFAULT_TIMEOUT,
+    TwilioAdapter,
     TwilioPermanentError,
     TwilioTransientError,
-    _AioHttpClient,
     _network_error,
+    classify_twilio_error,
 )
-from bot.config import Settings
 from bot.domain import Channel as ChannelName
-from bot.errors import ConfigError, PermanentDeliveryError
+from bot.errors import PermanentDeliveryError
 from bot.privacy import mask_phone
 from bot.voice.urls import answer_url, status_url
 
@@ -94,26 +87,12 @@ PERMANENT_CODES: dict[int, tuple[str, str | None]] = {
 
 
 def classify_call_error(exc: TwilioRestException) -> TwilioTransientError | TwilioPermanentError:
-    """Map a Twilio REST error of ``calls.create`` to our exception (table in docs/voice.md).
-
-    Known codes first; otherwise HTTP 429 and 5xx are transient, other 4xx permanent.
-    """
-    status = int(exc.status) if exc.status is not None else None
-    code = int(exc.code) if isinstance(exc.code, int) or (isinstance(exc.code, str) and exc.code.isdigit()) else None
-    if code in PERMANENT_CODES:
-        title, effect = PERMANENT_CODES[code]
-        return TwilioPermanentError(f"Twilio error {code}: {title} (HTTP {status})", code=code, status=status,
-                                    effect=effect)
-    if code in TRANSIENT_CODES:
-        return TwilioTransientError(f"Twilio error {code}: {TRANSIENT_CODES[code]} (HTTP {status})", code=code,
-                                    status=status)
-    label = code if code is not None else status
-    if status is not None and (status == 429 or status >= 500):
-        return TwilioTransientError(f"Twilio error {label} (HTTP {status})", code=label, status=status)
-    return TwilioPermanentError(f"Twilio error {label} (HTTP {status})", code=label, status=status)
+    """Map a Twilio REST error of ``calls.create`` to our exception (table in docs/voice.md):
+    the SMS classifier with the Calls code tables."""
+    return classify_twilio_error(exc, transient=TRANSIENT_CODES, permanent=PERMANENT_CODES)
 
 
-class VoiceChannel(Channel):
+class VoiceChannel(TwilioAdapter):
     """Places calls through Twilio (or the local sandbox at ``twilio_api_base_url``).
 
     ``client``: a ready ``twilio.rest.Client`` (tests); default: one built from the
@@ -122,65 +101,9 @@ class VoiceChannel(Channel):
     """
 
     name: ClassVar[ChannelName] = ChannelName.VOICE
-
-    def __init__(self, settings: Settings, client: Client | None = None, *,
-                 concurrency: int = DEFAULT_CONCURRENCY, timeout: float = DEFAULT_TIMEOUT) -> None:
-        if not settings.twilio_from_numbers:
-            raise ConfigError("BOT_TWILIO_FROM_NUMBERS: at least one caller id is needed to place calls")
-        if concurrency < 1:
-            raise ValueError("concurrency must be at least 1")
-        self.settings = settings
-        self.numbers = tuple(settings.twilio_from_numbers)
-        self.concurrency = concurrency
-        self.timeout = timeout
-        self._client = client
-        self._owns_client = client is None
-        self._http: _AioHttpClient | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._executor: ThreadPoolExecutor | None = None
-        self._slots: asyncio.Semaphore | None = None
-
-    def sender_for(self, to: str) -> str:
-        """The caller id for a recipient: stable per recipient across runs and processes."""
-        if len(self.numbers) == 1:
-            return self.numbers[0]
-        digest = hashlib.sha256(to.encode("utf-8")).digest()
-        return self.numbers[int.from_bytes(digest[:8], "big") % len(self.numbers)]
-
-    # --- clients ---------------------------------------------------------------------
-
-    def _bind_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        if self._loop is None:
-            self._loop = loop
-            self._slots = asyncio.Semaphore(self.concurrency)
-        elif self._loop is not loop:
-            raise RuntimeError("VoiceChannel is bound to another event loop; call aclose() in that loop first")
-
-    def _client_for_loop(self) -> Client:
-        if self._client is not None:
-            return self._client
-        http = _AioHttpClient(aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=self.concurrency),
-            timeout=aiohttp.ClientTimeout(total=self.timeout, connect=CONNECT_TIMEOUT),
-        ))
-        client = Client(self.settings.twilio_account_sid, self.settings.twilio_auth_token, http_client=http)
-        if self.settings.twilio_api_base_url:
-            client.api.base_url = self.settings.twilio_api_base_url.rstrip("/")
-        self._http = http
-        self._client = client
-        return client
-
-    async def _call(self, client: Client, op: str, **kwargs: Any) -> Any:
-        """``client.calls.<op>`` (or its ``_async`` twin), within the concurrency bound."""
-        assert self._slots is not None
-        async with self._slots:
-            if getattr(client.http_client, "is_async", False):
-                return await getattr(client.calls, f"{op}_async")(**kwargs)
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="voice-send")
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, lambda: getattr(client.calls, op)(**kwargs))
+    resource = "calls"
+    default_concurrency = DEFAULT_CONCURRENCY
+    numbers_needed = "BOT_TWILIO_FROM_NUMBERS: at least one caller id is needed to place calls"
 
     # --- placing a call ------------------------------------------------------------------
 
@@ -242,15 +165,3 @@ class VoiceChannel(Channel):
         except _NETWORK_ERRORS as exc:
             raise _network_error(exc) from None
         return [c for c in found if c.sid not in exclude and (c.date_created is None or c.date_created >= since)]
-
-    async def aclose(self) -> None:
-        if self._http is not None:
-            await self._http.session.close()
-        if self._owns_client:
-            self._client = None
-        self._http = None
-        self._loop = None
-        self._slots = None
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-            self._executor = None
