@@ -32,14 +32,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
 from bot.errors import ConfigError
 from bot.rendering import Renderer, TemplateProblem, babel_locale
 from bot.scripts import ScriptError, validate_all
+from bot.scripts.yamlmarks import Lines, read_yaml
+from bot.scripts.yamlmarks import dotted as dotted_path
 
 __all__ = [
     "DEFAULT_POLICY_FILE",
@@ -235,81 +236,18 @@ class _PolicyFile(_Strict):
     experiment: _Experiment | None = None
 
 
-# --- YAML with line numbers -------------------------------------------------------
+# --- YAML with line numbers (bot.scripts.yamlmarks) --------------------------------
 
 Path_ = tuple[str | int, ...]
 
 
-class _Lines:
-    """YAML line (1-based) of every key and list item, by its path in the document."""
-
-    def __init__(self, file: str) -> None:
-        self.file = file
-        self.lines: dict[Path_, int] = {(): 1}
-
-    def at(self, path: Iterable[str | int]) -> int:
-        path = tuple(path)
-        while path not in self.lines:
-            path = path[:-1]
-        return self.lines[path]
-
-    def where(self, path: Iterable[str | int]) -> str:
-        return f"{self.file}:{self.at(path)}"
-
-
-def _read_yaml(text: str, lines: _Lines, problems: list[str]) -> Any:
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 1
-        problems.append(f"{lines.file}:{line}: YAML syntax error: {exc.problem or exc}")
-        return None
-    except yaml.YAMLError as exc:  # pragma: no cover - marks are always present in practice
-        problems.append(f"{lines.file}:1: YAML error: {exc}")
-        return None
-    if node is None:
-        problems.append(f"{lines.file}:1: the policy file is empty")
-        return None
-    constructor = yaml.SafeLoader("")
-    return _construct(node, (), lines, problems, constructor)
-
-
-def _construct(node: yaml.Node, path: Path_, lines: _Lines, problems: list[str], ctor: yaml.SafeLoader) -> Any:
-    if isinstance(node, yaml.MappingNode):
-        out: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            key = ctor.construct_object(key_node, deep=True) if isinstance(key_node, yaml.ScalarNode) else None
-            line = key_node.start_mark.line + 1
-            if not isinstance(key, str):
-                problems.append(f"{lines.file}:{line}: keys must be plain words")
-                continue
-            if key in out:
-                problems.append(f"{lines.file}:{line}: duplicate key '{key}' (first at line {lines.at((*path, key))})")
-                continue
-            lines.lines[(*path, key)] = line
-            out[key] = _construct(value_node, (*path, key), lines, problems, ctor)
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        items = []
-        for index, item in enumerate(node.value):
-            lines.lines[(*path, index)] = item.start_mark.line + 1
-            items.append(_construct(item, (*path, index), lines, problems, ctor))
-        return items
-    try:
-        return ctor.construct_object(node, deep=True)
-    except yaml.YAMLError as exc:
-        problems.append(f"{lines.file}:{node.start_mark.line + 1}: {exc}")
-        return None
-
-
-def _pydantic_problems(exc: ValidationError, lines: _Lines) -> list[str]:
+def _pydantic_problems(exc: ValidationError, lines: Lines) -> list[str]:
     out = []
     for err in exc.errors(include_url=False):
         loc = tuple(p for p in err["loc"] if isinstance(p, (str, int)))
         # A missing key has no line of its own: point at the mapping that lacks it.
         where = lines.where(loc[:-1] if err["type"] == "missing" else loc)
-        dotted = _dotted(loc)
+        dotted = dotted_path(loc, root="policy")
         if err["type"] == "missing":
             message = f"{dotted}: missing key"
         elif err["type"] == "extra_forbidden":
@@ -320,13 +258,6 @@ def _pydantic_problems(exc: ValidationError, lines: _Lines) -> list[str]:
             message = f"{dotted}: {err['msg']}"
         out.append(f"{where}: {message}")
     return out
-
-
-def _dotted(loc: Iterable[str | int]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
-    return text or "policy"
 
 
 # --- loading -----------------------------------------------------------------------
@@ -353,8 +284,8 @@ def load_policy(
         raise PolicyError([f"{name}: cannot be read ({type(exc).__name__})"]) from None
 
     problems: list[str] = []
-    lines = _Lines(name)
-    data = _read_yaml(text, lines, problems)
+    lines = Lines(name)
+    data = read_yaml(text, lines, problems, what="policy file", text_keys=False)
     if problems:
         raise PolicyError(problems)
     if not isinstance(data, dict):
@@ -377,7 +308,7 @@ def load_policy(
 class _Builder:
     """Semantic checks and conversion of the parsed file into a :class:`Policy`."""
 
-    def __init__(self, lines: _Lines, renderer: Renderer, scripts_dir: Path, problems: list[str]) -> None:
+    def __init__(self, lines: Lines, renderer: Renderer, scripts_dir: Path, problems: list[str]) -> None:
         self.lines = lines
         self.renderer = renderer
         self.scripts_dir = scripts_dir

@@ -1,12 +1,12 @@
 """YAML with a line number for every key and list item, and pydantic errors mapped to them.
 
-A small sibling of the helper inside :mod:`bot.policy` (kept separate so that the
-script loader does not depend on the policy module, which itself loads scripts).
-Two differences matter for scripts:
+Shared by the voice-script loader and :mod:`bot.policy` (which imports it from
+here, so the script loader never depends on the policy module).
 
-* mapping keys keep the text the author wrote: ``1: affirm`` gives the key ``"1"``
-  and ``05`` stays ``"05"`` (not the integer 5), and ``on:`` stays ``"on"`` (YAML 1.1
-  would read it as ``True``);
+* ``text_keys=True`` (scripts): mapping keys keep the text the author wrote:
+  ``1: affirm`` gives the key ``"1"`` and ``05`` stays ``"05"`` (not the integer 5),
+  and ``on:`` stays ``"on"`` (YAML 1.1 would read it as ``True``);
+  ``text_keys=False`` (the policy): keys are read as YAML values and must be strings;
 * duplicate keys are errors, not "last one wins".
 """
 
@@ -40,7 +40,7 @@ class Lines:
         return f"{self.file}:{self.at(path)}"
 
 
-def read_yaml(text: str, lines: Lines, problems: list[str], *, what: str = "file") -> Any:
+def read_yaml(text: str, lines: Lines, problems: list[str], *, what: str = "file", text_keys: bool = True) -> Any:
     """Parse ``text``; syntax errors, duplicate and non-scalar keys go to ``problems``."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -55,29 +55,41 @@ def read_yaml(text: str, lines: Lines, problems: list[str], *, what: str = "file
     if node is None:
         problems.append(f"{lines.file}:1: the {what} is empty")
         return None
-    return _construct(node, (), lines, problems, yaml.SafeLoader(""))
+    return _construct(node, (), lines, problems, yaml.SafeLoader(""), text_keys)
 
 
-def _construct(node: yaml.Node, path: PathKey, lines: Lines, problems: list[str], ctor: yaml.SafeLoader) -> Any:
+def _key(key_node: yaml.Node, ctor: yaml.SafeLoader, text_keys: bool) -> str | None:
+    """The key of a mapping entry, or None when it is not one a file may use."""
+    if not isinstance(key_node, yaml.ScalarNode):
+        return None
+    if text_keys:
+        return None if key_node.tag == "tag:yaml.org,2002:merge" else str(key_node.value)
+    key = ctor.construct_object(key_node, deep=True)
+    return key if isinstance(key, str) else None
+
+
+def _construct(node: yaml.Node, path: PathKey, lines: Lines, problems: list[str], ctor: yaml.SafeLoader,
+               text_keys: bool) -> Any:
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
             line = key_node.start_mark.line + 1
-            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
-                problems.append(f"{lines.file}:{line}: keys must be plain words or numbers")
+            key = _key(key_node, ctor, text_keys)
+            if key is None:
+                problems.append(f"{lines.file}:{line}: keys must be plain words"
+                                + (" or numbers" if text_keys else ""))
                 continue
-            key = str(key_node.value)
             if key in out:
                 problems.append(f"{lines.file}:{line}: duplicate key '{key}' (first at line {lines.at((*path, key))})")
                 continue
             lines.lines[(*path, key)] = line
-            out[key] = _construct(value_node, (*path, key), lines, problems, ctor)
+            out[key] = _construct(value_node, (*path, key), lines, problems, ctor, text_keys)
         return out
     if isinstance(node, yaml.SequenceNode):
         items = []
         for index, item in enumerate(node.value):
             lines.lines[(*path, index)] = item.start_mark.line + 1
-            items.append(_construct(item, (*path, index), lines, problems, ctor))
+            items.append(_construct(item, (*path, index), lines, problems, ctor, text_keys))
         return items
     try:
         return ctor.construct_object(node, deep=True)
