@@ -17,7 +17,8 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from fastapi import APIRouter
 from starlette.datastructures import ImmutableMultiDict
@@ -37,6 +38,7 @@ _CALL_SID_RE = re.compile(r"^CA[0-9a-fA-F]{32}$")
 _RECORDING_SID_RE = re.compile(r"^[A-Za-z0-9]{2,64}$")
 TWIML_TYPE = "application/xml"
 _service_lock = threading.Lock()
+T = TypeVar("T")
 
 
 def service_for(request: Request) -> CallService:
@@ -80,98 +82,89 @@ def _call_sid(form: ImmutableMultiDict[str, str]) -> str | None:
     return sid if sid and _CALL_SID_RE.match(sid) else None
 
 
-async def _signed(request: Request) -> tuple[ImmutableMultiDict[str, str] | None, Response | None]:
+class _Refused(Exception):
+    """A webhook refused before the service sees it: the response to send."""
+
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+
+async def _call_webhook(request: Request) -> tuple[ImmutableMultiDict[str, str], int, str]:
+    """What every voice route checks first: the signature (403), then ``attempt`` and
+    ``CallSid`` (400).  Returns (form, attempt id, call SID) or raises :class:`_Refused`."""
     ctx = web_context(request)
     try:
-        return await read_signed_form(request, ctx.settings), None
+        form = await read_signed_form(request, ctx.settings)
     except WebhookRejected as exc:
         log.warning("voice webhook %s refused: %s", request.url.path, exc.message)
-        return None, _refuse(exc.status, exc.message)
+        raise _Refused(_refuse(exc.status, exc.message)) from None
+    attempt_id = _attempt(request)
+    if attempt_id is None:
+        raise _Refused(_refuse(400, "attempt must be a positive integer"))
+    sid = _call_sid(form)
+    if sid is None:
+        raise _Refused(_refuse(400, "CallSid is missing or malformed"))
+    return form, attempt_id, sid
+
+
+async def _serve(what: str, sid: str, work: Awaitable[T]) -> T:
+    """Run the call service's ``work``; its refusals become 400, anything else 500
+    (logged by kind only: database errors carry parameters)."""
+    try:
+        return await work
+    except (UnknownCall, CallMismatch) as exc:
+        log.warning("voice %s %s refused: %s", what, sid, exc)
+        raise _Refused(_refuse(400, str(exc))) from None
+    except Exception as exc:
+        log.error("voice %s %s failed (%s)", what, sid, type(exc).__name__)
+        raise _Refused(_refuse(500, "internal error")) from None
 
 
 @router.post("/answer")
 async def voice_answer(request: Request) -> Response:
     """The call was answered: the script's first step (or the voicemail, or a polite end)."""
-    form, refused = await _signed(request)
-    if refused is not None:
-        return refused
-    assert form is not None
-    attempt_id = _attempt(request)
-    if attempt_id is None:
-        return _refuse(400, "attempt must be a positive integer")
-    sid = _call_sid(form)
-    if sid is None:
-        return _refuse(400, "CallSid is missing or malformed")
     try:
-        twiml = await service_for(request).answer(attempt_id, form)
-    except (UnknownCall, CallMismatch) as exc:
-        log.warning("voice answer %s refused: %s", sid, exc)
-        return _refuse(400, str(exc))
-    except Exception as exc:  # the kind only: database errors carry parameters
-        log.error("voice answer %s failed (%s)", sid, type(exc).__name__)
-        return _refuse(500, "internal error")
+        form, attempt_id, sid = await _call_webhook(request)
+        twiml = await _serve("answer", sid, service_for(request).answer(attempt_id, form))
+    except _Refused as refused:
+        return refused.response
     return Response(twiml, media_type=TWIML_TYPE)
 
 
 @router.post("/input")
 async def voice_input(request: Request) -> Response:
     """The answer to one prompt: ``Digits``, a recording (``RecordingUrl``) or silence (``silence=1``)."""
-    form, refused = await _signed(request)
-    if refused is not None:
-        return refused
-    assert form is not None
-    attempt_id = _attempt(request)
-    if attempt_id is None:
-        return _refuse(400, "attempt must be a positive integer")
-    raw_turn = request.query_params.get("turn", "")
-    if not raw_turn.isdigit() or not 0 < int(raw_turn) < 10_000:
-        return _refuse(400, "turn must be a positive integer")
-    sid = _call_sid(form)
-    if sid is None:
-        return _refuse(400, "CallSid is missing or malformed")
-    recording_sid = form.get("RecordingSid")
-    if form.get("RecordingUrl") and (not recording_sid or not _RECORDING_SID_RE.match(recording_sid)):
-        return _refuse(400, "RecordingSid is missing or malformed")
-    digits = form.get("Digits") or ""
-    if len(digits) > 32 or (digits != "hangup" and any(ch not in "0123456789*#" for ch in digits)):
-        return _refuse(400, "Digits is malformed")
-    silence = request.query_params.get("silence") == "1"
     try:
-        twiml = await service_for(request).input(attempt_id, int(raw_turn), form, silence=silence)
-    except (UnknownCall, CallMismatch) as exc:
-        log.warning("voice input %s refused: %s", sid, exc)
-        return _refuse(400, str(exc))
-    except Exception as exc:
-        log.error("voice input %s failed (%s)", sid, type(exc).__name__)
-        return _refuse(500, "internal error")
+        form, attempt_id, sid = await _call_webhook(request)
+        raw_turn = request.query_params.get("turn", "")
+        if not raw_turn.isdigit() or not 0 < int(raw_turn) < 10_000:
+            return _refuse(400, "turn must be a positive integer")
+        recording_sid = form.get("RecordingSid")
+        if form.get("RecordingUrl") and (not recording_sid or not _RECORDING_SID_RE.match(recording_sid)):
+            return _refuse(400, "RecordingSid is missing or malformed")
+        digits = form.get("Digits") or ""
+        if len(digits) > 32 or (digits != "hangup" and any(ch not in "0123456789*#" for ch in digits)):
+            return _refuse(400, "Digits is malformed")
+        silence = request.query_params.get("silence") == "1"
+        twiml = await _serve("input", sid, service_for(request).input(attempt_id, int(raw_turn), form,
+                                                                       silence=silence))
+    except _Refused as refused:
+        return refused.response
     return Response(twiml, media_type=TWIML_TYPE)
 
 
 @router.post("/status")
 async def voice_status(request: Request) -> Response:
     """A call progress callback (initiated, ringing, answered, completed and the other final statuses)."""
-    form, refused = await _signed(request)
-    if refused is not None:
-        return refused
-    assert form is not None
-    attempt_id = _attempt(request)
-    if attempt_id is None:
-        return _refuse(400, "attempt must be a positive integer")
-    sid = _call_sid(form)
-    if sid is None:
-        return _refuse(400, "CallSid is missing or malformed")
-    if not form.get("CallStatus"):
-        return _refuse(400, "missing parameter(s): CallStatus")
-    duration = form.get("CallDuration")
-    if duration and not duration.isdigit():
-        return _refuse(400, "CallDuration is not a number")
     try:
-        applied = await service_for(request).status(attempt_id, form)
-    except (UnknownCall, CallMismatch) as exc:
-        log.warning("voice status %s refused: %s", sid, exc)
-        return _refuse(400, str(exc))
-    except Exception as exc:
-        log.error("voice status %s failed (%s)", sid, type(exc).__name__)
-        return _refuse(500, "internal error")
+        form, attempt_id, sid = await _call_webhook(request)
+        if not form.get("CallStatus"):
+            return _refuse(400, "missing parameter(s): CallStatus")
+        duration = form.get("CallDuration")
+        if duration and not duration.isdigit():
+            return _refuse(400, "CallDuration is not a number")
+        applied = await _serve("status", sid, service_for(request).status(attempt_id, form))
+    except _Refused as refused:
+        return refused.response
     log.debug("voice status %s for attempt %s: %s", sid, attempt_id, "applied" if applied else "ignored")
     return Response(status_code=204)
