@@ -553,3 +553,65 @@ def test_cli_usage_errors_exit_2(run_bot, args: list[str], message: str) -> None
     assert result.exit_code == 2
     assert message in result.stderr
     assert "Jane" not in result.output and "5551234" not in result.output
+
+
+# --- spoken replies as speech recognisers write them (bot.speech) ---------------------------------
+# Vosk writes words separated by spaces, without punctuation; the Korean model's words are
+# segmented ("전화하 지 마세요"), numbers are words ("십오 일"), and English numbers are spelt out.
+
+
+@pytest.mark.parametrize(
+    ("text", "context", "intent", "promise"),
+    [
+        ("네 그래요", "yes_no", Intent.AFFIRM, None),
+        ("네 본인 입니다", "yes_no", Intent.AFFIRM, None),
+        ("아님 니다", "yes_no", Intent.DENY, None),
+        ("아닌데 요", "yes_no", Intent.DENY, None),
+        ("본인 아닌데 요", "yes_no", Intent.WRONG_NUMBER, None),
+        ("저 는 그 사람 몰라요", "yes_no", Intent.WRONG_NUMBER, None),
+        ("잘못 거 셨어요", "voice", Intent.WRONG_NUMBER, None),
+        ("전화하 지 마세요", "voice", Intent.OPT_OUT, None),
+        ("전화 그만하 세요", "yes_no", Intent.OPT_OUT, None),
+        ("대출 이 아니 에 요", "voice", Intent.DISPUTE, None),
+        ("저 는 대출 받은 적 없어요", "voice", Intent.DISPUTE, None),
+        ("이 미 냈어요", "voice", Intent.PAID, None),
+        ("다 갚았 어요", "voice", Intent.PAID, None),
+        ("실직 했어요", "voice", Intent.HARDSHIP, None),
+        ("직장 을 잃었 어요", "voice", Intent.HARDSHIP, None),
+        ("지금 운전 중 이에요", "voice", Intent.CALLBACK_REQUEST, None),
+        ("내일 낼게요", "voice", Intent.PROMISE_TO_PAY, date(2026, 11, 26)),
+        ("십오 일 에 낼 게요", "voice", Intent.PROMISE_TO_PAY, date(2026, 12, 15)),
+        ("십오일에 낼게요", "sms", Intent.PROMISE_TO_PAY, date(2026, 12, 15)),
+        ("이십 이 일 에 갚 을 게요", "voice", Intent.PROMISE_TO_PAY, date(2026, 12, 22)),
+        ("삼십 일일 에", "voice", Intent.PROMISE_TO_PAY, date(2026, 12, 31)),
+        ("십이 월 십 일 에 낼게요", "voice", Intent.PROMISE_TO_PAY, date(2026, 12, 10)),
+        ("삼 일 후 에 낼게요", "voice", Intent.PROMISE_TO_PAY, date(2026, 11, 28)),
+        ("이 일 에 낼게요", "voice", Intent.PROMISE_TO_PAY, date(2026, 12, 2)),
+        ("i will pay on december tenth", "voice", Intent.PROMISE_TO_PAY, date(2026, 12, 10)),
+        ("the fifteenth of december", "voice", Intent.PROMISE_TO_PAY, date(2026, 12, 15)),
+        ("i do not have the money", "voice", Intent.HARDSHIP, None),
+        ("我 十五 号 还", "voice", Intent.PROMISE_TO_PAY, date(2026, 12, 15)),
+        ("现在 不 方便", "voice", Intent.CALLBACK_REQUEST, None),
+    ],
+)
+def test_spoken_forms(text: str, context: str, intent: Intent, promise: date | None) -> None:
+    locale = "en-US" if text.isascii() else ("zh-CN" if any("\u4e00" <= ch <= "\u9fff" for ch in text) else "ko-KR")
+    result = classify(text, locale=locale, today=WED, context=context)
+    assert (result.intent, result.promise_date) == (intent, promise), result.matched
+
+
+@pytest.mark.parametrize("text", ["이 일은 제 대출이 아니에요", "이 일에 대해 몰라요", "일요일에 낼게요", "일주일 후에 낼게요",
+                                  "i may first call you"])
+def test_spoken_numbers_are_read_only_where_they_are_dates(text: str) -> None:
+    normalized = normalize(text).text
+    assert "2일" not in normalized and "1일" not in normalized
+    assert classify(text, locale="ko-KR" if not text.isascii() else "en-US", today=WED,
+                    context="voice").promise_date in (None, date(2026, 11, 29), date(2026, 12, 2))
+
+
+def test_korean_numerals() -> None:
+    from bot.nlu.normalize import ko_number
+
+    assert [ko_number(n) for n in ("일", "구", "십", "십오", "이십", "이십일", "삼십일")] == [1, 9, 10, 15, 20, 21, 31]
+    assert ko_number("") is None and ko_number("백") is None
+    assert normalize("유월 오일").text == "6월5일" and normalize("시월 삼일").text == "10월3일"

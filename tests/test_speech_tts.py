@@ -228,3 +228,27 @@ def test_unusable_cache_directory(tmp_path: Path) -> None:
     blocker.write_text("not a directory")
     with pytest.raises(TtsError, match="cannot be created"):
         PromptRenderer(blocker / "cache")
+
+
+def test_renderer_from_settings(tmp_path: Path) -> None:
+    from bot.config import load_settings
+
+    settings = load_settings(speech_cache_dir=str(tmp_path / "prompts"), tts_timeout_seconds=3)
+    with PromptRenderer.from_settings(settings) as renderer:
+        assert renderer.cache_dir == tmp_path / "prompts" and renderer.timeout_s == 3.0
+    with PromptRenderer.from_settings(settings, tmp_path / "elsewhere") as renderer:
+        assert renderer.cache_dir == tmp_path / "elsewhere"
+
+
+def test_the_call_flow_renderer_takes_the_configured_timeout(tmp_path: Path) -> None:
+    from bot.config import load_settings
+    from bot.voice import media
+
+    settings = load_settings(media_dir=str(tmp_path / "media"), tts_timeout_seconds=4)
+    try:
+        renderer = media.prompt_renderer(settings)
+        assert renderer.timeout_s == 4.0
+        assert renderer.cache_dir == (tmp_path / "media" / "prompts").resolve()
+        assert media.prompt_renderer(settings) is renderer  # one per process and directory
+    finally:
+        media.close_renderers()

@@ -165,6 +165,9 @@ def _alt(words: Iterable[str]) -> str:
 
 
 _MONTHS_RE = _alt(_EN_MONTHS)
+# "may first" is also "may, first, ..." ("I may first call"): spoken May needs a preposition before it
+_SPOKEN_MONTHS_RE = _alt(m for m in _EN_MONTHS if m != "may") + "|" + "|".join(
+    f"(?<={p} )may" for p in ("on", "by", "before", "until", "till", "of", "in"))
 _WEEKDAYS_RE = _alt(_EN_WEEKDAYS)
 _NUMBERS_RE = _alt(_EN_NUMBERS)
 _ORDINALS_RE = _alt(_EN_ORDINALS)
@@ -246,6 +249,11 @@ _EN_FORMS: tuple[_Form, ...] = (
           rf"\b(?:the\s+)?(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?({_MONTHS_RE})\b\.?(?:,?\s+(\d{{4}}))?",
           lambda m, t, _df: month_day(t, _EN_MONTHS[m.group(2)], int(m.group(1)),
                                       int(m.group(3)) if m.group(3) else None), digit=True),
+    # spoken forms, as speech recognisers write them: "december tenth", "the tenth of december"
+    _form("month_day", rf"\b({_SPOKEN_MONTHS_RE})\s+(?:the\s+)?({_ORDINALS_RE})\b",
+          lambda m, t, _df: month_day(t, _EN_MONTHS[m.group(1)], _EN_ORDINALS[m.group(2)])),
+    _form("day_month", rf"\b(?:the\s+)?({_ORDINALS_RE})\s+of\s+({_MONTHS_RE})\b",
+          lambda m, t, _df: month_day(t, _EN_MONTHS[m.group(2)], _EN_ORDINALS[m.group(1)])),
     _form("end_of_next_month", r"\b(?:the\s+)?end of next month\b", lambda m, t, _df: end_of_month(t, 1)),
     _form("end_of_month",
           r"\b(?:the\s+)?(?:end of (?:the |this )?month|month'?s? end|last day of (?:the |this )?month)\b",

@@ -61,12 +61,17 @@ YES_PHRASES: frozenset[str] = frozenset({
     "是本人", "确认", "同意", "好吧", "是啊", "对对",
     "네", "예", "응", "어", "맞아요", "맞습니다", "그래요", "좋아요", "알겠습니다", "네맞아요", "맞아", "네네",
     "그렇습니다", "본인입니다", "접니다", "네접니다", "네본인입니다", "네맞습니다",
+    # speech recognisers write a two-part answer as one run of Hangul once the spaces are gone
+    "네그래요", "네그렇습니다", "네알겠습니다", "네좋아요", "예맞아요", "예맞습니다", "예그래요", "예본인입니다",
+    "예접니다", "네맞아", "맞아요네", "네네네",
 })
 NO_PHRASES: frozenset[str] = frozenset({
     "no", "nope", "nah", "no thanks", "no thank you", "not really", "negative", "not now", "no it is not",
     "no i am not", "no way", "n", "not me", "i do not", "no sir", "no ma'am", "nope not me",
     "不是", "不对", "没有", "不", "不要", "不行", "不可以", "不用", "没", "否", "不需要", "不同意", "不是我",
     "아니요", "아니오", "아뇨", "아니", "아니에요", "아닙니다", "싫어요", "안돼요", "아니요아닙니다",
+    "아닌데요", "아닌데", "아니거든요", "아니요아니에요", "아니요아닌데요", "아뇨아닙니다",
+    "아님니다",  # 아닙니다 as it is pronounced, and as a recogniser may spell it
 })
 # Greetings and acknowledgements: recognised so that "other" is said with confidence.
 ACKS: frozenset[str] = frozenset({
@@ -242,7 +247,7 @@ EN_RULES: tuple[Rule, ...] = (
           r"(?:pay|afford|make (?:the|this|a|my) payments?|make it|make payments)\b|\b(?:can not|could not) afford\b",
           0.85, negatable=False),
     _rule("en.hardship.money", I.HARDSHIP,
-          r"\b(?:no|not enough|do not have (?:the |any |enough )?|short on|low on|tight on) (?:money|cash|funds)\b|"
+          r"\b(?:no|not enough|do not have(?: the| any| enough)?|short on|low on|tight on) (?:money|cash|funds)\b|"
           r"\b(?:broke|struggling|hard times?|tough times?|difficult times?|hardship|financial(?:ly)? "
           r"(?:difficult(?:y|ies)|trouble|problems?|struggling)|behind on (?:bills|rent|everything))\b|"
           r"\bmoney is (?:tight|short)\b|\bcan not make ends meet\b|\bbankrupt(?:cy)?\b", 0.85),
@@ -354,7 +359,8 @@ ZH_RULES: tuple[Rule, ...] = (
           r"(?:请|麻烦)(?:打|致电)给我|转人工|人工(?:客服|服务)|找(?:个)?(?:人|客服)|(?:跟|和)(?:人|客服)(?:说|谈|沟通)|"
           r"请?联系我|打我电话", 0.85),
     _rule("zh.callback_request.busy", I.CALLBACK_REQUEST,
-          r"(?:晚点|回头|改天|等会|待会)再说|(?:现在|正在)?(?:没空|在忙|很忙|开会|开车|上班)", 0.6, negatable=False),
+          r"(?:晚点|回头|改天|等会|待会)再说|(?:现在|正在)?(?:没空|在忙|很忙|开会|开车|上班)|现在不方便", 0.6,
+          negatable=False),
     _rule("zh.help.question", I.HELP,
           r"你(?:们)?是谁|哪位|谁啊|什么事|怎么回事|这是什么|干什么的|什么意思|什么贷款|怎么还(?![没不在有是])|"
           r"在哪(?:里)?还|还多少|欠多少|多少钱|余额|什么时候到期|还款日|到期日|哪天还|咨询|帮助", 0.75),
@@ -371,9 +377,11 @@ KO_RULES: tuple[Rule, ...] = (
           r"(?:보내지|연락하지|전화하지)\s*(?:마|말)", 0.95, negatable=False, media=True),
     _rule("ko.wrong_number.wrong", I.WRONG_NUMBER,
           r"잘못\s*(?:거셨|걸었|건|보내|연락|된\s*번호)|번호\s*(?:를\s*)?잘못|그런\s*사람\s*(?:없|몰라|모릅)|"
-          r"모르는\s*사람|본인이?\s*아니|(?:제|저)\s*번호가?\s*아니", 0.9, negatable=False),
+          r"모르는\s*사람|본인이?\s*아(?:니|닌|닙|님)|(?:제|저)\s*번호가?\s*아니|"
+          r"(?:그|그런)\s*(?:사람|분)(?:을|은)?\s*(?:몰라|모릅|모르)", 0.9, negatable=False),
     _rule("ko.dispute.not_mine", I.DISPUTE,
-          r"(?:제|내|저의)\s*(?:대출|빚|채무)이?\s*아니|빌린\s*적\s*(?:이\s*)?없|대출(?:을|한|받은)?\s*적\s*(?:이\s*)?없|"
+          r"(?:제|내|저의)\s*(?:대출|빚|채무)이?\s*아니|(?:대출|빚|채무)(?:이|가)\s*아니|빌린\s*적\s*(?:이\s*)?없|"
+          r"대출(?:을|한|받은)?\s*(?:받은\s*)?적\s*(?:이\s*)?없|"
           r"금액이?\s*(?:틀|잘못|이상|안\s*맞)|이의|사기", 0.9, negatable=False),
     _rule("ko.paid.paid", I.PAID,
           r"이미\s*(?:냈|납부|입금|갚|송금|보냈|결제|지불)|(?:냈|납부했|입금했|갚았|송금했|결제했|지불했)(?:어요|습니다|어|다|는데)|"

@@ -16,7 +16,8 @@ curly apostrophes, emoji, contractions or the commonest typos:
    corrected fuzzily: a near-miss must not become an opt-out;
 5. spaces between CJK words are removed (speech recognisers insert them);
 6. Chinese numerals before a date or counting suffix become digits
-   (``十五号`` -> ``15号``, ``三天后`` -> ``3天后``).
+   (``十五号`` -> ``15号``, ``三天后`` -> ``3天后``), and so do Korean ones
+   before a date unit (``십오 일에`` -> ``15일에``, ``십이월`` -> ``12월``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
-__all__ = ["Normalized", "cn_number", "keyword_key", "normalize", "osa_distance"]
+__all__ = ["Normalized", "cn_number", "keyword_key", "ko_number", "normalize", "osa_distance"]
 
 _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201b": "'", "`": "'", "\u00b4": "'"})
 _SYMBOL_CATEGORIES = frozenset({"So", "Sk", "Cs", "Co", "Cf", "Cn"})
@@ -276,6 +277,51 @@ def _cn_numerals_to_digits(text: str) -> str:
     return _CN_NUMERAL_RUN.sub(repl, text)
 
 
+# --- Korean (Sino-Korean) numerals ------------------------------------------------
+# Speech recognisers write numbers as words: "십오 일에" (15th), "십이 월 십 일" (December 10),
+# "삼 일 후" (in 3 days).  Only a numeral that starts a word and is followed by a date
+# unit is converted; the single syllables 이 and 일 also need the unit written right after
+# them ("이일에"), because "이 일" is usually "this matter".
+
+_KO_DIGITS = {"일": 1, "이": 2, "삼": 3, "사": 4, "오": 5, "육": 6, "칠": 7, "팔": 8, "구": 9}
+_KO_NUMERAL = re.compile(
+    r"(?<![\uac00-\ud7a3])((?:[이삼] ?)?십(?: ?[일이삼사오육칠팔구])?|[일이삼사오육칠팔구])"
+    r"(\s*)(?=일(?!요일)|월(?!요일)|주\s*(?:후|뒤))"
+)
+# "이 일에 낼게요" is the 2nd; "이 일에 대해" is "about this matter": a spaced 이/일 counts
+# only with a payment verb after it
+_KO_PAY_AFTER = re.compile(r"\s*일\s*(?:에|까지)?\s*(?:낼|내겠|갚|입금|납부|송금|보낼|보내)")
+_KO_MONTH_NAMES = re.compile(r"(?<![\uac00-\ud7a3])(유|시)(\s*)월(?!요일)")
+
+
+def ko_number(numeral: str) -> int | None:
+    """``십오`` -> 15, ``이십일`` -> 21, ``삼`` -> 3 (Sino-Korean numerals up to 39)."""
+    if not numeral:
+        return None
+    if "십" in numeral:
+        tens_part, _, units_part = numeral.partition("십")
+        tens = _KO_DIGITS.get(tens_part, 0) if tens_part else 1
+        if tens_part and not tens:
+            return None
+        units = _KO_DIGITS.get(units_part, 0) if units_part else 0
+        if units_part and not units:
+            return None
+        return tens * 10 + units
+    return _KO_DIGITS.get(numeral)
+
+
+def _ko_numerals_to_digits(text: str) -> str:
+    def repl(match: re.Match[str]) -> str:
+        numeral, gap = match.group(1), match.group(2)
+        if numeral in ("이", "일") and gap and not _KO_PAY_AFTER.match(text, match.end(1)):
+            return match.group(0)
+        value = ko_number(numeral.replace(" ", ""))
+        return match.group(0) if value is None else str(value)
+
+    text = _KO_MONTH_NAMES.sub(lambda m: ("6" if m.group(1) == "유" else "10") + "월", text)
+    return _KO_NUMERAL.sub(repl, text)
+
+
 _TRIM = re.compile(r"^[\W_]+|[\W_]+$")
 _CJK = "\u4e00-\u9fff\uac00-\ud7a3"
 _CJK_GAP = re.compile(rf"(?<=[{_CJK}0-9])\s+(?=[{_CJK}])|(?<=[{_CJK}])\s+(?=[0-9])")
@@ -302,6 +348,8 @@ def normalize(raw: str) -> Normalized:
         text = _SPACES.sub(" ", text).strip()
     else:
         corrected = False
+    if re.search(r"[\uac00-\ud7a3]", text):
+        text = _ko_numerals_to_digits(text)
     # Speech recognisers (and some people) put spaces between CJK words:
     # "我 明天 还", "돈 이 없어요".  The CJK rules are written without them.
     text = _CJK_GAP.sub("", text)

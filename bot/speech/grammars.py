@@ -3,17 +3,23 @@
 A grammar is a list of **phrases written the way people write them** ("전화하지
 마세요", "我明天还", "i will pay on friday"): :mod:`bot.speech.stt` splits each
 phrase into words of the loaded model's vocabulary when it compiles the
-grammar (the Korean model's vocabulary is segmented: 하지 + 마세요, 했 + 어요),
+grammar (the Korean model's vocabulary is segmented: 전화하지 -> 전화하 + 지),
 and drops a phrase it cannot spell with that vocabulary.  The recogniser then
 prefers these phrases; the words it returns go to :func:`bot.nlu.classify`
 (which joins the segmented Hangul and Han words again).
+
+The phrases come in groups, one per intent (:func:`phrase_groups`; Korean
+dates in several smaller groups, ``promise_to_pay:weekday`` ...):
+:func:`bot.speech.understand` decodes each group as a grammar of its own and
+lets the best-fitting group win.  :func:`grammar_for` is every group at once,
+for a single decode.
 
 Grammars by ``expect`` (the Listen action of a voice script):
 
 * ``yes_no`` — the right-party check and other yes/no questions: yes, no, and
   the replies that can come instead (wrong number, busy, stop calling, who is this);
 * ``date`` — "when can you pay?": dates with and without a payment verb, plus
-  the common refusals (no money, already paid, call later, stop calling);
+  the common other answers (no, no money, already paid, call later, stop calling);
 * ``intent`` — an open question ("can you pay today?"): every intent, with a
   few dated promises;
 * ``digits`` — spoken digits;
@@ -30,7 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-__all__ = ["EXPECTS", "grammar_for", "language_of"]
+__all__ = ["EXPECTS", "grammar_for", "intent_of", "language_of", "phrase_groups"]
 
 EXPECTS = ("yes_no", "date", "intent", "digits")
 
@@ -44,11 +50,25 @@ def _dedupe(phrases: Iterable[str]) -> tuple[str, ...]:
     return tuple(seen)
 
 
+def _common_groups(*, affirm: tuple[str, ...], deny: tuple[str, ...], opt_out: tuple[str, ...],
+                   wrong: tuple[str, ...], callback: tuple[str, ...], help: tuple[str, ...], paid: tuple[str, ...],
+                   dispute: tuple[str, ...], hardship: tuple[str, ...], promises: tuple[str, ...],
+                   yes: tuple[str, ...], no: tuple[str, ...]) -> dict[str, dict[str, tuple[str, ...]]]:
+    """The ``yes_no`` and ``intent`` groups, the same in every language (``date`` and ``digits`` are not)."""
+    return {
+        "yes_no": {"affirm": affirm, "deny": deny, "wrong_number": wrong, "callback_request": callback,
+                   "opt_out": opt_out, "help": help},
+        "intent": {"paid": paid, "promise_to_pay": promises, "opt_out": opt_out, "dispute": dispute,
+                   "hardship": hardship, "callback_request": callback, "wrong_number": wrong, "help": help,
+                   "affirm": yes, "deny": no},
+    }
+
+
 # --- Korean -----------------------------------------------------------------------
 
 _KO_AFFIRM = ("네", "예", "네 맞아요", "맞아요", "네 맞습니다", "맞습니다", "네 그래요", "네 본인입니다", "네 접니다",
               "좋아요", "알겠습니다")
-_KO_DENY = ("아니요", "아니에요", "아닙니다", "아뇨", "아닌데요")
+_KO_DENY = ("아니요", "아니에요", "아닙니다", "아님니다", "아뇨", "아닌데요")  # 아님니다: 아닙니다 as pronounced
 _KO_OPT_OUT = ("전화하지 마세요", "다시는 전화하지 마세요", "이제 전화하지 마세요", "전화 그만하세요", "연락하지 마세요",
                "문자 보내지 마세요", "수신 거부")
 _KO_WRONG = ("잘못 거셨어요", "전화 잘못 거셨어요", "번호 잘못 거셨어요", "그런 사람 없어요", "저는 그 사람 몰라요",
@@ -72,27 +92,38 @@ def _ko_day(n: int) -> str:
     return (("" if tens == 1 else _KO_SINO[tens - 1]) + "십" if tens else "") + (_KO_SINO[units - 1] if units else "")
 
 
-_KO_DATES = (
-    "오늘", "내일", "모레", "글피", "주말에", "월말에", "다음 주에", "이번 주에", "다음 달에",
-    *(f"{day}에" for day in _KO_WEEKDAYS),
-    *(f"다음 주 {day}에" for day in _KO_WEEKDAYS),
-    *(f"이번 주 {day}에" for day in _KO_WEEKDAYS),
-    *(f"{_ko_day(n)}일에" for n in range(1, 32)),
-)
+# Dates in groups of a kind: a group is decoded as one grammar, and a smaller
+# grammar keeps the decoder from splicing the start of one date onto another.
+_KO_DATE_KINDS: dict[str, tuple[str, ...]] = {
+    "relative": ("오늘", "내일", "모레", "글피"),
+    "weekday": tuple(f"{day}에" for day in _KO_WEEKDAYS),
+    "next_week": (*(f"다음 주 {day}에" for day in _KO_WEEKDAYS), "다음 주에"),
+    "this_week": (*(f"이번 주 {day}에" for day in _KO_WEEKDAYS), "주말에", "월말에", "이번 주에", "다음 달에"),
+    "day_of_month": tuple(f"{_ko_day(n)}일에" for n in range(1, 32)),
+}
+_KO_DATES = tuple(d for dates in _KO_DATE_KINDS.values() for d in dates)
+
+
+def _ko_promises(dates: tuple[str, ...]) -> tuple[str, ...]:
+    """Each date with the two commonest verbs, and alone (but "이 일에" alone is "about this matter")."""
+    alone = (d for d in dates if d not in ("일일에", "이일에", "이번 주에", "다음 달에"))  # "next month" is no date
+    return (*(f"{d} {v}" for d in dates for v in _KO_VERBS[:2]), *alone)
+
+
 _KO_SHORT_PROMISES = ("오늘 낼게요", "내일 낼게요", "모레 입금할게요", "금요일에 갚을게요", "다음 주에 낼게요",
                       "다음 주 월요일에 낼게요", "월말에 낼게요", "입금할게요", "갚을게요")
 
-_KO: dict[str, tuple[str, ...]] = {
-    "yes_no": _dedupe((*_KO_AFFIRM, *_KO_DENY, *_KO_WRONG, *_KO_CALLBACK, *_KO_OPT_OUT, *_KO_HELP)),
-    "date": _dedupe((
-        *(f"{d} {v}" for d in _KO_DATES for v in _KO_VERBS[:2]), *_KO_DATES, *_KO_VERBS,
-        *_KO_HARDSHIP[:4], *_KO_PAID[:3], *_KO_CALLBACK[:3], *_KO_OPT_OUT[:3], "아니요", "모르겠어요",
-    )),
-    "intent": _dedupe((
-        "네", "예", "아니요", "아니에요", *_KO_PAID, *_KO_SHORT_PROMISES, *_KO_OPT_OUT, *_KO_DISPUTE, *_KO_HARDSHIP,
-        *_KO_CALLBACK, *_KO_WRONG, *_KO_HELP,
-    )),
-    "digits": ("공", "영", *_KO_SINO, "하나", "둘", "셋", "넷", "다섯", "여섯", "일곱", "여덟", "아홉"),
+_KO: dict[str, dict[str, tuple[str, ...]]] = {
+    **_common_groups(affirm=_KO_AFFIRM, deny=_KO_DENY, opt_out=_KO_OPT_OUT, wrong=_KO_WRONG, callback=_KO_CALLBACK,
+                     help=_KO_HELP, paid=_KO_PAID, dispute=_KO_DISPUTE, hardship=_KO_HARDSHIP,
+                     promises=_KO_SHORT_PROMISES, yes=("네", "예"), no=("아니요", "아니에요")),
+    "date": {
+        # no group of bare verbs ("낼게요"): it would win over "내일", which sounds much the same
+        **{f"promise_to_pay:{kind}": _ko_promises(dates) for kind, dates in _KO_DATE_KINDS.items()},
+        "hardship": _KO_HARDSHIP[:5], "paid": _KO_PAID[:4], "callback_request": _KO_CALLBACK[:4],
+        "opt_out": _KO_OPT_OUT[:4], "deny": _KO_DENY[:3],
+    },
+    "digits": {"other": ("공", "영", *_KO_SINO, "하나", "둘", "셋", "넷", "다섯", "여섯", "일곱", "여덟", "아홉")},
 }
 
 # --- English (lower case, no punctuation: how Vosk English models write words) ---------
@@ -120,19 +151,19 @@ _EN_ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh
                 "twenty fourth", "twenty fifth", "twenty sixth", "twenty seventh", "twenty eighth", "twenty ninth",
                 "thirtieth", "thirty first")
 
-_EN: dict[str, tuple[str, ...]] = {
-    "yes_no": _dedupe((*_EN_AFFIRM, *_EN_DENY, *_EN_WRONG, *_EN_CALLBACK, *_EN_OPT_OUT, *_EN_HELP)),
-    "date": _dedupe((
-        *(f"i will pay {d}" for d in _EN_DAYS), *(f"on {d}" for d in _EN_DAYS), *_EN_DAYS,
-        *(f"on the {o}" for o in _EN_ORDINALS), *(f"i will pay on the {o}" for o in _EN_ORDINALS),
-        *_EN_HARDSHIP[:3], *_EN_PAID[:2], *_EN_CALLBACK[:3], *_EN_OPT_OUT[:3], "no", "i do not know",
-    )),
-    "intent": _dedupe((
-        "yes", "no", *_EN_PAID, "i will pay today", "i will pay tomorrow", "i will pay on friday",
-        "i will pay next week", "i can pay on the fifteenth", *_EN_OPT_OUT, *_EN_DISPUTE, *_EN_HARDSHIP,
-        *_EN_CALLBACK, *_EN_WRONG, *_EN_HELP,
-    )),
-    "digits": ("zero", "oh", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"),
+_EN: dict[str, dict[str, tuple[str, ...]]] = {
+    **_common_groups(affirm=_EN_AFFIRM, deny=_EN_DENY, opt_out=_EN_OPT_OUT, wrong=_EN_WRONG, callback=_EN_CALLBACK,
+                     help=_EN_HELP, paid=_EN_PAID, dispute=_EN_DISPUTE, hardship=_EN_HARDSHIP,
+                     promises=("i will pay today", "i will pay tomorrow", "i will pay on friday",
+                               "i will pay next week", "i can pay on the fifteenth"),
+                     yes=("yes", "yeah"), no=("no", "nope")),
+    "date": {
+        "promise_to_pay": (*(f"i will pay {d}" for d in _EN_DAYS), *(f"on {d}" for d in _EN_DAYS),
+                           *(f"on the {o}" for o in _EN_ORDINALS), *(f"i will pay on the {o}" for o in _EN_ORDINALS)),
+        "hardship": _EN_HARDSHIP[:4], "paid": _EN_PAID[:3], "callback_request": _EN_CALLBACK[:4],
+        "opt_out": _EN_OPT_OUT[:4],
+    },
+    "digits": {"other": ("zero", "oh", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")},
 }
 
 # --- Chinese (written without spaces; split into the model's words when compiled) -----
@@ -149,21 +180,21 @@ _ZH_HARDSHIP = ("我失业了", "我没钱", "现在没钱还", "我住院了", 
 _ZH_DAYS = ("今天", "明天", "后天", "周一", "周二", "周三", "周四", "周五", "周六", "周日", "下周", "下周一", "下周五",
             "月底", "这周末")
 
-_ZH: dict[str, tuple[str, ...]] = {
-    "yes_no": _dedupe((*_ZH_AFFIRM, *_ZH_DENY, *_ZH_WRONG, *_ZH_CALLBACK, *_ZH_OPT_OUT, *_ZH_HELP)),
-    "date": _dedupe((
-        *(f"我{d}还" for d in _ZH_DAYS), *(f"{d}还" for d in _ZH_DAYS), *_ZH_DAYS,
-        *(f"{n}号还" for n in ("一", "五", "十", "十五", "二十", "二十五", "三十")),
-        *_ZH_HARDSHIP[:3], *_ZH_PAID[:2], *_ZH_CALLBACK[:2], *_ZH_OPT_OUT[:2], "不知道",
-    )),
-    "intent": _dedupe((
-        "是的", "不是", *_ZH_PAID, "我明天还", "我今天还", "我周五还", "我下周还", "我会尽快还", *_ZH_OPT_OUT,
-        *_ZH_DISPUTE, *_ZH_HARDSHIP, *_ZH_CALLBACK, *_ZH_WRONG, *_ZH_HELP,
-    )),
-    "digits": ("零", "一", "幺", "二", "两", "三", "四", "五", "六", "七", "八", "九"),
+_ZH: dict[str, dict[str, tuple[str, ...]]] = {
+    **_common_groups(affirm=_ZH_AFFIRM, deny=_ZH_DENY, opt_out=_ZH_OPT_OUT, wrong=_ZH_WRONG, callback=_ZH_CALLBACK,
+                     help=_ZH_HELP, paid=_ZH_PAID, dispute=_ZH_DISPUTE, hardship=_ZH_HARDSHIP,
+                     promises=("我明天还", "我今天还", "我周五还", "我下周还", "我会尽快还"),
+                     yes=("是的", "对"), no=("不是", "没有")),
+    "date": {
+        "promise_to_pay": (*(f"我{d}还" for d in _ZH_DAYS), *(f"{d}还" for d in _ZH_DAYS),
+                           *(f"{n}号还" for n in ("一", "五", "十", "十五", "二十", "二十五", "三十"))),
+        "hardship": _ZH_HARDSHIP[:4], "paid": _ZH_PAID[:3], "callback_request": _ZH_CALLBACK[:3],
+        "opt_out": _ZH_OPT_OUT[:3],
+    },
+    "digits": {"other": ("零", "一", "幺", "二", "两", "三", "四", "五", "六", "七", "八", "九")},
 }
 
-_BY_LANGUAGE: dict[str, dict[str, tuple[str, ...]]] = {"ko": _KO, "en": _EN, "zh": _ZH}
+_BY_LANGUAGE: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {"ko": _KO, "en": _EN, "zh": _ZH}
 
 
 def language_of(locale: str) -> str:
@@ -171,12 +202,19 @@ def language_of(locale: str) -> str:
     return str(locale).strip().replace("_", "-").split("-", 1)[0].lower()
 
 
-def grammar_for(locale: str, expect: str | None) -> list[str] | None:
-    """The phrases expected after a prompt of kind ``expect`` in ``locale``; None means free recognition.
+def intent_of(label: str) -> str:
+    """The intent value of a group label: ``promise_to_pay:weekday`` -> ``promise_to_pay``."""
+    return label.split(":", 1)[0]
 
-    ``expect`` is one of :data:`EXPECTS` or None.  A language without tables
-    (anything but Korean, English and Chinese) gets None: free recognition.
-    Raises ValueError for an unknown ``expect``.
+
+def phrase_groups(locale: str, expect: str | None) -> dict[str, tuple[str, ...]] | None:
+    """The expected phrases after a prompt of kind ``expect``, grouped by the intent they express.
+
+    Keys are :class:`bot.domain.Intent` values (``other`` for digits),
+    optionally followed by ``:`` and a sub-group name when one intent's
+    phrases are split into several smaller grammars (Korean dates:
+    ``promise_to_pay:weekday``).  None for ``expect=None`` or a language
+    without tables.  Raises ValueError for an unknown ``expect``.
     """
     if expect is None:
         return None
@@ -185,4 +223,17 @@ def grammar_for(locale: str, expect: str | None) -> list[str] | None:
     tables = _BY_LANGUAGE.get(language_of(locale))
     if tables is None:
         return None
-    return list(tables[expect])
+    return {intent: _dedupe(phrases) for intent, phrases in tables[expect].items()}
+
+
+def grammar_for(locale: str, expect: str | None) -> list[str] | None:
+    """The phrases expected after a prompt of kind ``expect`` in ``locale`` (all groups); None: free recognition.
+
+    ``expect`` is one of :data:`EXPECTS` or None.  A language without tables
+    (anything but Korean, English and Chinese) gets None.  Raises ValueError
+    for an unknown ``expect``.
+    """
+    groups = phrase_groups(locale, expect)
+    if groups is None:
+        return None
+    return list(_dedupe(phrase for phrases in groups.values() for phrase in phrases))

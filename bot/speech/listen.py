@@ -1,13 +1,21 @@
 """``understand``: one recorded answer -> what the borrower meant (docs/speech.md).
 
-Recognition with the grammar for the prompt, then :func:`bot.nlu.classify` on
-each hypothesis of the n-best list (context ``yes_no`` after a yes/no
-question, ``voice`` otherwise).  Every hypothesis votes for its intent with
-its weight (``exp(score - best)``), so that an intent several close
-hypotheses agree on beats a single lucky one; a hypothesis the classifier
-cannot place (``other``) does not vote unless nothing else does.  The
-confidence is the winning intent's share of the vote times the classifier's
-confidence in its best hypothesis.
+With a prompt kind (``expect``) the expected replies come in groups, one per
+intent (:func:`bot.speech.grammars.phrase_groups`).  Each group is decoded as
+a grammar of its own and the group whose phrases fit the audio best wins; the
+classifier (:func:`bot.nlu.classify`, context ``yes_no`` after a yes/no
+question, ``voice`` otherwise) then reads the words heard with that group,
+which gives the promise date and confirms the intent.  Among groups within
+:data:`AGREEMENT_MARGIN` of the best score, the first whose words the
+classifier confirms wins (a short reply such as "예" otherwise loses to the
+tail of a longer phrase, "중이에요").  Without ``expect``, or when no group
+heard anything, free recognition and the classifier decide.
+
+Confidence: the winning intent's share of a softmax over the group scores
+(temperature :data:`CONFIDENCE_TEMPERATURE`; groups of one intent add up),
+times the classifier's confidence when it agrees with the group (times 0.6
+when it does not: the group still says what was meant, but the words heard
+were only part of a phrase).
 
 The call flow calls this once per recording; it never logs what was said.
 """
@@ -15,32 +23,37 @@ The call flow calls this once per recording; it never logs what was said.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
 
 from bot.domain import Intent
 from bot.speech.audio import Pcm
-from bot.speech.grammars import EXPECTS, grammar_for
-from bot.speech.stt import SCORE_TEMPERATURE, Alternative, ModelRegistry, Recognizer
+from bot.speech.grammars import EXPECTS, grammar_for, intent_of, phrase_groups
+from bot.speech.stt import Competition, GroupResult, ModelRegistry, Recognizer
 
 if TYPE_CHECKING:
     from bot.nlu import Interpretation
 
 __all__ = ["Heard", "understand"]
 
+DISAGREEMENT_FACTOR = 0.6
+CONFIDENCE_TEMPERATURE = 0.5  # group scores -> shares; calibrated on the clips of docs/speech.md
+DATE_MARGIN = 3.0  # how much worse a dated promise may score than an undated one and still win
+AGREEMENT_MARGIN = 1.0  # score units (log-likelihood at the decoding acoustic scale); measured in docs/speech.md
+
 
 @dataclass(frozen=True, slots=True)
 class Heard:
     """What an answer meant.
 
-    ``text`` is the recognised words the decision rests on (personal data:
-    show it to the borrower's own case, never log it); ``confidence`` is 0..1;
-    ``promise_date`` only on ``promise_to_pay`` with a date inside the promise
-    window.  ``matched`` is the classifier's rule name (safe to log),
-    ``source`` the decode that produced the text (``grammar``, ``free`` or
-    ``silence``) and ``recognition_confidence`` the recogniser's word confidence.
+    ``text`` is the recognised words the decision rests on (the borrower's own
+    words: never log them); ``confidence`` is 0..1; ``promise_date`` is set
+    only on ``promise_to_pay`` with a date inside the promise window.
+    ``matched`` is the classifier's rule name (safe to log), ``source`` the
+    decode that produced the text (``grammar``, ``free`` or ``silence``) and
+    ``recognition_confidence`` the recogniser's mean word confidence.
     """
 
     text: str
@@ -51,6 +64,13 @@ class Heard:
     matched: str = ""
     source: str = ""
     recognition_confidence: float = 0.0
+
+
+def _intent_share(results: tuple[GroupResult, ...], intent: str, reference: float) -> float:
+    """The intent's share of a softmax over the group scores (groups of one intent add up)."""
+    weights = [(intent_of(r.label), math.exp((r.score - reference) / CONFIDENCE_TEMPERATURE)) for r in results]
+    total = sum(w for _, w in weights)
+    return sum(w for label, w in weights if label == intent) / total if total else 0.0
 
 
 def understand(
@@ -76,31 +96,64 @@ def understand(
         raise ValueError(f"unknown expect {expect!r}; use one of {', '.join(EXPECTS)} or None")
     if recognizer is None:
         recognizer = Recognizer(registry) if registry is not None else Recognizer()
-    recognition = recognizer.recognize(pcm, locale, grammar=grammar_for(locale, expect))
     context = "yes_no" if expect == "yes_no" else "voice"
-    hypotheses = recognition.alternatives or (Alternative(recognition.text, 0.0),)
-    best_score = hypotheses[0].score
-    mass: dict[Intent, float] = defaultdict(float)
-    first: dict[Intent, tuple[str, Interpretation]] = {}
-    for alternative in hypotheses:
-        interpretation = classify(alternative.text, locale=locale, today=today, context=context)
-        weight = math.exp((alternative.score - best_score) / SCORE_TEMPERATURE)
-        mass[interpretation.intent] += weight
-        first.setdefault(interpretation.intent, (alternative.text, interpretation))
-    voting = {intent: m for intent, m in mass.items() if intent is not Intent.OTHER} or dict(mass)
-    winner = max(voting, key=lambda intent: voting[intent])
-    text, interpretation = first[winner]
-    share = mass[winner] / sum(mass.values())
-    confidence = round(min(1.0, share * interpretation.confidence), 2)
-    if not recognition.text:
-        confidence = 0.0
+    duration = round(pcm.duration_s, 3)
+    groups = phrase_groups(locale, expect)
+    if groups is not None and expect != "digits":
+        competition = recognizer.compete(pcm, locale, groups)
+        if competition is not None:
+            return _from_competition(competition, lambda text: classify(text, locale=locale, today=today,
+                                                                        context=context), duration)
+    recognition = recognizer.recognize(pcm, locale, grammar=grammar_for(locale, expect))
+    interpretation = classify(recognition.text, locale=locale, today=today, context=context)
+    confidence = 0.0 if not recognition.text else min(recognition.confidence, interpretation.confidence)
     return Heard(
-        text=text,
-        confidence=confidence,
-        intent=winner,
+        text=recognition.text,
+        confidence=round(confidence, 2),
+        intent=interpretation.intent,
         promise_date=interpretation.promise_date,
-        duration_s=round(pcm.duration_s, 3),
+        duration_s=duration,
         matched=interpretation.matched,
         source=recognition.source,
         recognition_confidence=recognition.confidence,
     )
+
+
+def _from_competition(competition: Competition, read: Callable[[str], Interpretation], duration: float) -> Heard:
+    """The answer a competition of phrase groups gives (see the module docstring)."""
+    best = competition.results[0].score
+    readings = [(r, read(r.text)) for r in competition.results if r.score >= best - AGREEMENT_MARGIN]
+    # within the margin, a group whose words the classifier confirms beats one heard only in part
+    winner, interpretation = next(((r, i) for r, i in readings if i.intent.value == intent_of(r.label)), readings[0])
+    group_intent = Intent(intent_of(winner.label))
+    text = winner.text
+    if group_intent is Intent.PROMISE_TO_PAY and interpretation.promise_date is None:
+        text, interpretation = _dated_promise(competition, read, best) or (text, interpretation)
+    agrees = interpretation.intent is group_intent
+    share = _intent_share(competition.results, group_intent.value, winner.score)
+    confidence = share * (interpretation.confidence if agrees else DISAGREEMENT_FACTOR)
+    return Heard(
+        text=text,
+        confidence=round(min(1.0, confidence), 2),
+        intent=group_intent,
+        promise_date=interpretation.promise_date if agrees else None,
+        duration_s=duration,
+        matched=interpretation.matched if agrees else f"group:{group_intent.value}",
+        source="grammar",
+        recognition_confidence=competition.recognition.confidence,
+    )
+
+
+def _dated_promise(competition: Competition, read: Callable[[str], Interpretation],
+                   best: float) -> tuple[str, Interpretation] | None:
+    """A dated promise heard a little less clearly (within :data:`DATE_MARGIN` of the best score), if any."""
+    for result in competition.results:
+        if intent_of(result.label) != Intent.PROMISE_TO_PAY.value:
+            continue
+        for alternative in result.alternatives:
+            if alternative.score < best - DATE_MARGIN:
+                break
+            reading = read(alternative.text)
+            if reading.intent is Intent.PROMISE_TO_PAY and reading.promise_date is not None:
+                return alternative.text, reading
+    return None

@@ -168,6 +168,12 @@ class PromptRenderer:
 
     # --- public API ----------------------------------------------------------------
 
+    @classmethod
+    def from_settings(cls, settings: object, cache_dir: Path | str | None = None) -> PromptRenderer:
+        """A renderer with the settings' ``speech_cache_dir`` (or ``cache_dir``) and ``tts_timeout_seconds``."""
+        directory = cache_dir if cache_dir is not None else getattr(settings, "speech_cache_dir")
+        return cls(directory, timeout_s=float(getattr(settings, "tts_timeout_seconds")))
+
     voice_for = staticmethod(voice_for)
 
     def key(self, text: str, locale: str) -> str:

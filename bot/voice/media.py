@@ -53,7 +53,11 @@ def media_root(settings: Any) -> Path:
 
 
 def prompt_renderer(settings: Any) -> Any:
-    """The process's :class:`~bot.speech.tts.PromptRenderer` for this media directory."""
+    """The process's :class:`~bot.speech.tts.PromptRenderer` for this media directory.
+
+    Built with the settings' ``tts_timeout_seconds`` (one bad render is cut off
+    after it and the worker restarted); prompts are cached under ``media_dir/prompts``.
+    """
     directory = media_root(settings) / PROMPTS
     with _lock:
         renderer = _renderers.get(directory)
@@ -61,7 +65,7 @@ def prompt_renderer(settings: Any) -> Any:
             from bot.speech.tts import PromptRenderer
 
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            renderer = _renderers[directory] = PromptRenderer(directory)
+            renderer = _renderers[directory] = PromptRenderer.from_settings(settings, cache_dir=directory)
         return renderer
 
 
