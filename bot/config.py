@@ -153,6 +153,9 @@ class Settings(BaseSettings):
     # Voice calls (docs/voice.md)
     media_url_secret: str = Field(default="dev-only-media-url-secret", min_length=16)  # key of prompt URLs
     media_url_ttl_seconds: int = Field(default=3600, ge=60, le=86_400)  # how long a prompt URL works
+    # Cached prompt audio unused this long is deleted (per-call prompts say the amount, the
+    # date and the borrower's initials); at least a day, so a prompt in a live call's TwiML stays
+    prompt_retention_days: int = Field(default=7, ge=1, le=3650)
     voice_low_confidence: float = Field(default=0.6, ge=0.0, le=1.0)  # borrower turns below it are flagged
     voice_keep_recordings: bool = True  # false: recordings are deleted once recognised
     call_ring_timeout_seconds: int = Field(default=30, ge=5, le=600)  # Timeout of calls.create

@@ -125,6 +125,29 @@ def test_scheduler_jobs_and_their_options(service: CountingService) -> None:
     assert type(scheduler).__name__ == "AsyncIOScheduler"
 
 
+def test_with_settings_the_prompt_cache_is_pruned_daily(db: Database, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    from bot.config import load_settings
+    from bot.scheduler.service import PRUNE_JOB
+
+    settings = load_settings(media_dir=str(tmp_path / "media"), prompt_retention_days=3)
+    service = PlannerService(db=db, clock=FixedClock(AT), policy=load_policy(), settings=settings)
+    jobs = {job.id: job for job in build_scheduler(service, plan_interval=120).get_jobs()}
+    assert set(jobs) == {PLAN_JOB, DISPATCH_JOB, PRUNE_JOB}
+    assert jobs[PRUNE_JOB].trigger.interval == timedelta(days=1) and jobs[PRUNE_JOB].func == service.prune_job
+    assert jobs[PRUNE_JOB].coalesce is True and jobs[PRUNE_JOB].max_instances == 1
+    start = jobs[PRUNE_JOB].next_run_time
+    assert start is not None and abs(start - SystemClock().now()) < timedelta(minutes=1)  # also at start
+    prompts = tmp_path / "media" / "prompts"
+    prompts.mkdir(parents=True)
+    for name, age in (("old.wav", timedelta(days=4)), ("new.wav", timedelta(days=2))):
+        (prompts / name).write_bytes(b"RIFF")
+        os.utime(prompts / name, ((AT - age).timestamp(),) * 2)
+    assert service.prune_job() == 1  # on the service's clock
+    assert sorted(p.name for p in prompts.iterdir()) == ["new.wav"]
+
+
 def test_bad_intervals_are_refused(service: CountingService) -> None:
     with pytest.raises(ValueError):
         build_scheduler(service, plan_interval=0)

@@ -125,6 +125,15 @@ def test_cache_survives_a_new_renderer_and_needs_no_worker(tmp_path: Path) -> No
         assert second.worker_pid is None  # answered from the cache, no process started
 
 
+def test_a_cache_hit_marks_the_prompt_used(renderer: PromptRenderer) -> None:
+    """Retention (bot.voice.media.prune_prompts) counts from the last use, not from the render."""
+    made = renderer.render("Thank you for your payment.", "en-US")
+    long_ago = time.time() - 30 * 86_400
+    os.utime(made.path, (long_ago, long_ago))
+    assert renderer.render("Thank you for your payment.", "en-US").cached
+    assert made.path.stat().st_mtime > time.time() - 60
+
+
 def test_corrupt_cache_entry_is_rendered_again(renderer: PromptRenderer) -> None:
     made = renderer.render("A prompt that will be damaged.", "en-US")
     made.path.write_bytes(made.path.read_bytes()[:60])  # truncated on disk

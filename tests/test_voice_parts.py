@@ -8,7 +8,9 @@ uvicorn), on SQLite and PostgreSQL where a database is involved.
 from __future__ import annotations
 
 import asyncio
+import os
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -200,6 +202,76 @@ def test_a_call_that_never_reached_the_provider_is_planned_again(world: VoiceWor
     report = _reconcile(world, db)
     assert report.by_channel() == {"voice": {"requeued": 1}}
     assert world.attempt(placed.attempt_id).status == "planned"
+
+
+def test_a_call_tried_before_and_then_blocked_ends_its_session_unplaced(world: VoiceWorld, db: Database) -> None:
+    """The session written when the call was first tried does not stay ``queued`` once the rules stop it."""
+    from bot.replies.consent import record_opt_out
+
+    settings = world.use(db)
+    phone = world.borrower("R3", due=date(2026, 11, 27), call={"answer": "busy"})
+    policy = load_policy()
+    with db.sessions() as s:
+        plan(s, AT, policy=policy)
+    first = asyncio.run(dispatch_once(db, settings, clock=world.clock, policy=policy,
+                                      options=DispatchOptions(rate_limits=False)))
+    assert first.by_channel() == {"voice": {"sent": 1}}
+    with db.sessions() as s:
+        attempt_id = s.scalar(select(ContactAttempt.id).where(ContactAttempt.channel == "voice"))
+    assert attempt_id is not None
+    _crash(db, attempt_id)
+    world.sandbox.reset()  # the call never reached the provider: planned again, its session still queued
+    assert _reconcile(world, db).by_channel() == {"voice": {"requeued": 1}}
+    assert (world.session(attempt_id).status, world.session(attempt_id).call_sid) == ("queued", None)
+    with db.session() as s:  # meanwhile the borrower asks for no more calls
+        record_opt_out(s, "R3", "voice", phone, "test", AT)
+    again = asyncio.run(dispatch_once(db, settings, clock=world.clock, policy=policy,
+                                      options=DispatchOptions(rate_limits=False)))
+    assert again.by_channel() == {"voice": {"blocked": 1}}
+    assert world.attempt(attempt_id).status == "blocked"
+    call = world.session(attempt_id)
+    assert (call.status, call.outcome, call.call_sid, call.ended_at is not None) == ("canceled", "canceled", None, True)
+    assert world.sandbox.calls() == []
+
+
+def test_the_prompt_cache_keeps_what_calls_use_and_forgets_the_rest(tmp_path: Path) -> None:
+    from bot.config import load_settings
+    from bot.errors import ConfigError
+    from bot.voice.media import PROMPTS, PruneReport, prune_prompts
+
+    settings = load_settings(media_dir=str(tmp_path / "media"), prompt_retention_days=7)
+    assert prune_prompts(settings, AT) == PruneReport(0, 0, 0)  # no cache yet: nothing to do, no error
+    prompts = tmp_path / "media" / PROMPTS
+    prompts.mkdir(parents=True)
+
+    def file(name: str, age: timedelta, size: int = 100) -> Path:
+        path = prompts / name
+        path.write_bytes(b"x" * size)
+        when = (AT - age).timestamp()
+        os.utime(path, (when, when))
+        return path
+
+    stale = file("a" * 64 + ".wav", timedelta(days=7, seconds=1), 300)  # a borrower's amount, said a week ago
+    used = file("b" * 64 + ".wav", timedelta(days=6, hours=23))  # the greeting, played yesterday too
+    dead_render = file(f".{'c' * 64}.123.raw.wav", timedelta(hours=2), 50)
+    live_render = file(f".{'d' * 64}.124.raw.wav", timedelta(minutes=5))
+    other = file("notes.txt", timedelta(days=400))
+    (prompts / "sub").mkdir()
+    nested = prompts / "sub" / ("e" * 64 + ".wav")
+    nested.write_bytes(b"x")
+    os.utime(nested, (0, 0))
+    outside = tmp_path / "keep.wav"
+    outside.write_bytes(b"x")
+    os.utime(outside, (0, 0))
+    (prompts / ("f" * 64 + ".wav")).symlink_to(outside)
+
+    report = prune_prompts(settings, AT)
+    assert report == PruneReport(removed=2, kept=2, freed_bytes=350)
+    assert not stale.exists() and not dead_render.exists()
+    assert used.exists() and live_render.exists() and other.exists() and nested.exists() and outside.exists()
+    assert prune_prompts(settings, AT) == PruneReport(0, 2, 0)  # idempotent
+    with pytest.raises(ConfigError, match="BOT_PROMPT_RETENTION_DAYS"):
+        load_settings(prompt_retention_days=0)
 
 
 # --- bot call ---------------------------------------------------------------------------------------

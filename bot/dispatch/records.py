@@ -103,6 +103,7 @@ def _mine(*statuses: str) -> Any:
 _PENDING = (AttemptStatus.PLANNED.value, AttemptStatus.DEFERRED.value)
 _PHONE = (Channel.SMS.value, Channel.VOICE.value)  # sent = attempted; callbacks say what came of it
 _SENDING = AttemptStatus.SENDING.value
+_ENDED_UNSENT = (AttemptStatus.BLOCKED.value, AttemptStatus.CANCELLED.value)
 
 # The hot statements are built once: constructing an UPDATE and computing its cache
 # key costs more than executing it on SQLite (about 0.6 ms against 0.3 ms).
@@ -165,6 +166,11 @@ class Records:
             for r in rows
         ]
         session.execute(_WRITE_VERDICT, params)
+        ended = [r.attempt_id for r in rows if r.status in _ENDED_UNSENT]
+        if ended:  # a call tried before (its session exists) that will not be placed now
+            from bot.dispatch.voice import mark_unplaced
+
+            mark_unplaced(session, ended, now, status="canceled")
 
     def still_mine(self, session: Session, ids: Sequence[int], status: str) -> set[int]:
         """Which of ``ids`` this worker holds in ``status`` (after a write that may have lost some)."""

@@ -185,14 +185,20 @@ def link_call_sids(session: Session, pairs: Sequence[tuple[int, str]], now: date
         )
 
 
-def mark_unplaced(session: Session, attempt_ids: Sequence[int], now: datetime) -> None:
-    """Sessions of attempts that failed for good before a call existed: status and outcome ``failed``."""
+def mark_unplaced(session: Session, attempt_ids: Sequence[int], now: datetime, *, status: str = "failed") -> None:
+    """End the sessions of attempts that will never become calls (no CallSid): status and outcome ``status``.
+
+    ``failed``: the provider refused the call for good.  ``canceled``: the
+    send-time check blocked or cancelled an attempt that had been tried before
+    (its session was written then) and no call was placed.
+    """
     if not attempt_ids:
         return
     session.execute(
         update(CallSession)
-        .where(CallSession.attempt_id.in_(sorted(attempt_ids)), CallSession.call_sid.is_(None))
-        .values(status="failed", outcome="failed", ended_at=now, updated_at=now)
+        .where(CallSession.attempt_id.in_(sorted(attempt_ids)), CallSession.call_sid.is_(None),
+               CallSession.status == "queued")
+        .values(status=status, outcome=status, ended_at=now, updated_at=now)
         .execution_options(synchronize_session=False)
     )
 

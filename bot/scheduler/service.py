@@ -6,7 +6,7 @@ console are served by uvicorn in the same process and event loop
 jobs themselves are plain functions, which APScheduler runs in a thread pool of
 its own so a planning pass never blocks the loop.
 
-Jobs (both ``coalesce=True``, ``max_instances=1``, a short ``misfire_grace_time``):
+Jobs (each ``coalesce=True``, ``max_instances=1``, a short ``misfire_grace_time``):
 
 * ``plan`` every ``plan_interval_seconds`` (default 300 s), first run at start:
   :func:`bot.scheduler.planner.plan` at the clock's "now".  After a stall the
@@ -18,6 +18,9 @@ Jobs (both ``coalesce=True``, ``max_instances=1``, a short ``misfire_grace_time`
   does), the real dispatcher :func:`bot.dispatch.make_dispatcher` (channels from
   the settings, compliance re-checked at send time; docs/dispatch.md).  With
   neither, the job logs that nothing is dispatched.  No fake sending.
+* ``prune-prompts`` once a day and at start, with the settings: cached prompt
+  audio unused for ``prompt_retention_days`` is deleted
+  (:func:`bot.voice.media.prune_prompts`).
 
 Jobs take the injectable :class:`~bot.clock.Clock`, so tests call them with a
 FixedClock and inspect the scheduler's jobs instead of waiting.
@@ -59,6 +62,8 @@ log = logging.getLogger(__name__)
 
 PLAN_JOB = "plan"
 DISPATCH_JOB = "dispatch"
+PRUNE_JOB = "prune-prompts"
+PRUNE_INTERVAL = 86_400  # seconds: once a day (and at start)
 DEFAULT_DISPATCH_INTERVAL = 60
 MISFIRE_GRACE_SECONDS = 60
 
@@ -115,6 +120,12 @@ class PlannerService:
         log.info("planning pass at %s: %s", at.isoformat(timespec="seconds"), dict(report.by_status))
         return report
 
+    def prune_job(self) -> int:
+        """Delete cached prompts past their retention (bot.voice.media.prune_prompts); how many."""
+        from bot.voice.media import prune_prompts
+
+        return prune_prompts(self.settings, self.clock.now()).removed
+
     def dispatch_job(self) -> int:
         """Run the registered dispatchers; with none registered, say so and send nothing."""
         if not self.dispatchers:
@@ -134,16 +145,16 @@ def build_scheduler(
     executor: BaseExecutor | None = None,
     event_loop: asyncio.AbstractEventLoop | None = None,
 ) -> AsyncIOScheduler:
-    """The scheduler with its two jobs, not started.
+    """The scheduler with its jobs (plan, dispatch; with settings also the daily prompt-cache prune), not started.
 
     The plan job's first run is due at once (``next_run_time`` = start), so
     starting after an outage plans immediately, once.  Jobs run in a thread pool
-    of two (one per job: ``max_instances=1``), whose shutdown waits for them.
+    of three (one per job: ``max_instances=1``), whose shutdown waits for them.
     """
     if plan_interval < 1 or dispatch_interval < 1:
         raise ValueError("job intervals must be at least one second")
     options: dict[str, Any] = {"timezone": "UTC"}
-    options["executors"] = {"default": executor if executor is not None else ThreadPoolExecutor(max_workers=2)}
+    options["executors"] = {"default": executor if executor is not None else ThreadPoolExecutor(max_workers=3)}
     if event_loop is not None:
         options["event_loop"] = event_loop
     scheduler = AsyncIOScheduler(**options)
@@ -153,6 +164,9 @@ def build_scheduler(
                       name="plan contacts", next_run_time=_now_utc(), **defaults)
     scheduler.add_job(service.dispatch_job, IntervalTrigger(seconds=dispatch_interval), id=DISPATCH_JOB,
                       name="dispatch due contacts", **defaults)
+    if service.settings is not None:  # the media directory is known: expire the prompt cache
+        scheduler.add_job(service.prune_job, IntervalTrigger(seconds=PRUNE_INTERVAL), id=PRUNE_JOB,
+                          name="prune prompt cache", next_run_time=_now_utc(), **defaults)
     return scheduler
 
 

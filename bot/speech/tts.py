@@ -258,6 +258,10 @@ class PromptRenderer:
             return None
         if pcm.rate != TELEPHONY_RATE or not len(pcm.samples):
             return None
+        try:  # a prompt in use stays in the cache: retention counts from the last use (bot.voice.media)
+            os.utime(path)
+        except OSError:
+            pass
         self.hits += 1
         return RenderedPrompt(path, sha, pcm.duration_s, cached=True)
 

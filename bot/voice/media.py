@@ -13,15 +13,20 @@ anything a request could use to leave the directory.
 :func:`prompt_renderer` keeps one :class:`bot.speech.tts.PromptRenderer` per
 prompt directory for the whole process (it runs a worker process); call
 :func:`close_renderers` when the process (or a test session) is done.
+:func:`prune_prompts` deletes prompts unused for ``prompt_retention_days``
+(the scheduler of ``bot run`` calls it once a day).
 """
 
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import re
 import tempfile
 import threading
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +35,8 @@ __all__ = [
     "RECORDINGS",
     "close_renderers",
     "media_root",
+    "PruneReport",
+    "prune_prompts",
     "prompt_file",
     "prompt_renderer",
     "recording_ref",
@@ -42,6 +49,9 @@ PROMPTS = "prompts"
 RECORDINGS = "recordings"
 _SID_RE = re.compile(r"^[A-Za-z0-9]{2,64}$")
 _SHA_RE = re.compile(r"^[0-9a-f]{16,64}$")
+
+log = logging.getLogger("bot.voice.media")
+LEFTOVER_SECONDS = 3600  # a render's temporary file older than this belongs to a worker that died
 
 _renderers: dict[Path, Any] = {}
 _lock = threading.Lock()
@@ -82,6 +92,51 @@ def close_renderers() -> None:
 
 
 atexit.register(close_renderers)
+
+
+@dataclass(frozen=True, slots=True)
+class PruneReport:
+    removed: int
+    kept: int
+    freed_bytes: int
+
+
+def prune_prompts(settings: Any, now: datetime) -> PruneReport:
+    """Delete cached prompt WAVs not used for ``settings.prompt_retention_days`` days.
+
+    "Used" is the file's modification time: rendering writes it and every cache
+    hit touches it, so a prompt the scripts keep playing stays, while one that
+    said a borrower's amount and date goes once its retention has passed (it is
+    rendered again if it is ever needed).  The retention is at least a day, far
+    longer than a prompt URL in a call's TwiML lives (``media_url_ttl_seconds``).
+    Temporary files of a render that died are removed after an hour.  Only
+    ``*.wav`` files directly in the prompt directory are touched; file names
+    are never logged.
+    """
+    directory = media_root(settings) / PROMPTS
+    if not directory.is_dir():
+        return PruneReport(0, 0, 0)
+    cutoff = now.timestamp() - int(settings.prompt_retention_days) * 86_400
+    leftovers = now.timestamp() - LEFTOVER_SECONDS
+    removed = kept = freed = 0
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if not entry.name.endswith(".wav") or not entry.is_file(follow_symlinks=False):
+                continue
+            try:
+                info = entry.stat(follow_symlinks=False)
+                if info.st_mtime >= (leftovers if entry.name.startswith(".") else cutoff):
+                    kept += 1
+                    continue
+                os.unlink(entry.path)
+            except FileNotFoundError:  # removed meanwhile (another process pruning)
+                continue
+            removed += 1
+            freed += info.st_size
+    if removed:
+        log.info("prompt cache: removed %d prompts unused for %d days (%d bytes), kept %d",
+                 removed, settings.prompt_retention_days, freed, kept)
+    return PruneReport(removed, kept, freed)
 
 
 def prompt_file(settings: Any, sha: str) -> Path | None:
