@@ -64,7 +64,7 @@ class _Bucket:
     limit: Limit
     tokens: float
     updated_at: datetime
-    waiting: int = 0  # messages of this take already sent back for lack of this bucket's tokens
+    waiting: float = 0.0  # tokens owed to messages of this take already sent back for lack of them
 
 
 class TokenBuckets:
@@ -73,11 +73,18 @@ class TokenBuckets:
     def __init__(self, *, enabled: bool = True) -> None:
         self.enabled = enabled
 
-    def take(self, session: Session, now: datetime, requests: Sequence[Sequence[Limit]]) -> list[datetime | None]:
+    def take(self, session: Session, now: datetime, requests: Sequence[Sequence[Limit]],
+             costs: Sequence[float] | None = None) -> list[datetime | None]:
         """For each request (the limits one message must pass, most urgent first):
-        ``None`` when it may go now (a token of each of its buckets is spent), else
-        the instant to try again.  Runs in ``session``'s transaction; the caller
-        commits."""
+        ``None`` when it may go now (its cost in tokens is spent from each of its
+        buckets), else the instant to try again.  ``costs`` (default 1 each) is what
+        a message weighs: an SMS of three segments costs three, because providers
+        count segments.  A message may go when each bucket holds its cost, or the
+        whole burst for a cost above the burst; the bucket then runs into debt that
+        the refill pays back before the next message goes.  Runs in ``session``'s
+        transaction; the caller commits."""
+        if costs is not None and len(costs) != len(requests):
+            raise ValueError("one cost per request")
         if not self.enabled or not requests:
             return [None] * len(requests)
         now = now.astimezone(UTC)
@@ -89,19 +96,22 @@ class TokenBuckets:
                     raise ValueError(f"rate limit {limit.key} is given with two different settings")
         buckets = self._lock(session, now, limits)
         out: list[datetime | None] = []
-        for request in requests:
+        for index, request in enumerate(requests):
+            cost = 1.0 if costs is None else float(costs[index])
+            if not cost > 0:
+                raise ValueError(f"request {index}: the cost must be positive")
             held = [buckets[limit.key] for limit in request]
-            short = [b for b in held if b.tokens < 1.0]
+            short = [b for b in held if b.tokens < min(cost, b.limit.burst)]
             if not short:
                 for b in held:
-                    b.tokens -= 1.0
+                    b.tokens -= cost
                 out.append(None)
                 continue
             # Tokens only go down during a take, so a bucket that is short now stays
             # short: this message queues behind the ones already sent back on it.
-            wait = max((b.waiting + 1 - b.tokens) / b.limit.rate for b in short)
+            wait = max((b.waiting + min(cost, b.limit.burst) - b.tokens) / b.limit.rate for b in short)
             for b in short:
-                b.waiting += 1
+                b.waiting += cost
             out.append(now + timedelta(seconds=math.ceil(wait * 1000) / 1000))
         table = RateBucket.__table__
         session.execute(  # a Core executemany (the ORM's bulk update wants primary-key names)

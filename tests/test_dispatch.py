@@ -21,6 +21,7 @@ from sqlalchemy import select, update
 from bot.clock import FixedClock
 from bot.config import Settings, load_settings
 from bot.db import Database
+from bot.messages import sms_segments
 from bot.db.models import AuditEvent, ContactAttempt, Installment, Promise, RateBucket, Task
 from bot.dispatch import DispatchOptions, Dispatcher, DispatchReport, backoff_delay
 from bot.dispatch.reconcile import CannotTell, Found, NotFound, Stuck, body_hash, match
@@ -425,16 +426,36 @@ def test_rate_limits_delay_but_never_drop(h: Harness) -> None:
     report = h.run(rate_limits=True)
 
     assert report.by_channel() == {"sms": {"sent": 1, "rate_limited": 4}}
+    segments = sms_segments(h.sms.sent[0].body).segments  # one token per segment (the reminder has 2)
     waiting = sorted(a.next_attempt_at for a in attempts(h.db) if a.status == "planned")
-    assert waiting == [AT + timedelta(seconds=s) for s in (1, 2, 3, 4)]
+    assert waiting == [AT + timedelta(seconds=s * segments) for s in (1, 2, 3, 4)]
     sent = 1
     for second in range(1, 5):
-        h.clock.set(AT + timedelta(seconds=second))
+        h.clock.set(AT + timedelta(seconds=second * segments))
         sent += h.run(rate_limits=True).total("sent")
     assert sent == 5 and len(h.sms.sent) == 5 and len({m.to for m in h.sms.sent}) == 5
     with h.db.sessions() as s:
         assert {b.key for b in s.scalars(select(RateBucket))} == {
             "sms:number:+15005550006", "sms:account:AC00000000000000000000000000000000"}
+
+
+def test_rate_limits_count_segments(h: Harness) -> None:
+    """Providers rate-limit segments: a long reminder holds the number back for as many seconds."""
+    for n in range(1, 4):
+        one_sms_borrower(h, f"B{n}")
+    h.plan()
+    h.settings = load_settings(twilio_from_numbers=["+15005550006"], sms_rate_per_number=1.0,
+                               lender_name="Example Lending Cooperative of the Greater Metropolitan Area " * 2)
+    report = h.run(rate_limits=True)
+    assert report.by_channel() == {"sms": {"sent": 1, "rate_limited": 2}}
+    segments = sms_segments(h.sms.sent[0].body).segments
+    assert segments >= 2
+    waiting = sorted(a.next_attempt_at for a in attempts(h.db) if a.status == "planned")
+    assert waiting == [AT + timedelta(seconds=segments), AT + timedelta(seconds=2 * segments)]
+    h.clock.set(AT + timedelta(seconds=segments - 0.5))  # not before the first message's segments are paid for
+    assert h.run(rate_limits=True).total("sent") == 0
+    h.clock.set(AT + timedelta(seconds=segments))
+    assert h.run(rate_limits=True).total("sent") == 1
 
 
 def test_a_scheduled_pass_keeps_sending_what_the_rate_limit_delayed(h: Harness) -> None:
@@ -443,7 +464,8 @@ def test_a_scheduled_pass_keeps_sending_what_the_rate_limit_delayed(h: Harness) 
     for n in range(1, 4):
         one_sms_borrower(h, f"B{n}")
     h.plan()
-    h.settings = load_settings(twilio_from_numbers=["+15005550006"], sms_rate_per_number=1.0)
+    # 2 segments a second: one 2-segment reminder a second
+    h.settings = load_settings(twilio_from_numbers=["+15005550006"], sms_rate_per_number=2.0)
     slept: list[float] = []
 
     async def sleep(seconds: float) -> None:
@@ -465,7 +487,7 @@ def test_a_stopping_service_ends_the_pass_after_the_batch_in_flight(h: Harness) 
     for n in range(1, 4):
         one_sms_borrower(h, f"B{n}")
     h.plan()
-    h.settings = load_settings(twilio_from_numbers=["+15005550006"], sms_rate_per_number=1.0)
+    h.settings = load_settings(twilio_from_numbers=["+15005550006"], sms_rate_per_number=2.0)  # a reminder a second
     stop = threading.Event()
     slept: list[float] = []
 
@@ -518,6 +540,28 @@ def test_token_bucket_refills_and_spreads_waiting_messages(db: Database) -> None
     assert TokenBuckets(enabled=False).take(None, AT, [(per_number,)] * 3) == [None] * 3  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="rate must be positive"):
         Limit("x", 0, 1)
+
+
+def test_token_buckets_charge_a_message_by_its_cost(db: Database) -> None:
+    """An SMS of three segments takes three tokens: providers rate-limit segments, not messages."""
+    buckets = TokenBuckets()
+    per_number = Limit.per_second("n", 1.0)  # one segment per second, burst 1
+    account = Limit.per_second("a", 10.0)  # burst 10
+    with db.session() as s:
+        grants = buckets.take(s, AT, [(per_number, account)] * 3, [3, 1, 2])
+    # the 3-segment message goes on the full (1-token) bucket and leaves it 2 in debt;
+    # the next waits for the debt and its own token, the one after for its 2 more
+    assert grants == [None, AT + timedelta(seconds=3), AT + timedelta(seconds=4)]
+    with db.session() as s:  # 2.5 s later the debt is not paid back yet
+        assert buckets.take(s, AT + timedelta(seconds=2.5), [(per_number,)], [1]) == [AT + timedelta(seconds=3)]
+    with db.session() as s:
+        assert buckets.take(s, AT + timedelta(seconds=3), [(per_number,)]) == [None]
+    with db.session() as s:  # the account bucket was charged 3 (+0 for the messages sent back): 7 left + refill
+        assert buckets.take(s, AT + timedelta(seconds=3), [(account,)] * 10, [1] * 10) == [None] * 10
+    with pytest.raises(ValueError, match="one cost per request"):
+        buckets.take(None, AT, [(per_number,)], [1, 2])  # type: ignore[arg-type]
+    with db.session() as s, pytest.raises(ValueError, match="cost must be positive"):
+        buckets.take(s, AT, [(per_number,)], [0])
 
 
 # --- leases and workers ----------------------------------------------------------------------------

@@ -131,8 +131,8 @@ def test_tick_plans_and_sends_through_the_sandbox_and_smtp(db_url: str, db: Data
 
 def test_tick_json_counts_and_rate_limits_delay_without_dropping(db_url: str, db: Database, sandbox: SandboxServer,
                                                                 smtp: SmtpSink, run_bot: Any) -> None:
-    phones = sms_borrowers(db, 3)  # one sender number: 1 SMS per second by default
-    env = env_for(sandbox, smtp.port)
+    phones = sms_borrowers(db, 3)
+    env = {**env_for(sandbox, smtp.port), "BOT_SMS_RATE_PER_NUMBER": "2"}  # one sender: a 2-segment reminder a second
 
     first = run_bot("tick", "--at", AT.isoformat(), "--json", db_url=db_url, env=env)
 

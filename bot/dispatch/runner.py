@@ -87,6 +87,7 @@ class _Ready:
     message: ApprovedMessage
     limits: tuple[Limit, ...]
     decision: dict[str, Any]
+    cost: float = 1.0  # tokens it takes from each bucket: an SMS's segments, else 1
 
 
 @dataclass(slots=True)
@@ -280,13 +281,14 @@ class Dispatcher:
                 payload["dispatch"]["from"] = sender
             message = approve(verdict.decision, **composed.approve_fields(), from_=sender)  # type: ignore[arg-type]
             ready.append(_Ready(attempt.id, attempt.channel, attempt.tries, attempt.borrower_id, composed.to,
-                                message, self._limits(attempt.channel, sender), payload))
+                                message, self._limits(attempt.channel, sender), payload,
+                                cost=float(getattr(composed, "segments", None) or 1)))  # providers count segments
         # One short write transaction: tokens, then every decision.  Attempts of a
         # channel whose provider can be asked after a crash (SMS) are marked
         # ``sending`` here, all at once; the others one by one in their lane.
         go: list[_Ready] = []
         with self._writing() as session:
-            waits = self.buckets.take(session, now, [r.limits for r in ready])
+            waits = self.buckets.take(session, now, [r.limits for r in ready], [r.cost for r in ready])
             for item, wait in zip(ready, waits, strict=True):
                 if wait is None:
                     go.append(item)
