@@ -111,10 +111,11 @@ def test_review_note_and_escalate(world: World) -> None:
             ("B1", "open", "console", f"escalated from call {s.call_promise}")]
         actions = session.execute(select(AuditEvent.actor, AuditEvent.action).where(AuditEvent.actor != "anonymous")
                                   .order_by(AuditEvent.id)).all()
-    # The person's own acts carry their name; the shared task helper audits as the console.
+    # Every row a person's act writes carries their name, the shared task helper's too (the task's source
+    # stays "console").
     assert [tuple(a) for a in actions if not a[1].startswith("console.")] == [
-        ("sam", "call.reviewed"), ("sam", "note.added"), ("console", "task.opened"), ("sam", "call.escalated"),
-        ("console", "task.linked"), ("sam", "call.escalated")]
+        ("sam", "call.reviewed"), ("sam", "note.added"), ("sam", "task.opened"), ("sam", "call.escalated"),
+        ("sam", "task.linked"), ("sam", "call.escalated")]
     assert world.as_("vic").get("/console/api/calls", params={"reviewed": "yes"}).json()["total"] == 2
 
 
@@ -182,6 +183,12 @@ def test_corrections_to_opt_out_dispute_and_wrong_number_change_the_borrower(wor
     assert count(world.db, Task, Task.borrower_id == "B1", Task.note == "call review: paid claim") == 1
     timeline = sam.get("/console/borrowers/B1").text
     assert "opted out of voice" in timeline and "task opened: dispute" in timeline
+    with world.db.session() as session:  # each effect is audited in the name of the person who corrected
+        effects = session.execute(select(AuditEvent.actor, AuditEvent.action).where(
+            AuditEvent.action.in_(["consent.opt_out", "consent.flag", "task.opened"]), AuditEvent.at == NOW)).all()
+    assert sorted(tuple(e) for e in effects) == [
+        ("sam", "consent.flag"), ("sam", "consent.flag"), ("sam", "consent.opt_out"), ("sam", "task.opened"),
+        ("sam", "task.opened"), ("sam", "task.opened")]
 
 
 def test_the_borrower_timeline_and_why_not_contacted_today(world: World) -> None:

@@ -130,9 +130,15 @@ def test_tick_plans_and_sends_through_the_sandbox_and_smtp(db_url: str, db: Data
 
 
 def test_tick_json_counts_and_rate_limits_delay_without_dropping(db_url: str, db: Database, sandbox: SandboxServer,
-                                                                smtp: SmtpSink, run_bot: Any) -> None:
+                                                                smtp: SmtpSink, run_bot: Any, tmp_path: Path) -> None:
     phones = sms_borrowers(db, 3)
-    env = {**env_for(sandbox, smtp.port), "BOT_SMS_RATE_PER_NUMBER": "2"}  # one sender: a 2-segment reminder a second
+    prompts = tmp_path / "media" / "prompts"  # tick also expires the prompt cache (as bot run does daily)
+    prompts.mkdir(parents=True)
+    for name, age in (("old.wav", timedelta(days=8)), ("recent.wav", timedelta(days=1))):
+        (prompts / name).write_bytes(b"RIFF")
+        os.utime(prompts / name, ((AT - age).timestamp(),) * 2)
+    env = {**env_for(sandbox, smtp.port), "BOT_SMS_RATE_PER_NUMBER": "2",  # one sender: a 2-segment reminder a second
+           "BOT_MEDIA_DIR": str(tmp_path / "media")}
 
     first = run_bot("tick", "--at", AT.isoformat(), "--json", db_url=db_url, env=env)
 
@@ -141,6 +147,7 @@ def test_tick_json_counts_and_rate_limits_delay_without_dropping(db_url: str, db
     assert data["plan"]["by_status"] == {"planned": 3}
     assert data["dispatch"]["by_channel"] == {"sms": {"sent": 1, "rate_limited": 2}}
     assert sum(sent_counts(sandbox, phones).values()) == 1
+    assert data["prompts_pruned"] == 1 and [p.name for p in prompts.iterdir()] == ["recent.wav"]
     for second in (1, 2):
         later = run_bot("tick", "--no-plan", "--json", "--at", (AT + timedelta(seconds=second)).isoformat(),
                         db_url=db_url, env=env)

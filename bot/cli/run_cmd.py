@@ -85,6 +85,7 @@ def run_cmd(app: App, plan_interval: int | None, dispatch_interval: int, host: s
     if once:
         report = service.plan_job()
         service.dispatch_job()
+        service.prune_job()
         err_console.print(f"planned at {report.at.isoformat()}: {dict(report.by_status) or 'nothing'}")
         return
     interval = plan_interval or settings.plan_interval_seconds

@@ -32,6 +32,8 @@ def tick_cmd(app: App, at: datetime | None, as_json: bool, no_rate_limit: bool, 
     payment) or cancelled (stale).  SMS go through Twilio (or the sandbox at
     twilio_api_base_url), email through the SMTP relay.  The output counts
     messages per channel and outcome; it never shows a number, address or text.
+    Cached prompt audio unused for prompt_retention_days is removed too (as
+    bot run does daily), so a cron job running tick needs nothing else.
     """
     from bot.dispatch import DispatchOptions, dispatch_once
     from bot.scheduler.service import PlannerService
@@ -49,13 +51,20 @@ def tick_cmd(app: App, at: datetime | None, as_json: bool, no_rate_limit: bool, 
     options = DispatchOptions.from_settings(settings, **({"rate_limits": False} if no_rate_limit else {}))
     report = asyncio.run(dispatch_once(app.db, settings, clock=clock, policy=policy, compliance_config=config,
                                        options=options))
+    from bot.voice.media import prune_prompts
+
+    pruned = prune_prompts(settings, clock.now())  # what bot run's daily job does, for cron-driven installs
     if as_json:
         print_json({
             "plan": plan_report.to_json(with_items=False) if plan_report is not None else None,
             "dispatch": report.to_json(),
+            "prompts_pruned": pruned.removed,
         })
         return
     _print(plan_report, report)
+    if pruned.removed:
+        err_console.print(f"prompt cache: {pruned.removed} prompts unused for {settings.prompt_retention_days} days "
+                          "removed")
 
 
 def _print(plan_report: Any, report: Any) -> None:

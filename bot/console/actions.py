@@ -165,31 +165,31 @@ def correct_turn(
         number = session.scalar(select(Borrower.phone_e164).where(Borrower.id == borrower_id))
 
     if intent is Intent.PROMISE_TO_PAY and promise_date is not None:
-        promise = create_promise(session, borrower_id, promise_date, source=SOURCE, at=at)
+        promise = create_promise(session, borrower_id, promise_date, source=SOURCE, at=at, actor=actor)
         effects.append(f"promise:{promise.id}")
     elif intent is Intent.OPT_OUT:
         if number is None:
             raise ActionError(400, "the call has no number to opt out")
-        changed = record_opt_out(session, borrower_id, Channel.VOICE.value, number, SOURCE, at)
+        changed = record_opt_out(session, borrower_id, Channel.VOICE.value, number, SOURCE, at, actor=actor)
         effects.append("opt_out:voice" if changed else "opt_out:voice:already")
     elif intent in _TASK_FOR:
         kind = _TASK_FOR[intent]
         task_id = open_task(session, borrower_id, kind, f"call review: {kind.value}",
-                            dedupe_key=f"console:call:{call_id}:{kind.value}", source=SOURCE, at=at)
+                            dedupe_key=f"console:call:{call_id}:{kind.value}", source=SOURCE, at=at, actor=actor)
         effects.append(f"task:{kind.value}:{task_id}")
     elif intent is Intent.WRONG_NUMBER:
         if number is not None:
             for channel in (Channel.VOICE, Channel.SMS):
-                flag_address(session, borrower_id, channel.value, number, "wrong_number", SOURCE, at)
+                flag_address(session, borrower_id, channel.value, number, "wrong_number", SOURCE, at, actor=actor)
             effects.append("flag:wrong_number")
         task_id = open_task(session, borrower_id, TaskKind.WRONG_NUMBER, "call review: wrong number",
-                            dedupe_key=f"console:call:{call_id}:wrong_number", source=SOURCE, at=at)
+                            dedupe_key=f"console:call:{call_id}:wrong_number", source=SOURCE, at=at, actor=actor)
         effects.append(f"task:wrong_number:{task_id}")
     elif intent is Intent.PAID:
         today = _borrower_today(session, borrower_id, at, default_timezone)
         if not paid_claim_consistent(session, borrower_id, today, at):
             task_id = open_task(session, borrower_id, TaskKind.REVIEW, "call review: paid claim",
-                                dedupe_key=f"console:call:{call_id}:paid", source=SOURCE, at=at)
+                                dedupe_key=f"console:call:{call_id}:paid", source=SOURCE, at=at, actor=actor)
             effects.append(f"task:review:{task_id}")
         else:
             effects.append("paid:consistent")
@@ -206,7 +206,7 @@ def escalate_call(session: Session, call_id: int, kind: TaskKind, *, actor: str,
     """Open (or find) the borrower's task of ``kind`` for this call; its id."""
     call = _call(session, call_id)
     task_id = open_task(session, call.borrower_id, kind, f"escalated from call {call_id}",
-                        dedupe_key=f"console:escalate:{call_id}:{kind.value}", source=SOURCE, at=at)
+                        dedupe_key=f"console:escalate:{call_id}:{kind.value}", source=SOURCE, at=at, actor=actor)
     record(session, at, actor=actor, action="call.escalated", subject_type="call", subject_id=call_id,
            detail={"task_id": task_id, "kind": kind.value, "borrower_id": call.borrower_id})
     return task_id

@@ -43,7 +43,8 @@ def _where(borrower_id: str, channel: str, address: str) -> tuple:  # type: igno
 
 
 def record_opt_out(
-    session: Session, borrower_id: str, channel: str, address: str, source: str, at: datetime
+    session: Session, borrower_id: str, channel: str, address: str, source: str, at: datetime, *,
+    actor: str | None = None,
 ) -> bool:
     """Opt ``address`` out of ``channel`` for the borrower; True if it was not opted out before.
 
@@ -60,7 +61,7 @@ def record_opt_out(
         .execution_options(synchronize_session=False)
     )
     changed = bool(result.rowcount)  # type: ignore[attr-defined]
-    audit(session, at, actor=source, action="consent.opt_out", borrower_id=borrower_id,
+    audit(session, at, actor=actor or source, action="consent.opt_out", borrower_id=borrower_id,
           detail={"channel": channel, "changed": changed})
     return changed
 
@@ -86,7 +87,8 @@ def record_opt_in(
 
 
 def flag_address(
-    session: Session, borrower_id: str, channel: str, address: str, flag: str, source: str, at: datetime
+    session: Session, borrower_id: str, channel: str, address: str, flag: str, source: str, at: datetime, *,
+    actor: str | None = None,
 ) -> bool:
     """Mark ``address`` unusable on ``channel`` (``wrong_number``, ``landline``, ``invalid``).
 
@@ -102,6 +104,6 @@ def flag_address(
         .execution_options(synchronize_session=False)
     )
     changed = bool(result.rowcount)  # type: ignore[attr-defined]
-    audit(session, at, actor=source, action="consent.flag", borrower_id=borrower_id,
+    audit(session, at, actor=actor or source, action="consent.flag", borrower_id=borrower_id,
           detail={"channel": channel, "flag": flag, "changed": changed})
     return changed

@@ -49,6 +49,7 @@ def create_promise(
     source: str,
     at: datetime,
     amount: Decimal | None = None,
+    actor: str | None = None,
 ) -> Promise:
     """Record a pending promise, cancelling the borrower's earlier pending ones.
 
@@ -63,7 +64,7 @@ def create_promise(
         .execution_options(synchronize_session=False)
     ).all()
     for promise_id in cancelled:
-        audit(session, at, actor=source, action="promise.cancelled", borrower_id=borrower_id,
+        audit(session, at, actor=actor or source, action="promise.cancelled", borrower_id=borrower_id,
               detail={"promise_id": promise_id, "reason": "replaced by a new promise"})
     loan_id = oldest_outstanding_loan(session, borrower_id)
     amount_minor = 0
@@ -79,7 +80,7 @@ def create_promise(
     )
     session.add(promise)
     session.flush()
-    audit(session, at, actor=source, action="promise.created", borrower_id=borrower_id,
+    audit(session, at, actor=actor or source, action="promise.created", borrower_id=borrower_id,
           detail={"promise_id": promise.id, "promised_date": promised_date.isoformat(),
                   "loan_id": loan_id, "amount_minor": amount_minor, "replaced": list(cancelled)})
     return promise

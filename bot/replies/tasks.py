@@ -30,10 +30,13 @@ def open_task(
     source: str,
     at: datetime,
     inbound_id: int | None = None,
+    actor: str | None = None,
 ) -> int:
     """The id of the borrower's open task of this kind and note, opening one if there is none.
 
     ``note`` is a fixed phrase ("paid claim"), never text from the reply.
+    ``source`` is stored on the task; the audit row names ``actor`` (a console
+    user) when given, else the source.
     """
     existing = session.scalar(
         select(Task.id).where(Task.borrower_id == borrower_id, Task.kind == kind.value, Task.note == note,
@@ -50,6 +53,6 @@ def open_task(
     else:
         task_id, action = existing, "task.linked"
     assert task_id is not None
-    audit(session, at, actor=source, action=action, borrower_id=borrower_id,
+    audit(session, at, actor=actor or source, action=action, borrower_id=borrower_id,
           detail={"task_id": task_id, "kind": kind.value, "inbound_id": inbound_id})
     return task_id
