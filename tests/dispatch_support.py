@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import socket
-import threading
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from sqlalchemy import select
 from bot.channels.base import ApprovedMessage, Channel, SendResult
 from bot.db import Database
 from bot.db.models import Borrower, Consent, ContactAttempt, InboundMessage, Installment, Loan
+from bot.demo.mailbox import Mailbox
 from bot.domain import Channel as ChannelName
 
 AT = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)  # Saturday 10:00 in New York
@@ -145,16 +145,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class SmtpSink:
-    """aiosmtpd on 127.0.0.1 recording every message; ``refuse`` answers RCPT with ``code``."""
+class SmtpSink(Mailbox):
+    """The demo's mail server (aiosmtpd on 127.0.0.1) with a fixed port chosen up front and
+    ``refuse``: RCPT to an address in it is answered with its ``code``."""
 
     def __init__(self, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self._raw: list[bytes] = []
+        super().__init__(port=port or free_port())
         self.refuse: dict[str, int] = {}
         self.refused_count: Counter[str] = Counter()
-        self._lock = threading.Lock()
-        self._controller: Any = None
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any) -> str:
         code = self.refuse.get(address.lower())
@@ -164,44 +162,13 @@ class SmtpSink:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        with self._lock:  # parsed only when a test asks (keeps the server cheap for the benchmark)
-            self._raw.append(envelope.original_content or envelope.content)
-        return "250 Message accepted for delivery"
-
     @property
     def messages(self) -> list[Message]:
-        with self._lock:
-            raw = list(self._raw)
-        return [message_from_bytes(data, policy=policy.default) for data in raw]
-
-    def count(self) -> int:
-        with self._lock:
-            return len(self._raw)
+        return [message_from_bytes(m.raw, policy=policy.default) for m in self.mail()]
 
     def _headers(self, name: str) -> list[str]:
         parser = BytesHeaderParser()
-        with self._lock:
-            raw = list(self._raw)
-        return [str(parser.parsebytes(data)[name]) for data in raw]
-
-    def start(self) -> SmtpSink:
-        from aiosmtpd.controller import Controller
-
-        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
-        self._controller.start()
-        return self
-
-    def stop(self) -> None:
-        if self._controller is not None:
-            self._controller.stop()
-            self._controller = None
-
-    def __enter__(self) -> SmtpSink:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return [str(parser.parsebytes(m.raw)[name]) for m in self.mail()]
 
     def received(self) -> Counter[str]:
         """Messages per recipient (the To header)."""

@@ -43,9 +43,9 @@ class Mail:
 class Mailbox:
     """An SMTP server in a thread of its own (aiosmtpd's Controller) on a free local port."""
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.host = host
-        self.port = 0
+        self.port = port  # 0: a free one, chosen at start
         self._mail: list[Mail] = []
         self._lock = threading.Lock()
         self._controller: Any = None
@@ -59,9 +59,10 @@ class Mailbox:
     def start(self) -> Mailbox:
         from aiosmtpd.controller import Controller
 
-        with socket.socket() as probe:  # aiosmtpd binds by port number: find a free one
-            probe.bind((self.host, 0))
-            self.port = int(probe.getsockname()[1])
+        if not self.port:
+            with socket.socket() as probe:  # aiosmtpd binds by port number: find a free one
+                probe.bind((self.host, 0))
+                self.port = int(probe.getsockname()[1])
         self._controller = Controller(self, hostname=self.host, port=self.port)
         self._controller.start()
         return self
