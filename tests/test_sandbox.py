@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -141,6 +142,26 @@ def test_fetch_and_list_with_filters_and_paging(sb: Sandbox, client: Client, htt
     assert len(client.messages.list(date_sent=today)) == 6
     assert len(client.messages.list(date_sent_after=sb.now())) == 0
     assert len(client.messages.list(date_sent_before=sb.now())) == 6
+
+
+def test_list_date_filters() -> None:
+    """The DateSent / DateCreated / StartTime / EndTime filters of every list endpoint."""
+    from bot.sandbox.errors import TwilioApiError
+    from bot.sandbox.params import date_filters, date_matches
+
+    at = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)
+    day = date(2026, 11, 28)
+    assert date_matches(at, "DateSent", day) and not date_matches(at, "DateSent", date(2026, 11, 27))
+    assert date_matches(at, "StartTime", datetime(2026, 11, 28, 1, 0, tzinfo=UTC))  # a date-time: the same day
+    assert date_matches(at, "DateCreated<", day) and date_matches(at, "DateCreated>", day)  # days: inclusive
+    assert date_matches(at, "EndTime<", at) and not date_matches(at, "EndTime<", at - timedelta(seconds=1))
+    assert date_matches(at, "EndTime>", at) and not date_matches(at, "EndTime>", at + timedelta(seconds=1))
+    assert not date_matches(None, "StartTime>", day)  # a call not started matches nothing
+    query = {"DateSent<": ["2026-11-28"], "DateSent>": ["2026-11-27T10:00:00Z"], "To": ["+1"]}
+    assert date_filters(query, ("DateSent", "DateSent<", "DateSent>")) == [
+        ("DateSent<", day), ("DateSent>", datetime(2026, 11, 27, 10, 0, tzinfo=UTC))]
+    with pytest.raises(TwilioApiError, match="Invalid parameter StartTime>: not a date"):
+        date_filters({"StartTime>": ["soon"]}, ("StartTime", "StartTime>"))
 
 
 def test_fetch_of_another_accounts_message_is_not_found(sb: Sandbox, client: Client, server: SandboxServer) -> None:

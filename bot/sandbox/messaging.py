@@ -29,7 +29,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from typing import TYPE_CHECKING
 
 from bot.privacy import mask_phone
@@ -37,7 +36,7 @@ from bot.sandbox import spec
 from bot.sandbox.callbacks import deliver_status
 from bot.sandbox.config import E164
 from bot.sandbox.errors import DELIVERY_ERRORS, SandboxError, TwilioApiError
-from bot.sandbox.params import FormValues, first, parse_date_filter
+from bot.sandbox.params import FormValues, date_filters, date_matches, first
 from bot.sandbox.resources import DEFAULT_PAGE_SIZE, account_uri, message_json, page_json
 from bot.sandbox.segments import count_segments
 from bot.sandbox.state import API_VERSION, Message, OwnedNumber, new_sid
@@ -165,14 +164,7 @@ class Messaging:
             raise TwilioApiError(400, f"Invalid parameter {problems[0]}")
         to, from_ = first(query, "To"), first(query, "From")
         filters = [(name, value) for name in ("To", "From", "DateSent", "DateSent<", "DateSent>") if (value := first(query, name))]
-        date_filters = []
-        for name, compare in (("DateSent", "eq"), ("DateSent<", "le"), ("DateSent>", "ge")):
-            raw = first(query, name)
-            if raw:
-                try:
-                    date_filters.append((compare, parse_date_filter(raw)))
-                except ValueError:
-                    raise TwilioApiError(400, f"Invalid parameter {name}: not a date") from None
+        dates = date_filters(query, ("DateSent", "DateSent<", "DateSent>"))
         with self.sb.store.lock:
             records = [
                 dataclasses.replace(m)
@@ -180,7 +172,7 @@ class Messaging:
                 if m.account_sid == account_sid
                 and (not to or m.to == to)
                 and (not from_ or m.from_ == from_)
-                and all(_date_matches(m.date_sent, compare, value) for compare, value in date_filters)
+                and all(date_matches(m.date_sent, name, value) for name, value in dates)
             ]
         records.sort(key=lambda m: (m.date_created, m.seq), reverse=True)
         return page_json(
@@ -414,20 +406,6 @@ class Messaging:
             else:
                 self._schedule_delivery(message)
             return dataclasses.replace(message)
-
-
-def _date_matches(sent: datetime | None, compare: str, value: date | datetime) -> bool:
-    """Twilio's DateSent filters: a date compares calendar days (GMT), a date-time compares instants."""
-    if sent is None:
-        return False
-    if isinstance(value, datetime):
-        if compare == "eq":
-            return sent.date() == value.date()
-        return sent <= value if compare == "le" else sent >= value
-    day = sent.date()
-    if compare == "eq":
-        return day == value
-    return day <= value if compare == "le" else day >= value
 
 
 def status_params(message: Message, status: str) -> list[tuple[str, str]]:

@@ -13,12 +13,11 @@ All of them need HTTP Basic authentication like the rest of the REST API.
 
 from __future__ import annotations
 
-from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from bot.sandbox import spec
 from bot.sandbox.errors import TwilioApiError
-from bot.sandbox.params import FormValues, first, parse_date_filter
+from bot.sandbox.params import FormValues, date_filters, date_matches, first
 from bot.sandbox.resources import DEFAULT_PAGE_SIZE, account_uri, page_json, recording_json
 from bot.sandbox.state import Recording
 
@@ -56,13 +55,7 @@ class Recordings:
             raise TwilioApiError(400, f"Invalid parameter {problems[0]}")
         names = ("CallSid", "DateCreated", "DateCreated<", "DateCreated>")
         filters = [(name, value) for name in names if (value := first(query, name))]
-        dates: list[tuple[str, date | datetime]] = []
-        for name, value in filters:
-            if name.startswith("DateCreated"):
-                try:
-                    dates.append((name, parse_date_filter(value)))
-                except ValueError:
-                    raise TwilioApiError(400, f"Invalid parameter {name}: not a date") from None
+        dates = date_filters(query, names[1:])
         call_sid = first(query, "CallSid")
         with self.sb.store.lock:
             records = [
@@ -70,7 +63,7 @@ class Recordings:
                 for r in self.sb.store.recordings.values()
                 if r.account_sid == account_sid
                 and (call_sid is None or r.call_sid == call_sid)
-                and all(_date_matches(r.date_created, name, value) for name, value in dates)
+                and all(date_matches(r.date_created, name, value) for name, value in dates)
             ]
             base_url = self.sb.base_url
         records.sort(key=lambda r: (r.date_created, r.seq), reverse=True)
@@ -85,12 +78,3 @@ class Recordings:
             page=int(first(query, "Page") or 0),
             token=first(query, "PageToken"),
         )
-
-
-def _date_matches(instant: datetime, name: str, value: date | datetime) -> bool:
-    left: date | datetime = instant if isinstance(value, datetime) else instant.date()
-    if name.endswith("<"):
-        return left <= value  # type: ignore[operator]
-    if name.endswith(">"):
-        return left >= value  # type: ignore[operator]
-    return instant.date() == (value.date() if isinstance(value, datetime) else value)

@@ -39,7 +39,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from datetime import date, datetime
 from typing import TYPE_CHECKING
 
 from bot.privacy import mask_phone
@@ -49,7 +48,7 @@ from bot.sandbox.callflow import CallFlows
 from bot.sandbox.config import E164
 from bot.sandbox.errors import TwilioApiError
 from bot.sandbox.messaging import region_of
-from bot.sandbox.params import FormValues, first, parse_date_filter
+from bot.sandbox.params import FormValues, date_filters, date_matches, first
 from bot.sandbox.phones import CallBehaviour
 from bot.sandbox.resources import DEFAULT_PAGE_SIZE, account_uri, call_json, page_json, rfc2822
 from bot.sandbox.state import API_VERSION, Call, new_sid
@@ -160,13 +159,7 @@ class Voice:
             raise TwilioApiError(400, f"Invalid parameter {problems[0]}")
         names = ("To", "From", "ParentCallSid", "Status", "StartTime", "StartTime<", "StartTime>", "EndTime", "EndTime<", "EndTime>")
         filters = [(name, value) for name in names if (value := first(query, name))]
-        time_filters = []
-        for name, value in filters:
-            if name.startswith(("StartTime", "EndTime")):
-                try:
-                    time_filters.append((name, parse_date_filter(value)))
-                except ValueError:
-                    raise TwilioApiError(400, f"Invalid parameter {name}: not a date") from None
+        time_filters = date_filters(query, (n for n in names if n.startswith(("StartTime", "EndTime"))))
         plain = {name: value for name, value in filters if not name.startswith(("StartTime", "EndTime"))}
         field_of = {"To": "to", "From": "from_", "ParentCallSid": "parent_call_sid", "Status": "status"}
         with self.sb.store.lock:
@@ -175,7 +168,8 @@ class Voice:
                 for c in self.sb.store.calls.values()
                 if c.account_sid == account_sid
                 and all(getattr(c, field_of[name]) == value for name, value in plain.items())
-                and all(_time_matches(c, name, value) for name, value in time_filters)
+                and all(date_matches(c.start_time if name.startswith("StartTime") else c.end_time, name, value)
+                        for name, value in time_filters)
             ]
         records.sort(key=lambda c: (c.date_created, c.seq), reverse=True)
         return page_json(
@@ -409,16 +403,3 @@ def _callback_events(values: list[str]) -> frozenset[str]:
     if unknown:
         raise TwilioApiError(21626)
     return frozenset(events) if events else frozenset({"completed"})
-
-
-def _time_matches(call: Call, name: str, value: date | datetime) -> bool:
-    """StartTime/EndTime filters: a date compares calendar days (GMT), a date-time compares instants."""
-    instant = call.start_time if name.startswith("StartTime") else call.end_time
-    if instant is None:
-        return False
-    left: date | datetime = instant if isinstance(value, datetime) else instant.date()
-    if name.endswith("<"):
-        return left <= value  # type: ignore[operator]
-    if name.endswith(">"):
-        return left >= value  # type: ignore[operator]
-    return instant.date() == (value.date() if isinstance(value, datetime) else value)
