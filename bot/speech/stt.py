@@ -692,29 +692,28 @@ class Competition:
         return 1.0 / sum(math.exp((r.score - best) / SCORE_TEMPERATURE) for r in self.results)
 
 
+_Hypotheses = list[tuple[float, list[dict[str, Any]]]]  # (n-best score, words without filler tokens), best first
+
+
 def _compete(model: LoadedModel, groups: Mapping[str, Iterable[str]], audio: bytes, rate: int,
              duration: float, offset: float = 0.0) -> Competition | None:
     results: list[GroupResult] = []
-    winner_words: dict[str, tuple[Word, ...]] = {}
+    heard_by: dict[str, _Hypotheses] = {}
     for label, phrases in groups.items():
         compiled = model.compile(phrases)
         if not compiled.phrases:
             continue
-        result = _run(model, audio, rate, compiled.json, n_best=GROUP_N_BEST)
-        alternatives = result.get("alternatives") or []
-        if not alternatives:
+        hypotheses = _hypotheses(model, compiled, audio, rate, n_best=GROUP_N_BEST)
+        if not hypotheses:
             continue
-        skip = {t for t in (compiled.unknown_token, compiled.blocker) if t}
-        hypotheses = [(float(alt.get("confidence", 0.0)), _clean_words(alt.get("result") or [], skip))
-                      for alt in alternatives]
-        heard = tuple(Alternative(" ".join(w["word"] for w in ws), score) for score, ws in hypotheses)
+        heard = _alternatives(hypotheses)
         results.append(GroupResult(label, heard[0].score, heard[0].text, heard))
-        winner_words[label] = _posterior_words(hypotheses, offset)
+        heard_by[label] = hypotheses
     results.sort(key=lambda r: r.score, reverse=True)
     if not results or not results[0].text:
         return None
     winner = results[0]
-    words = winner_words[winner.label]
+    words = _posterior_words(heard_by[winner.label], offset)
     confidence = round(float(np.mean([w.conf for w in words])), 3) if words else 0.0
     recognition = Recognition(winner.text, confidence, words, tuple(Alternative(r.text, r.score) for r in results),
                               "grammar", duration)
@@ -738,7 +737,7 @@ def _clean_words(items: Iterable[dict[str, Any]], skip: set[str]) -> list[dict[s
     return [w for w in items if w.get("word") and w["word"] not in skip]
 
 
-def _posterior_words(hypotheses: list[tuple[float, list[dict[str, Any]]]], offset: float = 0.0) -> tuple[Word, ...]:
+def _posterior_words(hypotheses: _Hypotheses, offset: float = 0.0) -> tuple[Word, ...]:
     """The best hypothesis's words, each with its n-best posterior as confidence.
 
     A word's posterior is the weighted share of hypotheses (weights
@@ -758,19 +757,25 @@ def _posterior_words(hypotheses: list[tuple[float, list[dict[str, Any]]]], offse
     return tuple(words)
 
 
+def _hypotheses(model: LoadedModel, compiled: CompiledGrammar, audio: bytes, rate: int, *, n_best: int) -> _Hypotheses:
+    """The n-best list of one decode with ``compiled``, the unknown-word and blocker tokens removed."""
+    result = _run(model, audio, rate, compiled.json, n_best=n_best)
+    skip = {t for t in (compiled.unknown_token, compiled.blocker) if t}
+    return [(float(alt.get("confidence", 0.0)), _clean_words(alt.get("result") or [], skip))
+            for alt in result.get("alternatives") or []]
+
+
+def _alternatives(hypotheses: _Hypotheses) -> tuple[Alternative, ...]:
+    return tuple(Alternative(" ".join(w["word"] for w in words), score) for score, words in hypotheses)
+
+
 def _decode_grammar(model: LoadedModel, compiled: CompiledGrammar, audio: bytes, rate: int,
                     duration: float, offset: float = 0.0) -> Recognition:
-    result = _run(model, audio, rate, compiled.json, n_best=N_BEST)
-    skip = {t for t in (compiled.unknown_token, compiled.blocker) if t}
-    raw = result.get("alternatives") or []
-    hypotheses: list[tuple[float, list[dict[str, Any]]]] = []
-    for alt in raw:
-        words = _clean_words(alt.get("result") or [], skip)
-        hypotheses.append((float(alt.get("confidence", 0.0)), words))
+    hypotheses = _hypotheses(model, compiled, audio, rate, n_best=N_BEST)
     if not hypotheses or not hypotheses[0][1]:
         return Recognition("", 0.0, source="grammar", duration_s=duration)
     words = _posterior_words(hypotheses, offset)
-    alternatives = tuple(Alternative(" ".join(x["word"] for x in ws), score) for score, ws in hypotheses)
+    alternatives = _alternatives(hypotheses)
     confidence = round(float(np.mean([w.conf for w in words])), 3)
     return Recognition(alternatives[0].text, confidence, tuple(words), alternatives, "grammar", duration)
 
