@@ -288,8 +288,9 @@ def _load_dense(url: str, installments: int, at: datetime) -> None:
                                        "principal_minor": 100_000, "currency": "CNY" if country == "CN" else "USD",
                                        "opened_on": date(2026, 1, 1), "created_at": at, "updated_at": at})
                         offset = rng.randint(-3, 22)
+                        paid = rng.choice((0, 0, 0, 5_000))  # a statement and no payments: covered = paid
                         i_rows.append({"id": f"I{n:07d}{k}", "loan_id": lid, "due_date": today - timedelta(days=offset),
-                                       "amount_due_minor": 20_000, "amount_paid_minor": rng.choice((0, 0, 0, 5_000)),
+                                       "amount_due_minor": 20_000, "amount_paid_minor": paid, "covered_minor": paid,
                                        "created_at": at, "updated_at": at})
                     if n % 7 == 0:
                         h_rows.append({"dedupe_key": f"hist:{n}", "borrower_id": bid, "loan_id": f"L{n:07d}0",

@@ -44,6 +44,7 @@ from bot.db.models import (
 )
 from bot.domain import Channel, PromiseStatus, TaskStatus
 from bot.errors import NotFoundError
+from bot.ledger import OPEN, OUTSTANDING
 from bot.privacy import mask_email, mask_name, mask_phone, redact
 
 __all__ = [
@@ -147,7 +148,7 @@ def installment_status(installment: Installment, today: date) -> tuple[str, int]
     days_past_due = late if outstanding > 0 and late > 0 else 0
     if outstanding == 0:
         return "paid", 0
-    if installment.amount_paid_minor > 0:
+    if installment.covered_minor > 0:
         return "partly paid", days_past_due
     return ("overdue" if days_past_due else "due"), days_past_due
 
@@ -201,7 +202,7 @@ def borrower_document(
                 "id": inst.id,
                 "due_date": inst.due_date.isoformat(),
                 "amount_due": money(inst.amount_due_minor, loan.currency, locale),
-                "amount_paid": money(inst.amount_paid_minor, loan.currency, locale),
+                "amount_paid": money(inst.covered_minor, loan.currency, locale),
                 "outstanding": money(inst.outstanding_minor, loan.currency, locale),
                 "status": status,
                 "days_past_due": dpd,
@@ -372,14 +373,14 @@ def portfolio_summary(session: Session, today: date, *, locale: str = "en-US") -
         (due <= today + timedelta(days=7), "due_next_7_days"),
         else_="later",
     ).label("bucket")
-    unpaid = (Installment.amount_due_minor - Installment.amount_paid_minor).label("unpaid")
+    unpaid = OUTSTANDING.label("unpaid")
     # The CASE sits in a subquery so that GROUP BY names a column: PostgreSQL
     # would not match a repeated CASE whose dates are separate bind parameters.
     open_rows = (
         select(Loan.currency.label("currency"), bucket, unpaid)
         .select_from(Installment)
         .join(Loan, Loan.id == Installment.loan_id)
-        .where(Installment.amount_due_minor > Installment.amount_paid_minor)
+        .where(OPEN)
         .subquery()
     )
     rows = session.execute(

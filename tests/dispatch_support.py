@@ -24,6 +24,7 @@ from bot.db import Database
 from bot.db.models import Borrower, Consent, ContactAttempt, InboundMessage, Installment, Loan
 from bot.demo.mailbox import Mailbox
 from bot.domain import Channel as ChannelName
+from bot.ledger import settle_loans
 
 AT = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)  # Saturday 10:00 in New York
 TODAY = date(2026, 11, 28)
@@ -56,6 +57,8 @@ def add_loan(db: Database, borrower_id: str, loan_id: str, installments: Iterabl
         for installment_id, due in installments:
             s.add(Installment(id=installment_id, loan_id=loan_id, due_date=due, amount_due_minor=amount,
                               amount_paid_minor=paid, created_at=AT, updated_at=AT))
+        s.flush()
+        settle_loans(s, [loan_id], at=AT)
 
 
 def due_in(days: int, today: date = TODAY) -> date:

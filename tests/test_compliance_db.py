@@ -22,6 +22,7 @@ from bot.db import Database
 from bot.db.models import Borrower, Consent, ContactAttempt, Installment, Loan, Promise, Task
 from bot.domain import Channel
 from bot.errors import NotFoundError
+from bot.ledger import settle_loans
 
 NY = ZoneInfo("America/New_York")
 SH = ZoneInfo("Asia/Shanghai")
@@ -65,6 +66,7 @@ def add_loan(session: Session, loan_id: str, borrower_id: str, due: date, *, pai
     session.add(Installment(id=f"{loan_id}-I1", loan_id=loan_id, due_date=due, amount_due_minor=10_000,
                             amount_paid_minor=10_000 if paid else 2_500, created_at=T0, updated_at=T0))
     session.flush()
+    settle_loans(session, [loan_id], at=T0)
 
 
 def add_attempt(

@@ -524,10 +524,12 @@ def test_second_run_changes_nothing(db: Database, db_url: str, run_bot, tmp_path
     assert (report["inserted"], report["updated"], report["unchanged"]) == (0, 1, 3)
     third = dump(db)
     changed = [r for r in third["installments"] if r not in first["installments"]]
-    assert len(changed) == 1 and changed[0][0] == "I1" and changed[0][4] == 5000
+    col = {c.name: i for i, c in enumerate(store.installments.columns)}
+    assert len(changed) == 1 and changed[0][0] == "I1" and changed[0][col["amount_paid_minor"]] == 5000
+    assert changed[0][col["covered_minor"]] == 5000  # settled in the same run
     old = next(r for r in first["installments"] if r[0] == "I1")
-    assert changed[0][5] == old[5]  # created_at
-    assert changed[0][6] > old[6]  # updated_at moved
+    assert changed[0][col["created_at"]] == old[col["created_at"]]
+    assert changed[0][col["updated_at"]] > old[col["updated_at"]]  # updated_at moved
 
 
 def test_opt_out_survives_reimport_and_new_phone_adds_rows(
@@ -645,7 +647,8 @@ def test_json_summary_shape_and_audit(db: Database, db_url: str, run_bot, tmp_pa
             "cli",
             "import",
             {"files": [{"file": "borrowers.csv", "kind": "borrowers", "accepted": 1, "rejected": 1,
-                        "inserted": 1, "updated": 0, "unchanged": 0}]},
+                        "inserted": 1, "updated": 0, "unchanged": 0}],
+             "settled_loans": 0, "newly_paid_installments": 0, "cancelled_attempts": 0},
         )
     ]  # fmt: skip
 

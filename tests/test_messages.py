@@ -15,6 +15,7 @@ import pytest
 from bot.config import Settings
 from bot.db import Database
 from bot.db.models import Borrower, ContactAttempt, InboundMessage, Installment, Loan
+from bot.ledger import settle_loans
 from bot.messages import (
     REPLY_KINDS,
     ComposeError,
@@ -480,6 +481,7 @@ def test_load_message_data_and_compose_from_a_session(db: Database, renderer: Re
         s.add(Installment(id="I1", loan_id="L-77-0042", due_date=date(2026, 1, 15), amount_due_minor=20_000,
                           amount_paid_minor=5_000, created_at=AT, updated_at=AT))
         s.flush()
+        settle_loans(s, ["L-77-0042"], at=AT)
         planned = ContactAttempt(dedupe_key="plan:I1:main:1:sms", borrower_id="B1", loan_id="L-77-0042",
                                  installment_id="I1", channel="sms", source="planner", status="planned",
                                  template="reminder_overdue", address="+12125551234", next_attempt_at=AT,

@@ -25,6 +25,7 @@ from sqlalchemy import select
 
 from bot.db import Database
 from bot.db.models import AuditEvent, Borrower, Consent, ContactAttempt, Installment, Loan, Payment
+from bot.ledger import settle_loans
 from bot.privacy import (
     RedactingFilter,
     csv_safe,
@@ -408,6 +409,8 @@ def load_sample(db: Database, directory: Path, borrower_ids: set[str]) -> list[d
                     id=r["payment_id"], loan_id=r["loan_id"], paid_at=datetime.fromisoformat(r["paid_at"]),
                     amount_minor=_minor(r["amount"], currency[r["loan_id"]]), created_at=now, updated_at=now,
                 ))  # fmt: skip
+        session.flush()
+        settle_loans(session, list(currency), at=now)
         by_id = {r["borrower_id"]: r for r in people}
         for n, r in enumerate(rows("contacts")):
             if r["borrower_id"] in by_id:

@@ -24,11 +24,13 @@ from bot.db.models import (
     Consent,
     ContactAttempt,
     InboundMessage,
+    Loan,
     Payment,
     Promise,
     Task,
 )
 from bot.domain import Channel
+from bot.ledger import settle_loans
 from bot.replies import (
     MAX_AUTO_REPLIES_PER_DAY,
     InboundSms,
@@ -471,6 +473,7 @@ def test_promise_kept_when_the_loan_is_paid_off_in_the_installments(db: Database
     promise_id = _promise(db)
     with db.session() as session:
         session.execute(text("UPDATE installments SET amount_paid_minor = amount_due_minor"))
+        settle_loans(session, session.scalars(select(Loan.id)).all(), at=AT + timedelta(minutes=30))
     with db.session() as session:
         assert check_promises(session, AT + timedelta(hours=1)).kept == [promise_id]
 

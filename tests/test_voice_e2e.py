@@ -350,3 +350,56 @@ def test_status_callbacks_out_of_order_never_move_a_call_backwards(world: VoiceW
     with db.sessions() as s:
         assert s.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "call.outcome")) == 1
         assert s.scalar(select(func.count()).select_from(InboundMessage)) == 0
+
+
+# --- payments: nothing more is said or dialled for what is paid -------------------------------
+
+
+def _pay_in_full(db: Database, borrower_id: str, at: object) -> None:
+    """A payment committed the way the importer and the API commit one (bot.ledger)."""
+    from bot.db.models import Installment, Payment
+    from bot.ledger import settle_loans
+
+    loan_id = f"{borrower_id}-L1"
+    with db.session() as s:
+        owed = s.scalar(select(func.sum(Installment.amount_due_minor)).where(Installment.loan_id == loan_id))
+        s.add(Payment(id=f"P-{borrower_id}", loan_id=loan_id, paid_at=at, amount_minor=owed, created_at=at,
+                      updated_at=at))
+        s.flush()
+        settle_loans(s, [loan_id], at=at)
+
+
+def test_bot_call_does_not_dial_a_borrower_who_has_paid(world: VoiceWorld, db: Database) -> None:
+    world.use(db)
+    world.borrower("B20", call={"turns": [{"digits": "1"}]})
+    _pay_in_full(db, "B20", world.clock.now())
+    placed = world.place("B20")
+    assert not placed.placed and placed.reasons == ["paid"], placed
+    assert world.sandbox.calls() == []
+
+
+def test_a_payment_during_a_call_ends_it_politely_at_the_next_turn(world: VoiceWorld, db: Database) -> None:
+    world.use(db)
+    world.borrower("B21", call={"turns": [{"digits": "1"}, {"digits": "1"}, {"digits": "1"}]})
+    placed = world.place("B21")
+    assert placed.placed
+    paid_at: list[bool] = []
+
+    def pay_when_answered() -> None:
+        if not paid_at and world.session(placed.attempt_id).answered_at is not None:
+            _pay_in_full(db, "B21", world.clock.now())
+            paid_at.append(True)
+
+    for _ in range(120):
+        world.run(1)
+        pay_when_answered()
+        if world.session(placed.attempt_id).status == "completed":
+            break
+    assert paid_at, "the call was never answered"
+    said = world.played(placed.call_sid)
+    assert said[-1] == "Thank you for your time. There is nothing more we need today. Goodbye."
+    assert said_nothing_about_the_debt(said[-1:])
+    call = world.session(placed.attempt_id)
+    assert call.outcome == "paid" and "paid_during_call" in call.flags["reasons"]
+    borrower_turns = [t for t in world.turns(call.id) if t.speaker == "borrower"]
+    assert len(borrower_turns) == 1  # the turn after the payment ended the call

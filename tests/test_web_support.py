@@ -37,6 +37,7 @@ from bot.db.models import (
     Promise,
     Task,
 )
+from bot.ledger import settle_loans
 from bot.sandbox.server import ThreadedServer
 from bot.sandbox.signing import sign as sandbox_sign
 from bot.web.app import create_app
@@ -94,6 +95,7 @@ def add_borrower(
     session.add(Installment(id=f"{loan_id}-I1", loan_id=loan_id, due_date=due, amount_due_minor=amount_due,
                             amount_paid_minor=amount_paid, created_at=T0, updated_at=T0))
     session.flush()
+    settle_loans(session, [loan_id], at=T0)
 
 
 def counts(db: Database) -> dict[str, int]:

@@ -129,8 +129,12 @@ def _print_explanation(data: dict[str, Any]) -> None:
                       f"locale {b['locale']} -> messages in {b['message_locale']}", markup=False)
     out_console.print(f"at {data['at']}, policy {data['policy']}, arm {arm}: {' '.join(data['steps'])}",
                       markup=False)
+    for paid in data.get("paid_installments", []):
+        out_console.print(f"installment {paid['installment_id']} (loan {paid['loan_id']}), due {paid['due_date']}: "
+                          f"paid, not contacted about ({paid['reason']})", markup=False)
     if not data["installments"]:
-        out_console.print("no outstanding installments: nothing to plan")
+        reason = " (paid)" if data.get("paid_installments") else ""
+        out_console.print(f"no outstanding installments{reason}: nothing to plan", markup=False)
     for item in data["installments"]:
         out_console.print("")
         out_console.print(

@@ -52,6 +52,7 @@ from bot.domain import (
     TaskStatus,
 )
 from bot.errors import NotFoundError
+from bot.ledger import OPEN
 
 __all__ = [
     "BorrowerContext",
@@ -269,8 +270,7 @@ def oldest_outstanding_loan(session: Session, borrower_id: str) -> str | None:
     return session.scalars(
         select(Installment.loan_id)
         .join(Loan, Loan.id == Installment.loan_id)
-        .where(Loan.borrower_id == borrower_id,
-               Installment.amount_paid_minor < Installment.amount_due_minor)
+        .where(Loan.borrower_id == borrower_id, OPEN)
         .order_by(Installment.due_date, Installment.id)
         .limit(1)
     ).first()

@@ -111,6 +111,12 @@ class Loan(Base):
     principal_minor: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     opened_on: Mapped[date] = mapped_column(Date)
+    # Written by bot.ledger.settle_loans only (docs/formats.md "What counts as paid"):
+    # the sum of the installments' amount_paid when last settled, the instant that
+    # statement last changed, and the overpayment left after allocation.
+    paid_stated_minor: Mapped[int | None] = mapped_column(BigInteger)
+    paid_stated_at: Mapped[datetime | None]
+    credit_minor: Mapped[int] = mapped_column(BigInteger, server_default="0")
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -131,7 +137,10 @@ class Installment(Base):
     loan_id: Mapped[str] = mapped_column(ForeignKey("loans.id", ondelete="CASCADE"), index=True)
     due_date: Mapped[date] = mapped_column(Date)
     amount_due_minor: Mapped[int] = mapped_column(BigInteger)
-    amount_paid_minor: Mapped[int] = mapped_column(BigInteger)
+    amount_paid_minor: Mapped[int] = mapped_column(BigInteger)  # the lender's statement
+    # What is paid of it by the rule (the statement and the loan's payments): written
+    # by bot.ledger.settle_loans only; every reader uses it, not amount_paid_minor.
+    covered_minor: Mapped[int] = mapped_column(BigInteger, server_default="0")
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -139,7 +148,7 @@ class Installment(Base):
 
     @property
     def outstanding_minor(self) -> int:
-        return max(self.amount_due_minor - self.amount_paid_minor, 0)
+        return max(self.amount_due_minor - self.covered_minor, 0)
 
 
 class Payment(Base):

@@ -52,6 +52,7 @@ from bot.demo.week import Week
 from bot.demo.world import DEMO_ACCOUNT_SID, DEMO_AUTH_TOKEN, World
 from bot.errors import UsageError
 from bot.importer import import_files
+from bot.ledger import OPEN
 from bot.policy import Policy, load_policy
 from bot.sample import write_portfolio
 
@@ -447,7 +448,7 @@ def _reachable(db: Database) -> dict[str, Reachable]:
         dues: dict[str, list[date]] = {}
         for borrower_id, due in session.execute(
                 select(Loan.borrower_id, Installment.due_date).join(Installment, Installment.loan_id == Loan.id)
-                .where(Installment.amount_paid_minor < Installment.amount_due_minor)):
+                .where(OPEN)):
             dues.setdefault(borrower_id, []).append(due)
     return {b: Reachable(b, locale, phone, bool(phone) and b in sms_ok, tuple(sorted(dues.get(b, ()))),
                          voice=bool(phone) and b in voice_ok)

@@ -28,6 +28,7 @@ from bot.compliance.zones import resolve_zones
 from bot.db import Database
 from bot.db.models import Borrower, Installment, Loan
 from bot.demo.mailbox import Mail
+from bot.ledger import OPEN
 
 __all__ = ["PaymentFeed", "click_unsubscribe", "local_date"]
 
@@ -75,7 +76,7 @@ class PaymentFeed:
                 .join(Loan, Loan.borrower_id == Borrower.id)
                 .join(Installment, Installment.loan_id == Loan.id)
                 .where(Borrower.id.in_(sorted(self._pending)),
-                       Installment.amount_paid_minor < Installment.amount_due_minor)
+                       OPEN)
                 .order_by(Borrower.id, Loan.id, Installment.due_date, Installment.id)
             ).all()
             by_loan: dict[str, list[Installment]] = {}
@@ -88,7 +89,7 @@ class PaymentFeed:
                     loans[loan.id] = loan
             for loan_id, due in by_loan.items():
                 loan = loans[loan_id]
-                owed = sum(i.amount_due_minor - i.amount_paid_minor for i in due)
+                owed = sum(i.outstanding_minor for i in due)
                 self._serial += 1
                 paid_at = self._pending[loan.borrower_id]
                 payments.append((f"DEMO-P{self._serial:06d}", loan_id, paid_at.isoformat(),

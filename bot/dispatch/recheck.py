@@ -9,6 +9,9 @@ now is never sent: it becomes ``deferred`` (with the next allowed instant) or
 
 Before the rules, :func:`judge` drops attempts that must not go at all any more:
 
+* an attempt about an installment that is now paid (or, about nothing in particular,
+  of a borrower who owes nothing) is cancelled with the reason ``paid``
+  (:mod:`bot.ledger`), whatever else holds;
 * **stale** planner attempts: the installment's current step is no longer the
   one the attempt was planned for (the days moved on during an outage), or it was
   planned on an earlier local day and longer ago than ``max_age``.  So a restart
@@ -54,8 +57,9 @@ from bot.compliance import ComplianceConfig, check
 from bot.compliance.loader import history_since, load_contexts
 from bot.compliance.types import Decision, HistoryEntry, RuleResult, StopState, Subject
 from bot.compliance.zones import resolve_zones
-from bot.db.models import Consent, ContactAttempt, InboundMessage, Installment
+from bot.db.models import Consent, ContactAttempt, InboundMessage, Installment, Loan
 from bot.domain import PHONE_CHANNELS, AttemptSource, AttemptStatus, Channel, ContactOutcome
+from bot.ledger import COVERED, OPEN, PAID_REASON
 from bot.policy import Policy
 
 Context = tuple[Subject, list[HistoryEntry], StopState]
@@ -66,6 +70,7 @@ BLOCKED = AttemptStatus.BLOCKED.value
 CANCELLED = AttemptStatus.CANCELLED.value
 
 STALE = "stale"
+PAID = PAID_REASON
 ADDRESS_CHANGED = "address_changed"
 NO_ADDRESS = "no_address"
 NOT_LOADED = "borrower_not_found"
@@ -101,6 +106,8 @@ class BatchFacts:
 
     contexts: dict[str, Context] = field(default_factory=dict)
     installments: dict[str, InstallmentFacts] = field(default_factory=dict)
+    # borrowers of the batch's attempts about no installment who still owe something
+    owing: set[str] = field(default_factory=set)
     # reply_opt_out attempts: (borrower, channel, address) -> when the address opted out
     opted_out_at: dict[tuple[str, str, str], datetime | None] = field(default_factory=dict)
     # (channel, address) -> instants at which an opt-out confirmation was sent or is being sent
@@ -118,9 +125,15 @@ def load_facts(session: Session, attempts: Sequence[ContactAttempt], now: dateti
         chunk = installment_ids[start:start + 500]
         for iid, due, amount, paid in session.execute(
             select(Installment.id, Installment.due_date, Installment.amount_due_minor,
-                   Installment.amount_paid_minor).where(Installment.id.in_(chunk))
+                   COVERED).where(Installment.id.in_(chunk))
         ):
             facts.installments[iid] = InstallmentFacts(due, paid >= amount)
+    general = sorted({a.borrower_id for a in attempts if not a.installment_id})
+    for start in range(0, len(general), 500):
+        facts.owing.update(session.scalars(
+            select(Loan.borrower_id).distinct().join(Installment, Installment.loan_id == Loan.id)
+            .where(Loan.borrower_id.in_(general[start:start + 500]), OPEN)
+        ))
     confirmations = [a for a in attempts if a.template == OPT_OUT_REPLY and a.address]
     if confirmations:
         keys = {(a.borrower_id, a.channel, a.address) for a in confirmations}
@@ -198,15 +211,15 @@ class Judge:
         subject, history, state = ctx
         if attempt.source == AttemptSource.REPLY.value:
             return self._reply(attempt, subject, state)
+        installment = self.facts.installments.get(attempt.installment_id or "")
+        if installment.paid if installment is not None else attempt.borrower_id not in self.facts.owing:
+            # What it is about is paid (bot.ledger): it never goes, whatever else holds.
+            return Verdict(CANCELLED, reasons=(PAID,))
         stale = self._stale(attempt, subject)
         if stale:
             return Verdict(CANCELLED, reasons=(stale,))
         if attempt.source == AttemptSource.PLANNER.value and not _is_current_address(attempt, subject):
             return Verdict(BLOCKED, reasons=(ADDRESS_CHANGED,))
-        installment = self.facts.installments.get(attempt.installment_id or "")
-        paid = installment.paid if installment is not None else state.paid
-        if paid != state.paid:
-            state = dataclasses.replace(state, paid=paid)
         full_history = history + self._sent_now.get(attempt.borrower_id, [])
         decision = self._check(subject, attempt, full_history, state)
         return _from_decision(decision)

@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from bot.db.models import CallSession, ContactAttempt, Installment, Loan
 from bot.domain import AttemptSource, AttemptStatus, Channel
+from bot.ledger import OPEN
 from bot.voice.urls import status_url
 
 __all__ = [
@@ -272,7 +273,7 @@ def _manual_attempt(session: Session, borrower_id: str, script: str, now: dateti
         raise UsageError(f"borrower {borrower_id!r} has no phone number")
     oldest = session.execute(
         select(Installment.id, Installment.loan_id).join(Loan, Loan.id == Installment.loan_id)
-        .where(Loan.borrower_id == borrower_id, Installment.amount_paid_minor < Installment.amount_due_minor)
+        .where(Loan.borrower_id == borrower_id, OPEN)
         .order_by(Installment.due_date, Installment.id).limit(1)
     ).first()
     attempt = ContactAttempt(

@@ -65,6 +65,11 @@ class RunState:
 
     # kind -> rejected id -> where its row was, e.g. "borrowers.csv line 9"
     rejected: dict[Kind, dict[str, str]] = field(default_factory=lambda: {k: {} for k in Kind})
+    # loans whose installments or payments this run inserted or changed: settled at the end
+    loans_changed: set[str] = field(default_factory=set)
+
+    def note_loans(self, rows: Sequence[dict[str, Any]]) -> None:
+        self.loans_changed.update(row["loan_id"] for row in rows)
 
 
 class RowChecker(ABC):
@@ -278,7 +283,7 @@ class InstallmentChecker(_LoanRowChecker):
 
     def __init__(self, conn: Connection, state: RunState, at: datetime) -> None:
         super().__init__(conn, state, at)
-        self._installments = Upserter(conn, store.installments, self.COLUMNS, at)
+        self._installments = Upserter(conn, store.installments, self.COLUMNS, at, on_write=state.note_loans)
         self._rows: list[dict[str, Any]] = []
 
     def check(self, values: Values) -> None:
@@ -316,7 +321,7 @@ class PaymentChecker(_LoanRowChecker):
 
     def __init__(self, conn: Connection, state: RunState, at: datetime) -> None:
         super().__init__(conn, state, at)
-        self._payments = Upserter(conn, store.payments, self.COLUMNS, at)
+        self._payments = Upserter(conn, store.payments, self.COLUMNS, at, on_write=state.note_loans)
         self._rows: list[dict[str, Any]] = []
 
     def check(self, values: Values) -> None:

@@ -37,6 +37,7 @@ from bot.importer.kinds import Kind
 from bot.importer.rejects import RejectsFile, rejects_path
 from bot.importer.rows import CHECKERS, RowChecker, RowError, RunState, Values
 from bot.importer.source import CsvSource, inspect
+from bot.ledger import LoanSettlement, settle_loans
 from bot.privacy import csv_unescape, redact
 
 log = logging.getLogger(__name__)
@@ -137,8 +138,15 @@ def import_files(
     clock: Clock,
     kind: Kind | None = None,
     progress: ProgressFactory | None = None,
+    settled: dict[str, LoanSettlement] | None = None,
 ) -> list[FileReport]:
-    """Import the files; raises :class:`InputFileError`/:class:`ImportFailed` with nothing imported."""
+    """Import the files; raises :class:`InputFileError`/:class:`ImportFailed` with nothing imported.
+
+    The loans whose installments or payments changed are settled by the ledger's
+    rule in the same transaction (:func:`bot.ledger.settle_loans`): from the moment
+    the import commits, nothing more is sent for what is paid.  ``settled``, when
+    given, receives each settled loan's :class:`~bot.ledger.LoanSettlement`.
+    """
     sources = inspect_all(paths, kind)
     at = clock.now()
     rejects = [RejectsFile(s.path, s.header, s.layout.kept) for s in sources]
@@ -150,7 +158,10 @@ def import_files(
             state = RunState()
             for source, rejects_file in zip(sources, rejects, strict=True):
                 reports.append(_import_file(conn, source, rejects_file, state, at, progress))
-            _audit(conn, at, reports)
+            result = settle_loans(conn, state.loans_changed, at=at)
+            if settled is not None:
+                settled.update(result)
+            _audit(conn, at, reports, result)
     except BaseException as exc:
         for rejects_file in rejects:
             rejects_file.discard()
@@ -274,7 +285,8 @@ def _check_batch(
             report.accepted += 1
 
 
-def _audit(conn: Connection, at: datetime, reports: list[FileReport]) -> None:
+def _audit(conn: Connection, at: datetime, reports: list[FileReport],
+           settled: dict[str, LoanSettlement]) -> None:
     conn.execute(
         insert(AuditEvent),
         {
@@ -283,6 +295,11 @@ def _audit(conn: Connection, at: datetime, reports: list[FileReport]) -> None:
             "action": "import",
             "subject_type": None,
             "subject_id": None,
-            "detail": {"files": [r.audit() for r in reports]},
+            "detail": {
+                "files": [r.audit() for r in reports],
+                "settled_loans": len(settled),
+                "newly_paid_installments": sum(len(s.newly_paid) for s in settled.values()),
+                "cancelled_attempts": sum(len(s.cancelled_attempts) for s in settled.values()),
+            },
         },
     )

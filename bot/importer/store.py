@@ -168,9 +168,11 @@ class Upserter:
     conversion, exactly as they would be written.
     """
 
-    def __init__(self, conn: Connection, table: Table, data_columns: Sequence[str], at: datetime) -> None:
+    def __init__(self, conn: Connection, table: Table, data_columns: Sequence[str], at: datetime,
+                 *, on_write: Callable[[list[dict[str, Any]]], None] | None = None) -> None:
         self.conn = conn
         self.table = table
+        self.on_write = on_write  # told the rows about to be inserted or changed
         self.columns = tuple(data_columns)
         now = _instant(conn, table, at)
         stmt = _insert(conn, table).values(created_at=now, updated_at=now)
@@ -216,6 +218,8 @@ class Upserter:
                 new.append(row)
             elif before != tuple(row[n] if bind is None else bind(row[n]) for n, bind in self._to_db):
                 changed.append(row)
+        if self.on_write is not None and (new or changed):
+            self.on_write(new + changed)
         if new:
             self._insert.run(self.conn, new)
         if changed:

@@ -185,7 +185,7 @@ def load_message_data_many(session: Session, attempts: Iterable[AttemptLike]) ->
     installments: dict[str, Any] = {}
     for chunk in _chunks(installment_ids):
         rows = session.execute(
-            select(Installment.id, Installment.due_date, Installment.amount_due_minor, Installment.amount_paid_minor,
+            select(Installment.id, Installment.due_date, Installment.amount_due_minor, Installment.covered_minor,
                    Loan.id.label("loan_id"), Loan.currency)
             .join(Loan, Installment.loan_id == Loan.id).where(Installment.id.in_(chunk))
         )
@@ -218,7 +218,7 @@ def load_message_data_many(session: Session, attempts: Iterable[AttemptLike]) ->
                 "loan_id": row.loan_id,
                 "currency": row.currency,
                 "due_date": row.due_date,
-                "outstanding_minor": max(row.amount_due_minor - row.amount_paid_minor, 0),
+                "outstanding_minor": max(row.amount_due_minor - row.covered_minor, 0),
             }
         if attempt.source == AttemptSource.REPLY.value:
             promise = promise_by_attempt.get(attempt.id)

@@ -2,7 +2,8 @@
 
 Definitions (docs/webhooks.md, "Paid claims" and "Promise follow-up"):
 
-* **outstanding** of an installment: ``amount_due - amount_paid`` when positive;
+* **outstanding** of an installment: ``amount_due - covered``, what the rule of
+  :mod:`bot.ledger` leaves unpaid (the lender's statement and the loan's payments);
 * **owed on a loan through a day**: the outstanding of the loan's installments
   due on or before that day; when nothing is due yet, the outstanding of the
   loan's earliest outstanding installment (a reminder before the due date is
@@ -24,11 +25,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.db.models import Installment, Loan, Payment
+from bot.ledger import OPEN, OUTSTANDING
 
 __all__ = ["owed_by_loan", "owed_on_loan", "paid_on_loan", "to_minor", "has_outstanding"]
 
-_OUTSTANDING = Installment.amount_due_minor - Installment.amount_paid_minor
-_OPEN = Installment.amount_paid_minor < Installment.amount_due_minor
+_OUTSTANDING = OUTSTANDING
+_OPEN = OPEN
 
 
 def owed_on_loan(session: Session, loan_id: str, through: date) -> int:

@@ -57,7 +57,7 @@ class InstallmentRow:
     borrower_id: str
     due_date: date
     amount_due_minor: int
-    amount_paid_minor: int
+    covered_minor: int  # what is paid, by the rule of bot.ledger
     timezone: str | None
     region: str | None
     country: str
@@ -65,7 +65,7 @@ class InstallmentRow:
 
     @property
     def outstanding_minor(self) -> int:
-        return max(self.amount_due_minor - self.amount_paid_minor, 0)
+        return max(self.amount_due_minor - self.covered_minor, 0)
 
 
 @dataclass(slots=True)
@@ -294,7 +294,7 @@ def _contact(p: Placement, ctx: Context, *, policy: Policy, at: datetime, check:
     subject, history, state = ctx
     channel = Channel(step.channel)
     address = subject.email if channel is Channel.EMAIL else subject.phone_e164
-    paid = p.row.amount_paid_minor >= p.row.amount_due_minor
+    paid = p.row.covered_minor >= p.row.amount_due_minor
     if state.paid != paid:  # the loader leaves paid False; it is per installment
         state = dataclasses.replace(state, paid=paid)
     decision = check(subject, channel, at, history, state, loan_id=p.row.loan_id, **check_options)

@@ -15,8 +15,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.db.models import Borrower, ContactAttempt, Task
+from bot.db.models import Borrower, ContactAttempt, Installment, Loan, Task
 from bot.errors import NotFoundError
+from bot.ledger import OPEN, PAID_REASON
 from bot.policy import Policy, step_label
 from bot.privacy import mask_email, mask_name, mask_phone, redact
 from bot.scheduler.contexts import ContextLoader, default_loader
@@ -84,6 +85,16 @@ def explain(
         },
         "steps": [f"{step_label(s.day)}:{s.channel}" for s in policy.arms[arm].steps],
         "installments": [_installment(p, policy, existing) for p in placements],
+        # Paid in full by the rule of bot.ledger: never contacted about (reason ``paid``).
+        "paid_installments": [
+            {"installment_id": iid, "loan_id": loan_id, "due_date": due.isoformat(), "reason": PAID_REASON}
+            for iid, loan_id, due in session.execute(
+                select(Installment.id, Installment.loan_id, Installment.due_date)
+                .join(Loan, Loan.id == Installment.loan_id)
+                .where(Loan.borrower_id == borrower_id, ~OPEN)
+                .order_by(Installment.due_date, Installment.id)
+            )
+        ],
     }
 
 

@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session
 
 from bot.db.models import Borrower, ContactAttempt, Installment, Loan, Task
 from bot.domain import AttemptSource, AttemptStatus, TaskKind, TaskStatus
+from bot.ledger import OPEN
 from bot.policy import Policy
 from bot.scheduler.contexts import ContextLoader, default_loader
 from bot.scheduler.decide import (
@@ -162,7 +163,7 @@ SELECT_COLUMNS = (
     Loan.borrower_id,
     Installment.due_date,
     Installment.amount_due_minor,
-    Installment.amount_paid_minor,
+    Installment.covered_minor,
     Borrower.timezone,
     Borrower.region,
     Borrower.country,
@@ -178,7 +179,7 @@ def selection(policy: Policy, at: datetime, *, borrower_id: str | None = None) -
         select(*SELECT_COLUMNS)
         .join(Loan, Loan.id == Installment.loan_id)
         .join(Borrower, Borrower.id == Loan.borrower_id)
-        .where(Installment.amount_paid_minor < Installment.amount_due_minor)
+        .where(OPEN)
     )
     if borrower_id is None:
         stmt = stmt.where(Installment.due_date >= low, Installment.due_date <= high)

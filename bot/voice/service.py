@@ -37,7 +37,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -49,6 +49,7 @@ from starlette.concurrency import run_in_threadpool
 from bot.db import Database
 from bot.db.models import Borrower, CallSession, CallTurn, Consent, ContactAttempt, InboundMessage, Installment, Loan
 from bot.domain import AttemptSource, AttemptStatus, Channel, ContactOutcome, Intent, TaskKind
+from bot.ledger import OPEN, OUTSTANDING, is_paid
 from bot.replies.redaction import redact_reply
 from bot.voice import media
 from bot.voice.twiml import ListenPlan, build
@@ -79,6 +80,12 @@ _POLITE_END = {
     "en": "Sorry, we cannot continue this call now. Goodbye.",
     "ko": "죄송합니다. 지금은 통화를 계속할 수 없습니다. 안녕히 계세요.",
     "zh": "抱歉，现在无法继续通话。再见。",
+}
+#: The polite end when a payment is committed while the call goes on (nothing about the debt).
+_PAID_END = {
+    "en": "Thank you for your time. There is nothing more we need today. Goodbye.",
+    "ko": "시간 내주셔서 감사합니다. 오늘은 더 말씀드릴 것이 없습니다. 안녕히 계세요.",
+    "zh": "感谢您的时间。今天没有其他事情了。再见。",
 }
 _RECORDING_LIMIT = 16 * 1024 * 1024  # a 10-minute 8 kHz 16-bit recording is about 10 MB
 _TASK_NOTES = {
@@ -310,8 +317,38 @@ class CallService:
             if entry.channel is Channel.VOICE and entry.occurred_at == attempt.occurred_at:
                 del history[index]
                 break
-        return check(context.subject, Channel.VOICE, now, history, context.state, loan_id=context.loan_id,
+        state = context.state
+        if attempt.installment_id and not state.paid:  # the call is about this installment
+            state = replace(state, paid=is_paid(session, attempt.installment_id))
+        return check(context.subject, Channel.VOICE, now, history, state, loan_id=context.loan_id,
                      config=config)
+
+    def _paid_now(self, session: Session, call: CallSession, attempt: ContactAttempt) -> bool:
+        """Whether what this call is about was paid since it was answered (bot.ledger)."""
+        from bot.compliance.loader import oldest_outstanding_loan
+
+        if attempt.installment_id:
+            return is_paid(session, attempt.installment_id)
+        return oldest_outstanding_loan(session, call.borrower_id) is None
+
+    def _paid_end(self, session: Session, call: CallSession, attempt: ContactAttempt, seq: int,
+                  now: datetime) -> Plan:
+        """End the call at this turn: a payment was committed while it went on.
+
+        The words are neutral (nothing about the debt), as the person may not have
+        been confirmed as the borrower yet."""
+        text = _PAID_END.get(call.locale.split("-")[0].lower(), _PAID_END["en"])
+        call.outcome = call.outcome or "paid"
+        _flag(call, "paid_during_call")
+        ref = self._prompt_ref(text, call.locale)
+        seq = _add_turn(session, call, seq + 1, speaker="bot", node=None, at=now, source="tts", text=text,
+                        audio_ref=ref)
+        plan = Plan(call.id, call.locale, prompts=[{"text": text, "seq": seq, "ref": ref is not None}], hangup=True,
+                    attempt_id=attempt.id)
+        call.state = {**(call.state or {}), "ended": True,  # the script is over: a hang-up now changes nothing
+                      "call": {"turn": 0, "seq": seq, "plan": plan.to_json(), "listening": False}}
+        log.info("call %s: paid while the call went on; ended politely", call.call_sid)
+        return plan
 
     def _polite_end(self, session: Session, call: CallSession, attempt: ContactAttempt, reasons: Sequence[str],
                     now: datetime) -> Plan:
@@ -343,10 +380,9 @@ class CallService:
         amount_text = due_text = ""
         if loan_id is not None:
             loan = session.get(Loan, loan_id)
-            open_ = Installment.amount_paid_minor < Installment.amount_due_minor
             rows = session.execute(
-                select(Installment.due_date, Installment.amount_due_minor - Installment.amount_paid_minor)
-                .where(Installment.loan_id == loan_id, open_).order_by(Installment.due_date, Installment.id)
+                select(Installment.due_date, OUTSTANDING)
+                .where(Installment.loan_id == loan_id, OPEN).order_by(Installment.due_date, Installment.id)
             ).all()
             if loan is not None and rows:
                 due = [r for r in rows if r[0] <= today] or rows[:1]
@@ -474,6 +510,8 @@ class CallService:
                 _flag(call, "low_confidence")
             if answer.audio_ref:
                 call.recording_dir = f"{media.RECORDINGS}/{call.id}"
+            if self._paid_now(session, call, attempt):
+                return self._paid_end(session, call, attempt, seq, now)
             script = load_script(call.script, call.locale)
             state = CallState.from_json(call.state)
             if answer.source == "silence":
