@@ -56,6 +56,13 @@ class Settings(BaseSettings):
     # Webhooks and console
     public_base_url: str = "http://127.0.0.1:8000"
 
+    # Payment links in reminders (docs/channels.md "Payment links"): the lender's payment page,
+    # with {token} where the signed token goes; unset, reminders carry no link
+    payment_url_template: str | None = None
+    payment_link_secret: str = Field(default="dev-only-payment-link-secret-change-me", min_length=32)  # HS256 key (RFC 7518: >= 32 bytes)
+    payment_link_ttl_days: int = Field(default=30, ge=1, le=365)  # a link works this long after planning
+    payment_short_links: bool = False  # true: messages carry {public_base_url}/p/<code>, clicks recorded
+
     # Message templates (templates/sms, templates/email, templates/web)
     templates_dir: Path = DEFAULT_TEMPLATES_DIR
 

@@ -71,6 +71,8 @@ TEMPLATE_VARIABLES: dict[str, str] = {
     "loan_ref": "the last four characters of the loan id, to say which loan",
     "locale": "the message locale, e.g. en-US; pass it to money and date",
     "unsubscribe_url": "email only: the unsubscribe link the message must show",
+    "payment_url": "the payment link ('' when the setting payment_url_template is not set): "
+                   "{% if payment_url %}...{% endif %}",
 }
 
 EMAIL_ONLY_VARIABLES = frozenset({"unsubscribe_url"})
@@ -322,6 +324,7 @@ def sample_context(channel: str, locale: str) -> dict[str, Any]:
         lender_phone="+18005550100",
         lender_email="support@example.com",
         unsubscribe_url="https://example.invalid/unsubscribe/sample" if channel == "email" else None,
+        payment_url="https://example.invalid/p/AwHiQOBkk92dTQ",
     ) | {"days_to_due": 3}
 
 
@@ -338,10 +341,12 @@ def reminder_context(
     lender_phone: str,
     lender_email: str,
     unsubscribe_url: str | None = None,
+    payment_url: str = "",
 ) -> dict[str, Any]:
     """The context for a reminder about one installment (see :data:`TEMPLATE_VARIABLES`).
 
-    ``today`` is the borrower's local date.  Pass ``unsubscribe_url`` for email.
+    ``today`` is the borrower's local date.  Pass ``unsubscribe_url`` for email;
+    ``payment_url`` is empty when no payment link is configured.
     """
     context: dict[str, Any] = {
         "first_name": first_name(full_name),
@@ -355,6 +360,7 @@ def reminder_context(
         "days_late": max((today - due_date).days, 0),
         "loan_ref": loan_id[-4:],
         "locale": locale,
+        "payment_url": payment_url,
     }
     if unsubscribe_url is not None:
         context["unsubscribe_url"] = unsubscribe_url

@@ -18,7 +18,7 @@ from __future__ import annotations
 import html as html_lib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -36,6 +36,7 @@ from bot.messages.unsubscribe import (
     make_unsubscribe_token,
     unsubscribe_url,
 )
+from bot.paylinks import make_code, make_token, payment_url, short_url
 from bot.rendering import Renderer, first_name, reminder_context
 
 __all__ = [
@@ -418,12 +419,30 @@ def _compose_reminder(data: MessageData, attempt: AttemptLike, template: str, se
         "lender_name": settings.lender_name,
         "lender_phone": settings.lender_phone,
         "lender_email": settings.lender_email,
+        "payment_url": payment_link(settings, attempt, data.loan_id, at),
     }
     if attempt.channel == Channel.SMS.value:
         context = reminder_context(**common)
         body = _render(lambda: renderer.render_sms(template, locale, context), template, locale)
         return _sms(attempt, template, locale, body, settings, needs_opt_out=True)
     return _email(attempt, template, locale, common, settings, renderer)
+
+
+def payment_link(settings: Settings, attempt: AttemptLike, loan_id: str, at: datetime | None) -> str:
+    """The reminder's payment link (bot.paylinks), or '' without ``payment_url_template``.
+
+    Deterministic for one attempt: the token is issued as of the attempt's creation,
+    so a message composed again (a retry, after a crash) is the same text."""
+    if not settings.payment_url_template or not attempt.installment_id:
+        return ""
+    if settings.payment_short_links:
+        return short_url(settings.public_base_url, make_code(settings.payment_link_secret, attempt.id))
+    issued = getattr(attempt, "created_at", None) or at or attempt.next_attempt_at
+    if issued is None:
+        return ""
+    token = make_token(settings.payment_link_secret, installment_id=attempt.installment_id, loan_id=loan_id,
+                       attempt_id=attempt.id, issued_at=issued, ttl=timedelta(days=settings.payment_link_ttl_days))
+    return payment_url(settings.payment_url_template, token)
 
 
 def _sms(attempt: AttemptLike, template: str, locale: str, body: str, settings: Settings, *,

@@ -17,7 +17,7 @@ from bot.console import routes as console_routes
 from bot.console.security import ConsoleHeadersMiddleware
 from bot.db import Database
 from bot.privacy import install_log_filter
-from bot.web import health, twilio, unsubscribe
+from bot.web import health, paylinks, twilio, unsubscribe
 from bot.web import media as media_routes
 from bot.web import voice as voice_routes
 from bot.web.context import WebContext
@@ -31,6 +31,7 @@ def create_app(settings: Settings, db: Database, clock: Clock | None = None) -> 
     app.include_router(health.router)
     app.include_router(twilio.router)
     app.include_router(unsubscribe.router)
+    app.include_router(paylinks.router)
     app.include_router(voice_routes.router)
     app.include_router(media_routes.router)
     app.include_router(console_routes.public_router)
