@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     # Webhooks and console
     public_base_url: str = "http://127.0.0.1:8000"
 
+    # Monitoring (docs/operations.md): /metrics only when enabled; with a token, Bearer auth
+    metrics_enabled: bool = False
+    metrics_token: str | None = Field(default=None, min_length=16)
+
     # Payment links in reminders (docs/channels.md "Payment links"): the lender's payment page,
     # with {token} where the signed token goes; unset, reminders carry no link
     payment_url_template: str | None = None

@@ -14,6 +14,7 @@ import click
 from bot.cli.common import INSTANT, App, clock_for, err_console, pass_app
 from bot.cli.plan_cmd import _POLICY_OPTION, _compliance_config, _policy
 from bot.errors import UsageError
+from bot.metrics import HEARTBEAT
 
 if TYPE_CHECKING:
     from bot.policy import Policy
@@ -90,6 +91,7 @@ def run_cmd(app: App, plan_interval: int | None, dispatch_interval: int, host: s
         return
     interval = plan_interval or settings.plan_interval_seconds
     scheduler = build_scheduler(service, plan_interval=interval, dispatch_interval=dispatch_interval)
+    HEARTBEAT.expect(max(interval, dispatch_interval), app.clock.now())
     web = None
     if not no_web:
         from bot.web.app import create_app

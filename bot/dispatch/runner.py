@@ -68,6 +68,7 @@ from bot.dispatch.voice import CALL_KEY, SessionSeed, compose_call, ensure_call_
 from bot.dispatch.writer import GroupWriter, Write
 from bot.domain import AttemptSource, AttemptStatus
 from bot.errors import PermanentDeliveryError, TransientDeliveryError
+from bot.metrics import provider_error
 from bot.policy import Policy
 from bot.ratelimit import Limit, TokenBuckets
 from bot.rendering import Renderer, get_renderer
@@ -411,6 +412,7 @@ class Dispatcher:
         try:
             result = await adapter.send(item.message)
         except TransientDeliveryError as exc:
+            provider_error(item.channel, exc.code if exc.code is not None else "transient")
             if getattr(exc, "outcome_unknown", False):
                 return _Stuck(item.attempt_id, item.channel, error_text("transient, outcome unknown", exc, exc.code))
             tries = item.tries + 1
@@ -421,6 +423,7 @@ class Dispatcher:
             return Retry(item.attempt_id, item.channel, self.clock.now() + delay,
                          error_text("transient", exc, exc.code))
         except PermanentDeliveryError as exc:
+            provider_error(item.channel, exc.code if exc.code is not None else "permanent")
             return Failed(item.attempt_id, item.channel, error_text("permanent", exc, exc.code),
                           effect=failure_effect(exc), code=None if exc.code is None else str(exc.code),
                           borrower_id=item.borrower_id, address=item.address)

@@ -54,6 +54,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from bot.clock import Clock, SystemClock
 from bot.db import Database
 from bot.errors import BotError, ConfigError
+from bot.metrics import HEARTBEAT, timed
 from bot.policy import Policy
 from bot.scheduler.decide import CheckFn
 from bot.scheduler.planner import PlanReport, plan
@@ -107,6 +108,12 @@ class PlannerService:
 
     def plan_job(self) -> PlanReport:
         """One planning pass at the clock's now (committed batch by batch)."""
+        with timed("plan"):
+            report = self._plan()
+        HEARTBEAT.beat(self.clock.now())
+        return report
+
+    def _plan(self) -> PlanReport:
         at = self.clock.now()
         # Resolve promises first (kept/broken, docs/webhooks.md), in a transaction of its own.
         from bot.replies import check_promises
@@ -132,8 +139,10 @@ class PlannerService:
             log.info("dispatch: no dispatcher is registered yet; nothing is dispatched")
             return 0
         handled = 0
-        for dispatcher in list(self.dispatchers):
-            handled += dispatcher(self.db, self.clock)
+        with timed("dispatch"):
+            for dispatcher in list(self.dispatchers):
+                handled += dispatcher(self.db, self.clock)
+        HEARTBEAT.beat(self.clock.now())
         return handled
 
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -50,6 +51,7 @@ from bot.db import Database
 from bot.db.models import Borrower, CallSession, CallTurn, Consent, ContactAttempt, InboundMessage, Installment, Loan
 from bot.domain import AttemptSource, AttemptStatus, Channel, ContactOutcome, Intent, TaskKind
 from bot.ledger import OPEN, OUTSTANDING, is_paid
+from bot.metrics import observe_call_turn, observe_recognition
 from bot.replies.redaction import redact_reply
 from bot.voice import media
 from bot.voice.twiml import ListenPlan, build
@@ -407,6 +409,7 @@ class CallService:
         if snap.turn != turn:  # a retry, or an answer to a step that is over: the current step again
             log.info("call %s: input for turn %s while at %s; current step repeated", snap.call_sid, turn, snap.turn)
             return await self.respond(snap.plan)
+        started = time.perf_counter()
         digits = (params.get("Digits") or "").strip()
         recording = (params.get("RecordingUrl") or "").strip()
         duration = (params.get("RecordingDuration") or "").strip()
@@ -418,7 +421,9 @@ class CallService:
             answer = await run_in_threadpool_pool(self._executor, self._recognise, snap, turn, recording,
                                                   params.get("RecordingSid") or "")
         plan = await run_in_threadpool(self._input_tx, attempt_id, turn, answer)
-        return await self.respond(plan)
+        answer_twiml = await self.respond(plan)
+        observe_call_turn(time.perf_counter() - started)
+        return answer_twiml
 
     def _snapshot(self, attempt_id: int) -> Snapshot:
         with self.db.sessions() as session:
@@ -447,8 +452,10 @@ class CallService:
         media.store(self.settings, ref, data)
         try:
             pcm = read_wav(data)
+            started = time.perf_counter()
             heard = self.understand(pcm, snap.locale, expect=snap.expect if snap.expect != "digits" else None,
                                     today=snap.today or self.clock.now().date())
+            observe_recognition(snap.locale, time.perf_counter() - started)
         except Exception as exc:  # unreadable audio, no model: not understood (logged by kind)
             log.warning("call %s turn %s: recognition failed (%s)", snap.call_sid, turn, type(exc).__name__)
             return Answer(source="speech", text="", confidence=0.0, intent=Intent.OTHER,

@@ -19,6 +19,7 @@ from bot.db import Database
 from bot.privacy import install_log_filter
 from bot.web import health, paylinks, twilio, unsubscribe
 from bot.web import media as media_routes
+from bot.web import metrics as metrics_routes
 from bot.web import voice as voice_routes
 from bot.web.context import WebContext
 
@@ -29,6 +30,7 @@ def create_app(settings: Settings, db: Database, clock: Clock | None = None) -> 
     app = FastAPI(title="lender-reminder-bot", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.bot = WebContext(settings=settings, db=db, clock=clock or SystemClock())
     app.include_router(health.router)
+    app.include_router(metrics_routes.router)
     app.include_router(twilio.router)
     app.include_router(unsubscribe.router)
     app.include_router(paylinks.router)
@@ -37,6 +39,7 @@ def create_app(settings: Settings, db: Database, clock: Clock | None = None) -> 
     app.include_router(console_routes.public_router)
     app.include_router(console_routes.router)
     app.add_middleware(ConsoleHeadersMiddleware)
+    app.add_middleware(metrics_routes.LatencyMiddleware)
     return app
 
 
