@@ -139,6 +139,9 @@ class Settings(BaseSettings):
     vosk_models: dict[str, Path] = Field(default_factory=dict)
     speech_cache_dir: Path = Path("speech-cache")
     tts_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    # Longest audio recognised (bot transcribe, a call turn's recording), read from the WAV
+    # header before decoding: recognition takes time and memory in proportion to the length.
+    max_audio_seconds: float = Field(default=60.0, gt=0, le=3600)
 
     @field_validator("vosk_models")
     @classmethod

@@ -15,7 +15,8 @@ ID / SSN   123-45-6789                  ``***-**-6789``
 
 :func:`redact` finds phone numbers, emails, card numbers (Luhn-checked) and
 SSN/ID-like numbers in free text; :class:`RedactingFilter` applies it to every
-log record once installed with :func:`install_log_filter`.
+log record once installed with :func:`install_log_filter`; :func:`quiet_libraries`
+keeps third-party loggers (which log whole emails and requests) at WARNING.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import re
 import unicodedata
 
 __all__ = [
+    "LIBRARY_LOGGERS",
+    "LibraryFilter",
     "RedactingFilter",
     "csv_safe",
     "csv_unescape",
@@ -34,6 +37,7 @@ __all__ = [
     "mask_id",
     "mask_name",
     "mask_phone",
+    "quiet_libraries",
     "redact",
 ]
 
@@ -148,8 +152,9 @@ _CN_ID_RE = re.compile(r"(?<!\d)\d{17}[\dXx](?!\d)")
 # starting with "+", a URL-encoded "+" (%2B) or "(".  A run that starts right
 # after a letter, digit, "." or "-" is part of a word, a decimal or an id
 # (L0000123, the 1234-5678 groups of a UUID) and is left alone, as is one
-# that ends just before a letter, a "-" or a decimal point.
-_NUMBER_RUN_RE = re.compile(r"(?<![\w.\-])(?:\+|%2[Bb]|\()?\d[\d\s().\-]{5,}\d(?![\w\-]|\.\d)")
+# that ends just before a letter, a "-" or a decimal point, and one right after
+# "<digit>:" (the seconds and fraction of a time: 15:42:01.221597).
+_NUMBER_RUN_RE = re.compile(r"(?<![\w.\-])(?<!\d:)(?:\+|%2[Bb]|\()?\d[\d\s().\-]{5,}\d(?![\w\-]|\.\d)")
 
 
 def _luhn_ok(digits: str) -> bool:
@@ -171,13 +176,75 @@ def _luhn_ok(digits: str) -> bool:
 _KEEP_RE = re.compile(r"((?<![\d.\-/])(?:\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d+\.\d{2})(?![\d.\-/]))")
 _URL_PLUS = ("%2B", "%2b")
 
+# What a written phone number looks like without "+" (its digits only):
+_PHONE_DIGITS_RE = re.compile(
+    r"00[1-9]\d{7,13}"  # international with the 00 prefix: 0044 20 7946 0958
+    r"|0[1-9]\d{7,10}"  # national with a trunk 0: 020 7946 0958, 010-1234-5678, 02-123-4567, 0755-1234-5678
+    r"|1?[2-9]\d\d[2-9]\d{6}"  # NANP: (212) 555-0147, 1-212-555-0147
+    r"|1[3-9]\d{9}"  # Chinese mobile: 138 1234 5678
+)
+_LOCAL_PHONE_RE = re.compile(r"\(?[2-9]\d\d\)?[ -]\d{4}")  # a local number: 555-0147, 123-4567
+# A card number written in groups (4-4-4-4, Amex 4-6-5) is one even when it fails the Luhn check.
+_CARD_GROUPS_RE = re.compile(r"\d{4}(?:[ -]\d{4}){3}(?:[ -]\d{1,3})?|\d{4}[ -]\d{6}[ -]\d{5}")
 
-def _redact_number(match: re.Match[str]) -> str:
+
+def _last4(digits: str) -> str:
+    return MASK * (len(digits) - 4) + digits[-4:]
+
+
+def _mask_span(text: str, every_number: bool) -> str | None:
+    """The masked form of ``text`` (part of a run of digits) if it is personal data, else None."""
+    digits = _digits(text)
+    if len(digits) < 7:
+        return None
+    if 13 <= len(digits) <= 19 and digits[0] in "23456" and _luhn_ok(digits):
+        return "[card " + mask_card(digits) + "]"
+    if _CARD_GROUPS_RE.fullmatch(text):
+        return _last4(digits)
+    if every_number:
+        return _last4(digits)
+    if text.count(".") == 1:  # a decimal number, not a phone number written with dots
+        return None
+    if _PHONE_DIGITS_RE.fullmatch(digits):
+        return mask_phone("+" + digits[2:]) if digits.startswith("00") else _last4(digits)
+    if _LOCAL_PHONE_RE.fullmatch(text):
+        return _last4(digits)
+    return None
+
+
+def _redact_run(text: str, every_number: bool) -> str:
+    """Mask what is personal data in a run of digits and separators.
+
+    A run may join a phone number to a neighbouring number ("212-555-0147 3
+    times", "2 x 138 1234 5678"), so it is cut at its spaces and the longest
+    stretch of pieces that is personal data, from the left, is masked.
+    """
+    pieces = re.split(r"(\s+)", text)  # even positions are the pieces, odd the spaces between them
+    words = pieces[::2]
+    out: list[str] = []
+    i = 0
+    while i < len(words):
+        for j in range(len(words), i, -1):
+            masked = _mask_span("".join(pieces[2 * i : 2 * j - 1]), every_number)
+            if masked is not None:
+                out.append(masked)
+                break
+        else:
+            j = i + 1
+            out.append(words[i])
+        if j < len(words):
+            out.append(pieces[2 * j - 1])
+        i = j
+    return "".join(out)
+
+
+def _redact_number(match: re.Match[str], every_number: bool = False) -> str:
     text = match.group(0)
     pieces = _KEEP_RE.split(text)
     if len(pieces) > 1:  # odd positions are the kept dates and amounts
         return "".join(
-            piece if i % 2 else _NUMBER_RUN_RE.sub(_redact_number, piece) for i, piece in enumerate(pieces)
+            piece if i % 2 else _NUMBER_RUN_RE.sub(lambda m: _redact_number(m, every_number), piece)
+            for i, piece in enumerate(pieces)
         )
     if text.startswith(_URL_PLUS):
         text = "+" + text[3:]
@@ -186,19 +253,23 @@ def _redact_number(match: re.Match[str]) -> str:
         return match.group(0)
     if text.startswith("+"):  # international notation: a phone number, never a card
         return mask_phone("+" + digits)
-    if 13 <= len(digits) <= 19 and _luhn_ok(digits):
-        return "[card " + mask_card(digits) + "]"
-    return MASK * (len(digits) - 4) + digits[-4:]
+    return _redact_run(text, every_number)
 
 
-def redact(text: str) -> str:
-    """Mask emails, SSNs, Chinese ID numbers, card numbers and phone numbers."""
+def redact(text: str, *, every_number: bool = False) -> str:
+    """Mask emails, SSNs, Chinese ID numbers, card numbers and phone numbers.
+
+    Other numbers (times, counts, ids, amounts) stay, so that logs stay
+    readable.  ``every_number=True`` also masks every other run of seven
+    digits or more: for what a person wrote (a reply, a note), where a long
+    number is more likely an account number than a count.
+    """
     if not text:
         return text
     text = _EMAIL_RE.sub(lambda m: mask_email(m.group(0)), text)
     text = _SSN_RE.sub(lambda m: mask_id(m.group(0)), text)
     text = _CN_ID_RE.sub(lambda m: mask_id(m.group(0)), text)
-    return _NUMBER_RUN_RE.sub(_redact_number, text)
+    return _NUMBER_RUN_RE.sub(lambda m: _redact_number(m, every_number), text)
 
 
 class RedactingFilter(logging.Filter):
@@ -238,6 +309,68 @@ def install_log_filter(logger: logging.Logger | None = None) -> RedactingFilter:
         if _FILTER not in handler.filters:
             handler.addFilter(_FILTER)
     return _FILTER
+
+
+# Libraries log what passes through them, whatever -v says: aiosmtpd's "mail.log"
+# every line of every email at DEBUG (greetings with names, base64 parts, amounts,
+# unsubscribe tokens), aiosmtplib the SMTP dialogue, twilio's client and httpx/httpcore
+# request URLs, bodies and headers, uvicorn's access log query strings (webhook
+# parameters), SQLAlchemy statements with their parameters.  Names and tokens cannot
+# be recognised by redact(), so below WARNING only the bot's own loggers speak.
+LIBRARY_LOGGERS = (
+    "mail.log",  # aiosmtpd
+    "aiosmtpd",
+    "aiosmtplib",
+    "twilio",
+    "twilio.http_client",
+    "twilio.async_http_client",
+    "httpx",
+    "httpcore",
+    "urllib3",
+    "uvicorn",
+    "uvicorn.access",
+    "uvicorn.error",
+    "uvicorn.asgi",
+    "starlette",
+    "fastapi",
+    "multipart",
+    "python_multipart",
+    "sqlalchemy",
+    "apscheduler",
+    "asyncio",
+)
+OWN_LOGGERS = frozenset({"bot", "alembic"})  # alembic: migration steps, no data
+
+
+class LibraryFilter(logging.Filter):
+    """Lets through records of the bot's own loggers, and the warnings and errors of any other.
+
+    On the handlers this holds even when a library sets its own loggers' levels
+    again after start-up (uvicorn does, from its ``log_level``).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or record.name.partition(".")[0] in OWN_LOGGERS
+
+
+_LIBRARY_FILTER = LibraryFilter()
+
+
+def quiet_libraries(logger: logging.Logger | None = None) -> LibraryFilter:
+    """Pin :data:`LIBRARY_LOGGERS` at WARNING or higher, and filter the handlers of ``logger`` (default: root).
+
+    Called by the CLI after setting the level from ``-v``, so no verbosity lets
+    a library log message bodies, addresses or tokens.
+    """
+    for name in LIBRARY_LOGGERS:
+        library = logging.getLogger(name)
+        if library.level < logging.WARNING:
+            library.setLevel(logging.WARNING)
+    logger = logger or logging.getLogger()
+    for handler in logger.handlers:
+        if _LIBRARY_FILTER not in handler.filters:
+            handler.addFilter(_LIBRARY_FILTER)
+    return _LIBRARY_FILTER
 
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

@@ -149,15 +149,21 @@ def free_port() -> int:
 
 
 class SmtpSink(Mailbox):
-    """The demo's mail server (aiosmtpd on 127.0.0.1) with a fixed port chosen up front and
-    ``refuse``: RCPT to an address in it is answered with its ``code``."""
+    """The demo's mail server (aiosmtpd on 127.0.0.1) with a fixed port chosen up front,
+    ``refuse``: RCPT to an address in it is answered with its ``code``, and ``drop``: RCPT
+    to an address in it closes the connection instead of answering, that many times."""
 
     def __init__(self, port: int | None = None) -> None:
         super().__init__(port=port or free_port())
         self.refuse: dict[str, int] = {}
         self.refused_count: Counter[str] = Counter()
+        self.drop: Counter[str] = Counter()
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any) -> str:
+        if self.drop[address.lower()] > 0:
+            self.drop[address.lower()] -= 1
+            server.transport.abort()
+            return "250 OK"
         code = self.refuse.get(address.lower())
         if code is not None:
             self.refused_count[address.lower()] += 1

@@ -69,6 +69,7 @@ class Handler:
     data_answers: list[str] = field(default_factory=list)  # consumed first, then "250 OK"
     rcpt_answer: str | None = None
     drop_in_data: bool = False  # close the connection instead of answering DATA
+    drop_at: str | None = None  # "MAIL" or "RCPT": close the connection instead of answering it
     received: list[Received] = field(default_factory=list)
     sessions: set[tuple[str, int]] = field(default_factory=set)
     servers: list[Any] = field(default_factory=list)
@@ -83,8 +84,19 @@ class Handler:
                 self.servers.append(server)
         return responses
 
+    async def handle_MAIL(self, server: Any, session: Session, envelope: Envelope, address: str,
+                          mail_options: list[str]) -> str:
+        if self.drop_at == "MAIL":
+            server.transport.abort()
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
     async def handle_RCPT(self, server: Any, session: Session, envelope: Envelope, address: str,
                           rcpt_options: list[str]) -> str:
+        if self.drop_at == "RCPT":
+            server.transport.abort()
+            return "250 OK"
         if self.rcpt_answer:
             return self.rcpt_answer
         envelope.rcpt_tos.append(address)
@@ -303,6 +315,41 @@ def test_a_connection_lost_in_the_middle_leaves_the_outcome_unknown(server: Smtp
     handler.drop_in_data = False
     assert send_one(channel, message()).status == "accepted"  # a new session
     assert channel.connections_opened == 2
+
+
+@pytest.mark.parametrize("stage", ["MAIL", "RCPT"])
+def test_a_connection_lost_before_data_is_transient_and_the_message_not_sent(
+        server: SmtpServer, handler: Handler, stage: str) -> None:
+    handler.drop_at = stage
+    channel = EmailChannel(settings_for(server.port), pool_size=1)
+    with pytest.raises(SmtpTransientError) as info:
+        send_one(channel, message())
+    assert info.value.code == "connection" and info.value.outcome_unknown is False
+    assert "before DATA" in str(info.value) and TO not in str(info.value)
+    assert handler.received == []
+    handler.drop_at = None
+    assert send_one(channel, message()).status == "accepted"  # a new session
+    assert channel.connections_opened == 2 and len(handler.received) == 1
+
+
+def test_a_kept_session_lost_at_mail_is_retried_as_not_sent(server: SmtpServer, handler: Handler) -> None:
+    """The usual case: a pooled session the server dropped just as the next message starts."""
+    channel = EmailChannel(settings_for(server.port), pool_size=1)
+
+    async def two() -> SmtpTransientError:
+        await channel.send(message(1))
+        handler.drop_at = "MAIL"
+        try:
+            await channel.send(message(2))
+        except SmtpTransientError as exc:
+            return exc
+        finally:
+            await channel.aclose()
+        raise AssertionError("the second send did not fail")
+
+    error = run(two())
+    assert error.outcome_unknown is False and error.code == "connection"
+    assert len(handler.received) == 1
 
 
 def _closed_port() -> int:

@@ -14,11 +14,17 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import csv
 import hashlib
 import io
+import os
+import quopri
 import re
 import socket
+import subprocess
+import sys
 from collections import Counter
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -26,11 +32,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import phonenumbers
 import pytest
 from rich.console import Console
 from sqlalchemy import func, select
 
 from bot.compliance.zones import resolve_zones
+from bot.config import Settings
 from bot.db import Database
 from bot.db.models import (
     Borrower,
@@ -59,6 +67,7 @@ from bot.demo.personas import (
     reply_text,
 )
 from bot.demo.world import World
+from bot.messages import make_unsubscribe_token
 from bot.nlu import classify
 from bot.policy import load_policy
 from bot.privacy import mask_name, mask_phone
@@ -380,6 +389,60 @@ def test_bot_demo_runs_and_repeats_itself(run_bot: Any, tmp_path: Path) -> None:
     second = run_bot(*args)
     assert second.exit_code == 0
     assert first.stdout == second.stdout
+
+
+def test_bot_demo_at_debug_logs_no_body_name_address_or_token(tmp_path: Path) -> None:
+    """``bot -vv demo`` in a process of its own, as a person runs it: everything it writes to stdout
+    and stderr (the log lines too) is searched for every borrower's name, phone number, email address
+    and unsubscribe token, also inside base64 and quoted-printable text (email parts, header words)."""
+    directory = tmp_path / "d"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOT_") or k.startswith("BOT_TEST_")}
+    env["COLUMNS"] = "250"
+    process = subprocess.run(
+        [sys.executable, "-m", "bot", "-vv", "demo", "--dir", str(directory), "--borrowers", "30", "--days", "1",
+         "--seed", "3", "--at", "2026-12-02T15:00:00Z", "--no-serve"],
+        cwd=tmp_path, env=env, capture_output=True, timeout=300, check=False)
+    output = process.stdout.decode() + process.stderr.decode()
+    assert process.returncode == 0, output[-3000:]
+    assert " DEBUG bot." in output and " INFO bot.channels.email: email attempt=" in output  # -vv, emails sent
+    with _db(directory).session() as session:
+        emailed = session.scalar(select(func.count()).select_from(ContactAttempt).where(
+            ContactAttempt.channel == "email", ContactAttempt.source != "import", ContactAttempt.status == "sent"))
+    assert emailed, "the run sent no email: nothing to look for"
+    views = _decoded_views(output)
+    secret = Settings.model_fields["unsubscribe_secret"].default
+    assert not re.search(r"unsubscribe/[A-Za-z0-9_-]{20,}", "\n".join(views))
+    with (directory / "borrowers.csv").open(encoding="utf-8") as fh:
+        people = list(csv.DictReader(fh))
+    assert {p["country"] for p in people} >= {"US", "CN", "KR"}
+    for person in people:
+        number = phonenumbers.parse(person["phone"], person["country"])
+        leaks = [person["full_name"], person["phone"], str(number.national_number),
+                 *(phonenumbers.format_number(number, kind) for kind in (
+                     phonenumbers.PhoneNumberFormat.E164, phonenumbers.PhoneNumberFormat.INTERNATIONAL,
+                     phonenumbers.PhoneNumberFormat.NATIONAL))]
+        leaks += [part for part in person["full_name"].split() if len(part) > 2 and part.isalpha()]
+        if person["email"]:
+            leaks += [person["email"], person["email"].split("@")[0],
+                      *(make_unsubscribe_token(secret, person["borrower_id"], address)
+                        for address in {person["email"], person["email"].lower()})]
+        for view in views:
+            for leak in leaks:
+                assert leak not in view, f"{person['borrower_id']}: personal data or a token in the output"
+
+
+def _decoded_views(text: str) -> list[str]:
+    """The text, and what its base64 runs (each, and all in a row) and quoted-printable escapes decode to."""
+    chunks: list[bytes] = []
+    for run in re.findall(r"[A-Za-z0-9+/]{16,}={0,2}", text):
+        if len(run) % 4 == 0:
+            try:
+                chunks.append(base64.b64decode(run, validate=True))
+            except binascii.Error:
+                continue
+    decoded = [chunk.decode("utf-8", "replace") for chunk in chunks]
+    return [text, "".join(decoded), b"".join(chunks).decode("utf-8", "replace"),
+            quopri.decodestring(text.encode()).decode("utf-8", "replace")]
 
 
 def test_bot_demo_refuses_bad_options(run_bot: Any, tmp_path: Path) -> None:

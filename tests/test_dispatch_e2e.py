@@ -346,6 +346,32 @@ def test_faults_are_retried_until_everything_is_sent_once(db: Database, sandbox:
     assert len(sandbox.sandbox.messages_to(invalid)) == 0
 
 
+def test_an_smtp_connection_lost_before_data_is_retried_not_left_unknown(db: Database, sandbox: SandboxServer,
+                                                                         smtp: SmtpSink) -> None:
+    """The server drops the session at RCPT: the message cannot have been delivered, so the
+    attempt is retried like any transient failure (not ``sending`` then ``unknown`` for a person)."""
+    [address] = email_borrowers(db, 1)
+    with db.sessions() as s:
+        plan(s, AT, policy=load_policy())
+    smtp.drop[address] = 2
+    settings = settings_for(db, sandbox, smtp.port, dispatch_backoff_base_seconds=2.0,
+                            dispatch_backoff_cap_seconds=20.0)
+    clock = FixedClock(AT)
+    reports = []
+    for _ in range(3):
+        reports.append(asyncio.run(dispatch_once(db, settings, clock=clock, policy=load_policy(),
+                                                 options=DispatchOptions.from_settings(settings, worker_id="w"))))
+        [row] = attempts(db)
+        if row.status != "planned":
+            break
+        assert row.last_error and row.last_error.startswith("transient: connection")
+        clock.advance(timedelta(seconds=20))
+    assert [r.by_channel() for r in reports] == [{"email": {"retry": 1}}, {"email": {"retry": 1}},
+                                                 {"email": {"sent": 1}}]
+    assert (row.status, row.tries) == ("sent", 3)
+    assert smtp.received() == Counter({address: 1})
+
+
 # --- two workers -----------------------------------------------------------------------------
 
 

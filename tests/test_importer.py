@@ -310,7 +310,7 @@ def test_every_borrower_rejection_with_line_and_column(
         (9, "consent_sms", "bad boolean: use true/false, yes/no or 1/0"),
         (10, "borrower_id", "missing id"),
         (11, "full_name", "missing required value"),
-        (12, "borrower_id", "duplicate borrower_id B1: an earlier row of this file has it"),
+        (12, "borrower_id", "duplicate borrower_id B1: first at borrowers.csv:2"),
         (13, None, "wrong number of fields: 12 where the header has 11"),
         (14, None, "wrong number of fields: 5 where the header has 11"),
         (15, "country", "missing required value"),
@@ -394,7 +394,7 @@ def test_loan_and_amount_rejections(db: Database, db_url: str, run_bot, tmp_path
         (10, "opened_on", "bad date: use YYYY-MM-DD"),
         (11, "principal", "not a number (use plain decimal notation such as 1234.56)"),
         (12, "principal", "not a number (use plain decimal notation such as 1234.56)"),
-        (13, "loan_id", "duplicate loan_id L1: an earlier row of this file has it"),
+        (13, "loan_id", "duplicate loan_id L1: first at loans.csv:2"),
         (14, "loan_id", "missing id"),
         (15, "principal", "missing required value"),
         (16, "opened_on", "bad date: use YYYY-MM-DD"),
@@ -437,7 +437,7 @@ def test_contact_rejections_and_duplicates(db: Database, db_url: str, run_bot, t
     result, summary = run_import(run_bot, db_url, files["borrowers"], files["loans"], contacts)
     assert result.exit_code == 1
     assert rejected(summary, "contacts") == [
-        (3, "occurred_at", "duplicate contact: an earlier row of this file has the same borrower, loan, channel and time"),
+        (3, "occurred_at", "duplicate contact: the same borrower, loan, channel and time as contacts.csv:2"),
         (4, "channel", "unknown channel 'fax' (expected one of email, sms, voice)"),
         (5, "outcome", "unknown outcome 'ghosted' (expected one of attempted, connected, conversation, delivered, "
                        "failed, voicemail)"),
@@ -451,6 +451,51 @@ def test_contact_rejections_and_duplicates(db: Database, db_url: str, run_bot, t
     result, summary = run_import(run_bot, db_url, contacts)
     assert by_kind(summary)["contacts"]["inserted"] == 0
     assert by_kind(summary)["contacts"]["unchanged"] == 1
+
+
+def test_an_id_in_two_files_of_a_kind_is_a_duplicate(db: Database, db_url: str, run_bot, tmp_path: Path) -> None:
+    """``bot import a.csv b.csv`` with the same id in both: the later row is rejected as a duplicate,
+    as within one file, for every kind; the first file's rows are what is stored."""
+    first = portfolio(tmp_path)
+    later = tmp_path / "later"
+    later.mkdir()
+    files = [
+        first["borrowers"],
+        write(later / "b.csv", BORROWERS,
+              "B4,New Person,,new@example.com,en-US,,,US,no,no,yes",  # 2: new, accepted
+              "B1,Jane Roe,(212) 555-9876,,en-US,,,US,yes,yes,no"),  # 3: B1 again, another phone
+        first["loans"], write(later / "l.csv", LOANS, "L1,B1,auto,99,USD,2025-01-01"),
+        first["installments"], write(later / "i.csv", INSTALLMENTS, "I3,L2,2026-01-15,1,0"),
+        first["payments"], write(later / "p.csv", PAYMENTS, "P2,L3,2026-01-20T09:00:00,1"),
+        write(tmp_path / "c.csv", CONTACTS, "B1,L1,sms,2026-01-02T09:30:00-05:00,delivered"),
+        write(later / "c.csv", CONTACTS, "B1,L1,SMS,2026-01-02T14:30:00Z,failed"),  # the same contact
+    ]
+    result, summary = run_import(run_bot, db_url, *files)
+    assert result.exit_code == 1
+    reasons = {Path(f["path"]).relative_to(tmp_path).as_posix(): [(r["line"], r["column"], r["reason"])
+                                                                  for r in f["rejected"]] for f in summary["files"]}
+    assert reasons == {
+        "borrowers.csv": [], "loans.csv": [], "installments.csv": [], "payments.csv": [], "c.csv": [],
+        "later/b.csv": [(3, "borrower_id", "duplicate borrower_id B1: first at borrowers.csv:2")],
+        "later/l.csv": [(2, "loan_id", "duplicate loan_id L1: first at loans.csv:2")],
+        "later/i.csv": [(2, "installment_id", "duplicate installment_id I3: first at installments.csv:4")],
+        "later/p.csv": [(2, "payment_id", "duplicate payment_id P2: first at payments.csv:3")],
+        # two files named c.csv: the first occurrence is named by its path
+        "later/c.csv": [(2, "occurred_at", "duplicate contact: the same borrower, loan, channel and time as "
+                                           f"{tmp_path / 'c.csv'}:2")],
+    }
+    assert f"{later / 'b.csv'}:3: borrower_id: duplicate borrower_id B1: first at borrowers.csv:2" in flat(result.stderr)
+    assert (later / "b.csv.rejects.csv").exists()
+    with db.engine.connect() as conn:
+        phone, name = conn.execute(select(store.borrowers.c.phone_e164, store.borrowers.c.full_name)
+                                   .where(store.borrowers.c.id == "B1")).one()
+        addresses = sorted(conn.execute(select(Consent.address).where(Consent.borrower_id == "B1")).scalars())
+        loan = conn.execute(select(store.loans.c.product).where(store.loans.c.id == "L1")).scalar()
+        outcomes = list(conn.execute(text("SELECT outcome FROM contact_attempts")).scalars())
+        ids = sorted(conn.execute(select(store.borrowers.c.id)).scalars())
+    assert (phone, name, loan, outcomes) == ("+12125551234", JANE[0], "personal", ["delivered"])
+    assert "+12125559876" not in addresses and "+12125551234" in addresses  # no consents of the second phone
+    assert ids == ["B1", "B2", "B3", "B4"]
 
 
 def test_bad_rows_leave_everything_else_unchanged(db: Database, db_url: str, run_bot, tmp_path: Path) -> None:

@@ -210,6 +210,65 @@ def test_redact_leaves_dates_amounts_and_ids_alone(text: str) -> None:
     assert redact(text) == text
 
 
+# What the log filter sees every day: none of it is a phone number, none of it may be masked.
+@pytest.mark.parametrize(
+    "text",
+    [
+        "sent at 15:42:01.221597",  # a time with microseconds (was 15:42:****1597)
+        "2026-11-28 15:42:01.221597+00:00 tick",
+        "2026-11-28T15:42:01.5971234Z",
+        "elapsed 0:01:23.456789, took 1234567 ms, 938.123456 s",
+        "epoch 1764343321, 1764343321.123, 1764343321123 ms",
+        "20261128",
+        "processed 1000000 rows, 12 345 678 bytes, 100 200 300 items",
+        "rows 1000-2000, 2500000 of 9999999",
+        "id 12345678, job 987654321, call 4711, attempt 1234567",
+        "15000000 KRW, 2500000000 won, 1234567.8901",
+        "2 of 3 plus 45 and 1764343",
+    ],
+)
+def test_redact_leaves_timestamps_durations_counts_and_ids_alone(text: str) -> None:
+    assert redact(text) == text
+
+
+# Phone numbers in international and national forms are masked (US, CN, KR, UK).
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("us +1 212 555 0147", "us +1 ***-***-0147"),
+        ("us +12125550147", "us +1 ***-***-0147"),
+        ("us (212) 555-0147", "us ******0147"),
+        ("us 212-555-0147 3 times", "us ******0147 3 times"),
+        ("us 1-212-555-0147", "us *******0147"),
+        ("us 2125550147", "us ******0147"),
+        ("us local 555-0147", "us local ***0147"),
+        ("cn +86 138 1234 5678", "cn +86 138****5678"),
+        ("cn 138 1234 5678", "cn *******5678"),
+        ("cn 13812345678", "cn *******5678"),
+        ("cn 010-1234 5678", "cn *******5678"),
+        ("cn 0755-1234-5678", "cn ********5678"),
+        ("cn 0086 138 1234 5678", "cn +86 138****5678"),
+        ("kr +82 10-1234-5678", "kr +82 ******5678"),
+        ("kr 010-1234-5678", "kr *******5678"),
+        ("kr 01012345678", "kr *******5678"),
+        ("kr 02-123-4567", "kr *****4567"),
+        ("uk +44 20 7946 0958", "uk +44 ******0958"),
+        ("uk 020 7946 0958", "uk *******0958"),
+        ("uk 07400 123456", "uk *******3456"),
+        ("uk 0044 7400 123456", "uk +44 ******3456"),
+        ("at 15:42:01 call 2125550147", "at 15:42:01 call ******0147"),
+    ],
+)
+def test_redact_masks_phone_numbers_in_every_written_form(text: str, expected: str) -> None:
+    assert redact(text) == expected
+
+
+def test_redact_every_number_masks_long_numbers_too() -> None:
+    """What a person wrote (a reply, a note) loses every long number, phone or not."""
+    assert redact("acct 12345678 and 1764343321") == "acct 12345678 and 1764343321"
+    assert redact("acct 12345678 and 1764343321", every_number=True) == "acct ****5678 and ******3321"
+
+
 def test_redact_is_idempotent() -> None:
     text = "Card 4111 1111 1111 1111, +1 212 555 0147, 123-45-6789, jane@example.com, 138 1234 5678"
     once = redact(text)

@@ -12,6 +12,7 @@ import pytest
 from bot.errors import BotError, InputFileError
 from bot.speech.audio import (
     AudioError,
+    AudioTooLong,
     Pcm,
     alaw_decode,
     alaw_encode,
@@ -22,6 +23,7 @@ from bot.speech.audio import (
     rms,
     telephony,
     wav_bytes,
+    wav_duration,
     write_wav,
 )
 
@@ -269,6 +271,48 @@ def test_unreadable_paths(tmp_path: Path) -> None:
         read_wav(tmp_path)
     with pytest.raises(AudioError, match=r"^<audio bytes>: empty file"):
         read_wav(b"")
+
+
+# --- the length limit ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("blob", "seconds"),
+    [
+        (wav_bytes(Pcm(np.zeros(8000 * 90, dtype=np.int16), 8000)), 90.0),
+        (wav_bytes(Pcm(np.zeros(8000 * 90, dtype=np.int16), 8000), "mulaw"), 90.0),
+        (riff(fmt_chunk(1, 2, 48000, 16), b"\0" * 4 * 48000 * 2), 2.0),  # stereo: frames, not bytes
+        (riff(fmt_chunk(3, 1, 16000, 32), b"\0" * 4 * 16000), 1.0),
+        (riff(fmt_chunk(1, 1, 8000, 16), b"\0" * 1600, data_first=True, extra=[(b"LIST", b"x" * 99)]), 0.1),
+        (riff(fmt_chunk(1, 1, 8000, 16), b"\0" * 16000, data_size=0xFFFFFFFF), 1.0),  # streaming: to the end
+        (riff(fmt_chunk(1, 1, 8000, 16), b"\0" * 16000, data_size=8000 * 2 * 600), 600.0),  # as declared
+        (b"not a wav file at all", None),
+        (b"RIFF\x04\x00\x00\x00WAVE", None),
+    ],
+)
+def test_wav_duration_reads_the_headers_only(tmp_path: Path, blob: bytes, seconds: float | None) -> None:
+    assert wav_duration(blob) == seconds
+    path = tmp_path / "answer.wav"
+    path.write_bytes(blob)
+    assert wav_duration(path) == seconds
+
+
+def test_audio_longer_than_the_limit_is_refused_before_decoding(tmp_path: Path) -> None:
+    path = tmp_path / "ten-minutes.wav"
+    path.write_bytes(wav_bytes(Pcm(np.zeros(8000 * 600, dtype=np.int16), 8000)))
+    with pytest.raises(AudioTooLong) as caught:
+        read_wav(path, max_seconds=60)
+    assert str(caught.value) == f"{path}: 600.0 s of audio, longer than the limit of 60 s (setting max_audio_seconds)"
+    assert isinstance(caught.value, AudioError) and isinstance(caught.value, InputFileError)  # exit status 2
+    # The header decides, before any sample is read: it declares ten minutes, one second is present.
+    declared = riff(fmt_chunk(1, 1, 8000, 16), b"\0" * 16000, data_size=8000 * 2 * 600)
+    with pytest.raises(AudioTooLong, match=r"^recording RE1: 600\.0 s of audio, longer than the limit of 60 s"):
+        read_wav(declared, name="recording RE1", max_seconds=60)
+    with pytest.raises(AudioError, match="truncated"):
+        read_wav(declared, name="recording RE1")  # without a limit: read, and found truncated
+    # Within the limit (the limit itself included), or without one: read as before.
+    assert read_wav(wav_bytes(tone(440, 8000, 2.0)), max_seconds=2).duration_s == 2.0
+    assert read_wav(path).duration_s == 600.0
 
 
 def test_audio_errors_are_input_file_errors() -> None:

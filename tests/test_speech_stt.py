@@ -8,6 +8,7 @@ committed to the repository.
 
 from __future__ import annotations
 
+import time
 import json
 import subprocess
 import threading
@@ -406,3 +407,22 @@ def test_cli_transcribe_errors_exit_2(run_bot, tmp_path: Path, make, args: list[
 def _write(path: Path, blob: bytes) -> Path:
     path.write_bytes(blob)
     return path
+
+
+def test_cli_transcribe_refuses_audio_longer_than_the_limit(run_bot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Ten minutes of audio is refused from the WAV header (it took minutes and most of a gigabyte
+    to come back as a confident intent): exit status 2, the file and the limit named, nothing printed."""
+    path = _write(tmp_path / "long.wav", wav_bytes(Pcm(np.zeros(8000 * 600, dtype=np.int16), 8000)))
+    started = time.perf_counter()
+    result = run_bot("transcribe", str(path), "--locale", "ko-KR", "--json")
+    assert time.perf_counter() - started < 5  # no model loaded, nothing decoded
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert f"{path}: 600.0 s of audio, longer than the limit of 60 s (setting max_audio_seconds)" in flat(result.stderr)
+    short = _write(tmp_path / "short.wav", wav_bytes(Pcm(np.zeros(8000 * 3, dtype=np.int16), 8000)))
+    result = run_bot("transcribe", str(short), "--locale", "ko-KR", env={"BOT_MAX_AUDIO_SECONDS": "2.5"})
+    assert result.exit_code == 2 and "3.0 s of audio, longer than the limit of 2.5 s" in flat(result.stderr)
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())

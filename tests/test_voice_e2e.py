@@ -17,6 +17,7 @@ import asyncio
 from collections.abc import Iterator
 from datetime import date
 from types import SimpleNamespace
+from typing import Any
 from pathlib import Path
 
 import httpx
@@ -226,6 +227,37 @@ def test_silence_reprompts_then_the_keypad_menu_then_a_polite_end(world: VoiceWo
     call = world.session(placed.attempt_id)
     assert call.outcome == "partial"
     assert [t.source for t in world.turns(call.id) if t.speaker == "borrower"] == ["silence"] * 3
+
+
+def test_a_recording_longer_than_the_limit_is_not_understood_never_an_intent(world: VoiceWorld, db: Database,
+                                                                            clips: dict[str, Path]) -> None:
+    """A turn's recording longer than max_audio_seconds is refused from its header: the recogniser
+    never runs, the answer is not understood (said so, asked again), then the keypad, then the end."""
+    from bot.speech.audio import wav_duration
+
+    heard: list[float] = []
+
+    def understand(pcm: Any, locale: str, *, expect: str | None, today: date) -> SimpleNamespace:
+        heard.append(pcm.duration_s)
+        return SimpleNamespace(text="목요일에 낼게요", confidence=0.99, intent=Intent.PROMISE_TO_PAY,
+                               promise_date=date(2026, 11, 26))
+
+    clip = clips["thursday"]
+    assert (wav_duration(clip) or 0) > 1.0
+    world.use(db, understand=understand, max_audio_seconds=1.0)
+    korean(world, "B8", [{"audio": clip}] * 3)
+    placed = world.place("B8")
+    world.run()
+    assert heard == []
+    played = world.played(placed.call_sid)
+    assert played[2] == "죄송합니다, 잘 알아듣지 못했습니다."  # not understood: said so, asked again
+    assert "전화기 버튼을 이용해 주세요" in played[5]  # then the keypad menu
+    call = world.session(placed.attempt_id)
+    assert call.outcome == "partial"
+    answers = [t for t in world.turns(call.id) if t.speaker == "borrower"]
+    # two spoken answers refused; the third, on the keypad menu, heard no key
+    assert [(t.source, t.intent, t.confidence, t.promise_date) for t in answers[:2]] == [("speech", "other", 0.0, None)] * 2
+    assert count(db, Promise) == 0
 
 
 def test_hang_up_in_the_middle_is_a_partial_call(world: VoiceWorld, db: Database) -> None:

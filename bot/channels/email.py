@@ -17,7 +17,9 @@ the CPU of sending): ``From`` (``smtp_from`` unless the message names a sender),
 (``List-Unsubscribe``, ``List-Unsubscribe-Post``).
 
 Errors (docs/channels.md): 4xx replies, timeouts, refused or dropped connections
-are :class:`SmtpTransientError`; 5xx replies are :class:`SmtpPermanentError`,
+are :class:`SmtpTransientError` (with ``outcome_unknown`` only when the session was
+lost after the DATA command: before it, at MAIL or RCPT, the message cannot have
+been delivered and is simply retried); 5xx replies are :class:`SmtpPermanentError`,
 with ``effect="invalid"`` when the server says the mailbox does not exist (RCPT
 5.1.x).  Authentication, sender and TLS problems are configuration the operator
 can fix, so they are transient too.  ``code`` is the SMTP reply code (or a word
@@ -338,8 +340,13 @@ def _reply(code: int, text: str, stage: str, *, recipient: bool = False) -> Smtp
     return SmtpTransientError(f"{label}: unexpected reply", code=code)
 
 
-def classify_smtp_error(exc: BaseException) -> SmtpTransientError | SmtpPermanentError:
-    """Map an aiosmtplib / socket / TLS error to our exception (table in docs/channels.md)."""
+def classify_smtp_error(exc: BaseException, *, data_sent: bool = True) -> SmtpTransientError | SmtpPermanentError:
+    """Map an aiosmtplib / socket / TLS error to our exception (table in docs/channels.md).
+
+    ``data_sent``: whether the DATA command had been sent when it happened.  A
+    session lost before (at MAIL or RCPT) cannot have delivered the message, so
+    the outcome is known: not sent; after, the server may have accepted it.
+    """
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         first = exc.recipients[0] if exc.recipients else None
         if first is None:
@@ -370,9 +377,12 @@ def classify_smtp_error(exc: BaseException) -> SmtpTransientError | SmtpPermanen
         return SmtpTransientError(f"TLS with the SMTP server failed ({type(exc).__name__})", code="tls")
     if isinstance(exc, (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, TimeoutError,
                         asyncio.TimeoutError, ConnectionError, OSError)):
+        if not data_sent:
+            return SmtpTransientError(f"SMTP connection lost before DATA ({type(exc).__name__}); the message "
+                                      "was not sent", code="connection")
         return SmtpTransientError(f"SMTP connection lost ({type(exc).__name__}); the message may have been "
                                   "accepted", code="connection", outcome_unknown=True)
-    return SmtpTransientError(f"SMTP failure ({type(exc).__name__})", code="error", outcome_unknown=True)
+    return SmtpTransientError(f"SMTP failure ({type(exc).__name__})", code="error", outcome_unknown=data_sent)
 
 
 def classify_connect_error(exc: BaseException) -> SmtpTransientError:
@@ -394,6 +404,14 @@ def classify_connect_error(exc: BaseException) -> SmtpTransientError:
 
 
 _CONNECT_ERRORS = (aiosmtplib.SMTPException, OSError, TimeoutError, asyncio.TimeoutError, ssl.SSLError)
+
+
+class _LostBeforeData(Exception):
+    """The session failed at MAIL or RCPT, before DATA: the message was certainly not sent."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(type(cause).__name__)
+        self.cause = cause
 
 
 def provider_id(message_id: str) -> str:
@@ -556,10 +574,11 @@ class EmailChannel(Channel):
                 log.warning("email attempt=%s to=%s refused: code=%s %s", message.attempt_id, masked, error.code,
                             "permanent" if isinstance(error, PermanentDeliveryError) else "transient")
                 raise error from None
-            except _CONNECT_ERRORS as exc:
-                error = classify_smtp_error(exc)
-                log.warning("email attempt=%s to=%s not sent: %s (%s)", message.attempt_id, masked, error.code,
-                            type(exc).__name__)
+            except (_LostBeforeData, *_CONNECT_ERRORS) as exc:
+                lost = exc.cause if isinstance(exc, _LostBeforeData) else exc
+                error = classify_smtp_error(lost, data_sent=not isinstance(exc, _LostBeforeData))
+                log.warning("email attempt=%s to=%s not sent: %s (%s%s)", message.attempt_id, masked, error.code,
+                            type(lost).__name__, ", outcome unknown" if error.outcome_unknown else ", before DATA")
                 raise error from None
             keep = smtp
         finally:
@@ -573,14 +592,20 @@ class EmailChannel(Channel):
         """MAIL, RCPT and DATA for one recipient: what aiosmtplib's ``sendmail`` does, without
         parsing the addresses (checked once, when the adapter was built and in :meth:`send`)
         four times per message.  A refused command is followed by RSET, so the session stays
-        usable; the exceptions are aiosmtplib's own (:func:`classify_smtp_error`)."""
+        usable; the exceptions are aiosmtplib's own (:func:`classify_smtp_error`), except that a
+        session lost at MAIL or RCPT raises :class:`_LostBeforeData` (the message was not sent)."""
         try:
-            response = await smtp.execute_command(b"MAIL", self._mail_from)
-            if response.code != 250:
-                raise aiosmtplib.SMTPSenderRefused(response.code, response.message, self.sender)
-            response = await smtp.execute_command(b"RCPT", b"TO:<" + recipient.encode("ascii") + b">")
-            if response.code not in (250, 251):
-                raise aiosmtplib.SMTPRecipientRefused(response.code, response.message, recipient)
+            try:
+                response = await smtp.execute_command(b"MAIL", self._mail_from)
+                if response.code != 250:
+                    raise aiosmtplib.SMTPSenderRefused(response.code, response.message, self.sender)
+                response = await smtp.execute_command(b"RCPT", b"TO:<" + recipient.encode("ascii") + b">")
+                if response.code not in (250, 251):
+                    raise aiosmtplib.SMTPRecipientRefused(response.code, response.message, recipient)
+            except aiosmtplib.SMTPResponseException:
+                raise
+            except _CONNECT_ERRORS as exc:
+                raise _LostBeforeData(exc) from exc
             await smtp.data(data)
         except aiosmtplib.SMTPResponseException:
             with contextlib.suppress(ConnectionError, aiosmtplib.SMTPException, TimeoutError):

@@ -15,7 +15,7 @@ from rich.console import Console
 from bot.clock import Clock, FixedClock, SystemClock
 from bot.config import Settings, load_settings
 from bot.db import Database
-from bot.privacy import install_log_filter
+from bot.privacy import install_log_filter, quiet_libraries
 
 log = logging.getLogger("bot.cli")
 
@@ -67,6 +67,7 @@ def configure_logging(verbosity: int) -> None:
         root.addHandler(handler)
     root.setLevel(max(level, logging.DEBUG))
     install_log_filter(root)
+    quiet_libraries(root)  # -v is for the bot's own loggers: libraries log message bodies and tokens
 
 
 def parse_instant(value: str, *, param: str = "--at") -> datetime:

@@ -36,7 +36,8 @@ def transcribe_cmd(app: App, file: str, locale_tag: str, expect: str, today_text
     """Recognise FILE.wav (PCM, mu-law or A-law WAV) and classify what was said.
 
     Uses the Vosk model configured for the locale (vosk_models,
-    BOT_VOSK_MODEL_<LOCALE>; ko-KR has a built-in one).
+    BOT_VOSK_MODEL_<LOCALE>; ko-KR has a built-in one).  Audio longer than the
+    max_audio_seconds setting (default 60 s) is refused (exit status 2).
     """
     from bot.nlu import locale_info
     from bot.speech.audio import read_wav
@@ -54,7 +55,9 @@ def transcribe_cmd(app: App, file: str, locale_tag: str, expect: str, today_text
             raise UsageError("--today: expected a calendar date written YYYY-MM-DD, e.g. 2026-11-25") from None
     else:
         today = app.clock.now().date()
-    pcm = read_wav(Path(file))  # AudioError names the file and the problem (exit status 2)
+    # AudioError names the file and the problem (exit status 2); audio longer than
+    # max_audio_seconds is refused from the WAV header, before anything is decoded.
+    pcm = read_wav(Path(file), max_seconds=app.settings.max_audio_seconds)
     registry = ModelRegistry(app.settings)
     heard = understand(pcm, locale_tag, expect=None if expect == "free" else expect, today=today,
                        recognizer=Recognizer(registry))

@@ -91,14 +91,14 @@ def mark_reviewed(session: Session, call_id: int, *, actor: str, at: datetime) -
 
 
 def add_note(session: Session, subject_type: str, subject_id: str, text: str, *, actor: str, at: datetime) -> Note:
-    """A note, stored redacted (phone numbers, emails, card and ID numbers masked)."""
+    """A note, stored redacted (phone numbers, emails, card and ID numbers, long numbers masked)."""
     if subject_type == "call":
         _call(session, int(subject_id))
     elif subject_type == "borrower" and session.get(Borrower, subject_id) is None:
         raise ActionError(404, "no such borrower")
     elif subject_type == "task" and session.get(Task, int(subject_id)) is None:
         raise ActionError(404, f"no task {subject_id}")
-    note = Note(subject_type=subject_type, subject_id=str(subject_id), author=actor, text_redacted=redact(text),
+    note = Note(subject_type=subject_type, subject_id=str(subject_id), author=actor, text_redacted=redact(text, every_number=True),
                 created_at=at)
     session.add(note)
     session.flush()

@@ -17,6 +17,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import PurePath
 from typing import Any, ClassVar
 
 from sqlalchemy import Connection
@@ -65,6 +66,25 @@ class RunState:
 
     # kind -> rejected id -> where its row was, e.g. "borrowers.csv line 9"
     rejected: dict[Kind, dict[str, str]] = field(default_factory=lambda: {k: {} for k in Kind})
+    # kind -> id (a contact's dedupe key) -> the place of its first row in this run, in every
+    # file of that kind: an int (file number << 32 | line), not a string, to keep a
+    # million-row import small; :meth:`where` spells it out.
+    seen: dict[Kind, dict[str, int]] = field(default_factory=lambda: {k: {} for k in Kind})
+    files: list[str] = field(default_factory=list)  # the labels of the files begun, in order
+
+    def begin_file(self, label: str) -> int:
+        """Start the next file; returns what a row's line is added to for its place."""
+        self.files.append(label)
+        return (len(self.files) - 1) << 32
+
+    def where(self, place: int) -> str:
+        """``file:line`` of a place: the file's name, or its path as given when two files of the run
+        have that name."""
+        label = self.files[place >> 32]
+        name = PurePath(label).name
+        if sum(PurePath(other).name == name for other in self.files) > 1:
+            name = label
+        return f"{name}:{place & 0xFFFFFFFF}"
     # loans whose installments or payments this run inserted or changed: settled at the end
     loans_changed: set[str] = field(default_factory=set)
 
@@ -80,7 +100,13 @@ class RowChecker(ABC):
         self.conn = conn
         self.state = state
         self.counts = Counts()
-        self._seen: set[str] = set()
+        self._seen = state.seen[self.kind]
+        self._base = 0
+        self.line = 0  # the line of the row being checked (the runner sets it)
+
+    def begin_file(self, label: str) -> None:
+        """The rows checked from now on are from this file (duplicates name it)."""
+        self._base = self.state.begin_file(label)
 
     def prepare(self, batch: Sequence[Values]) -> None:
         """Look up what the rows of this batch refer to (one query per table)."""
@@ -98,21 +124,24 @@ class RowChecker(ABC):
 
     # --- helpers shared by the kinds ---------------------------------------------
 
+    def _first(self, key: str) -> str | None:
+        """Where the first row with ``key`` is (``file:line``) if an earlier row of this run
+        had it, in this file or another of the same kind; else remember this row as the first."""
+        here = self._base + self.line
+        first = self._seen.setdefault(key, here)  # one look-up: this runs for every row
+        return None if first == here else self.state.where(first)
+
     def _own_id(self, values: Values) -> str:
-        """The row's id: present, not too long, and not seen before in this file."""
+        """The row's id: present, not too long, and not seen before in this run."""
         assert self.id_column is not None
         row_id = values[self.id_column]
         if not row_id:
             raise RowError(self.id_column, "missing id")
         if len(row_id) > MAX_ID_LENGTH:
             raise RowError(self.id_column, f"id longer than {MAX_ID_LENGTH} characters")
-        if row_id in self._seen:
-            raise RowError(
-                self.id_column,
-                f"duplicate {self.id_column} {row_id}: an earlier row of this file has it",
-                duplicate=True,
-            )
-        self._seen.add(row_id)
+        first = self._first(row_id)
+        if first is not None:
+            raise RowError(self.id_column, f"duplicate {self.id_column} {row_id}: first at {first}", duplicate=True)
         return row_id
 
     def _referenced(self, kind: Kind, column: str, ref: str, known: Collection[str]) -> str:
@@ -376,14 +405,10 @@ class ContactChecker(_LoanRowChecker):
         except BadValue as exc:
             raise RowError("occurred_at", str(exc)) from None
         key = f"import:{borrower_id}:{loan_id or ''}:{channel}:{occurred_at.astimezone(UTC).isoformat()}"
-        if key in self._seen:
-            raise RowError(
-                "occurred_at",
-                "duplicate contact: an earlier row of this file has the same borrower, loan, "
-                "channel and time",
-                duplicate=True,
-            )
-        self._seen.add(key)
+        first = self._first(key)
+        if first is not None:
+            raise RowError("occurred_at", f"duplicate contact: the same borrower, loan, channel and time as {first}",
+                           duplicate=True)
         self._rows.append(
             {
                 "dedupe_key": key,

@@ -214,6 +214,7 @@ def _import_file(
 ) -> FileReport:
     report = FileReport(path=source.label, kind=source.kind)
     checker = CHECKERS[source.kind](conn, state, at)
+    checker.begin_file(source.label)
     with progress(source) if progress else nullcontext() as on_bytes:
         for batch in _batches(source, on_bytes):
             _check_batch(checker, batch, report, rejects, state, source)
@@ -268,6 +269,7 @@ def _check_batch(
     where = f"{Path(source.label).name} line"
     checker.prepare([values for _, _, values in batch if values is not None])
     for line, cells, values in batch:
+        checker.line = line
         try:
             if values is None:
                 width = source.layout.width

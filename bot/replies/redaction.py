@@ -1,7 +1,8 @@
 """What is kept of a reply's text: :func:`bot.privacy.redact` plus codes and account numbers.
 
-``redact`` already masks emails, phone numbers, card numbers (Luhn), SSNs,
-Chinese ID numbers and any run of seven or more digits.  A reply can also
+``redact(text, every_number=True)`` masks emails, phone numbers, card numbers,
+SSNs, Chinese ID numbers and any other run of seven or more digits (in a
+reply a long number is more likely an account number than a count).  A reply can also
 carry things too short for that: a card's security code ("cvv 123"), a PIN, a
 one-time code, an account or card number of a few digits after a label
 ("acct 12345", "卡号 6222"), none of which may be stored (PCI DSS forbids
@@ -44,6 +45,6 @@ def _keep_last4(match: re.Match[str]) -> str:
 
 def redact_reply(text: str) -> str:
     """The reply as it may be stored and shown: personal numbers and codes masked."""
-    text = redact(text)
+    text = redact(text, every_number=True)
     text = _SECRET_RE.sub(_stars, text)
     return _ACCOUNT_RE.sub(_keep_last4, text)

@@ -16,6 +16,7 @@ the two Nyquist frequencies so that downsampling does not alias.  No
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 import tempfile
@@ -27,11 +28,12 @@ from typing import Literal
 
 import numpy as np
 
-from bot.speech.errors import AudioError
+from bot.speech.errors import AudioError, AudioTooLong
 
 __all__ = [
     "TELEPHONY_RATE",
     "AudioError",
+    "AudioTooLong",
     "Pcm",
     "alaw_decode",
     "alaw_encode",
@@ -42,6 +44,7 @@ __all__ = [
     "rms",
     "telephony",
     "wav_bytes",
+    "wav_duration",
     "write_wav",
 ]
 
@@ -248,19 +251,76 @@ def _to_int16(values: np.ndarray) -> np.ndarray:
     return np.clip(np.round(values), -32768, 32767).astype(np.int16)
 
 
-def read_wav(source: Path | str | bytes, *, name: str | None = None) -> Pcm:
+def _declared(fh: io.BufferedIOBase | io.BytesIO, total: int) -> tuple[_Format, int] | None:
+    """The format and the data chunk's size in bytes, from the chunk headers alone (seeking past
+    the bodies); None when the headers cannot tell (:func:`read_wav` then says what is wrong)."""
+    head = fh.read(12)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:] != b"WAVE":
+        return None
+    fmt: _Format | None = None
+    size_of_data: int | None = None
+    offset = 12
+    while offset + 8 <= total and (fmt is None or size_of_data is None):
+        fh.seek(offset)
+        chunk_id, size = struct.unpack("<4sI", fh.read(8))
+        body_start = offset + 8
+        if chunk_id == b"data":
+            size_of_data = total - body_start if size == _STREAMING_SIZE else size  # as declared
+        elif chunk_id == b"fmt ":
+            try:
+                fmt = _parse_fmt(fh.read(size))
+            except (AudioError, struct.error):
+                return None
+        offset = body_start + size + (size & 1)
+    if fmt is None or size_of_data is None:
+        return None
+    return fmt, size_of_data
+
+
+def wav_duration(source: Path | str | bytes) -> float | None:
+    """The length in seconds a WAV file's headers declare, without reading or decoding its samples;
+    None when they cannot tell (not a WAV file, no fmt or data chunk, unreadable)."""
+    try:
+        if isinstance(source, bytes | bytearray | memoryview):
+            declared = _declared(io.BytesIO(source), len(source))
+        else:
+            with Path(source).open("rb") as fh:
+                declared = _declared(fh, os.fstat(fh.fileno()).st_size)
+    except OSError:
+        return None
+    if declared is None:
+        return None
+    fmt, size = declared
+    return size // fmt.block_align / fmt.rate
+
+
+def _too_long(label: str, seconds: float, limit: float) -> AudioTooLong:
+    return AudioTooLong(f"{label}: {seconds:.1f} s of audio, longer than the limit of {limit:g} s "
+                        "(setting max_audio_seconds)")
+
+
+def read_wav(source: Path | str | bytes, *, name: str | None = None, max_seconds: float | None = None) -> Pcm:
     """Read a RIFF WAVE file (a path or its bytes) into mono 16-bit :class:`Pcm`.
 
     Raises :class:`AudioError` whose message starts with the file name (or
     ``name``, for bytes) and says what is wrong: missing, not a WAV file,
-    truncated, an unsupported encoding, inconsistent headers.
+    truncated, an unsupported encoding, inconsistent headers.  With
+    ``max_seconds``, audio longer than that is refused with
+    :class:`AudioTooLong` from its headers, before the samples are read (from
+    a file) or decoded.
     """
     if isinstance(source, bytes | bytearray | memoryview):
         label = name or "<audio bytes>"
+    else:
+        label = name or str(Path(source))
+    if max_seconds is not None:
+        declared = wav_duration(source)
+        if declared is not None and declared > max_seconds:
+            raise _too_long(label, declared, max_seconds)
+    if isinstance(source, bytes | bytearray | memoryview):
         blob = bytes(source)
     else:
         path = Path(source)
-        label = name or str(path)
         try:
             blob = path.read_bytes()
         except FileNotFoundError:
@@ -272,9 +332,12 @@ def read_wav(source: Path | str | bytes, *, name: str | None = None) -> Pcm:
         except OSError as exc:
             raise AudioError(f"{label}: cannot be read ({exc.strerror or type(exc).__name__})") from None
     try:
-        return _parse_wav(blob)
+        pcm = _parse_wav(blob)
     except AudioError as exc:
         raise AudioError(f"{label}: {exc}") from None
+    if max_seconds is not None and pcm.duration_s > max_seconds:  # headers that could not tell
+        raise _too_long(label, pcm.duration_s, max_seconds)
+    return pcm
 
 
 def _parse_wav(blob: bytes) -> Pcm:

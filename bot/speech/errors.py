@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from bot.errors import BotError, InputFileError
 
-__all__ = ["AudioError", "NoModelError", "SpeechError", "TtsError"]
+__all__ = ["AudioError", "AudioTooLong", "NoModelError", "SpeechError", "TtsError"]
 
 
 class SpeechError(BotError):
@@ -17,6 +17,10 @@ class SpeechError(BotError):
 
 class AudioError(SpeechError, InputFileError):
     """An audio file or buffer that cannot be read: missing, corrupt, truncated or an unsupported encoding."""
+
+
+class AudioTooLong(AudioError):
+    """Audio longer than the ``max_audio_seconds`` limit, refused from its header before decoding."""
 
 
 class NoModelError(SpeechError):

@@ -446,18 +446,24 @@ class CallService:
     def _recognise(self, snap: Snapshot, turn: int, recording_url: str, recording_sid: str) -> Answer:
         """Fetch, keep and recognise one recording (in the recognition pool)."""
         from bot.speech.audio import read_wav
+        from bot.speech.errors import AudioTooLong
 
         ref = media.recording_ref(snap.session_id, turn, recording_sid or f"T{turn}")
         data = self.fetch_recording(recording_url + ".wav")
         media.store(self.settings, ref, data)
         try:
-            pcm = read_wav(data)
+            # Longer than max_audio_seconds: refused from the header, never decoded, never an intent.
+            pcm = read_wav(data, name=f"recording of turn {turn}", max_seconds=self.settings.max_audio_seconds)
             started = time.perf_counter()
             heard = self.understand(pcm, snap.locale, expect=snap.expect if snap.expect != "digits" else None,
                                     today=snap.today or self.clock.now().date())
             observe_recognition(snap.locale, time.perf_counter() - started)
-        except Exception as exc:  # unreadable audio, no model: not understood (logged by kind)
-            log.warning("call %s turn %s: recognition failed (%s)", snap.call_sid, turn, type(exc).__name__)
+        except Exception as exc:  # too long, unreadable audio, no model: not understood (logged by kind)
+            if isinstance(exc, AudioTooLong):
+                log.warning("call %s turn %s: recording longer than max_audio_seconds (%g s), not recognised",
+                            snap.call_sid, turn, self.settings.max_audio_seconds)
+            else:
+                log.warning("call %s turn %s: recognition failed (%s)", snap.call_sid, turn, type(exc).__name__)
             return Answer(source="speech", text="", confidence=0.0, intent=Intent.OTHER,
                           audio_ref=ref if self.settings.voice_keep_recordings else None)
         finally:
