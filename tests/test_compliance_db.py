@@ -213,7 +213,7 @@ def test_load_contexts_is_set_based_and_matches_one_by_one(
     finally:
         event.remove(db.engine, "before_cursor_execute", count)
     assert sorted(bulk) == [f"B{i}" for i in range(7)]
-    assert len(statements) == 3 * 5  # three chunks, five queries each
+    assert len(statements) == 3 * 6  # three chunks, six queries each
     for i in range(7):
         subject, history, state = bulk[f"B{i}"]
         assert len(history) == i
