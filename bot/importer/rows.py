@@ -23,7 +23,7 @@ from sqlalchemy import Connection
 
 from bot.domain import AttemptSource, AttemptStatus, Channel, ContactOutcome
 from bot.importer import store
-from bot.importer.kinds import Kind
+from bot.importer.kinds import FORMATS, Kind
 from bot.importer.store import ConsentWriter, ContactWriter, Counts, Upserter
 from bot.importer.values import (
     BadValue,
@@ -411,3 +411,22 @@ CHECKERS: dict[Kind, type[RowChecker]] = {
     c.kind: c
     for c in (BorrowerChecker, LoanChecker, InstallmentChecker, PaymentChecker, ContactChecker)
 }
+
+
+def write_row(conn: Connection, kind: Kind, values: Values, at: datetime) -> Counts:
+    """Check and write ONE row of ``kind`` exactly as ``bot import`` would (the REST API's path).
+
+    ``values`` are the file's columns (trimmed text; a column left out counts
+    as empty, as an optional column missing from a header does).  The same
+    checker runs its look-up, check and write for a batch of one, so a row is
+    accepted, rejected (:class:`RowError`, same column and reason as in a
+    rejects file) and stored the same way whichever way it comes in.  Runs in
+    the caller's transaction (see :func:`bot.importer.run.write_transaction`).
+    """
+    row: Values = dict.fromkeys(FORMATS[kind].columns, "")
+    row.update(values)
+    checker = CHECKERS[kind](conn, RunState(), at)
+    checker.prepare([row])
+    checker.check(row)
+    checker.flush()
+    return checker.counts

@@ -2,8 +2,9 @@
 
 ``create_app(settings, db, clock)`` builds a FastAPI app from routers, one
 module per concern (:mod:`bot.web.twilio`, :mod:`bot.web.unsubscribe`,
-:mod:`bot.web.health`); the supervisor console will add its own.  No
-OpenAPI/docs pages: this app faces the internet.  :func:`from_environment`
+:mod:`bot.web.health`), the supervisor console's, and the REST API
+mounted at ``/api/v1`` (:mod:`bot.api`, with its own OpenAPI document).  No
+OpenAPI/docs pages for the rest: those routes are not an API.  :func:`from_environment`
 is the factory for running it under uvicorn on its own.
 """
 
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from bot.api.app import PREFIX as API_PREFIX
+from bot.api.app import create_api
 from bot.clock import Clock, SystemClock
 from bot.config import Settings, load_settings
 from bot.console import routes as console_routes
@@ -38,6 +41,7 @@ def create_app(settings: Settings, db: Database, clock: Clock | None = None) -> 
     app.include_router(media_routes.router)
     app.include_router(console_routes.public_router)
     app.include_router(console_routes.router)
+    app.mount(API_PREFIX, create_api(app))
     app.add_middleware(ConsoleHeadersMiddleware)
     app.add_middleware(metrics_routes.LatencyMiddleware)
     return app
