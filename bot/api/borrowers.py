@@ -112,7 +112,7 @@ def _standing(session: Session, caller: Caller, borrower_id: str) -> dict[str, A
             description="Outstanding and overdue amounts, days past due, the pending promise, open tasks, "
                         "active holds, and per channel the decision of `bot check` now with its reason codes. "
                         "Personal data is masked unless the key has pii:read.")
-def get_borrower(borrower_id: str = IdPath, caller: Caller = Depends(READ)) -> JSONResponse:
+def get_borrower(borrower_id: str = IdPath(), caller: Caller = Depends(READ)) -> JSONResponse:
     with caller.ctx.db.session() as session:
         data = _standing(session, caller, borrower_id)
     return JSONResponse(BorrowerOut.model_validate(data).model_dump(mode="json"))
@@ -122,7 +122,7 @@ def get_borrower(borrower_id: str = IdPath, caller: Caller = Depends(READ)) -> J
             summary="What happened with a borrower, oldest first, a page at a time",
             description="Contact attempts, replies, promises, tasks and holds in a stable order by (time, kind, "
                         "id). Follow next_cursor until it is null.")
-def get_timeline(borrower_id: str = IdPath,
+def get_timeline(borrower_id: str = IdPath(),
                  cursor: str | None = Query(default=None, max_length=512, description="next_cursor of a page."),
                  limit: int = Query(default=100, ge=1, le=500),
                  caller: Caller = Depends(READ)) -> JSONResponse:
@@ -144,8 +144,8 @@ def _address(borrower: Borrower, channel: Channel) -> str:
              responses=error_responses(403, 404), summary="Opt a borrower out of a channel, or back in",
              description="For the borrower's current address on the channel (as an SMS STOP would). An opt-in "
                          "only clears an opt-out; consent itself is what the lender's data says.")
-def post_consent(body: ConsentIn, borrower_id: str = IdPath, caller: Caller = Depends(WRITE),
-                 idempotency_key: str | None = IdempotencyHeader) -> JSONResponse:
+def post_consent(body: ConsentIn, borrower_id: str = IdPath(), caller: Caller = Depends(WRITE),
+                 idempotency_key: str | None = IdempotencyHeader()) -> JSONResponse:
     def run(session: Session) -> tuple[int, dict[str, Any]]:
         borrower = session.get(Borrower, borrower_id)
         if borrower is None:
@@ -172,8 +172,8 @@ def post_consent(body: ConsentIn, borrower_id: str = IdPath, caller: Caller = De
              responses=error_responses(403, 404), summary="Put a borrower on hold: every contact stops",
              description="Kinds: dispute, bankruptcy, deceased, cease_communication, legal. While any hold is "
                          "active nothing is planned, sent or called (compliance reason `hold`).")
-def post_hold(body: HoldIn, borrower_id: str = IdPath, caller: Caller = Depends(WRITE),
-              idempotency_key: str | None = IdempotencyHeader) -> JSONResponse:
+def post_hold(body: HoldIn, borrower_id: str = IdPath(), caller: Caller = Depends(WRITE),
+              idempotency_key: str | None = IdempotencyHeader()) -> JSONResponse:
     def run(session: Session) -> tuple[int, dict[str, Any]]:
         if session.get(Borrower, borrower_id) is None:
             raise _not_found(borrower_id)
@@ -192,7 +192,7 @@ def post_hold(body: HoldIn, borrower_id: str = IdPath, caller: Caller = Depends(
 @router.delete("/borrowers/{borrower_id}/holds/{hold_id}", response_model=Hold,
                responses=error_responses(403, 404), summary="Lift a hold",
                description="Contact resumes when no other hold is active. Lifting a lifted hold changes nothing.")
-def delete_hold(borrower_id: str = IdPath, hold_id: int = Path(ge=1, le=2**31 - 1),
+def delete_hold(borrower_id: str = IdPath(), hold_id: int = Path(ge=1, le=2**31 - 1),
                 caller: Caller = Depends(WRITE)) -> JSONResponse:
     with writing(caller) as session:
         hold = session.get(HoldRow, hold_id)

@@ -103,7 +103,8 @@ async def _on_validation(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = list(exc.errors())
     first = errors[0] if errors else {}
-    return error_response(422, "invalid", _validation_message(first), _field(tuple(first.get("loc", ()))))
+    field = None if first.get("type") == "json_invalid" else _field(tuple(first.get("loc", ())))
+    return error_response(422, "invalid", _validation_message(first), field)
 
 
 async def _on_api_error(request: Request, exc: Exception) -> Response:

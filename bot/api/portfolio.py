@@ -28,9 +28,15 @@ __all__ = ["router"]
 
 router = APIRouter(route_class=SafeRoute, tags=["portfolio"])
 
-IdPath = Path(pattern=r"^[^\x00/]*$", description="The lender's id (at most 64 characters).")
-IdempotencyHeader = Header(default=None, alias="Idempotency-Key", max_length=255, pattern=r"^[\x21-\x7e]+$",
-                           description="Replays the first response to this key for 24 hours.")
+
+
+def IdPath() -> Any:  # noqa: N802 - reads as the parameter's default, a new one per route
+    return Path(pattern=r"^[^\x00/]*$", description="The lender's id (at most 64 characters).")
+
+
+def IdempotencyHeader() -> Any:  # noqa: N802
+    return Header(default=None, alias="Idempotency-Key", max_length=255, pattern=r"^[\x21-\x7e]+$",
+                  description="Replays the first response to this key for 24 hours.")
 
 _NOUN = {Kind.BORROWERS: "borrower", Kind.LOANS: "loan", Kind.INSTALLMENTS: "installment",
          Kind.PAYMENTS: "payment"}
@@ -78,14 +84,14 @@ _PUT_RESPONSES: dict[int | str, dict[str, Any]] = {
             summary="Create or update a borrower",
             description="The columns of borrowers.csv (docs/formats.md). Consent fields set what the lender "
                         "knows; a borrower's opt-out is never cleared by this.")
-def put_borrower(body: BorrowerIn, borrower_id: str = IdPath,
+def put_borrower(body: BorrowerIn, borrower_id: str = IdPath(),
                  caller: Caller = Depends(require(Scope.PORTFOLIO_WRITE))) -> JSONResponse:
     return _put(caller, Kind.BORROWERS, borrower_id, body)
 
 
 @router.put("/loans/{loan_id}", response_model=WriteResult, status_code=200, responses=_PUT_RESPONSES,
             summary="Create or update a loan", description="The columns of loans.csv (docs/formats.md).")
-def put_loan(body: LoanIn, loan_id: str = IdPath,
+def put_loan(body: LoanIn, loan_id: str = IdPath(),
              caller: Caller = Depends(require(Scope.PORTFOLIO_WRITE))) -> JSONResponse:
     return _put(caller, Kind.LOANS, loan_id, body)
 
@@ -93,7 +99,7 @@ def put_loan(body: LoanIn, loan_id: str = IdPath,
 @router.put("/installments/{installment_id}", response_model=WriteResult, status_code=200,
             responses=_PUT_RESPONSES, summary="Create or update an installment",
             description="The columns of installments.csv (docs/formats.md); amounts in the loan's currency.")
-def put_installment(body: InstallmentIn, installment_id: str = IdPath,
+def put_installment(body: InstallmentIn, installment_id: str = IdPath(),
                     caller: Caller = Depends(require(Scope.PORTFOLIO_WRITE))) -> JSONResponse:
     return _put(caller, Kind.INSTALLMENTS, installment_id, body)
 
@@ -116,7 +122,7 @@ def _payment(session: Session, payment_id: str) -> dict[str, Any]:
     description="The columns of payments.csv. The same payment_id again with the same values answers 200 "
                 "with the same body; with different values 409. An unknown loan is 422 (field loan_id).")
 def post_payment(body: PaymentIn, caller: Caller = Depends(require(Scope.PAYMENTS_WRITE)),
-                 idempotency_key: str | None = IdempotencyHeader) -> JSONResponse:
+                 idempotency_key: str | None = IdempotencyHeader()) -> JSONResponse:
     def run(session: Session) -> tuple[int, dict[str, Any]]:
         values = _values(body)
         payment_id = values["payment_id"]

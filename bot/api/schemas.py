@@ -130,10 +130,9 @@ class PaymentResult(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "payment": {"payment_id": "P1", "loan_id": "L1", "paid_at": "2026-12-01T10:30:00Z",
                     "amount": {"minor": 10000, "currency": "USD", "text": "$100.00"}},
-        "result": "created", "settlement": None}]})
+        "settlement": None}]})
 
     payment: Payment
-    result: Literal["created", "unchanged"]
     settlement: dict[str, Any] | None = Field(
         default=None, description="The loan's allocation and cancelled attempts, when the ledger computes them.")
 
