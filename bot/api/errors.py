@@ -115,6 +115,8 @@ async def _on_api_error(request: Request, exc: Exception) -> Response:
 
 async def _on_http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:  # FastAPI's "error parsing the body": not UTF-8 or not JSON
+        return error_response(422, "invalid", "the body is not valid JSON (UTF-8)")
     code = _HTTP_CODES.get(exc.status_code, "error")
     message = {404: "no such resource", 405: "method not allowed"}.get(exc.status_code, str(exc.detail))
     return error_response(exc.status_code, code, message, headers=dict(exc.headers or {}) or None)

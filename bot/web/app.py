@@ -10,7 +10,10 @@ is the factory for running it under uvicorn on its own.
 
 from __future__ import annotations
 
+import re
+
 from fastapi import FastAPI
+from starlette.routing import Mount
 
 from bot.api.app import PREFIX as API_PREFIX
 from bot.api.app import create_api
@@ -41,7 +44,10 @@ def create_app(settings: Settings, db: Database, clock: Clock | None = None) -> 
     app.include_router(media_routes.router)
     app.include_router(console_routes.public_router)
     app.include_router(console_routes.router)
-    app.mount(API_PREFIX, create_api(app))
+    # DOTALL: a path with an encoded newline under the prefix is still the API's (its JSON 404)
+    mount = Mount(API_PREFIX, create_api(app))
+    mount.path_regex = re.compile(mount.path_regex.pattern, re.DOTALL)
+    app.router.routes.append(mount)
     app.add_middleware(ConsoleHeadersMiddleware)
     app.add_middleware(metrics_routes.LatencyMiddleware)
     return app
