@@ -163,9 +163,7 @@ def post_consent(body: ConsentIn, borrower_id: str = IdPath(), caller: Caller = 
         return 200, {"borrower_id": borrower_id, "channel": body.channel.value, "address": shown,
                      "opted_out": body.action == "opt_out", "changed": changed}
 
-    status, data = idempotent(caller, idempotency_key, "POST", f"/borrowers/{borrower_id}/consents",
-                              body.model_dump(mode="json"), run)
-    return JSONResponse(data, status_code=status)
+    return idempotent(caller, idempotency_key, f"/borrowers/{borrower_id}/consents", body, run)
 
 
 @router.post("/borrowers/{borrower_id}/holds", response_model=Hold, status_code=201,
@@ -184,9 +182,7 @@ def post_hold(body: HoldIn, borrower_id: str = IdPath(), caller: Caller = Depend
         audit(session, caller, "api.hold.place", "borrower", borrower_id, {"hold_id": hold.id, "kind": hold.kind})
         return 201, hold_json(hold)
 
-    status, data = idempotent(caller, idempotency_key, "POST", f"/borrowers/{borrower_id}/holds",
-                              body.model_dump(mode="json"), run)
-    return JSONResponse(data, status_code=status)
+    return idempotent(caller, idempotency_key, f"/borrowers/{borrower_id}/holds", body, run)
 
 
 @router.delete("/borrowers/{borrower_id}/holds/{hold_id}", response_model=Hold,

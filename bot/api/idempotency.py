@@ -19,9 +19,11 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from starlette.responses import JSONResponse
 
 from bot.api.deps import Caller, writing
 from bot.api.errors import ApiError
@@ -58,9 +60,15 @@ def _stored(session: Session, caller: Caller, key: str, fingerprint: str) -> Out
     return row.status_code, row.response
 
 
-def idempotent(caller: Caller, key: str | None, method: str, path: str, body: dict[str, Any],
-               run: Callable[[Session], Outcome]) -> Outcome:
-    """Run ``run`` in a write transaction, or replay what an earlier request with ``key`` got."""
+def idempotent(caller: Caller, key: str | None, path: str, body: BaseModel,
+               run: Callable[[Session], Outcome]) -> JSONResponse:
+    """The response of a POST to ``path``: ``run`` in a write transaction, or a replay for ``key``."""
+    status, data = _outcome(caller, key, "POST", path, body.model_dump(mode="json"), run)
+    return JSONResponse(data, status_code=status)
+
+
+def _outcome(caller: Caller, key: str | None, method: str, path: str, body: dict[str, Any],
+             run: Callable[[Session], Outcome]) -> Outcome:
     if key is None:
         with writing(caller) as session:
             return run(session)

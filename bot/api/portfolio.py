@@ -134,5 +134,4 @@ def post_payment(body: PaymentIn, caller: Caller = Depends(require(Scope.PAYMENT
         data = {"payment": _payment(session, payment_id), "settlement": None}
         return (201 if result == "created" else 200), PaymentResult.model_validate(data).model_dump(mode="json")
 
-    status, data = idempotent(caller, idempotency_key, "POST", "/payments", body.model_dump(), run)
-    return JSONResponse(data, status_code=status)
+    return idempotent(caller, idempotency_key, "/payments", body, run)
