@@ -130,6 +130,11 @@ def test_payments_are_idempotent_by_payment_id(api: Api, db: Database) -> None:
     assert first.status_code == 201, first.text
     assert first.json()["payment"] == {"payment_id": "P1", "loan_id": "B1-L1", "paid_at": "2026-11-25T15:00:00Z",
                                        "amount": {"minor": 4000, "currency": "USD", "text": "$40.00"}}
+    settlement = first.json()["settlement"]
+    assert settlement["installments"] == [{"installment_id": "B1-I1", "due_date": "2026-11-20",
+                                           "amount_due_minor": 10000, "covered_minor": 4000,
+                                           "outstanding_minor": 6000, "paid": False}]
+    assert settlement["newly_paid"] == [] and settlement["cancelled_attempts"] == []
     same = api("POST", "/payments", json=body)
     assert same.status_code == 200 and same.json() == first.json()
     _error(api("POST", "/payments", json={**body, "amount": "41.00"}), 409, "conflict", "payment_id")
@@ -138,6 +143,31 @@ def test_payments_are_idempotent_by_payment_id(api: Api, db: Database) -> None:
     with db.session() as s:
         assert [(p.id, p.amount_minor) for p in s.scalars(select(Payment))] == [("P1", 4000)]
         assert s.scalar(select(func.count()).where(AuditEvent.action == "api.payment.post")) == 1
+
+
+def test_a_payment_settles_its_loan_and_cancels_what_is_now_paid(api: Api, db: Database, clock: FixedClock) -> None:
+    seed(api)
+    with db.session() as s:
+        waiting = ContactAttempt(dedupe_key="plan:B1-I1:sms", borrower_id="B1", loan_id="B1-L1",
+                                 installment_id="B1-I1", channel="sms", source="planner", status="planned",
+                                 next_attempt_at=clock.now(), created_at=clock.now(), updated_at=clock.now())
+        s.add(waiting)
+        s.flush()
+        waiting_id = waiting.id
+    body = {"payment_id": "P1", "loan_id": "B1-L1", "paid_at": "2026-11-28T09:00:00Z", "amount": "120.00"}
+    first = api("POST", "/payments", json=body)
+    assert first.status_code == 201, first.text
+    settlement = first.json()["settlement"]
+    assert settlement["newly_paid"] == ["B1-I1"] and settlement["cancelled_attempts"] == [waiting_id]
+    assert settlement["credit_minor"] == 2000 and settlement["total_paid_minor"] == 12000
+    with db.session() as s:
+        row = s.get(ContactAttempt, waiting_id)
+        assert row is not None and row.status == "cancelled"
+    again = api("POST", "/payments", json=body)
+    assert again.status_code == 200 and again.json() == first.json()  # the same result, cancellations and all
+    standing = api("GET", "/borrowers/B1").json()
+    assert standing["outstanding"] == [{"minor": 0, "currency": "USD", "text": "$0.00"}]
+    assert all("paid" in d["reasons"] for d in standing["contact"].values())
 
 
 # --- idempotency keys --------------------------------------------------------------------------

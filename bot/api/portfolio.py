@@ -20,8 +20,9 @@ from bot.api.errors import ApiError, SafeRoute, error_responses
 from bot.api.idempotency import idempotent
 from bot.api.keys import Scope
 from bot.api.schemas import BorrowerIn, InstallmentIn, LoanIn, PaymentIn, PaymentResult, WriteResult
-from bot.db.models import Borrower, Loan, Payment
-from bot.importer import Kind, RowError, write_row
+from bot.db.models import AuditEvent, Borrower, Loan, Payment
+from bot.importer import Kind, RowError, RowWrite, write_row
+from bot.ledger import settle_loans
 from bot.portfolio import money
 
 __all__ = ["router"]
@@ -55,19 +56,20 @@ def _values(body: BaseModel) -> dict[str, str]:
     return out
 
 
-def _write(session: Session, caller: Caller, kind: Kind, values: dict[str, str]) -> str:
-    """Check and store one row; ``created``, ``updated`` or ``unchanged`` (422 on a rejected row)."""
+def _write(session: Session, caller: Caller, kind: Kind, values: dict[str, str]) -> tuple[str, RowWrite]:
+    """Check and store one row: ``created``, ``updated`` or ``unchanged`` (422 on a rejected row)."""
     try:
-        counts = write_row(session.connection(), kind, values, caller.now())
+        written = write_row(session.connection(), kind, values, caller.now())
     except RowError as err:
         raise ApiError(422, "invalid", err.reason, err.column) from None
-    return "created" if counts.inserted else "updated" if counts.updated else "unchanged"
+    counts = written.counts
+    return ("created" if counts.inserted else "updated" if counts.updated else "unchanged"), written
 
 
 def _put(caller: Caller, kind: Kind, row_id: str, body: BaseModel) -> JSONResponse:
     noun = _NOUN[kind]
     with writing(caller) as session:
-        result = _write(session, caller, kind, {**_values(body), f"{noun}_id": row_id})
+        result, _ = _write(session, caller, kind, {**_values(body), f"{noun}_id": row_id})
         audit(session, caller, f"api.{noun}.put", noun, row_id, {"result": result})
     data = WriteResult(kind=noun, id=row_id, result=result)  # type: ignore[arg-type]
     return JSONResponse(data.model_dump(mode="json"), status_code=201 if result == "created" else 200)
@@ -114,24 +116,45 @@ def _payment(session: Session, payment_id: str) -> dict[str, Any]:
             "amount": money(row.amount_minor, row.currency, row.locale)}
 
 
+def _first_settlement(session: Session, payment_id: str, loan_id: str, caller: Caller) -> dict[str, Any]:
+    """The settlement answered when the payment was recorded (kept in its audit event), so a repeat of
+    the request gets the same body; for a payment that came in by file, the loan as it stands now."""
+    detail = session.scalars(
+        select(AuditEvent.detail)
+        .where(AuditEvent.action == "api.payment.post", AuditEvent.subject_type == "payment",
+               AuditEvent.subject_id == payment_id)
+        .order_by(AuditEvent.id.desc()).limit(1)
+    ).first()
+    if detail and "settlement" in detail:
+        return dict(detail["settlement"])
+    return settle_loans(session.connection(), [loan_id], at=caller.now())[loan_id].to_json()
+
+
 @router.post("/payments", response_model=PaymentResult, status_code=201, responses={
     200: {"model": PaymentResult, "description": "This payment_id was recorded before with the same values."},
     201: {"model": PaymentResult, "description": "Recorded."},
     **error_responses(403, 409)},
     summary="Record a payment",
     description="The columns of payments.csv. The same payment_id again with the same values answers 200 "
-                "with the same body; with different values 409. An unknown loan is 422 (field loan_id).")
+                "with the same body; with different values 409. An unknown loan is 422 (field loan_id). The "
+                "payment settles its loan in the same transaction (the ledger's rule, as an import does): the "
+                "body gives the allocation per installment and the attempts cancelled because now paid.")
 def post_payment(body: PaymentIn, caller: Caller = Depends(require(Scope.PAYMENTS_WRITE)),
                  idempotency_key: str | None = IdempotencyHeader()) -> JSONResponse:
     def run(session: Session) -> tuple[int, dict[str, Any]]:
         values = _values(body)
         payment_id = values["payment_id"]
-        result = _write(session, caller, Kind.PAYMENTS, values)
+        result, written = _write(session, caller, Kind.PAYMENTS, values)
         if result == "updated":  # rolled back with the transaction
             raise ApiError(409, "conflict", f"payment {payment_id} was recorded with other values", "payment_id")
+        payment = _payment(session, payment_id)
         if result == "created":
-            audit(session, caller, "api.payment.post", "payment", payment_id, {"loan_id": values["loan_id"]})
-        data = {"payment": _payment(session, payment_id), "settlement": None}
+            settlement = written.settled[payment["loan_id"]].to_json()
+            audit(session, caller, "api.payment.post", "payment", payment_id,
+                  {"loan_id": payment["loan_id"], "settlement": settlement})
+        else:
+            settlement = _first_settlement(session, payment_id, payment["loan_id"], caller)
+        data = {"payment": payment, "settlement": settlement}
         return (201 if result == "created" else 200), PaymentResult.model_validate(data).model_dump(mode="json")
 
     return idempotent(caller, idempotency_key, "/payments", body, run)

@@ -126,15 +126,41 @@ class Payment(BaseModel):
     amount: Money
 
 
+class Cover(BaseModel):
+    installment_id: str
+    due_date: str
+    amount_due_minor: int
+    covered_minor: int = Field(description="What the ledger's rule counts as paid of the installment.")
+    outstanding_minor: int
+    paid: bool
+
+
+class Settlement(BaseModel):
+    """The loan after the payment, by the ledger's rule (docs/formats.md "What counts as paid")."""
+
+    loan_id: str
+    currency: str
+    stated_minor: int = Field(description="The sum of the installments' amount_paid (the lender's statement).")
+    payments_minor: int = Field(description="The sum of the loan's payments.")
+    total_paid_minor: int
+    credit_minor: int = Field(description="Paid beyond every installment (an overpayment).")
+    installments: list[Cover] = Field(description="Allocation, oldest due date first.")
+    newly_paid: list[str] = Field(description="Installments this payment made fully paid.")
+    cancelled_attempts: list[int] = Field(description="Waiting contact attempts cancelled because now paid.")
+
+
 class PaymentResult(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "payment": {"payment_id": "P1", "loan_id": "L1", "paid_at": "2026-12-01T10:30:00Z",
                     "amount": {"minor": 10000, "currency": "USD", "text": "$100.00"}},
-        "settlement": None}]})
+        "settlement": {"loan_id": "L1", "currency": "USD", "stated_minor": 0, "payments_minor": 10000,
+                       "total_paid_minor": 10000, "credit_minor": 0,
+                       "installments": [{"installment_id": "I1", "due_date": "2026-12-01", "amount_due_minor": 10000,
+                                         "covered_minor": 10000, "outstanding_minor": 0, "paid": True}],
+                       "newly_paid": ["I1"], "cancelled_attempts": [41]}}]})
 
     payment: Payment
-    settlement: dict[str, Any] | None = Field(
-        default=None, description="The loan's allocation and cancelled attempts, when the ledger computes them.")
+    settlement: Settlement
 
 
 class Decision(BaseModel):

@@ -14,7 +14,7 @@ The formats are documented in docs/formats.md.
 """
 
 from bot.importer.kinds import FORMATS, Kind
-from bot.importer.rows import RowError, write_row
+from bot.importer.rows import RowError, RowWrite, write_row
 from bot.importer.run import FileReport, ImportFailed, Rejection, import_files, inspect_all, write_transaction
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "Kind",
     "Rejection",
     "RowError",
+    "RowWrite",
     "import_files",
     "inspect_all",
     "write_row",

@@ -1,7 +1,7 @@
 """REST API: api keys, holds, idempotency keys
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-11-29 09:00:00.000000
 """
 
@@ -11,7 +11,7 @@ import bot.db.types
 
 
 revision = '0007'
-down_revision = '0005'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 
