@@ -213,7 +213,7 @@ def test_load_contexts_is_set_based_and_matches_one_by_one(
     finally:
         event.remove(db.engine, "before_cursor_execute", count)
     assert sorted(bulk) == [f"B{i}" for i in range(7)]
-    assert len(statements) == 3 * 5  # three chunks, five queries each
+    assert len(statements) == 3 * 6  # three chunks, six queries each
     for i in range(7):
         subject, history, state = bulk[f"B{i}"]
         assert len(history) == i
@@ -422,3 +422,26 @@ def test_automatic_replies_do_not_count_towards_frequency_caps(db) -> None:
         contexts = load_contexts(s, ["BR1"], at.replace(day=20))
     _subject, history, _state = contexts["BR1"]
     assert len(history) == 1
+
+
+def test_active_holds_are_loaded_and_lifted_ones_are_not(db: Database) -> None:
+    """The planner, the dispatcher's re-check and the voice answer-time check all read holds here."""
+    from bot.db.models import Hold
+
+    at = datetime(2026, 11, 30, 17, 0, tzinfo=UTC)
+    with db.session() as s:
+        add_borrower(s, "B1")
+        add_borrower(s, "B2")
+        s.flush()
+        s.add(Hold(borrower_id="B1", kind="deceased", created_at=T0, created_by="api:x"))
+        s.add(Hold(borrower_id="B1", kind="legal", created_at=T0, created_by="api:x"))
+        s.add(Hold(borrower_id="B2", kind="legal", created_at=T0, created_by="api:x", lifted_at=T0,
+                   lifted_by="api:x"))
+    with db.session() as s:
+        one = load_context(s, "B1", at=at)
+        two = load_context(s, "B2", at=at)
+    assert one.state.holds == ("deceased", "legal") and two.state.holds == ()
+    decision = check(one.subject, Channel.VOICE, at, one.history, one.state, loan_id=one.loan_id, explain=True)
+    assert not decision.allowed and decision.reasons[0] == "hold" and decision.next_allowed_at is None
+    assert {r.rule: r.detail for r in decision.results}["stop.hold"] == "on hold (deceased, legal)"
+    assert "hold" not in check(two.subject, Channel.VOICE, at, two.history, two.state).reasons

@@ -231,6 +231,8 @@ CASES: list[Case] = [
     # --- stop conditions ------------------------------------------------------------------
     Case("paid", S_NY, SMS, L("2026-11-30T12:00", NY), False, ("paid",), None,
          state=StopState(consent=ALL, paid=True), blocked_rules=("stop.paid",)),
+    Case("hold", S_NY, SMS, L("2026-11-30T12:00", NY), False, ("hold",), None,
+         state=StopState(consent=ALL, holds=("bankruptcy",))),
     Case("dispute-open", S_NY, EMAIL, L("2026-11-30T12:00", NY), False, ("dispute_open",), None,
          state=StopState(consent=ALL, dispute_open=True)),
     Case("cease-communication-blocks-email", S_NY, EMAIL, L("2026-11-30T12:00", NY), False,
@@ -376,7 +378,7 @@ def test_next_allowed_at_really_is_allowed_and_the_minute_before_is_not() -> Non
 def test_results_name_every_rule_of_us_and_ma_in_order() -> None:
     decision = check(S_MA, VOICE, L("2026-11-30T12:00", NY), (), OK, loan_id="L1")
     assert [r.rule for r in decision.results] == [
-        "stop.paid", "stop.cease_communication", "stop.dispute", "stop.wrong_number", "stop.opt_out",
+        "stop.paid", "stop.hold", "stop.cease_communication", "stop.dispute", "stop.wrong_number", "stop.opt_out",
         "stop.consent", "stop.address", "stop.promise", "stop.inconvenient_times",
         "us.hours", "us.call_frequency", "us.post_conversation", "us-ma.telephone_frequency",
     ]

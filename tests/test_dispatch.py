@@ -766,3 +766,51 @@ def test_logs_hold_no_numbers_addresses_or_text(h: Harness, caplog: pytest.LogCa
     with h.db.sessions() as s:
         for event in s.scalars(select(AuditEvent)):
             assert "+1212" not in str(event.detail)
+
+
+# --- holds ----------------------------------------------------------------------------------
+
+
+def _hold(h: Harness, borrower_id: str, kind: str = "bankruptcy") -> int:
+    from bot.db.models import Hold
+
+    with h.db.session() as s:
+        hold = Hold(borrower_id=borrower_id, kind=kind, created_at=AT, created_by="api:test")
+        s.add(hold)
+        s.flush()
+        return hold.id
+
+
+def _lift(h: Harness, hold_id: int) -> None:
+    from bot.db.models import Hold
+
+    with h.db.session() as s:
+        s.execute(update(Hold).where(Hold.id == hold_id).values(lifted_at=AT, lifted_by="api:test"))
+
+
+def test_a_hold_placed_after_planning_stops_the_send(h: Harness) -> None:
+    one_sms_borrower(h)
+    assert h.plan().by_status["planned"] == 1
+    _hold(h, "B1")
+
+    report = h.run()
+
+    assert h.sms.sent == [] and report.by_channel() == {"sms": {"blocked": 1}}
+    [row] = attempts(h.db)
+    assert row.status == "blocked" and row.decision["reasons"] == ["hold"]
+
+
+def test_a_held_borrower_is_not_planned_and_is_again_once_the_hold_is_lifted(h: Harness) -> None:
+    one_sms_borrower(h)
+    hold_id = _hold(h, "B1", "dispute")
+    report = h.plan()
+    assert report.by_status == {"blocked": 1} and report.by_reason["hold"] == 1
+    h.run()
+    assert h.sms.sent == []
+
+    _lift(h, hold_id)
+    assert h.plan().by_status.get("planned") == 1
+    h.run()
+    assert len(h.sms.sent) == 1
+    [row] = attempts(h.db)
+    assert row.status == "sent"

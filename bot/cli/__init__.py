@@ -36,6 +36,7 @@ COMMAND_TABLE: dict[str, tuple[str, str, str]] = {
     "sandbox": ("bot.cli.sandbox_cmd", "sandbox", "Run the local Twilio-compatible sandbox server."),
     "demo": ("bot.cli.demo_cmd", "demo_cmd", "Run the demo on a local SQLite database."),
     "user": ("bot.cli.user_cmd", "user_group", "Console users: add, list, disable, enable, unlock."),
+    "apikey": ("bot.cli.apikey_cmd", "apikey_group", "REST API keys: create (shown once), list, revoke."),
 }
 
 

@@ -3,9 +3,9 @@
 The engine is pure; this module is the one place that turns rows into a
 :class:`Subject`, a history of :class:`HistoryEntry` and a :class:`StopState`.
 
-* :func:`load_contexts` is set-based for the planner: five queries per chunk of
+* :func:`load_contexts` is set-based for the planner: six queries per chunk of
   1,000 borrowers (borrowers, consents, attempts, pending promises, open
-  disputes), never one query per borrower.  ``paid`` is left False: whether an
+  disputes, active holds), never one query per borrower.  ``paid`` is left False: whether an
   installment is paid is the planner's, per installment.
 * :func:`load_context` is for one borrower (``bot check``, ``bot why``, the
   dispatcher's re-check): the same queries plus one that finds the borrower's
@@ -40,7 +40,7 @@ from bot.compliance.config import (
     default_config,
 )
 from bot.compliance.types import HistoryEntry, StopState, Subject
-from bot.db.models import Borrower, Consent, ContactAttempt, Installment, Loan, Promise, Task
+from bot.db.models import Borrower, Consent, ContactAttempt, Hold, Installment, Loan, Promise, Task
 from bot.domain import (
     PHONE_CHANNELS,
     AttemptSource,
@@ -126,6 +126,7 @@ def _stop_state(
     promise_until: date | None,
     dispute_open: bool,
     paid: bool = False,
+    holds: tuple[str, ...] = (),
 ) -> StopState:
     phone = borrower.phone_e164
     email = (borrower.email or "").lower()
@@ -157,6 +158,7 @@ def _stop_state(
         cease_communication=borrower.cease_communication_at is not None,
         wrong_number=wrong_number,
         no_address=frozenset(no_address),
+        holds=holds,
     )
 
 
@@ -259,8 +261,16 @@ def load_contexts(
                 Task.status == TaskStatus.OPEN.value,
             )
         ))
+        holds: dict[str, list[str]] = defaultdict(list)
+        for borrower_id, kind in session.execute(
+            select(Hold.borrower_id, Hold.kind)
+            .where(Hold.borrower_id.in_(chunk), Hold.lifted_at.is_(None))
+            .order_by(Hold.borrower_id, Hold.id)
+        ):
+            holds[borrower_id].append(kind)
         for b in borrowers:
-            state = _stop_state(b, consents.get(b.id, ()), promises.get(b.id), b.id in disputes)
+            state = _stop_state(b, consents.get(b.id, ()), promises.get(b.id), b.id in disputes,
+                                holds=tuple(holds.get(b.id, ())))
             out[b.id] = (_subject(b), history.get(b.id, []), state)
     return out
 

@@ -14,6 +14,7 @@ from bot.domain import StrEnum
 class Reason(StrEnum):
     # Stop conditions: not lifted by the passage of time (next_allowed_at is None).
     PAID = "paid"
+    HOLD = "hold"  # a hold placed through the API (dispute, bankruptcy, deceased, ...)
     CEASE_COMMUNICATION = "cease_communication"
     DISPUTE_OPEN = "dispute_open"
     WRONG_NUMBER = "wrong_number"

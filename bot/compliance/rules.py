@@ -128,14 +128,15 @@ class FlagRule(Rule):
 
     def evaluate(self, ctx: Context, t: datetime, local: tuple[datetime, ...]) -> RuleResult:
         if self.test(ctx):
-            return self.blocked(self.reason, None, self.why.format(channel=ctx.channel.value))
+            return self.blocked(self.reason, None, self.why.format(channel=ctx.channel.value,
+                                                                holds=", ".join(ctx.state.holds)))
         return self.allowed(ctx, self.fine.format(channel=ctx.channel.value)) if ctx.explain else self.ok
 
 
 def flags_clear(ctx: Context) -> bool:
     """True when no :class:`FlagRule` can block: the engine's fast path skips them all."""
     state, channel, subject = ctx.state, ctx.channel, ctx.subject
-    if (state.paid or state.cease_communication or state.dispute_open
+    if (state.paid or state.holds or state.cease_communication or state.dispute_open
             or channel in state.opted_out or channel not in state.consent
             or channel in state.no_address):
         return False
@@ -206,6 +207,8 @@ def stop_rules() -> list[Rule]:
     return [
         FlagRule("stop.paid", every, Reason.PAID, "the installment is paid", "not paid",
                   lambda c: c.state.paid),
+        FlagRule("stop.hold", every, Reason.HOLD, "on hold ({holds})", "no active hold",
+                  lambda c: bool(c.state.holds)),
         FlagRule("stop.cease_communication", every, Reason.CEASE_COMMUNICATION,
                   "the borrower asked for no further communication", "no cease request",
                   lambda c: c.state.cease_communication),

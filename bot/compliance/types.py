@@ -56,6 +56,8 @@ class StopState:
     # Added (optional): channels whose current address is flagged unusable
     # (``invalid``; ``landline`` for SMS).  A missing address on the Subject counts too.
     no_address: frozenset[Channel] = frozenset()
+    # Kinds of the borrower's active holds (bot.db.models.Hold): any stops every contact.
+    holds: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

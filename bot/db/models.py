@@ -176,6 +176,7 @@ class ContactAttempt(Base):
         Index(None, "borrower_id", "occurred_at"),
         Index(None, "loan_id", "channel", "occurred_at"),
         Index(None, "status", "next_attempt_at"),
+        Index(None, "updated_at", "id"),  # GET /api/v1/attempts pages by (updated_at, id)
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -416,3 +417,53 @@ class Note(Base):
     author: Mapped[str] = mapped_column(String(64))
     text_redacted: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime]
+
+
+class ApiKey(Base):
+    """A key of the REST API (``bot apikey create``); only the SHA-256 of the key is kept.
+
+    ``id`` is public (it is part of the key and the audit actor ``api:<id>``);
+    ``scopes`` is a JSON list of scope names (docs/api.md).
+    """
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    key_hash: Mapped[str] = mapped_column(String(64))
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+
+
+class Hold(Base):
+    """A hold on a borrower (dispute, bankruptcy, deceased, cease_communication, legal).
+
+    While a hold is active (``lifted_at`` is NULL) no contact is planned or sent
+    (compliance reason ``hold``).
+    """
+
+    __tablename__ = "holds"
+    __table_args__ = (Index(None, "borrower_id", "lifted_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    borrower_id: Mapped[str] = mapped_column(ForeignKey("borrowers.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(64))
+    lifted_at: Mapped[datetime | None]
+    lifted_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class IdempotencyKey(Base):
+    """A POST's ``Idempotency-Key`` per API key, with the response to replay (24 h)."""
+
+    __tablename__ = "idempotency_keys"
+
+    api_key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    response: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(index=True)

@@ -14,7 +14,8 @@ The formats are documented in docs/formats.md.
 """
 
 from bot.importer.kinds import FORMATS, Kind
-from bot.importer.run import FileReport, ImportFailed, Rejection, import_files, inspect_all
+from bot.importer.rows import RowError, RowWrite, write_row
+from bot.importer.run import FileReport, ImportFailed, Rejection, import_files, inspect_all, write_transaction
 
 __all__ = [
     "FORMATS",
@@ -22,6 +23,10 @@ __all__ = [
     "ImportFailed",
     "Kind",
     "Rejection",
+    "RowError",
+    "RowWrite",
     "import_files",
     "inspect_all",
+    "write_row",
+    "write_transaction",
 ]

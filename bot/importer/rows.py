@@ -24,8 +24,9 @@ from sqlalchemy import Connection
 
 from bot.domain import AttemptSource, AttemptStatus, Channel, ContactOutcome
 from bot.importer import store
-from bot.importer.kinds import Kind
+from bot.importer.kinds import FORMATS, Kind
 from bot.importer.store import ConsentWriter, ContactWriter, Counts, Upserter
+from bot.ledger import LoanSettlement, settle_loans
 from bot.importer.values import (
     BadValue,
     parse_amount_minor,
@@ -436,3 +437,33 @@ CHECKERS: dict[Kind, type[RowChecker]] = {
     c.kind: c
     for c in (BorrowerChecker, LoanChecker, InstallmentChecker, PaymentChecker, ContactChecker)
 }
+
+
+@dataclass(frozen=True)
+class RowWrite:
+    """What :func:`write_row` did: the row's counts and the loans it settled."""
+
+    counts: Counts
+    settled: dict[str, LoanSettlement]
+
+
+def write_row(conn: Connection, kind: Kind, values: Values, at: datetime) -> RowWrite:
+    """Check and write ONE row of ``kind`` exactly as ``bot import`` would (the REST API's path).
+
+    ``values`` are the file's columns (trimmed text; a column left out counts
+    as empty, as an optional column missing from a header does).  The same
+    checker runs its look-up, check and write for a batch of one, so a row is
+    accepted, rejected (:class:`RowError`, same column and reason as in a
+    rejects file) and stored the same way whichever way it comes in; a changed
+    installment or payment settles its loan (:func:`bot.ledger.settle_loans`)
+    as an import run does.  Runs in the caller's transaction (see
+    :func:`bot.importer.run.write_transaction`).
+    """
+    row: Values = dict.fromkeys(FORMATS[kind].columns, "")
+    row.update(values)
+    state = RunState()
+    checker = CHECKERS[kind](conn, state, at)
+    checker.prepare([row])
+    checker.check(row)
+    checker.flush()
+    return RowWrite(checker.counts, settle_loans(conn, state.loans_changed, at=at))

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import itemgetter
@@ -152,9 +152,7 @@ def import_files(
     rejects = [RejectsFile(s.path, s.header, s.layout.kept) for s in sources]
     reports: list[FileReport] = []
     try:
-        with db.engine.begin() as conn:
-            if conn.dialect.name == "sqlite":
-                _sqlite_write_transaction(conn)
+        with write_transaction(db) as conn:
             state = RunState()
             for source, rejects_file in zip(sources, rejects, strict=True):
                 reports.append(_import_file(conn, source, rejects_file, state, at, progress))
@@ -179,6 +177,21 @@ def import_files(
         final = rejects_file.commit()
         report.rejects_file = str(final) if final else None
     return reports
+
+
+@contextmanager
+def write_transaction(db: Database) -> Iterator[Connection]:
+    """A connection in a write transaction: committed on success, rolled back on error.
+
+    On SQLite the write lock is taken at once (see
+    :func:`_sqlite_write_transaction`): the upserts' plain INSERT of rows the
+    look-up found new relies on it.  ``bot import`` and the REST API's writes
+    both run in one.
+    """
+    with db.engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            _sqlite_write_transaction(conn)
+        yield conn
 
 
 def _sqlite_write_transaction(conn: Connection) -> None:

@@ -67,7 +67,8 @@ def record_opt_out(
 
 
 def record_opt_in(
-    session: Session, borrower_id: str, channel: str, address: str, source: str, at: datetime
+    session: Session, borrower_id: str, channel: str, address: str, source: str, at: datetime, *,
+    actor: str | None = None,
 ) -> bool:
     """Clear an opt-out of ``address`` on ``channel``; True if there was one to clear.
 
@@ -81,7 +82,7 @@ def record_opt_in(
         .execution_options(synchronize_session=False)
     )
     changed = bool(result.rowcount)  # type: ignore[attr-defined]
-    audit(session, at, actor=source, action="consent.opt_in", borrower_id=borrower_id,
+    audit(session, at, actor=actor or source, action="consent.opt_in", borrower_id=borrower_id,
           detail={"channel": channel, "changed": changed})
     return changed
 

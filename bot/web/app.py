@@ -2,15 +2,21 @@
 
 ``create_app(settings, db, clock)`` builds a FastAPI app from routers, one
 module per concern (:mod:`bot.web.twilio`, :mod:`bot.web.unsubscribe`,
-:mod:`bot.web.health`); the supervisor console will add its own.  No
-OpenAPI/docs pages: this app faces the internet.  :func:`from_environment`
+:mod:`bot.web.health`), the supervisor console's, and the REST API
+mounted at ``/api/v1`` (:mod:`bot.api`, with its own OpenAPI document).  No
+OpenAPI/docs pages for the rest: those routes are not an API.  :func:`from_environment`
 is the factory for running it under uvicorn on its own.
 """
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import re
 
+from fastapi import FastAPI
+from starlette.routing import Mount
+
+from bot.api.app import PREFIX as API_PREFIX
+from bot.api.app import create_api
 from bot.clock import Clock, SystemClock
 from bot.config import Settings, load_settings
 from bot.console import routes as console_routes
@@ -38,6 +44,10 @@ def create_app(settings: Settings, db: Database, clock: Clock | None = None) -> 
     app.include_router(media_routes.router)
     app.include_router(console_routes.public_router)
     app.include_router(console_routes.router)
+    # DOTALL: a path with an encoded newline under the prefix is still the API's (its JSON 404)
+    mount = Mount(API_PREFIX, create_api(app))
+    mount.path_regex = re.compile(mount.path_regex.pattern, re.DOTALL)
+    app.router.routes.append(mount)
     app.add_middleware(ConsoleHeadersMiddleware)
     app.add_middleware(metrics_routes.LatencyMiddleware)
     return app
