@@ -36,6 +36,7 @@ COMMAND_TABLE: dict[str, tuple[str, str, str]] = {
     "sandbox": ("bot.cli.sandbox_cmd", "sandbox", "Run the local Twilio-compatible sandbox server."),
     "demo": ("bot.cli.demo_cmd", "demo_cmd", "Run the demo on a local SQLite database."),
     "user": ("bot.cli.user_cmd", "user_group", "Console users: add, list, disable, enable, unlock."),
+    "webhook": ("bot.cli.webhook_cmd", "webhook_group", "Signed event webhooks: add, list, remove, deliveries, replay."),
 }
 
 
