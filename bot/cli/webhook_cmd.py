@@ -54,10 +54,11 @@ def list_cmd(app: App, as_json: bool) -> None:
     if not views:
         err_console.print("no webhook subscriptions")
         return
-    table = Table("id", "url", "events", "pii", "pending", "dead", "created")
+    table = Table("id", "events", "pii", "pending", "dead", "created")
+    table.add_column("url", no_wrap=True)
     for v in views:
-        table.add_row(str(v.id), v.url, ", ".join(v.events), "yes" if v.pii else "no", str(v.pending), str(v.dead),
-                      v.created_at.isoformat(timespec="seconds"))
+        table.add_row(str(v.id), ", ".join(v.events), "yes" if v.pii else "no", str(v.pending), str(v.dead),
+                      v.created_at.isoformat(timespec="seconds"), v.url)
     out_console.print(table)
 
 

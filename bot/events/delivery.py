@@ -55,6 +55,19 @@ _D = WebhookDelivery
 _MAX_ERROR = 255
 
 
+class _NoRequestLines(logging.Filter):
+    """httpx logs every request's full URL at INFO: a subscription URL may carry a token
+    in its query string, so those lines are dropped (our own lines name ids only)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("HTTP Request")
+
+
+_HTTPX_LOG = logging.getLogger("httpx")
+if not any(isinstance(f, _NoRequestLines) for f in _HTTPX_LOG.filters):
+    _HTTPX_LOG.addFilter(_NoRequestLines())
+
+
 @dataclass(frozen=True, slots=True)
 class DeliveryOptions:
     timeout: float = 10.0
