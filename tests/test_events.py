@@ -301,3 +301,88 @@ def test_no_event_is_lost_when_the_sender_is_killed(db: Database, db_url: str, t
     for borrower in range(6):  # and each borrower's first deliveries in order
         mine = [n for n in dict.fromkeys(received) if n % 6 == borrower]
         assert mine == sorted(mine)
+
+
+# --- where events come from -------------------------------------------------------------------
+
+
+def outbox(db: Database) -> list[tuple[str, str | None, dict]]:
+    with db.sessions() as s:
+        return [tuple(r) for r in s.execute(select(OutboxEvent.type, OutboxEvent.borrower_id, OutboxEvent.data)
+                                             .order_by(OutboxEvent.id))]
+
+
+def subscribe_all(db: Database) -> None:
+    from bot.events import EVENT_TYPES
+
+    subscribe(db, "http://127.0.0.1:9/hooks", *EVENT_TYPES)
+
+
+def test_replies_emit_reply_promise_consent_and_task_events(db: Database) -> None:
+    from datetime import date
+
+    from bot.db.models import Installment, Loan, Payment
+    from bot.replies import InboundSms, check_promises, process_inbound_sms
+
+    from dispatch_support import AT, add_loan
+
+    add_borrower(db, "B1")
+    add_loan(db, "B1", "L1", [("I1", date(2026, 11, 20))])
+    subscribe_all(db)
+
+    def sms(body: str, sid: str, at=AT) -> None:  # type: ignore[no-untyped-def]
+        process_inbound_sms(db, InboundSms(sid, "+12125550001", "+15005550006", body, at))
+
+    sms("I will pay on December 3", "SM1")
+    sms("I will pay on December 3", "SM1")  # a retried webhook: no second event
+    sms("this is not my debt", "SM2")
+    sms("STOP", "SM3")
+    events = outbox(db)
+    assert [t for t, _, _ in events] == ["reply.received", "promise.created", "reply.received", "task.opened",
+                                         "reply.received", "consent.changed"]
+    assert all(b == "B1" for _, b, _ in events)
+    reply, promise = events[0][2], events[1][2]
+    assert reply["intent"] == "promise_to_pay" and reply["address"] == "+12125550001"
+    assert reply["promise_date"] == "2026-12-03" and reply["text"]
+    assert promise["promised_date"] == "2026-12-03" and promise["loan_id"] == "L1" and promise["amount_minor"] > 0
+    assert events[3][2]["kind"] == "dispute" and events[5][2]["change"] == "opt_out"
+
+    with db.session() as s:  # paid in full: the promise is kept
+        s.add(Payment(id="P1", loan_id="L1", paid_at=AT + timedelta(days=1), amount_minor=10_000,
+                      created_at=AT, updated_at=AT))
+        s.execute(update(Installment).values(amount_paid_minor=10_000))
+        check_promises(s, AT + timedelta(days=2))
+    kept = outbox(db)[-1]
+    assert kept[0] == "promise.kept" and kept[2]["paid_minor"] == 10_000
+    assert Loan  # the loan table is the promise's
+
+
+def test_status_callbacks_and_dispatch_writes_emit_attempt_events(db: Database) -> None:
+    from bot.db.models import ContactAttempt
+    from bot.dispatch.records import Failed, Records, Sent
+    from bot.web.status import apply_status
+
+    from dispatch_support import AT
+
+    add_borrower(db, "B1")
+    subscribe_all(db)
+    with db.session() as s:
+        for n in (1, 2, 3):
+            s.add(ContactAttempt(dedupe_key=f"k{n}", borrower_id="B1", channel="sms", source="planned",
+                                 status="sending", address="+12125550001", claimed_by="w1" if n < 3 else "w2",
+                                 claimed_until=AT + timedelta(minutes=5), created_at=AT, updated_at=AT))
+    records = Records("w1", lease=timedelta(minutes=5))
+    with db.session() as s:  # attempt 3 is another worker's: its result is not ours to record
+        records.record(s, [Sent(1, "sms", "SM1", "queued"), Failed(2, "sms", "provider: 30006 X"),
+                           Sent(3, "sms", "SM3", "queued")], AT)
+    assert [(t, d["attempt_id"]) for t, _, d in outbox(db)] == [("attempt.sent", 1), ("attempt.failed", 2)]
+    assert outbox(db)[1][2]["error"] == "provider: 30006 X"
+    with db.session() as s:
+        apply_status(s, message_sid="SM1", status="delivered", error_code=None, attempt_id=1, at=AT)
+        apply_status(s, message_sid="SM1", status="delivered", error_code=None, attempt_id=1, at=AT)  # duplicate
+    with pytest.raises(RuntimeError), db.session() as s:  # a callback whose transaction fails: no event
+        apply_status(s, message_sid="SM1", status="read", error_code=None, attempt_id=1, at=AT)
+        raise RuntimeError
+    last = outbox(db)[-1]
+    assert [t for t, _, _ in outbox(db)].count("attempt.delivered") == 1
+    assert last[2]["provider_status"] == "delivered" and last[2]["address"] == "+12125550001"
