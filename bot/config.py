@@ -183,6 +183,15 @@ class Settings(BaseSettings):
     # throughput, against the relay's limit on connections and the emails a crash can leave "unknown"
     smtp_pool_size: int = Field(default=8, ge=1, le=64)
 
+    # Events out: signed webhooks to the lender (docs/events.md)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)  # one POST, connect to last byte
+    webhook_max_age_hours: float = Field(default=24.0, gt=0, le=720)  # retried this long, then dead
+    webhook_backoff_base_seconds: float = Field(default=5.0, gt=0)  # the wait after the first failure
+    webhook_backoff_cap_seconds: float = Field(default=3600.0, gt=0)  # the longest wait between tries
+    webhook_lease_seconds: int = Field(default=300, ge=10, le=86_400)  # a worker's hold on claimed deliveries
+    webhook_batch_size: int = Field(default=20, ge=1, le=1000)  # deliveries claimed at a time
+    webhook_interval_seconds: int = Field(default=10, ge=1, le=3600)  # bot run: how often the job runs
+
 
 def _read_file(path: Path) -> dict[str, Any]:
     try:

@@ -318,3 +318,39 @@ def test_errors_are_json_without_a_trace(api: Api) -> None:
     assert document["openapi"].startswith("3.1")
     docs = api.client.get("/api/v1/docs")
     assert docs.status_code == 200 and "PUT" in docs.text and "/payments" in docs.text and "<script" not in docs.text
+
+
+# --- events out: what the API changes is reported (bot.events) -------------------------------
+
+
+def test_payments_and_holds_written_through_the_api_emit_their_events(api: Api, db: Database,
+                                                                      clock: FixedClock) -> None:
+    from sqlalchemy import select
+
+    from bot.db.models import OutboxEvent
+    from bot.events import EVENT_TYPES
+    from bot.events.subscriptions import add_subscription
+
+    with db.session() as s:
+        add_subscription(s, "http://127.0.0.1:9/hooks", EVENT_TYPES, pii=False, at=clock.now())
+    seed(api)
+    paid = api("POST", "/payments", json={"payment_id": "P1", "loan_id": "B1-L1",
+                                          "paid_at": "2026-11-27T10:00:00Z", "amount": "100.00"})
+    assert paid.status_code == 201, paid.text
+    assert api("POST", "/payments", json={"payment_id": "P1", "loan_id": "B1-L1",
+                                          "paid_at": "2026-11-27T10:00:00Z", "amount": "100.00"}).status_code == 200
+    hold = api("POST", "/borrowers/B1/holds", json={"kind": "bankruptcy"})
+    assert hold.status_code == 201, hold.text
+    hold_id = hold.json()["id"]
+    assert api("DELETE", f"/borrowers/B1/holds/{hold_id}").status_code == 200
+    assert api("DELETE", f"/borrowers/B1/holds/{hold_id}").status_code == 200  # again: no second event
+    with db.sessions() as s:
+        events = [(t, b, d) for t, b, d in s.execute(
+            select(OutboxEvent.type, OutboxEvent.borrower_id, OutboxEvent.data).order_by(OutboxEvent.id))]
+    applied = [d for t, _, d in events if t == "payment.applied"]
+    assert applied == [{"payment_id": "P1", "loan_id": "B1-L1", "amount_minor": 10_000, "currency": "USD",
+                        "paid_at": "2026-11-27T10:00:00Z", "source": "api", "newly_paid": ["B1-I1"],
+                        "cancelled_attempts": 0, "credit_minor": 0}]
+    holds = [(d["active"], d["kind"]) for t, _, d in events if t == "hold.changed"]
+    assert holds == [(True, "bankruptcy"), (False, "bankruptcy")]
+    assert all(b == "B1" for t, b, _ in events if t in ("payment.applied", "hold.changed"))

@@ -164,3 +164,19 @@ def test_a_paid_installment_or_an_expired_link_is_not_redirected(db: Database, w
         assert web.client.get(f"/p/{bad}", follow_redirects=False).status_code == 404
     with db.sessions() as s:
         assert s.get(Installment, "B1-L1-I1").covered_minor == 20_000
+
+
+def test_a_click_is_an_event_for_the_lender(db: Database, web: WebHarness, attempt: ContactAttempt) -> None:
+    from bot.db.models import OutboxEvent
+    from bot.events import EVENT_TYPES
+    from bot.events.subscriptions import add_subscription
+
+    web.configure(payment_url_template=TEMPLATE, payment_link_secret=SECRET, payment_short_links=True)
+    with db.session() as s:
+        add_subscription(s, "http://127.0.0.1:9/hooks", EVENT_TYPES, pii=False, at=T0)
+    assert web.client is not None
+    assert web.client.get(f"/p/{make_code(SECRET, attempt.id)}", follow_redirects=False).status_code == 302
+    with db.sessions() as s:
+        [(kind, borrower, data)] = s.execute(select(OutboxEvent.type, OutboxEvent.borrower_id, OutboxEvent.data)).all()
+    assert (kind, borrower) == ("payment_link.clicked", "B1")
+    assert data["attempt_id"] == attempt.id and data["outcome"] == "redirect" and data["installment_id"] == "B1-L1-I1"

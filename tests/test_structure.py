@@ -72,6 +72,9 @@ FORBIDDEN: dict[tuple[str, ...], tuple[str, ...]] = {
     ("bot.speech",): ("bot.db", "bot.channels", "bot.dispatch", "bot.scheduler", "bot.web", "bot.cli",
                       "bot.sandbox", "bot.voice", "bot.console", "bot.scripts", "sqlalchemy"),
     ("bot.voice",): ("bot.cli", "bot.sandbox", "bot.console", "bot.channels"),
+    # events are written by every layer that changes something: they know only the database
+    ("bot.events",): ("bot.channels", "bot.dispatch", "bot.scheduler", "bot.web", "bot.cli", "bot.sandbox",
+                      "bot.replies", "bot.voice", "bot.console", "bot.speech", "bot.scripts"),
 }
 
 

@@ -372,12 +372,25 @@ def _post(world: VoiceWorld, url: str, params: dict[str, str], token: str) -> ht
 
 def test_status_callbacks_out_of_order_never_move_a_call_backwards(world: VoiceWorld, db: Database) -> None:
     world.use(db)
+    from bot.db.models import OutboxEvent
+    from bot.events import EVENT_TYPES
+    from bot.events.subscriptions import add_subscription
+
+    with db.session() as s:  # events of the call (docs/events.md): each once, whatever the callbacks do
+        add_subscription(s, "http://127.0.0.1:9/hooks", EVENT_TYPES, at=world.clock.now())
     world.sandbox.faults.apply(_faults(duplicate=True, out_of_order=True))
     world.borrower("B14", call={"turns": [{"digits": "2"}]})
     placed = world.place("B14")
     world.run()
     call = world.session(placed.attempt_id)
     assert (call.status, call.outcome) == ("completed", "wrong_party")
+    with db.sessions() as s:
+        events = s.execute(select(OutboxEvent.type, OutboxEvent.data).order_by(OutboxEvent.id)).all()
+    [completed] = [data for kind, data in events if kind == "call.completed"]
+    assert completed["outcome"] == "wrong_party" and completed["status"] == "completed"
+    assert completed["attempt_id"] == placed.attempt_id
+    kinds = [kind for kind, _ in events]
+    assert kinds.count("attempt.sent") == 1 and "task.opened" in kinds and "consent.changed" in kinds
     assert world.attempt(placed.attempt_id).provider_status == "completed"
     with db.sessions() as s:
         assert s.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "call.outcome")) == 1

@@ -29,6 +29,7 @@ from bot.api.schemas import ConsentIn, ConsentResult, Hold, HoldIn, TimelinePage
 from bot.api.timeline import timeline_page
 from bot.compliance import check
 from bot.compliance.loader import load_context
+from bot.events import emit
 from bot.db.models import Borrower
 from bot.db.models import Hold as HoldRow
 from bot.domain import PHONE_CHANNELS, Channel, PromiseStatus
@@ -180,6 +181,8 @@ def post_hold(body: HoldIn, borrower_id: str = IdPath(), caller: Caller = Depend
         session.add(hold)
         session.flush()
         audit(session, caller, "api.hold.place", "borrower", borrower_id, {"hold_id": hold.id, "kind": hold.kind})
+        emit(session, "hold.changed", borrower_id=borrower_id, at=caller.now(),
+             data={"hold_id": hold.id, "active": True, "kind": hold.kind, "source": caller.actor})
         return 201, hold_json(hold)
 
     return idempotent(caller, idempotency_key, f"/borrowers/{borrower_id}/holds", body, run)
@@ -199,5 +202,7 @@ def delete_hold(borrower_id: str = IdPath(), hold_id: int = Path(ge=1, le=2**31 
             session.execute(update(HoldRow).where(HoldRow.id == hold_id).values(lifted_at=at, lifted_by=caller.actor))
             session.refresh(hold)
             audit(session, caller, "api.hold.lift", "borrower", borrower_id, {"hold_id": hold_id, "kind": hold.kind})
+            emit(session, "hold.changed", borrower_id=borrower_id, at=at,
+                 data={"hold_id": hold_id, "active": False, "kind": hold.kind, "source": caller.actor})
         data = hold_json(hold)
     return JSONResponse(data)

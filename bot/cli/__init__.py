@@ -37,6 +37,7 @@ COMMAND_TABLE: dict[str, tuple[str, str, str]] = {
     "demo": ("bot.cli.demo_cmd", "demo_cmd", "Run the demo on a local SQLite database."),
     "user": ("bot.cli.user_cmd", "user_group", "Console users: add, list, disable, enable, unlock."),
     "apikey": ("bot.cli.apikey_cmd", "apikey_group", "REST API keys: create (shown once), list, revoke."),
+    "webhook": ("bot.cli.webhook_cmd", "webhook_group", "Signed event webhooks: add, list, remove, deliveries, replay."),
 }
 
 

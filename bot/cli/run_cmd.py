@@ -87,6 +87,7 @@ def run_cmd(app: App, plan_interval: int | None, dispatch_interval: int, host: s
         report = service.plan_job()
         service.dispatch_job()
         service.prune_job()
+        service.webhook_job()
         err_console.print(f"planned at {report.at.isoformat()}: {dict(report.by_status) or 'nothing'}")
         return
     interval = plan_interval or settings.plan_interval_seconds

@@ -33,7 +33,8 @@ def tick_cmd(app: App, at: datetime | None, as_json: bool, no_rate_limit: bool, 
     twilio_api_base_url), email through the SMTP relay.  The output counts
     messages per channel and outcome; it never shows a number, address or text.
     Cached prompt audio unused for prompt_retention_days is removed too (as
-    bot run does daily), so a cron job running tick needs nothing else.
+    bot run does daily), and due event webhooks are delivered, so a cron job
+    running tick needs nothing else.
     """
     from bot.dispatch import DispatchOptions, dispatch_once
     from bot.scheduler.service import PlannerService
@@ -54,14 +55,22 @@ def tick_cmd(app: App, at: datetime | None, as_json: bool, no_rate_limit: bool, 
     from bot.voice.media import prune_prompts
 
     pruned = prune_prompts(settings, clock.now())  # what bot run's daily job does, for cron-driven installs
+    from bot.events.delivery import DeliveryOptions, deliver_due
+
+    webhooks = deliver_due(app.db, clock, DeliveryOptions.from_settings(settings))  # the events of this tick too
     if as_json:
         print_json({
             "plan": plan_report.to_json(with_items=False) if plan_report is not None else None,
             "dispatch": report.to_json(),
             "prompts_pruned": pruned.removed,
+            "webhooks": webhooks.to_json(),
         })
         return
     _print(plan_report, report)
+    if sum(webhooks.counts.values()):
+        counts = webhooks.to_json()
+        err_console.print(f"webhooks: {counts['delivered']} delivered, {counts['retry']} to retry, "
+                          f"{counts['dead']} dead")
     if pruned.removed:
         err_console.print(f"prompt cache: {pruned.removed} prompts unused for {settings.prompt_retention_days} days "
                           "removed")

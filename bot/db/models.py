@@ -467,3 +467,72 @@ class IdempotencyKey(Base):
     status_code: Mapped[int] = mapped_column(Integer)
     response: Mapped[dict[str, Any]]
     created_at: Mapped[datetime] = mapped_column(index=True)
+class WebhookSubscription(Base):
+    """A lender's endpoint for events (``bot webhook add``; docs/events.md).
+
+    ``secret`` is the Standard Webhooks signing secret (``whsec_…``), shown once
+    when the subscription is added; ``events`` the event types it receives;
+    ``pii`` whether payloads carry addresses and reply text unmasked.
+    """
+
+    __tablename__ = "webhook_subscriptions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    url: Mapped[str] = mapped_column(Text)
+    secret: Mapped[str] = mapped_column(String(128))
+    events: Mapped[dict[str, Any]]  # {"types": ["attempt.sent", ...]}
+    pii: Mapped[bool] = mapped_column(Boolean, server_default="0")
+    created_at: Mapped[datetime]
+
+
+class OutboxEvent(Base):
+    """One event, written in the transaction of the change it reports (bot.events).
+
+    ``data`` is the full payload; masking for subscriptions without ``pii``
+    happens when a delivery is sent.  Written only when a subscription wants
+    the event type.
+    """
+
+    __tablename__ = "outbox_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True)  # the webhook-id header
+    type: Mapped[str] = mapped_column(String(32))
+    borrower_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    data: Mapped[dict[str, Any]]
+    occurred_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+
+
+class WebhookDelivery(Base):
+    """One event to one subscription: pending until delivered, or dead once retried for
+    ``webhook_max_age_hours`` since ``retry_since``.
+
+    Claimed with a lease (``claimed_by``/``claimed_until``) like contact
+    attempts; per subscription and borrower, a delivery waits while an earlier
+    event's delivery is pending (``event_id`` orders them).
+    """
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index(None, "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_order", "subscription_id", "borrower_id", "status", "event_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("outbox_events.id", ondelete="CASCADE"), index=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("webhook_subscriptions.id", ondelete="CASCADE"))
+    borrower_id: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # pending | delivered | dead
+    tries: Mapped[int] = mapped_column(Integer, server_default="0")
+    next_attempt_at: Mapped[datetime]
+    # Start of the retry window (creation, or the last replay): a failure later than
+    # webhook_max_age_hours after it makes the delivery dead.
+    retry_since: Mapped[datetime]
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(255))
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    delivered_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

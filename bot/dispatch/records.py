@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from bot.db.models import ContactAttempt
 from bot.domain import AttemptStatus, Channel, ContactOutcome
+from bot.events import Event, emit_many, subscribed
 from bot.privacy import redact
 
 log = logging.getLogger(__name__)
@@ -206,6 +207,7 @@ class Records:
                  else ContactOutcome.DELIVERED.value}
                 for o in sent
             ]))
+            emit_attempts(session, "attempt.sent", [o.attempt_id for o in sent], AttemptStatus.SENT.value, now)
             calls = [(o.attempt_id, o.provider_id) for o in sent if o.channel == Channel.VOICE.value]
             if calls:  # the call session learns its CallSid (bot.dispatch.voice)
                 from bot.dispatch.voice import link_call_sids
@@ -222,6 +224,7 @@ class Records:
                 {"b_id": o.attempt_id, "b_worker": self.worker, "b_error": o.error[:_MAX_ERROR], "b_now": now}
                 for o in failed
             ]))
+            emit_attempts(session, "attempt.failed", [o.attempt_id for o in failed], AttemptStatus.FAILED.value, now)
             for o in failed:
                 apply_failure_effects(session, o, now)
             unplaced = [o.attempt_id for o in failed if o.channel == Channel.VOICE.value]
@@ -249,7 +252,10 @@ class Records:
                              _A.c.status == AttemptStatus.SENDING.value)
             .values(**values).execution_options(synchronize_session=False)
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        changed = bool(result.rowcount)  # type: ignore[attr-defined]
+        if changed and status == AttemptStatus.SENT.value:  # found at the provider: it was sent
+            emit_attempts(session, "attempt.sent", [attempt_id], status, now)
+        return changed
 
     def extend_stuck(self, session: Session, attempt_id: int, *, until: datetime, error: str, now: datetime) -> None:
         """Keep a ``sending`` attempt for a later reconciliation (the provider could not be asked)."""
@@ -259,6 +265,27 @@ class Records:
             .values(claimed_by=None, claimed_until=until, last_error=error[:_MAX_ERROR], updated_at=now)
             .execution_options(synchronize_session=False)
         )
+
+
+_EVENT_COLUMNS = (_A.c.id, _A.c.borrower_id, _A.c.channel, _A.c.address, _A.c.loan_id, _A.c.installment_id,
+                  _A.c.step, _A.c.template, _A.c.provider_id, _A.c.last_error)
+
+
+def emit_attempts(session: Session, event_type: str, ids: Sequence[int], status: str, now: datetime) -> None:
+    """``attempt.sent`` / ``attempt.failed`` for the attempts of ``ids`` this write changed
+    (now in ``status``, ``updated_at`` = ``now``), in the write's transaction (bot.events)."""
+    if not ids or not subscribed(session, event_type):
+        return
+    rows = session.execute(select(*_EVENT_COLUMNS).where(
+        _A.c.id.in_(sorted(ids)), _A.c.status == status, _A.c.updated_at == now).order_by(_A.c.id)).all()
+    emit_many(session, [
+        Event(event_type, r.borrower_id, {
+            "attempt_id": r.id, "channel": r.channel, "address": r.address, "loan_id": r.loan_id,
+            "installment_id": r.installment_id, "step": r.step, "template": r.template,
+            "provider_id": r.provider_id, **({"error": r.last_error} if event_type == "attempt.failed" else {}),
+        }, now)
+        for r in rows
+    ])
 
 
 def _rows(result: Any) -> int:

@@ -20,13 +20,13 @@ from datetime import UTC, datetime
 from pathlib import PurePath
 from typing import Any, ClassVar
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
 from bot.domain import AttemptSource, AttemptStatus, Channel, ContactOutcome
+from bot.events import Event, emit_many, subscribed
 from bot.importer import store
 from bot.importer.kinds import FORMATS, Kind
 from bot.importer.store import ConsentWriter, ContactWriter, Counts, Upserter
-from bot.ledger import LoanSettlement, settle_loans
 from bot.importer.values import (
     BadValue,
     parse_amount_minor,
@@ -42,6 +42,7 @@ from bot.importer.values import (
     parse_zone,
     shown,
 )
+from bot.ledger import LoanSettlement, settle_loans
 
 Values = dict[str, str]
 
@@ -466,4 +467,33 @@ def write_row(conn: Connection, kind: Kind, values: Values, at: datetime) -> Row
     checker.prepare([row])
     checker.check(row)
     checker.flush()
-    return RowWrite(checker.counts, settle_loans(conn, state.loans_changed, at=at))
+    return RowWrite(checker.counts, settle_run(conn, state, at, source="api"))
+
+
+def settle_run(conn: Connection, state: RunState, at: datetime, *, source: str) -> dict[str, LoanSettlement]:
+    """Settle the loans this run changed (:func:`bot.ledger.settle_loans`) and report each
+    payment it wrote as a ``payment.applied`` event (bot.events), in the run's transaction.
+
+    The payments are found by the run's instant (``updated_at``: new and changed rows
+    only), and only when a webhook subscription wants the event."""
+    settled = settle_loans(conn, state.loans_changed, at=at)
+    if not settled or not subscribed(conn, "payment.applied"):  # type: ignore[arg-type]
+        return settled
+    table = store.payments
+    events: list[Event] = []
+    loan_ids = sorted(settled)
+    for start in range(0, len(loan_ids), 500):
+        for payment_id, loan_id, paid_at, amount in conn.execute(
+            select(table.c.id, table.c.loan_id, table.c.paid_at, table.c.amount_minor)
+            .where(table.c.loan_id.in_(loan_ids[start:start + 500]), table.c.updated_at == at)
+            .order_by(table.c.paid_at, table.c.id)
+        ):
+            s = settled[loan_id]
+            events.append(Event("payment.applied", s.borrower_id, {
+                "payment_id": payment_id, "loan_id": loan_id, "amount_minor": amount, "currency": s.currency,
+                "paid_at": paid_at.isoformat().replace("+00:00", "Z"), "source": source,
+                "newly_paid": list(s.newly_paid), "cancelled_attempts": len(s.cancelled_attempts),
+                "credit_minor": s.credit_minor,
+            }, at))
+    emit_many(conn, events)  # type: ignore[arg-type]
+    return settled

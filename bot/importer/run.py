@@ -35,9 +35,9 @@ from bot.db.models import AuditEvent
 from bot.errors import BotError, InputFileError, UsageError
 from bot.importer.kinds import Kind
 from bot.importer.rejects import RejectsFile, rejects_path
-from bot.importer.rows import CHECKERS, RowChecker, RowError, RunState, Values
+from bot.importer.rows import CHECKERS, RowChecker, RowError, RunState, Values, settle_run
 from bot.importer.source import CsvSource, inspect
-from bot.ledger import LoanSettlement, settle_loans
+from bot.ledger import LoanSettlement
 from bot.privacy import csv_unescape, redact
 
 log = logging.getLogger(__name__)
@@ -156,7 +156,7 @@ def import_files(
             state = RunState()
             for source, rejects_file in zip(sources, rejects, strict=True):
                 reports.append(_import_file(conn, source, rejects_file, state, at, progress))
-            result = settle_loans(conn, state.loans_changed, at=at)
+            result = settle_run(conn, state, at, source="import")
             if settled is not None:
                 settled.update(result)
             _audit(conn, at, reports, result)

@@ -9,7 +9,8 @@ NULL`` for an opt-out), so the row count tells whether *this* call made the
 change.  That is what makes "exactly one confirmation" race-free: two STOPs
 processed at the same time both run the UPDATE, the second waits for the first
 (PostgreSQL row lock, SQLite's single writer), re-reads the row and changes
-nothing, so only the first queues a confirmation.
+nothing, so only the first queues a confirmation.  A change (and only a
+change) emits ``consent.changed`` (docs/events.md) in the same transaction.
 
 The dispatcher uses :func:`record_opt_out` too, for Twilio's error 21610
 ("the recipient replied STOP").
@@ -23,6 +24,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from bot.db.models import Consent
+from bot.events import emit
 from bot.replies.records import audit, insert_ignore
 
 __all__ = ["flag_address", "record_opt_in", "record_opt_out"]
@@ -40,6 +42,14 @@ def _ensure_row(session: Session, borrower_id: str, channel: str, address: str, 
 
 def _where(borrower_id: str, channel: str, address: str) -> tuple:  # type: ignore[type-arg]
     return (Consent.borrower_id == borrower_id, Consent.channel == channel, Consent.address == address)
+
+
+def _changed(session: Session, borrower_id: str, channel: str, address: str, change: str, source: str,
+             at: datetime, *, flag: str | None = None) -> None:
+    """The ``consent.changed`` event of a change this call made (docs/events.md)."""
+    emit(session, "consent.changed", borrower_id=borrower_id, at=at, data={
+        "channel": channel, "address": address, "change": change, "flag": flag, "source": source[:32],
+    })
 
 
 def record_opt_out(
@@ -63,6 +73,8 @@ def record_opt_out(
     changed = bool(result.rowcount)  # type: ignore[attr-defined]
     audit(session, at, actor=actor or source, action="consent.opt_out", borrower_id=borrower_id,
           detail={"channel": channel, "changed": changed})
+    if changed:
+        _changed(session, borrower_id, channel, address, "opt_out", source, at)
     return changed
 
 
@@ -84,6 +96,8 @@ def record_opt_in(
     changed = bool(result.rowcount)  # type: ignore[attr-defined]
     audit(session, at, actor=actor or source, action="consent.opt_in", borrower_id=borrower_id,
           detail={"channel": channel, "changed": changed})
+    if changed:
+        _changed(session, borrower_id, channel, address, "opt_in", source, at)
     return changed
 
 
@@ -107,4 +121,6 @@ def flag_address(
     changed = bool(result.rowcount)  # type: ignore[attr-defined]
     audit(session, at, actor=actor or source, action="consent.flag", borrower_id=borrower_id,
           detail={"channel": channel, "flag": flag, "changed": changed})
+    if changed:
+        _changed(session, borrower_id, channel, address, "flag", source, at, flag=flag[:32])
     return changed

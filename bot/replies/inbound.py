@@ -39,6 +39,7 @@ from bot.compliance.zones import resolve_zones
 from bot.db import Database
 from bot.db.models import Borrower, Consent, ContactAttempt, InboundMessage
 from bot.domain import AttemptSource, AttemptStatus, Channel, Intent
+from bot.events import emit
 from bot.nlu import Interpretation, classify
 from bot.privacy import mask_phone
 from bot.replies.effects import Sender, apply_effects
@@ -275,6 +276,11 @@ def handle_inbound_sms(
     audit(session, at, actor=SOURCE, action="reply.received", borrower_id=outcome.borrower_id,
           detail={"inbound_id": message.id, "intent": interp.intent.value, "matched": interp.matched,
                   "confidence": interp.confidence, "senders": len(senders)})
+    emit(session, "reply.received", borrower_id=outcome.borrower_id, at=at, data={
+        "inbound_id": message.id, "channel": Channel.SMS.value, "intent": interp.intent.value,
+        "confidence": interp.confidence, "promise_date": interp.promise_date, "address": sms.from_,
+        "text": message.body_redacted,
+    })
     if chosen is None:
         outcome.direct_reply = _unknown_sender_answer(session, sms.from_, interp.intent, message.id)
         log.info("sms %s from an unknown number %s: %s", sms.provider_id, mask_phone(sms.from_), interp.intent.value)

@@ -33,6 +33,7 @@ from bot.compliance.loader import oldest_outstanding_loan
 from bot.compliance.zones import resolve_zones
 from bot.db.models import Borrower, Loan, Promise
 from bot.domain import PromiseStatus
+from bot.events import emit
 from bot.replies.ledger import has_outstanding, owed_on_loan, paid_on_loan, to_minor
 from bot.replies.records import audit
 
@@ -83,6 +84,10 @@ def create_promise(
     audit(session, at, actor=actor or source, action="promise.created", borrower_id=borrower_id,
           detail={"promise_id": promise.id, "promised_date": promised_date.isoformat(),
                   "loan_id": loan_id, "amount_minor": amount_minor, "replaced": list(cancelled)})
+    emit(session, "promise.created", borrower_id=borrower_id, at=at, data={
+        "promise_id": promise.id, "loan_id": loan_id, "promised_date": promised_date,
+        "amount_minor": amount_minor, "source": source, "replaced": list(cancelled),
+    })
     return promise
 
 
@@ -149,4 +154,8 @@ def check_promises(
             audit(session, at, actor=ACTOR, action=f"promise.{status.value}", borrower_id=borrower_id,
                   detail={"promise_id": promise_id, "promised_date": promised_date.isoformat(),
                           "amount_minor": amount_minor, "paid_minor": paid, "local_date": today.isoformat()})
+            emit(session, f"promise.{status.value}", borrower_id=borrower_id, at=at, data={
+                "promise_id": promise_id, "loan_id": loan_id, "promised_date": promised_date,
+                "amount_minor": amount_minor, "paid_minor": paid,
+            })
     return report

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from bot.db.models import Task
 from bot.domain import TaskKind, TaskStatus
+from bot.events import emit
 from bot.replies.records import audit, insert_ignore
 
 __all__ = ["open_task"]
@@ -42,12 +43,13 @@ def open_task(
         select(Task.id).where(Task.borrower_id == borrower_id, Task.kind == kind.value, Task.note == note,
                               Task.status == TaskStatus.OPEN.value).order_by(Task.id).limit(1)
     )
+    opened = False
     if existing is None:
-        insert_ignore(session, Task, {
+        opened = bool(insert_ignore(session, Task, {
             "borrower_id": borrower_id, "loan_id": None, "kind": kind.value, "status": TaskStatus.OPEN.value,
             "source": source, "dedupe_key": dedupe_key[:255], "assigned_to": None, "note": note,
             "created_at": at, "closed_at": None,
-        }, ["dedupe_key"])
+        }, ["dedupe_key"]))
         task_id = session.scalar(select(Task.id).where(Task.dedupe_key == dedupe_key[:255]))
         action = "task.opened"
     else:
@@ -55,4 +57,7 @@ def open_task(
     assert task_id is not None
     audit(session, at, actor=actor or source, action=action, borrower_id=borrower_id,
           detail={"task_id": task_id, "kind": kind.value, "inbound_id": inbound_id})
+    if opened:
+        emit(session, "task.opened", borrower_id=borrower_id, at=at,
+             data={"task_id": task_id, "kind": kind.value, "source": source, "note": note})
     return task_id

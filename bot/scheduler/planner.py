@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session
 
 from bot.db.models import Borrower, ContactAttempt, Installment, Loan, Task
 from bot.domain import AttemptSource, AttemptStatus, TaskKind, TaskStatus
+from bot.events import Event, emit_many, subscribed
 from bot.ledger import OPEN
 from bot.policy import Policy
 from bot.scheduler.contexts import ContextLoader, default_loader
@@ -368,7 +369,16 @@ def _insert_tasks(session: Session, tasks: list[PlannedTask], at: datetime) -> i
         }
         for t in tasks
     ]
-    return _Bulk.run(session, "tasks", _task_insert, rows)
+    created = _Bulk.run(session, "tasks", _task_insert, rows)
+    if created and subscribed(session, "task.opened"):  # the ones this insert created: stamped now
+        opened = session.execute(
+            select(Task.id, Task.borrower_id, Task.note)
+            .where(Task.dedupe_key.in_([t.dedupe_key for t in tasks]), Task.created_at == at).order_by(Task.id)
+        ).all()
+        emit_many(session, [Event("task.opened", borrower_id, {
+            "task_id": task_id, "kind": TaskKind.HANDOFF.value, "source": "policy", "note": note}, at)
+            for task_id, borrower_id, note in opened])
+    return created
 
 
 def _cancel(session: Session, ids: list[int], at: datetime) -> int:

@@ -18,6 +18,9 @@ Jobs (each ``coalesce=True``, ``max_instances=1``, a short ``misfire_grace_time`
   does), the real dispatcher :func:`bot.dispatch.make_dispatcher` (channels from
   the settings, compliance re-checked at send time; docs/dispatch.md).  With
   neither, the job logs that nothing is dispatched.  No fake sending.
+* ``webhooks`` every ``webhook_interval_seconds`` (default 10 s), with the
+  settings: due event deliveries are signed and sent to the lender's endpoints
+  (:func:`bot.events.delivery.deliver_due`; docs/events.md).
 * ``prune-prompts`` once a day and at start, with the settings: cached prompt
   audio unused for ``prompt_retention_days`` is deleted
   (:func:`bot.voice.media.prune_prompts`).
@@ -64,6 +67,7 @@ log = logging.getLogger(__name__)
 PLAN_JOB = "plan"
 DISPATCH_JOB = "dispatch"
 PRUNE_JOB = "prune-prompts"
+WEBHOOK_JOB = "webhooks"
 PRUNE_INTERVAL = 86_400  # seconds: once a day (and at start)
 DEFAULT_DISPATCH_INTERVAL = 60
 MISFIRE_GRACE_SECONDS = 60
@@ -133,6 +137,14 @@ class PlannerService:
 
         return prune_prompts(self.settings, self.clock.now()).removed
 
+    def webhook_job(self) -> int:
+        """Deliver the due event webhooks (bot.events.delivery); how many were delivered."""
+        from bot.events.delivery import DeliveryOptions, deliver_due
+
+        report = deliver_due(self.db, self.clock, DeliveryOptions.from_settings(self.settings),
+                             stop=self.stopping.is_set)
+        return report.counts["delivered"]
+
     def dispatch_job(self) -> int:
         """Run the registered dispatchers; with none registered, say so and send nothing."""
         if not self.dispatchers:
@@ -154,16 +166,17 @@ def build_scheduler(
     executor: BaseExecutor | None = None,
     event_loop: asyncio.AbstractEventLoop | None = None,
 ) -> AsyncIOScheduler:
-    """The scheduler with its jobs (plan, dispatch; with settings also the daily prompt-cache prune), not started.
+    """The scheduler with its jobs (plan, dispatch; with settings also the daily prompt-cache prune
+    and the webhook deliveries), not started.
 
     The plan job's first run is due at once (``next_run_time`` = start), so
     starting after an outage plans immediately, once.  Jobs run in a thread pool
-    of three (one per job: ``max_instances=1``), whose shutdown waits for them.
+    of four (one per job: ``max_instances=1``), whose shutdown waits for them.
     """
     if plan_interval < 1 or dispatch_interval < 1:
         raise ValueError("job intervals must be at least one second")
     options: dict[str, Any] = {"timezone": "UTC"}
-    options["executors"] = {"default": executor if executor is not None else ThreadPoolExecutor(max_workers=3)}
+    options["executors"] = {"default": executor if executor is not None else ThreadPoolExecutor(max_workers=4)}
     if event_loop is not None:
         options["event_loop"] = event_loop
     scheduler = AsyncIOScheduler(**options)
@@ -176,6 +189,8 @@ def build_scheduler(
     if service.settings is not None:  # the media directory is known: expire the prompt cache
         scheduler.add_job(service.prune_job, IntervalTrigger(seconds=PRUNE_INTERVAL), id=PRUNE_JOB,
                           name="prune prompt cache", next_run_time=_now_utc(), **defaults)
+        scheduler.add_job(service.webhook_job, IntervalTrigger(seconds=service.settings.webhook_interval_seconds),
+                          id=WEBHOOK_JOB, name="deliver event webhooks", next_run_time=_now_utc(), **defaults)
     return scheduler
 
 

@@ -567,6 +567,7 @@ class CallService:
                 if attempt is not None:
                     _set_attempt_outcome(attempt, ContactOutcome.FAILED.value if status == "failed"
                                          else ContactOutcome.ATTEMPTED.value, force=True)
+                _call_completed(session, call, attempt, now)
                 log.info("call %s ended: %s", sid, status)
                 return True
             if call.state is None or "node" not in call.state:  # never reached the script
@@ -583,6 +584,7 @@ class CallService:
                     call.outcome = "partial"
             if attempt is not None:
                 _set_attempt_outcome(attempt, _answered_outcome(call))
+            _call_completed(session, call, attempt, now)
             log.info("call %s completed: %s", sid, call.outcome)
             return True
 
@@ -826,6 +828,18 @@ def _claim_sid(call: CallSession, sid: str) -> None:
         call.call_sid = sid[:64]
     elif call.call_sid != sid:
         raise CallMismatch("CallSid is not this call's")
+
+
+def _call_completed(session: Session, call: CallSession, attempt: ContactAttempt | None, now: datetime) -> None:
+    """``call.completed`` (docs/events.md) for a call whose final status was just applied."""
+    from bot.events import emit
+
+    emit(session, "call.completed", borrower_id=call.borrower_id, at=now, data={
+        "call_session_id": call.id, "attempt_id": call.attempt_id, "loan_id": call.loan_id,
+        "status": call.status, "outcome": call.outcome, "answered_by": call.answered_by,
+        "duration_s": call.duration_s, "promise_date": call.promise_date, "flagged": bool(call.flagged),
+        "address": attempt.address if attempt is not None else None,
+    })
 
 
 def _advance_status(call: CallSession, status: str) -> bool:

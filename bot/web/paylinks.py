@@ -28,6 +28,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from bot.config import Settings
 from bot.db import Database
 from bot.db.models import AuditEvent, Borrower, ContactAttempt, Installment
+from bot.events import emit
 from bot.paylinks import decode_code, make_token, payment_url
 from bot.web.context import web_context
 from bot.web.pages import PAGE_HEADERS
@@ -102,6 +103,9 @@ def _click(db: Database, settings: Settings, attempt_id: int, now: datetime) -> 
                                subject_id=borrower_id,
                                detail={"attempt_id": attempt_id, "installment_id": installment_id,
                                        "outcome": outcome}))
+        emit(session, "payment_link.clicked", borrower_id=borrower_id, at=now,
+             data={"attempt_id": attempt_id, "installment_id": installment_id, "loan_id": loan_id,
+                   "outcome": outcome, "clicked_at": now.isoformat().replace("+00:00", "Z")})
         if outcome != "redirect":
             return _Click(outcome, locale)
         token = make_token(settings.payment_link_secret, installment_id=installment_id, loan_id=loan_id or "",

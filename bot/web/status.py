@@ -16,6 +16,10 @@ same moment cannot both win, because the second UPDATE waits for the first
 against the committed row.  A read-then-write would let a late ``sent``
 overwrite ``delivered``.
 
+An applied ``delivered`` (or ``partially_delivered``) emits ``attempt.delivered``,
+an applied failure status ``attempt.failed`` (docs/events.md), in the same
+transaction.
+
 ErrorCode 21610 on a callback ("the recipient replied STOP") records the
 opt-out of the attempt's number (:func:`bot.replies.record_opt_out`).
 """
@@ -31,6 +35,7 @@ from sqlalchemy.orm import Session
 
 from bot.db.models import ContactAttempt
 from bot.domain import Channel, ContactOutcome
+from bot.events import emit
 from bot.replies import record_opt_out
 
 __all__ = [
@@ -142,6 +147,13 @@ def apply_status(
             log.warning("status callback for attempt %s: unknown MessageStatus %r ignored", row[0], status[:32])
     else:
         applied = True
+        event = ("attempt.delivered" if _OUTCOME.get(status) == ContactOutcome.DELIVERED.value and status != "read"
+                 else "attempt.failed" if status in FAILURE_STATUSES else None)
+        if event is not None:
+            emit(session, event, borrower_id=row[1], at=at, data={
+                "attempt_id": row[0], "channel": row[3], "address": row[2], "provider_id": message_sid,
+                "provider_status": status, **({"error": error_code or None} if event == "attempt.failed" else {}),
+            })
     opted_out = False
     if error_code == OPT_OUT_ERROR and row[2]:
         record_opt_out(session, row[1], row[3] or Channel.SMS.value, row[2], "carrier_21610", at)
