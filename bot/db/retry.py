@@ -193,7 +193,7 @@ def retry_pass(run: Callable[[], T], *, what: str, tries: int, pause: float = 2.
                 raise DatabaseUnavailable(f"{what}: the database is unavailable after {tries} tries "
                                           f"({describe(cause)})") from None
             _count("disconnect")
-            log.warning("%s: the database is unavailable (%s); the pass runs again in %.0f s (%d of %d)",
+            log.warning("%s: the database is unavailable (%s); the pass runs again in %.1f s (%d of %d)",
                         what, describe(cause), pause * attempt, attempt + 1, tries)
             sleep(pause * attempt)
     raise AssertionError("unreachable")  # pragma: no cover
