@@ -20,7 +20,6 @@ import queue
 import random
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -40,7 +39,7 @@ from bot.sandbox import Sandbox, SandboxServer
 from bot.scheduler.planner import plan
 
 from dispatch_support import AT, FakeChannel, add_borrower, add_loan, attempts, due_in, free_port
-from test_web_support import PUBLIC, TOKEN, WebHarness, make_settings
+from test_web_support import PUBLIC, TOKEN, WebHarness, harness, make_settings  # noqa: F401 (a fixture)
 
 
 @pytest.fixture(scope="module")
@@ -48,13 +47,10 @@ def policy() -> Policy:
     return load_policy()
 
 
-@pytest.fixture(scope="module")
-def web() -> Iterator[WebHarness]:
-    harness = WebHarness().start()
-    try:
-        yield harness
-    finally:
-        harness.stop()
+@pytest.fixture
+def web(harness: WebHarness) -> WebHarness:
+    """The bot's app on a real uvicorn server (one per module), pointed by each test at its database."""
+    return harness
 
 
 def _pg(db: Database) -> None:
