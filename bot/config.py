@@ -88,6 +88,13 @@ class Settings(BaseSettings):
     dispatch_backoff_cap_seconds: float = Field(default=3600.0, gt=0)
     dispatch_max_age_hours: float = Field(default=24.0, gt=0)
     dispatch_reply_max_age_hours: float = Field(default=72.0, gt=0)
+    # A sent SMS with no final delivery status this long after its last news is asked at the provider
+    status_check_after_minutes: int = Field(default=60, ge=1, le=10_080)
+
+    # Database outages (docs/operations.md): a planning or dispatch pass that lost the database
+    # runs again up to database_retries times in all, database_retry_pause_seconds apart (growing)
+    database_retries: int = Field(default=3, ge=1, le=100)
+    database_retry_pause_seconds: float = Field(default=2.0, ge=0, le=300)
 
     # Time
     default_timezone: str = "America/New_York"

@@ -7,6 +7,7 @@
     ├── UsageError                bad command-line arguments (exit status 2)
     ├── NotFoundError             an id that is not in the database (exit status 2)
     ├── InputFileError            a file that cannot be read or has no known header (exit 2)
+    ├── DatabaseUnavailable       the database could not be reached, even after retries (exit 3)
     └── DeliveryError             a channel could not deliver a message
         ├── TransientDeliveryError    retry later with backoff
         └── PermanentDeliveryError    record and never retry
@@ -35,6 +36,12 @@ class NotFoundError(BotError):
 
 class InputFileError(BotError):
     """An input file that cannot be read or understood as a whole."""
+
+
+class DatabaseUnavailable(BotError):
+    """The database could not be reached or the connection was lost, and retries did not help.
+
+    The message names what was being done and the driver's error class, never SQL or parameters."""
 
 
 class DeliveryError(BotError):

@@ -94,16 +94,39 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         shutil.copyfile(template, path)
         yield f"sqlite:///{path}"
     elif request.param == "postgresql":
-        schema = request.getfixturevalue("_pg_schema")
-        url = _pg_url_for(schema)
-        db = Database(url)
-        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-        with db.engine.begin() as conn:
-            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        db.dispose()
-        yield url
+        yield _empty_pg(request)
     else:  # pragma: no cover - configuration error
         raise ValueError(f"unknown backend {request.param!r} in BOT_TEST_DATABASES")
+
+
+def _empty_pg(request: pytest.FixtureRequest) -> str:
+    """The URL of this session's PostgreSQL schema, emptied."""
+    url = _pg_url_for(request.getfixturevalue("_pg_schema"))
+    db = Database(url)
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with db.engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    db.dispose()
+    return url
+
+
+@pytest.fixture
+def pg_db_url(request: pytest.FixtureRequest) -> str:
+    """An empty PostgreSQL database only, for what only PostgreSQL has (row locks, killed
+    connections).  Not parametrized, so nothing is skipped on SQLite; skipped only when
+    BOT_TEST_DATABASES leaves PostgreSQL out (never in CI)."""
+    if "postgresql" not in BACKENDS:
+        pytest.skip("BOT_TEST_DATABASES leaves PostgreSQL out")
+    return _empty_pg(request)
+
+
+@pytest.fixture
+def pg_db(pg_db_url: str) -> Iterator[Database]:
+    database = Database(pg_db_url)
+    try:
+        yield database
+    finally:
+        database.dispose()
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """The ``bot`` command (also ``python -m bot``).
 
 Exit status: 0 success, 1 the work was done but some input was rejected,
-2 usage error, unknown id, unreadable input or bad configuration.
+2 usage error, unknown id, unreadable input or bad configuration, 3 the database
+could not be reached (one line on stderr, no traceback, no SQL).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import click
 
 from bot import __version__
 from bot.cli.common import App, configure_logging, err_console
-from bot.errors import BotError, DeliveryError
+from bot.errors import BotError, DatabaseUnavailable, DeliveryError
 
 
 # name -> (module, attribute, one-line help).  Modules are imported only when their
@@ -111,13 +112,34 @@ def main(argv: list[str] | None = None) -> None:
     except DeliveryError as exc:
         _error(exc)
         sys.exit(1)
+    except DatabaseUnavailable as exc:
+        _error(exc)
+        sys.exit(3)
     except BotError as exc:
         _error(exc)
         sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
+    except Exception as exc:
+        outage = _database_outage(exc)
+        if outage is None:
+            raise
+        _error(outage)
+        sys.exit(3)
     sys.exit(status if isinstance(status, int) else 0)
+
+
+def _database_outage(exc: Exception) -> DatabaseUnavailable | None:
+    """A lost database connection anywhere in ``exc`` (a traceback would print SQL and parameters)."""
+    if "sqlalchemy" not in sys.modules:  # nothing touched the database
+        return None
+    from bot.db.retry import describe, outage_in
+
+    cause = outage_in(exc)
+    if cause is None:
+        return None
+    return DatabaseUnavailable(f"the database is unavailable ({describe(cause)})")
 
 
 def _error(exc: Exception) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ def tick_cmd(app: App, at: datetime | None, as_json: bool, no_rate_limit: bool, 
     bot run does daily), and due event webhooks are delivered, so a cron job
     running tick needs nothing else.
     """
-    from bot.dispatch import DispatchOptions, dispatch_once
+    from bot.dispatch import DispatchOptions, dispatch_retrying
     from bot.scheduler.service import PlannerService
 
     settings = app.settings
@@ -47,11 +46,12 @@ def tick_cmd(app: App, at: datetime | None, as_json: bool, no_rate_limit: bool, 
     if not no_plan:
         service = PlannerService(db=app.db, clock=clock, policy=policy,
                                  default_timezone=settings.default_timezone, compliance_config=config,
-                                 dispatchers=[])
+                                 dispatchers=[], database_retries=settings.database_retries,
+                                 retry_pause=settings.database_retry_pause_seconds)
         plan_report = service.plan_job()
     options = DispatchOptions.from_settings(settings, **({"rate_limits": False} if no_rate_limit else {}))
-    report = asyncio.run(dispatch_once(app.db, settings, clock=clock, policy=policy, compliance_config=config,
-                                       options=options))
+    report = dispatch_retrying(app.db, settings, clock=clock, policy=policy, compliance_config=config,
+                               options=options)
     from bot.voice.media import prune_prompts
 
     pruned = prune_prompts(settings, clock.now())  # what bot run's daily job does, for cron-driven installs

@@ -44,7 +44,12 @@ def normalise_url(url: str) -> str:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
+    """The engine for ``url``.  On PostgreSQL a pooled connection is checked before use
+    (``pool_pre_ping``): after a server restart or a killed backend the pool hands out a
+    fresh connection instead of a dead one (bot.db.retry)."""
     url = normalise_url(url)
+    if not url.startswith("sqlite"):
+        kwargs.setdefault("pool_pre_ping", True)
     engine = create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)

@@ -32,6 +32,7 @@ __all__ = [
     "backoff_delay",
     "build_channels",
     "dispatch_once",
+    "dispatch_retrying",
     "make_dispatcher",
 ]
 
@@ -81,6 +82,17 @@ async def dispatch_once(
             await _close(adapters)
 
 
+def dispatch_retrying(db: Database, settings: Any, **kwargs: Any) -> DispatchReport:
+    """:func:`dispatch_once` in an event loop of its own, run again when the database went away
+    during the pass (``database_retries`` in all, bot.db.retry.retry_pass); then
+    :class:`~bot.errors.DatabaseUnavailable`.  A pass run again first takes back its own claims
+    and reconciles what it may have left ``sending`` once the lease ends: nothing is sent twice."""
+    from bot.db.retry import retry_pass
+
+    return retry_pass(lambda: asyncio.run(dispatch_once(db, settings, **kwargs)), what="dispatch pass",
+                      tries=settings.database_retries, pause=settings.database_retry_pause_seconds)
+
+
 def make_dispatcher(settings: Any, *, policy: Any = None, compliance_config: Any = None,
                     stop: threading.Event | None = None, **option_overrides: Any) -> Callable[[Database, Clock], int]:
     """The scheduler's dispatch function: one pass in its own event loop (APScheduler runs
@@ -105,8 +117,8 @@ def make_dispatcher(settings: Any, *, policy: Any = None, compliance_config: Any
         if isinstance(clock, SystemClock):
             overrides.setdefault("keep_running_for", SCHEDULED_PASS_SECONDS)
         options = DispatchOptions.from_settings(settings, **overrides)
-        report = asyncio.run(dispatch_once(db, settings, clock=clock, policy=policy,
-                                           compliance_config=compliance_config, options=options))
+        report = dispatch_retrying(db, settings, clock=clock, policy=policy, compliance_config=compliance_config,
+                                   options=options)
         return report.handled
 
     return dispatch

@@ -97,6 +97,23 @@ def claim_stuck(
     return _claim(session, inner, worker=worker, now=now, lease=lease)
 
 
+def release_own(session: Session, *, worker: str, now: datetime) -> int:
+    """Give back the claims ``worker`` still holds on attempts it has not started sending.
+
+    A pass calls it first: a pass of this worker that died part way (a lost database
+    connection, an error) left its claims until the lease ends; nothing of this worker is
+    in flight when a new pass starts.  ``sending`` attempts keep their lease: they are
+    reconciled when it ends, never simply sent again."""
+    ids = list(session.scalars(select(_A.id).where(_A.claimed_by == worker, _A.status.in_(DUE_STATUSES))
+                               .order_by(_A.id).with_for_update()))
+    if not ids:
+        return 0
+    session.execute(update(_A).where(_A.id.in_(ids), _A.claimed_by == worker, _A.status.in_(DUE_STATUSES))
+                    .values(claimed_by=None, claimed_until=None, updated_at=now)
+                    .execution_options(synchronize_session=False))
+    return len(ids)
+
+
 def next_due_at(session: Session, *, channels: Collection[str], after: datetime) -> datetime | None:
     """The earliest ``next_attempt_at`` after ``after`` among pending attempts (for a pass that keeps going)."""
     if not channels:

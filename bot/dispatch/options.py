@@ -38,7 +38,9 @@ class DispatchOptions:
     # How long a pass keeps going while work comes due (rate-limited attempts due in a
     # few seconds); 0: one sweep of what is due now.  Only meaningful with a real clock.
     keep_running_for: float = 0.0
-    max_idle_wait: float = 2.0  # longest single wait for the next due attempt within keep_running_for
+    max_idle_wait: float = 2.0
+    # A sent SMS with no final status and no news this long is asked at the provider (bot.dispatch.statuses).
+    status_check_after: timedelta = timedelta(minutes=60)  # longest single wait for the next due attempt within keep_running_for
     # Set when the service stops (bot.scheduler.service): the pass sends no further batch.
     stop: threading.Event | None = None
 
@@ -58,6 +60,7 @@ class DispatchOptions:
             max_age=timedelta(hours=settings.dispatch_max_age_hours),
             reply_max_age=timedelta(hours=settings.dispatch_reply_max_age_hours),
             rate_limits=settings.rate_limits_enabled,
+            status_check_after=timedelta(minutes=settings.status_check_after_minutes),
         )
         return replace(options, **overrides) if overrides else options
 

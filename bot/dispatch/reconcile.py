@@ -138,6 +138,12 @@ class TwilioLookup:
             return CannotTell(f"lookup_error {getattr(exc, 'code', None) or type(exc).__name__}")
         return NotFound() if call is None else Found(call.sid, call.date_created)
 
+    async def message_status(self, sid: str) -> tuple[str, str | None] | None:
+        """(status, error code) of message ``sid`` (bot.dispatch.statuses); None when it cannot be asked."""
+        from bot.dispatch.statuses import twilio_message_status
+
+        return await twilio_message_status(self.client, sid)
+
     def _list(self, stuck: Stuck) -> list[Any]:
         return list(self.client.messages.list(to=stuck.to, from_=stuck.sender, limit=MAX_LISTED,
                                               page_size=MAX_LISTED))

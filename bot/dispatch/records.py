@@ -164,7 +164,7 @@ class Records:
              "b_decision": r.decision, "b_error": r.last_error, "b_by": None if r.release else self.worker,
              "b_until": None if r.release else now + self.lease,
              "b_occurred": now if r.status == _SENDING else None, "b_now": now}
-            for r in rows
+            for r in sorted(rows, key=lambda r: r.attempt_id)  # the lock order: ids ascending
         ]
         session.execute(_WRITE_VERDICT, params)
         ended = [r.attempt_id for r in rows if r.status in _ENDED_UNSENT]
@@ -194,7 +194,11 @@ class Records:
                                                    "b_until": now + self.lease, "b_now2": now}).all())
 
     def record(self, session: Session, outcomes: Sequence[Outcome], now: datetime) -> int:
-        """Record results; the number of rows written (fewer than given: leases lost meanwhile)."""
+        """Record results; the number of rows written (fewer than given: leases lost meanwhile).
+
+        Rows are written in id order, and a call's session after its attempt (the lock order,
+        docs/dispatch.md); the caller has usually locked them all first (bot.db.retry.lock_ids)."""
+        outcomes = sorted(outcomes, key=lambda o: o.attempt_id)
         sent = [o for o in outcomes if isinstance(o, Sent)]
         retry = [o for o in outcomes if isinstance(o, Retry)]
         failed = [o for o in outcomes if isinstance(o, Failed)]

@@ -20,6 +20,7 @@ OUTCOMES = (
     "requeued",      # not found at the provider after a crash: planned again
     "unknown",       # left "sending" by a crash and the provider cannot say: for a person
     "lost_lease",    # another worker took the attempt over (this one was too slow)
+    "status_fetched",  # a delivery status whose callback never came, fetched from the provider and recorded
 )
 
 

@@ -38,10 +38,10 @@ import logging
 import random
 import threading
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -51,7 +51,8 @@ from bot.clock import Clock, SystemClock
 from bot.compliance import ComplianceConfig
 from bot.db import Database
 from bot.db.models import ContactAttempt
-from bot.dispatch.claim import claim_due, claim_stuck, next_due_at
+from bot.db.retry import lock_ids, transaction
+from bot.dispatch.claim import claim_due, claim_stuck, next_due_at, release_own
 from bot.dispatch.options import DispatchOptions, backoff_delay
 from bot.dispatch.reconcile import (
     ProviderLookup,
@@ -64,6 +65,7 @@ from bot.dispatch.reconcile import (
 from bot.dispatch.recheck import SEND, Judge, decision_json, load_facts, reply_senders
 from bot.dispatch.records import Failed, Outcome, Records, Retry, Sent, VerdictRow, error_text, failure_effect
 from bot.dispatch.report import DispatchReport
+from bot.dispatch.statuses import due_for_check, fetch_statuses, record_statuses
 from bot.dispatch.voice import CALL_KEY, SessionSeed, compose_call, ensure_call_sessions, link_call_sids
 from bot.dispatch.writer import GroupWriter, Write
 from bot.domain import AttemptSource, AttemptStatus
@@ -74,6 +76,7 @@ from bot.ratelimit import Limit, TokenBuckets
 from bot.rendering import Renderer, get_renderer
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -151,13 +154,11 @@ class Dispatcher:
         self._write_lock: contextlib.AbstractContextManager[Any] = (
             threading.Lock() if db.dialect == "sqlite" else contextlib.nullcontext())
 
-    @contextlib.contextmanager
-    def _writing(self) -> Iterator[Session]:
-        """A write transaction.  On SQLite the pass's threads (the batch being checked, the
-        sends being recorded) take turns through a lock of their own: waiting on the
-        database's lock means SQLite's busy handler, which sleeps in steps of up to 100 ms."""
-        with self._write_lock, self.db.sessions() as session, session.begin():
-            yield session
+    def _write(self, what: str, work: Callable[[Session], T]) -> T:
+        """Run ``work`` in a write transaction, again after a deadlock (bot.db.retry).  On SQLite the
+        pass's writes take turns through a lock of their own: waiting on the database's lock means
+        SQLite's busy handler, which sleeps in steps of up to 100 ms."""
+        return transaction(self.db, work, what=f"dispatch {what}", lock=self._write_lock)
 
     # --- the pass -------------------------------------------------------------------------
 
@@ -170,7 +171,12 @@ class Dispatcher:
         lock, and every database call of the lanes would wait for it).
         """
         report = DispatchReport(at=self.clock.now(), worker=self.options.worker_id)
+        released = self._write("release", lambda session: release_own(session, worker=self.options.worker_id,
+                                                                        now=report.at))
+        if released:
+            log.warning("dispatch: %d claims an earlier pass of %s left were given back", released, report.worker)
         await self.reconcile(report)
+        await self.check_statuses(report)
         deadline = self.clock.now() + timedelta(seconds=self.options.keep_running_for)
         seen: dict[int, datetime] = {}  # attempt -> the instant this pass handled it
         sent_now: dict[str, list[Any]] = {}  # what this pass sent, per borrower: history for later batches
@@ -207,9 +213,9 @@ class Dispatcher:
         if self.options.stopping:
             return None
         now = self.clock.now()
-        with self._writing() as session:
-            ids = claim_due(session, worker=self.options.worker_id, now=now, lease=self.options.lease,
-                            channels=self.channels, limit=self.options.batch_size)
+        ids = self._write("claim", lambda session: claim_due(
+            session, worker=self.options.worker_id, now=now, lease=self.options.lease, channels=self.channels,
+            limit=self.options.batch_size))
         if not ids:
             return None
         if all(seen.get(i) == now for i in ids):  # handled at this very instant already: stop, do not spin
@@ -220,7 +226,8 @@ class Dispatcher:
         return await self._prepare(ids, now, counts, sent_now), counts
 
     def _release(self, ids: Sequence[int], now: datetime) -> None:
-        with self._writing() as session:
+        def release(session: Session) -> None:
+            lock_ids(session, ContactAttempt, ids)
             session.execute(
                 update(ContactAttempt)
                 .where(ContactAttempt.id.in_(ids), ContactAttempt.claimed_by == self.options.worker_id,
@@ -228,6 +235,8 @@ class Dispatcher:
                 .values(claimed_by=None, claimed_until=None, updated_at=now)
                 .execution_options(synchronize_session=False)
             )
+
+        self._write("release", release)
 
     # --- re-check and compose -----------------------------------------------------------
 
@@ -287,25 +296,35 @@ class Dispatcher:
         # One short write transaction: tokens, then every decision.  Attempts of a
         # channel whose provider can be asked after a crash (SMS) are marked
         # ``sending`` here, all at once; the others one by one in their lane.
-        go: list[_Ready] = []
-        with self._writing() as session:
+        # Run again as a whole after a deadlock, so it changes nothing outside the session.
+        def write(session: Session) -> tuple[list[_Ready], list[_Ready], set[int]]:
+            go: list[_Ready] = []
+            limited: list[_Ready] = []
+            written = list(rows)
             waits = self.buckets.take(session, now, [r.limits for r in ready], [r.cost for r in ready])
             for item, wait in zip(ready, waits, strict=True):
                 if wait is None:
                     go.append(item)
                     status = AttemptStatus.SENDING.value if item.channel in self.early else AttemptStatus.PLANNED.value
-                    rows.append(VerdictRow(item.attempt_id, status, None if item.channel in self.early else now,
-                                           item.decision, release=False))
+                    written.append(VerdictRow(item.attempt_id, status, None if item.channel in self.early else now,
+                                              item.decision, release=False))
                 else:
-                    item.decision["dispatch"]["rate_limited_until"] = wait.isoformat()
-                    rows.append(VerdictRow(item.attempt_id, AttemptStatus.PLANNED.value, wait, item.decision,
-                                           release=True))
-                    report.add(item.channel, "rate_limited")
-            self.records.write_verdicts(session, rows, now)
+                    decision = {**item.decision, "dispatch": {**item.decision["dispatch"],
+                                                              "rate_limited_until": wait.isoformat()}}
+                    written.append(VerdictRow(item.attempt_id, AttemptStatus.PLANNED.value, wait, decision,
+                                              release=True))
+                    limited.append(item)
+            lock_ids(session, ContactAttempt, [r.attempt_id for r in written])  # the lock order: ids ascending
+            self.records.write_verdicts(session, written, now)
             early = [g.attempt_id for g in go if g.channel in self.early]
             marked = self.records.still_mine(session, early, AttemptStatus.SENDING.value)
             ensure_call_sessions(session, [SessionSeed(g.attempt_id, g.borrower_id, g.decision["dispatch"][CALL_KEY])
                                            for g in go if g.channel == "voice"], now)
+            return go, limited, marked
+
+        go, limited, marked = self._write("decisions", write)
+        for item in limited:
+            report.add(item.channel, "rate_limited")
         kept = []
         for item in go:
             if item.channel in self.early and item.attempt_id not in marked:
@@ -436,23 +455,25 @@ class Dispatcher:
     def _expire_soon(self, attempt_id: int) -> None:
         """Let reconciliation look at an attempt whose send ended in doubt, after a short wait."""
         now = self.clock.now()
-        with self._writing() as session:
-            session.execute(
-                update(ContactAttempt)
-                .where(ContactAttempt.id == attempt_id, ContactAttempt.claimed_by == self.options.worker_id,
-                       ContactAttempt.status == AttemptStatus.SENDING.value)
-                .values(claimed_until=now + self.options.backoff_base, updated_at=now)
-                .execution_options(synchronize_session=False)
-            )
+        self._write("lease", lambda session: session.execute(
+            update(ContactAttempt)
+            .where(ContactAttempt.id == attempt_id, ContactAttempt.claimed_by == self.options.worker_id,
+                   ContactAttempt.status == AttemptStatus.SENDING.value)
+            .values(claimed_until=now + self.options.backoff_base, updated_at=now)
+            .execution_options(synchronize_session=False)
+        ))
 
     def _apply(self, writes: Sequence[Write], report: DispatchReport) -> set[int]:
         """One group: record results, mark the next attempts ``sending``, commit."""
         now = self.clock.now()
         outcomes = [w.record for w in writes if w.record is not None]
         marks = [w.mark for w in writes if w.mark is not None]
-        with self._writing() as session:
-            written = self.records.record(session, outcomes, now)
-            marked = self.records.mark_sending(session, marks, now)
+
+        def write(session: Session) -> tuple[int, set[int]]:
+            lock_ids(session, ContactAttempt, [o.attempt_id for o in outcomes] + marks)  # ids ascending
+            return self.records.record(session, outcomes, now), self.records.mark_sending(session, marks, now)
+
+        written, marked = self._write("record", write)
         for outcome in outcomes:
             report.add(outcome.channel, _outcome_name(outcome))
         if written < len(outcomes):  # another worker took some over meanwhile (it will reconcile them)
@@ -461,14 +482,40 @@ class Dispatcher:
 
     # --- reconciliation --------------------------------------------------------------------
 
-    async def reconcile(self, report: DispatchReport) -> None:
-        """Settle attempts left ``sending`` by a worker whose lease expired."""
-        now = self.clock.now()
-        with self._writing() as session:
-            ids = claim_stuck(session, worker=self.options.worker_id, now=now, lease=self.options.lease,
-                              limit=self.options.batch_size)
-        if not ids:
+    async def check_statuses(self, report: DispatchReport) -> None:
+        """Fetch the delivery status of sent SMS whose status callbacks never came (bot.dispatch.statuses)."""
+        if getattr(self.lookup, "message_status", None) is None or "sms" not in self.channels \
+                or self.options.stopping:
             return
+        now = self.clock.now()
+        with self.db.sessions() as session:
+            due = due_for_check(session, now=now, after=self.options.status_check_after)
+        if not due:
+            return
+        checked = await fetch_statuses(self.lookup, due)  # type: ignore[arg-type]
+        moved = self._write("status check", lambda session: record_statuses(session, checked, now))
+        if moved:
+            report.add("sms", "status_fetched", moved)
+            log.info("dispatch: %d delivery statuses fetched from the provider (their callbacks never came)", moved)
+
+    async def reconcile(self, report: DispatchReport) -> None:
+        """Settle every attempt left ``sending`` by a worker whose lease expired, ``batch_size`` at a time.
+
+        All of them in this pass: a batch claims the next stuck attempts, asks the provider,
+        records what it learnt.  An attempt the provider could not be asked about keeps a
+        short lease, so a later batch of the same pass does not take it again."""
+        now = self.clock.now()
+        seen: set[int] = set()
+        while not self.options.stopping:
+            ids = self._write("reconcile claim", lambda session: claim_stuck(
+                session, worker=self.options.worker_id, now=now, lease=self.options.lease,
+                limit=self.options.batch_size))
+            if not ids or seen.issuperset(ids):
+                break
+            seen.update(ids)
+            await self._reconcile_batch(ids, now, report)
+
+    async def _reconcile_batch(self, ids: Sequence[int], now: datetime, report: DispatchReport) -> None:
         with self.db.sessions() as session:
             attempts = list(session.scalars(select(ContactAttempt).where(ContactAttempt.id.in_(ids))))
             known = known_provider_ids(session, attempts)
@@ -480,8 +527,11 @@ class Dispatcher:
                                      self.lookup if attempt.channel in self.channels else None,
                                      now=now, give_up_after=self.options.max_age)
 
-        resolutions = await asyncio.gather(*(one(a) for a in attempts))
-        with self._writing() as session:
+        resolutions = sorted(await asyncio.gather(*(one(a) for a in attempts)), key=lambda r: r.attempt_id)
+
+        def write(session: Session) -> list[Resolution]:
+            lock_ids(session, ContactAttempt, [r.attempt_id for r in resolutions])
+            settled = []
             for r in resolutions:
                 if r.status == AttemptStatus.SENDING.value:
                     self.records.extend_stuck(session, r.attempt_id, until=now + self.options.backoff_base,
@@ -489,9 +539,13 @@ class Dispatcher:
                     continue
                 if self.records.resolve_stuck(session, r.attempt_id, status=r.status, now=now,
                                               provider_id=r.provider_id, error=r.error, sent_at=r.sent_at):
-                    report.add(r.channel, r.outcome)
+                    settled.append(r)
                     if r.channel == "voice" and r.provider_id:
                         link_call_sids(session, [(r.attempt_id, r.provider_id)], now)
+            return settled
+
+        for r in self._write("reconcile", write):
+            report.add(r.channel, r.outcome)
         for r in resolutions:
             if r.outcome:
                 log.info("attempt %d reconciled after a crash: %s", r.attempt_id, r.outcome)

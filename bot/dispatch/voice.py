@@ -176,8 +176,11 @@ def ensure_call_sessions(session: Session, seeds: Iterable[SessionSeed], now: da
 
 
 def link_call_sids(session: Session, pairs: Sequence[tuple[int, str]], now: datetime) -> None:
-    """Record each placed call's SID on its session (unless a webhook already did)."""
-    for attempt_id, sid in pairs:
+    """Record each placed call's SID on its session (unless a webhook already did).
+
+    The caller holds the attempts' row locks: a voice webhook locks the attempt before its
+    session too (bot.voice.service), so the two never wait for each other in a cycle."""
+    for attempt_id, sid in sorted(pairs):
         session.execute(
             update(CallSession)
             .where(CallSession.attempt_id == attempt_id, CallSession.call_sid.is_(None))

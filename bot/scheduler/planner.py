@@ -20,6 +20,12 @@ a fixed number of statements, whatever the batch holds:
 * when there are any, one update that cancels the superseded rows, so after an
   outage only the current step can go out.
 
+Lock order (PostgreSQL): before writing, the batch's existing rows it will touch
+are locked in id order (``SELECT … ORDER BY id FOR UPDATE``), the order every
+writer of several ``contact_attempts`` rows uses, so planning never deadlocks
+with the dispatcher's writes.  The writes of a batch (with ``commit=True``) run
+again as a whole if PostgreSQL aborts them anyway (bot.db.retry).
+
 The pure decisions live in :mod:`bot.scheduler.decide`.  docs/scheduler.md tells
 the whole algorithm.
 """
@@ -41,6 +47,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from bot.db.models import Borrower, ContactAttempt, Installment, Loan, Task
+from bot.db.retry import lock_ids, retried
 from bot.domain import AttemptSource, AttemptStatus, TaskKind, TaskStatus
 from bot.events import Event, emit_many, subscribed
 from bot.ledger import OPEN
@@ -448,9 +455,7 @@ def plan(
         stack.callback(result.close)
         for batch in _batches(iter(result), batch_size):
             _plan_batch(session, batch, report, policy=policy, at=at, check=check, load=load, since=since,
-                        dates=dates, check_options=check_options)
-            if commit:
-                session.commit()
+                        dates=dates, check_options=check_options, commit=commit)
             if on_batch is not None:
                 on_batch(len(batch))
     log.info(
@@ -490,6 +495,7 @@ def _plan_batch(
     since: datetime,
     dates: LocalDates,
     check_options: dict[str, Any],
+    commit: bool = False,
 ) -> None:
     report.batches += 1
     report.selected += len(batch)
@@ -498,6 +504,27 @@ def _plan_batch(
     contexts = load(session, wanted, since) if wanted else {}
     plan_placements(placements, contexts, policy=policy, at=at, check=check, check_options=check_options)
 
+    if commit:
+        def write() -> tuple[int, int, set[str]]:
+            try:
+                written = _write_batch(session, batch, placements, at)
+                session.commit()
+            except BaseException:
+                session.rollback()  # PostgreSQL aborted the writes (a deadlock): the batch is written again
+                raise
+            return written
+
+        created, superseded, frozen = retried(write, what="planner batch")
+    else:
+        created, superseded, frozen = _write_batch(session, batch, placements, at)
+    report.tasks_created += created
+    report.superseded += superseded
+    _count(report, placements, frozen)
+
+
+def _write_batch(session: Session, batch: list[InstallmentRow], placements: list[Placement],
+                 at: datetime) -> tuple[int, int, set[str]]:
+    """The batch's writes: (tasks created, attempts superseded, keys left alone as past planning)."""
     existing = _existing_rows(session, batch)
     current = {p.contact.dedupe_key for p in placements if p.contact is not None}
     in_batch = {r.installment_id for r in batch}
@@ -508,10 +535,12 @@ def _plan_batch(
     frozen = {key for key, row in existing.items() if row.status not in REPLANNABLE}
     contacts = [p.contact for p in placements if p.contact is not None and p.contact.dedupe_key not in frozen]
     tasks = [p.task for p in placements if p.task is not None]
+    # The lock order: every existing row this batch rewrites, by id, before the first write.
+    lock_ids(session, ContactAttempt, superseded + [existing[c.dedupe_key].id for c in contacts
+                                                    if c.dedupe_key in existing])
     _upsert_contacts(session, contacts, at)
-    report.tasks_created += _insert_tasks(session, tasks, at)
-    report.superseded += _cancel(session, superseded, at)
-    _count(report, placements, frozen)
+    created = _insert_tasks(session, tasks, at)
+    return created, _cancel(session, superseded, at), frozen
 
 
 def _count(report: PlanReport, placements: list[Placement], frozen: set[str]) -> None:

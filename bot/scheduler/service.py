@@ -56,7 +56,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.clock import Clock, SystemClock
 from bot.db import Database
-from bot.errors import BotError, ConfigError
+from bot.db.retry import retry_pass
+from bot.errors import BotError, ConfigError, DatabaseUnavailable
 from bot.metrics import HEARTBEAT, timed
 from bot.policy import Policy
 from bot.scheduler.decide import CheckFn
@@ -102,18 +103,27 @@ class PlannerService:
     settings: Any = None
     # Set when the service stops: a running dispatch pass sends no further batch.
     stopping: threading.Event = field(default_factory=threading.Event)
+    # A planning pass that lost the database runs again (bot.db.retry.retry_pass); the
+    # settings' database_retries and database_retry_pause_seconds when given.
+    database_retries: int = 3
+    retry_pause: float = 2.0
 
     def __post_init__(self) -> None:
         if self.settings is not None:
+            self.database_retries = self.settings.database_retries
+            self.retry_pause = self.settings.database_retry_pause_seconds
             from bot.dispatch import make_dispatcher
 
             self.dispatchers = [*self.dispatchers, make_dispatcher(
                 self.settings, policy=self.policy, compliance_config=self.compliance_config, stop=self.stopping)]
 
     def plan_job(self) -> PlanReport:
-        """One planning pass at the clock's now (committed batch by batch)."""
+        """One planning pass at the clock's now (committed batch by batch), run again from the
+        start if the database went away (the planner is idempotent); then
+        :class:`~bot.errors.DatabaseUnavailable`."""
         with timed("plan"):
-            report = self._plan()
+            report = retry_pass(self._plan, what="planning pass", tries=self.database_retries,
+                                pause=self.retry_pause)
         HEARTBEAT.beat(self.clock.now())
         return report
 
@@ -180,6 +190,7 @@ def build_scheduler(
     if event_loop is not None:
         options["event_loop"] = event_loop
     scheduler = AsyncIOScheduler(**options)
+    _quiet_outages()
     defaults = {"coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE_SECONDS,
                 "replace_existing": True}
     scheduler.add_job(service.plan_job, IntervalTrigger(seconds=plan_interval), id=PLAN_JOB,
@@ -192,6 +203,24 @@ def build_scheduler(
         scheduler.add_job(service.webhook_job, IntervalTrigger(seconds=service.settings.webhook_interval_seconds),
                           id=WEBHOOK_JOB, name="deliver event webhooks", next_run_time=_now_utc(), **defaults)
     return scheduler
+
+
+class _OutageLine(logging.Filter):
+    """A job that gave up on an unreachable database is logged as one line: APScheduler's
+    traceback would repeat the driver's message, which may hold SQL and parameters."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, DatabaseUnavailable):
+            record.msg, record.args = "%s: %s", (record.getMessage(), exc)
+            record.exc_info = record.exc_text = None
+        return True
+
+
+def _quiet_outages() -> None:
+    executor_log = logging.getLogger("apscheduler.executors.default")
+    if not any(isinstance(f, _OutageLine) for f in executor_log.filters):
+        executor_log.addFilter(_OutageLine())
 
 
 def _now_utc() -> datetime:

@@ -15,10 +15,15 @@ Three entry points, one per webhook, each answering with TwiML (or nothing):
   status records the call's end (no-answer, busy, failed, canceled, or a hang-up
   in the middle of the script: ``partial``).
 
-Every step runs in ONE transaction that starts by locking the call session
-(``UPDATE call_sessions SET updated_at = updated_at WHERE attempt_id = :id``: a
-row lock on PostgreSQL, the write lock on SQLite, so two copies of a webhook
-never interleave).  Inside: the engine step (pure, bot.scripts), the turns, the
+Every step runs in ONE transaction that starts by locking the attempt, then the
+call session (``UPDATE call_sessions SET updated_at = updated_at WHERE
+attempt_id = :id``: a row lock on PostgreSQL, the write lock on SQLite, so two
+copies of a webhook never interleave).  The attempt comes first because the
+dispatcher records a placed call in that order (attempt, then the session's
+CallSid): the other order made the two deadlock.  A transaction PostgreSQL
+aborts anyway (a deadlock, a serialization failure) runs again
+(:func:`bot.db.retry.retried`); so does one that lost its connection, twice,
+after which the webhook answers 503 (bot.web.voice).  Inside: the engine step (pure, bot.scripts), the turns, the
 effects through bot.replies (opt-out, tasks, promises, flags, the SMS
 confirmation queued as an attempt for the dispatcher), the new state.  The
 prompts are rendered afterwards (bot.speech's PromptRenderer, cached by content
@@ -48,6 +53,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from bot.db import Database
+from bot.db.retry import retried
 from bot.db.models import Borrower, CallSession, CallTurn, Consent, ContactAttempt, InboundMessage, Installment, Loan
 from bot.domain import AttemptSource, AttemptStatus, Channel, ContactOutcome, Intent, TaskKind
 from bot.ledger import OPEN, OUTSTANDING, is_paid
@@ -248,10 +254,19 @@ class CallService:
             self._config = cached_compliance_config(path, self.settings.default_timezone)
         return self._config
 
+    #: Tries again of a webhook's transaction after a lost connection (0.5 s, then 1 s apart).
+    OUTAGE_TRIES = 2
+
+    def _retried(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` (one transaction), run again after a deadlock or a lost connection."""
+        return retried(lambda: fn(*args), what=f"voice {what} webhook", outage_tries=self.OUTAGE_TRIES)
+
     @contextlib.contextmanager
     def _locked(self, attempt_id: int) -> Iterator[tuple[Session, CallSession]]:
         """A transaction holding the call session's lock (see the module docstring)."""
         with self._write_lock, self.db.session() as session:
+            session.execute(select(ContactAttempt.id).where(ContactAttempt.id == attempt_id)
+                            .with_for_update()).first()  # the attempt first: the dispatcher's lock order
             found = session.scalar(
                 update(CallSession).where(CallSession.attempt_id == attempt_id)
                 .values(updated_at=CallSession.updated_at).returning(CallSession.id)
@@ -266,7 +281,7 @@ class CallService:
     # --- answer ---------------------------------------------------------------------------------
 
     async def answer(self, attempt_id: int, params: Mapping[str, str]) -> str:
-        plan = await run_in_threadpool(self._answer_tx, attempt_id, params["CallSid"],
+        plan = await run_in_threadpool(self._retried, "answer", self._answer_tx, attempt_id, params["CallSid"],
                                        (params.get("AnsweredBy") or "").strip().lower() or None,
                                        (params.get("CallStatus") or "").strip().lower() or None)
         return await self.respond(plan)
@@ -420,7 +435,7 @@ class CallService:
         else:
             answer = await run_in_threadpool_pool(self._executor, self._recognise, snap, turn, recording,
                                                   params.get("RecordingSid") or "")
-        plan = await run_in_threadpool(self._input_tx, attempt_id, turn, answer)
+        plan = await run_in_threadpool(self._retried, "input", self._input_tx, attempt_id, turn, answer)
         answer_twiml = await self.respond(plan)
         observe_call_turn(time.perf_counter() - started)
         return answer_twiml
@@ -542,7 +557,7 @@ class CallService:
 
     async def status(self, attempt_id: int, params: Mapping[str, str]) -> bool:
         """Apply a status callback; False when it changed nothing (a duplicate or out of order)."""
-        return await run_in_threadpool(self._status_tx, attempt_id, params)
+        return await run_in_threadpool(self._retried, "status", self._status_tx, attempt_id, params)
 
     def _status_tx(self, attempt_id: int, params: Mapping[str, str]) -> bool:
         sid = params["CallSid"]

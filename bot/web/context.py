@@ -10,12 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from starlette.requests import Request
+from starlette.responses import PlainTextResponse
 
 from bot.clock import Clock
 from bot.config import Settings
 from bot.db import Database
 
-__all__ = ["WebContext", "web_context"]
+__all__ = ["RETRY_AFTER_SECONDS", "WebContext", "unavailable", "web_context"]
+
+#: What a webhook answers in ``Retry-After`` when the database stayed unreachable.
+RETRY_AFTER_SECONDS = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,3 +33,10 @@ def web_context(request: Request) -> WebContext:
     context = request.app.state.bot
     assert isinstance(context, WebContext)
     return context
+
+
+def unavailable() -> PlainTextResponse:
+    """503 with ``Retry-After``: the database stayed unreachable and nothing was stored, so the
+    sender should try again (Twilio does for the webhooks it retries, docs/webhooks.md)."""
+    return PlainTextResponse("database unavailable, try again later", status_code=503,
+                             headers={"Retry-After": str(RETRY_AFTER_SECONDS)})

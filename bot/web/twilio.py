@@ -27,10 +27,12 @@ from starlette.responses import PlainTextResponse, Response
 
 from bot.config import Settings
 from bot.db import Database
+from bot.db.retry import retried
+from bot.errors import DatabaseUnavailable
 from bot.privacy import mask_phone
 from bot.rendering import get_renderer
 from bot.replies import InboundOutcome, InboundSms, process_inbound_sms
-from bot.web.context import web_context
+from bot.web.context import unavailable, web_context
 from bot.web.signature import WebhookRejected, read_signed_form
 from bot.web.status import AttemptMismatch, StatusUpdate, UnknownMessage, apply_status
 
@@ -80,9 +82,14 @@ def _direct_answer(template: str, locale: str, settings: Settings) -> str:
         return _fallback_text(template, settings)
 
 
+#: Tries again of a webhook's transaction after a lost connection (0.5 s, then 1 s apart), then 503.
+OUTAGE_TRIES = 2
+
+
 def _process(db: Database, sms: InboundSms, settings: Settings) -> tuple[InboundOutcome, str | None]:
-    outcome = process_inbound_sms(db, sms, default_timezone=settings.default_timezone,
-                                  default_country=settings.default_country)
+    outcome = retried(lambda: process_inbound_sms(db, sms, default_timezone=settings.default_timezone,
+                                                  default_country=settings.default_country),
+                      what="inbound sms webhook", outage_tries=OUTAGE_TRIES)
     answer = _direct_answer(outcome.direct_reply, outcome.locale, settings) if outcome.direct_reply else None
     return outcome, answer
 
@@ -110,6 +117,9 @@ async def inbound_sms(request: Request) -> Response:
     sms = InboundSms(provider_id=sid, from_=from_, to=to, body=body, received_at=ctx.clock.now())
     try:
         outcome, answer = await run_in_threadpool(_process, ctx.db, sms, ctx.settings)
+    except DatabaseUnavailable as exc:
+        log.error("inbound sms %s not stored: %s", sid, exc)
+        return unavailable()
     except Exception as exc:  # log the kind only: database errors carry the parameters (numbers, text)
         log.error("inbound sms %s from %s: processing failed (%s)", sid, mask_phone(from_), type(exc).__name__)
         return _refuse(500, "internal error")
@@ -119,6 +129,10 @@ async def inbound_sms(request: Request) -> Response:
 
 
 def _status(db: Database, **kwargs: object) -> StatusUpdate:
+    return retried(lambda: _status_tx(db, **kwargs), what="status callback", outage_tries=OUTAGE_TRIES)
+
+
+def _status_tx(db: Database, **kwargs: object) -> StatusUpdate:
     with db.session() as session:
         return apply_status(session, **kwargs)  # type: ignore[arg-type]
 
@@ -158,6 +172,9 @@ async def status_callback(request: Request) -> Response:
     except IntegrityError:
         log.warning("status callback %s refused: MessageSid already belongs to another attempt", sid)
         return _refuse(400, "MessageSid already belongs to another attempt")
+    except DatabaseUnavailable as exc:
+        log.error("status callback %s not stored: %s", sid, exc)
+        return unavailable()
     except Exception as exc:
         log.error("status callback %s: processing failed (%s)", sid, type(exc).__name__)
         return _refuse(500, "internal error")

@@ -25,8 +25,9 @@ from starlette.datastructures import ImmutableMultiDict
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from bot.errors import DatabaseUnavailable
 from bot.voice.service import CallMismatch, CallService, UnknownCall
-from bot.web.context import WebContext, web_context
+from bot.web.context import WebContext, unavailable, web_context
 from bot.web.signature import WebhookRejected, read_signed_form
 
 __all__ = ["router", "service_for"]
@@ -108,13 +109,17 @@ async def _call_webhook(request: Request) -> tuple[ImmutableMultiDict[str, str],
 
 
 async def _serve(what: str, sid: str, work: Awaitable[T]) -> T:
-    """Run the call service's ``work``; its refusals become 400, anything else 500
-    (logged by kind only: database errors carry parameters)."""
+    """Run the call service's ``work``; its refusals become 400, a database that stayed
+    unreachable 503 (nothing was stored: the provider may send the webhook again), anything
+    else 500 (logged by kind only: database errors carry parameters)."""
     try:
         return await work
     except (UnknownCall, CallMismatch) as exc:
         log.warning("voice %s %s refused: %s", what, sid, exc)
         raise _Refused(_refuse(400, str(exc))) from None
+    except DatabaseUnavailable as exc:
+        log.error("voice %s %s not stored: %s", what, sid, exc)
+        raise _Refused(unavailable()) from None
     except Exception as exc:
         log.error("voice %s %s failed (%s)", what, sid, type(exc).__name__)
         raise _Refused(_refuse(500, "internal error")) from None
