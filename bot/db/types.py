@@ -9,6 +9,17 @@ from sqlalchemy import DateTime
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
+#: The largest row id both databases store (a signed 64-bit integer: PostgreSQL's
+#: BIGINT, SQLite's INTEGER).  A larger number cannot name a row: SQLite's driver
+#: raises ``OverflowError`` and PostgreSQL refuses it, so the web layer answers it
+#: itself (404 on a page, 400 on a webhook) and never asks the database.
+MAX_ROW_ID = 2**63 - 1
+
+
+def is_row_id(value: int) -> bool:
+    """``value`` can be the id of a row: 1 to :data:`MAX_ROW_ID`."""
+    return 0 < value <= MAX_ROW_ID
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """An instant, always stored in UTC and always returned timezone-aware.

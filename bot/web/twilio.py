@@ -27,6 +27,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from bot.config import Settings
 from bot.db import Database
+from bot.db.types import is_row_id
 from bot.privacy import mask_phone
 from bot.rendering import get_renderer
 from bot.replies import InboundOutcome, InboundSms, process_inbound_sms
@@ -135,7 +136,7 @@ async def status_callback(request: Request) -> Response:
     raw_attempt = request.query_params.get("attempt")
     attempt_id = None
     if raw_attempt is not None:
-        if not raw_attempt.isdigit() or not 0 < int(raw_attempt) < 2**63:
+        if not raw_attempt.isdigit() or not is_row_id(int(raw_attempt)):
             return _refuse(400, "attempt must be a positive integer")
         attempt_id = int(raw_attempt)
     status = form.get("MessageStatus") or form.get("SmsStatus")

@@ -25,6 +25,7 @@ from starlette.datastructures import ImmutableMultiDict
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from bot.db.types import is_row_id
 from bot.voice.service import CallMismatch, CallService, UnknownCall
 from bot.web.context import WebContext, web_context
 from bot.web.signature import WebhookRejected, read_signed_form
@@ -72,7 +73,7 @@ def _refuse(status: int, message: str) -> PlainTextResponse:
 
 def _attempt(request: Request) -> int | None:
     raw = request.query_params.get("attempt")
-    if raw is None or not raw.isdigit() or not 0 < int(raw) < 2**63:
+    if raw is None or not raw.isdigit() or not is_row_id(int(raw)):
         return None
     return int(raw)
 
