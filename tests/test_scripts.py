@@ -651,7 +651,8 @@ def test_a_promise_needs_a_date_inside_the_window(scripts) -> None:
     for bad in (None, TODAY - timedelta(days=1), TODAY + timedelta(days=91)):
         state, actions = run(script, [heard(Intent.AFFIRM), heard(Intent.PROMISE_TO_PAY, promise_date=bad)])
         assert state.node == "ask_date" and state.retries == 1
-        assert says(actions)[-1] == "Which day can you pay? For example, say Friday, or the 15th."
+        assert says(actions)[-1] == ("Which day can you pay? After the tone, say Friday, or the 15th, "
+                                     "or enter the day on your keypad, then press pound.")
 
 
 def test_a_missing_day_of_month_next_month_is_not_a_date(scripts) -> None:
