@@ -430,6 +430,40 @@ def test_logs_hold_no_address_and_no_text(server: SmtpServer, handler: Handler,
     assert "payment is due" not in text and "Your payment" not in text
 
 
+def test_an_http_link_gets_no_one_click_header(server: SmtpServer, handler: Handler) -> None:
+    """RFC 8058 requires an HTTPS one-click URI: with an http:// public URL the email keeps
+    List-Unsubscribe (folded between its items) and carries no List-Unsubscribe-Post."""
+    settings = settings_for(server.port, public_base_url="http://bot.example.com")
+
+    @dataclass
+    class Attempt:
+        id: int = 42
+        dedupe_key: str = "plan:I1:main:0:email"
+        borrower_id: str = "B7"
+        installment_id: str | None = "I1"
+        channel: str = "email"
+        source: str = "planner"
+        template: str | None = "reminder_due"
+        address: str | None = TO
+        decision: dict[str, Any] | None = field(default_factory=lambda: {"planner": {"locale": "en-US"}})
+        next_attempt_at: datetime | None = NOW
+
+    data = MessageData("B7", "Jane", "en-US", "America/New_York", "L-1-0042", "USD", date(2026, 1, 15), 12345)
+    composed = compose(data, Attempt(), settings, renderer=Renderer())
+    url = composed.unsubscribe_url
+    assert url is not None and url.startswith("http://bot.example.com/unsubscribe/")
+    assert "List-Unsubscribe-Post" not in composed.headers
+    send_one(EmailChannel(settings, clock=FixedClock(NOW)), approve(ALLOWED, **composed.approve_fields()))
+    [got] = handler.received
+    assert got.message["List-Unsubscribe"] == f"<{url}>, <mailto:support@example.com?subject=unsubscribe>"
+    assert got.message["List-Unsubscribe-Post"] is None
+    head = got.content.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    assert b"List-Unsubscribe-Post" not in got.content
+    # Folded to 78 characters, but for the line holding the link (a URL is never broken).
+    assert all(len(line) <= 78 for line in head if url.encode() not in line), head
+    assert b" <mailto:support@example.com?subject=unsubscribe>" in head
+
+
 # --- the wire form ------------------------------------------------------------------------------------
 
 

@@ -28,6 +28,8 @@ from bot.messages.unsubscribe import (
     list_unsubscribe_headers,
     make_message_id,
     make_unsubscribe_token,
+    one_click_allowed,
+    public_url_warnings,
     read_unsubscribe_token,
     unsubscribe_url,
 )
@@ -60,6 +62,8 @@ __all__ = [
     "load_message_data_many",
     "make_message_id",
     "make_unsubscribe_token",
+    "one_click_allowed",
+    "public_url_warnings",
     "read_unsubscribe_token",
     "reply_context",
     "sample_reply_context",
