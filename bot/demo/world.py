@@ -160,6 +160,9 @@ class World:
                                       twilio_api_base_url=self.sandbox_server.base_url,
                                       public_base_url=self.web.base_url, media_dir=self.media_dir)
         app.state.bot = WebContext(settings=self.settings, db=self.db, clock=self.clock)
+        # One answer to STOP / START / HELP: the sandbox's (Twilio's opt-out handling) only
+        # when the settings leave the keywords to the provider, else the bot's.
+        sandbox.config.auto_replies = self.settings.sms_keyword_replies == "provider"
         sandbox.add_number(DEMO_NUMBER, sms_url=self.web.url("/twilio/sms"))
         # One event loop for every dispatch pass of the run.
         self.loop = stack.enter_context(asyncio.Runner())

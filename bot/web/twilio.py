@@ -83,7 +83,8 @@ def _direct_answer(template: str, locale: str, settings: Settings) -> str:
 
 def _process(db: Database, sms: InboundSms, settings: Settings) -> tuple[InboundOutcome, str | None]:
     outcome = process_inbound_sms(db, sms, default_timezone=settings.default_timezone,
-                                  default_country=settings.default_country)
+                                  default_country=settings.default_country,
+                                  keyword_replies=settings.sms_keyword_replies)
     answer = _direct_answer(outcome.direct_reply, outcome.locale, settings) if outcome.direct_reply else None
     return outcome, answer
 
