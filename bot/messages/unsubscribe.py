@@ -50,10 +50,10 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 __all__ = [
     "list_unsubscribe_headers",
-    "one_click_allowed",
-    "public_url_warnings",
     "make_message_id",
     "make_unsubscribe_token",
+    "one_click_allowed",
+    "public_url_warnings",
     "read_unsubscribe_token",
     "unsubscribe_url",
 ]
@@ -172,9 +172,9 @@ def public_url_warnings(public_base_url: str) -> list[str]:
     except ValueError:
         if host in _LOOPBACK_HOSTS or host.endswith(".localhost"):
             return []
-    return ["public_base_url is http:// on a host that is not this machine: email unsubscribe links go "
-            "without TLS and without RFC 8058 one-click unsubscribe (List-Unsubscribe-Post needs "
-            "https://); use an https:// public URL in production"]
+    return [("public_base_url is http:// on a host that is not this machine: email unsubscribe links go "
+             "without TLS and without RFC 8058 one-click unsubscribe (List-Unsubscribe-Post needs "
+             "https://); use an https:// public URL in production")]
 
 
 def make_message_id(attempt_id: int, dedupe_key: str, sender: str) -> str:

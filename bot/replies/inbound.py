@@ -57,13 +57,13 @@ __all__ = [
     "KEYWORD_REPLIES",
     "MAX_AUTO_REPLIES_PER_DAY",
     "PROVIDER_KEYWORDS",
-    "provider_answers",
     "REPLY_KINDS",
     "InboundOutcome",
     "InboundSms",
     "find_senders",
     "handle_inbound_sms",
     "process_inbound_sms",
+    "provider_answers",
     "reply_dedupe_key",
 ]
 
