@@ -203,9 +203,10 @@ async def signed_in(request: Request) -> SignedIn | None:
 
 def bounded_ids(request: Request) -> None:
     """A dependency of the protected router: an id in the path (``{call_id:int}``,
-    ``{turn_id:int}``, ``{task_id:int}``) that no row can have (0, or at or above 2^63,
-    beyond a 64-bit column) is a 404 before any query; the database driver would
-    otherwise fail on it (SQLite: ``OverflowError``)."""
+    ``{turn_id:int}``, ``{task_id:int}``) that no row can have (0, or above
+    :data:`~bot.db.types.MAX_ROW_ID`) is a 404 before any query; the database driver
+    would otherwise fail on it (PostgreSQL: integer out of range; SQLite, from 2^63:
+    ``OverflowError``)."""
     for value in request.path_params.values():
         if isinstance(value, int) and not is_row_id(value):
             raise PageError(404, "no such id")

@@ -9,11 +9,12 @@ from sqlalchemy import DateTime
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-#: The largest row id both databases store (a signed 64-bit integer: PostgreSQL's
-#: BIGINT, SQLite's INTEGER).  A larger number cannot name a row: SQLite's driver
-#: raises ``OverflowError`` and PostgreSQL refuses it, so the web layer answers it
-#: itself (404 on a page, 400 on a webhook) and never asks the database.
-MAX_ROW_ID = 2**63 - 1
+#: The largest row id both databases store: the integer primary keys are ``INTEGER``,
+#: 32-bit signed on PostgreSQL (SQLite's are 64-bit).  A larger number cannot name a
+#: row, and the drivers fail on it (PostgreSQL: "integer out of range"; SQLite, at 2^63
+#: and above: ``OverflowError``), so the web layer answers it itself (404 on a console
+#: page, 400 on a webhook) and never asks the database.
+MAX_ROW_ID = 2**31 - 1
 
 
 def is_row_id(value: int) -> bool:
