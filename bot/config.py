@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator
@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     twilio_from_numbers: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["+15005550006"])
     twilio_api_base_url: str | None = None  # None: Twilio itself
     sms_max_segments: int = Field(default=4, ge=1, le=10)  # longer SMS are refused (docs/channels.md)
+    # Who answers STOP / START / HELP (docs/webhooks.md): "bot" (the provider's own keyword
+    # answers must be off) or "provider" (Twilio's Advanced Opt-Out answers; the bot records).
+    sms_keyword_replies: Literal["bot", "provider"] = "bot"
 
     # SMTP
     smtp_host: str = "127.0.0.1"

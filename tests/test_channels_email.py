@@ -180,25 +180,27 @@ def send_one(channel: EmailChannel, msg: ApprovedMessage) -> SendResult:
 # --- a composed reminder, end to end -------------------------------------------------------------------
 
 
+@dataclass
+class EmailAttempt:
+    """Stands in for a planned email ContactAttempt (compose reads only these fields)."""
+
+    id: int = 41
+    dedupe_key: str = "plan:I1:main:0:email"
+    borrower_id: str = "B7"
+    installment_id: str | None = "I1"
+    channel: str = "email"
+    source: str = "planner"
+    template: str | None = "reminder_due"
+    address: str | None = TO
+    decision: dict[str, Any] | None = field(default_factory=lambda: {"planner": {"locale": "zh-CN"}})
+    next_attempt_at: datetime | None = NOW
+
+
 def test_composed_reminder_arrives_as_multipart_with_unsubscribe_headers(server: SmtpServer,
                                                                           handler: Handler) -> None:
     settings = settings_for(server.port)
-
-    @dataclass
-    class Attempt:
-        id: int = 41
-        dedupe_key: str = "plan:I1:main:0:email"
-        borrower_id: str = "B7"
-        installment_id: str | None = "I1"
-        channel: str = "email"
-        source: str = "planner"
-        template: str | None = "reminder_due"
-        address: str | None = TO
-        decision: dict[str, Any] | None = field(default_factory=lambda: {"planner": {"locale": "zh-CN"}})
-        next_attempt_at: datetime | None = NOW
-
     data = MessageData("B7", "张伟", "zh-CN", "Asia/Shanghai", "L-1-0042", "CNY", date(2026, 1, 15), 123456)
-    composed = compose(data, Attempt(), settings, renderer=Renderer())
+    composed = compose(data, EmailAttempt(), settings, renderer=Renderer())
     channel = EmailChannel(settings, clock=FixedClock(NOW))
     result = send_one(channel, approve(ALLOWED, **composed.approve_fields()))
 
@@ -475,6 +477,27 @@ def test_logs_hold_no_address_and_no_text(server: SmtpServer, handler: Handler,
     assert "attempt=1" in text and "attempt=2" in text
     assert TO not in text and "jane.doe" not in text
     assert "payment is due" not in text and "Your payment" not in text
+
+
+def test_an_http_link_gets_no_one_click_header(server: SmtpServer, handler: Handler) -> None:
+    """RFC 8058 requires an HTTPS one-click URI: with an http:// public URL the email keeps
+    List-Unsubscribe (folded between its items) and carries no List-Unsubscribe-Post."""
+    settings = settings_for(server.port, public_base_url="http://bot.example.com")
+    data = MessageData("B7", "Jane", "en-US", "America/New_York", "L-1-0042", "USD", date(2026, 1, 15), 12345)
+    attempt = EmailAttempt(id=42, decision={"planner": {"locale": "en-US"}})
+    composed = compose(data, attempt, settings, renderer=Renderer())
+    url = composed.unsubscribe_url
+    assert url is not None and url.startswith("http://bot.example.com/unsubscribe/")
+    assert "List-Unsubscribe-Post" not in composed.headers
+    send_one(EmailChannel(settings, clock=FixedClock(NOW)), approve(ALLOWED, **composed.approve_fields()))
+    [got] = handler.received
+    assert got.message["List-Unsubscribe"] == f"<{url}>, <mailto:support@example.com?subject=unsubscribe>"
+    assert got.message["List-Unsubscribe-Post"] is None
+    head = got.content.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    assert b"List-Unsubscribe-Post" not in got.content
+    # Folded to 78 characters, but for the line holding the link (a URL is never broken).
+    assert all(len(line) <= 78 for line in head if url.encode() not in line), head
+    assert b" <mailto:support@example.com?subject=unsubscribe>" in head
 
 
 # --- the wire form ------------------------------------------------------------------------------------

@@ -494,3 +494,47 @@ def test_security_headers_on_every_console_response_and_no_inline_code(world: Wo
             assert not _INLINE.search(response.text), (path, _INLINE.search(response.text))
     # The webhooks are not the console's: their own headers stay as they were.
     assert "content-security-policy" not in anonymous.get("/healthz").headers
+
+
+def test_ids_no_row_can_have_are_404_with_the_headers(world: World) -> None:
+    """Ids no row can have (at or above 2^31, beyond PostgreSQL's INTEGER; at or above 2^63,
+    beyond SQLite's) and 0, on every route with an id in its path, GET and POST alike: a 404
+    with the console's headers, never a driver error."""
+    ada = world.as_("ada")
+    ada.csrf()
+    form = {"text": "a note", "intent": "dispute", "promise_date": "", "kind": "review", "assignee": "me",
+            "note": "done"}
+    id_routes = [(m, p) for m, p in console_routes(world.server.app) if ":int}" in p]
+    assert len(id_routes) >= 8
+    before = _state(world)
+    for method, path in id_routes:
+        for big in (2**31, 2**63, 2**64, 10**30, 0):
+            url = concrete(path, big, big).replace("/tasks/1/", f"/tasks/{big}/")
+            response = ada.get(url) if method == "GET" else ada.post(url, form)
+            assert response.status_code == 404, (method, url, response.status_code)
+            _assert_headers(response)
+    # The largest id there can be is looked up as usual (no such call: a 404 page too).
+    assert ada.get(f"/console/calls/{2**31 - 1}").status_code == 404
+    assert _state(world) == before
+
+
+def test_an_unhandled_error_is_a_500_with_the_security_headers(world: World) -> None:
+    from bot.sandbox.server import ThreadedServer
+    from bot.web.app import create_app
+
+    app = create_app(world.settings, world.db, world.clock)
+
+    @app.get("/console/boom")
+    def boom() -> None:
+        raise RuntimeError("a bug")
+
+    server = ThreadedServer(app).start()
+    try:
+        with httpx.Client(base_url=server.base_url, trust_env=False, timeout=15) as client:
+            response = client.get("/console/boom")
+            assert response.status_code == 500 and response.text == "Internal Server Error"
+            _assert_headers(response)
+        with httpx.Client(base_url=server.base_url, trust_env=False, timeout=15) as client:
+            assert client.get("/healthz").status_code == 200  # the server goes on serving
+    finally:
+        server.stop()

@@ -92,9 +92,13 @@ class Recorder(DemoExtension):
         self.pages: dict[str, httpx.Response] = {}
         self.anonymous: httpx.Response | None = None
         self.base_url = ""
+        self.ports: dict[str, Any] = {}
 
     def setup(self, world: World) -> None:
         self.set_up = world.web.base_url.startswith("http://127.0.0.1:")
+        self.ports = {"sandbox": world.sandbox_server.port, "smtp": world.mailbox.port,
+                      "twilio_api_base_url": world.settings.twilio_api_base_url,
+                      "smtp_port": world.settings.smtp_port}
 
     def after_dispatch(self, world: World, at: datetime) -> dict[str, int]:
         self.ticks.append(at)
@@ -131,11 +135,28 @@ def short_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[DemoResult, Rec
     directory = tmp_path_factory.mktemp("demo") / "demo"
     out, err = io.StringIO(), io.StringIO()
     recorder = Recorder()
-    demo = Demo(DemoOptions(directory=directory, borrowers=50, days=3, seed=SEED, start=START, serve=True, port=0),
+    sandbox_port, smtp_port = free_ports(2)
+    demo = Demo(DemoOptions(directory=directory, borrowers=50, days=3, seed=SEED, start=START, serve=True, port=0,
+                            sandbox_port=sandbox_port, smtp_port=smtp_port),
                 out=Console(file=out, width=100), err=Console(file=err, width=100),
                 extensions=[VoiceCalls(), DemoConsole(serving=True), recorder], wait=recorder.visit_console)
     result = demo.run()
+    # The sandbox and the mail server took the ports they were given, and the bot used them.
+    assert recorder.ports == {"sandbox": sandbox_port, "smtp": smtp_port, "smtp_port": smtp_port,
+                              "twilio_api_base_url": f"http://127.0.0.1:{sandbox_port}"}
     return result, recorder, out.getvalue() + err.getvalue(), directory
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports free on 127.0.0.1 right now (all held at once, so they differ)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def _db(directory: Path) -> Database:
@@ -454,7 +475,14 @@ def test_bot_demo_refuses_bad_options(run_bot: Any, tmp_path: Path) -> None:
         taken.listen(1)
         port = taken.getsockname()[1]
         result = run_bot("demo", "--dir", str(tmp_path / "d"), "--serve", "--port", str(port))
-    assert result.exit_code == 2 and "--port" in result.output and str(port) in result.output
+        assert result.exit_code == 2 and "--port" in result.output and str(port) in result.output
+        for option in ("--sandbox-port", "--smtp-port"):
+            result = run_bot("demo", "--dir", str(tmp_path / "d"), "--no-serve", option, str(port))
+            assert result.exit_code == 2 and option in result.output and str(port) in result.output
+    [free] = free_ports(1)
+    result = run_bot("demo", "--dir", str(tmp_path / "d"), "--no-serve", "--sandbox-port", str(free),
+                     "--smtp-port", str(free))
+    assert result.exit_code == 2 and "--smtp-port" in result.output and "--sandbox-port" in result.output
     assert not (tmp_path / "d").exists()
 
 

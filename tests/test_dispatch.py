@@ -331,6 +331,44 @@ def test_a_reply_goes_from_the_number_the_borrower_wrote_to(h: Harness, db: Data
     assert message.attempt_id == reply and message.from_ == "+15005550007"
 
 
+@pytest.mark.parametrize(("locale", "line"), [("en-US", "Reply STOP to opt out."), ("zh-CN", "回T退订"),
+                                             ("ko-KR", "수신거부: STOP 회신")])
+def test_the_first_text_to_a_number_says_how_to_opt_out(h: Harness, locale: str, line: str) -> None:
+    """A promise confirmation after a call can be the first SMS a number gets from the sender
+    (CTIA: the first message must say how to stop); once a text went, answers need not."""
+    add_borrower(h.db, "B1", locale=locale)
+    first = add_reply(h.db, "B1", "promise", sid="SM" + "5" * 32)
+    h.run()
+    [message] = h.sms.sent
+    assert message.attempt_id == first and message.body.endswith(line), message.body
+    assert message.body.count(line) == 1
+    second = add_reply(h.db, "B1", "promise", sid="SM" + "6" * 32, at=AT + timedelta(minutes=1))
+    h.clock.advance(timedelta(minutes=2))
+    h.run()
+    assert [m.attempt_id for m in h.sms.sent] == [first, second]
+    assert not h.sms.sent[1].body.endswith(line)  # the number has heard from this sender already
+
+
+def test_a_first_text_from_another_sender_says_how_to_opt_out_again(h: Harness, db: Database) -> None:
+    h.settings = load_settings(twilio_from_numbers=["+15005550006", "+15005550007"], rate_limits_enabled=False)
+    add_borrower(db, "B1")
+    add_reply(db, "B1", "paid", to_number="+15005550006", sid="SM" + "7" * 32)
+    h.run()
+    add_reply(db, "B1", "paid", to_number="+15005550007", sid="SM" + "8" * 32, at=AT + timedelta(minutes=1))
+    h.clock.advance(timedelta(minutes=2))
+    h.run()
+    assert [(m.from_, m.body.endswith("Reply STOP to opt out.")) for m in h.sms.sent] == [
+        ("+15005550006", True), ("+15005550007", True)]
+
+
+def test_the_opt_out_confirmation_never_gets_the_line(h: Harness) -> None:
+    add_borrower(h.db, "B1")
+    add_reply(h.db, "B1", "opt_out", sid="SM" + "9" * 32)
+    h.run()
+    [message] = h.sms.sent
+    assert "Reply STOP" not in message.body
+
+
 def test_an_old_reply_is_not_sent(h: Harness) -> None:
     add_borrower(h.db, "B1")
     reply = add_reply(h.db, "B1", "help", at=AT - timedelta(days=4))

@@ -29,6 +29,7 @@ from bot.messages import (
     load_message_data_many,
     make_message_id,
     make_unsubscribe_token,
+    public_url_warnings,
     read_unsubscribe_token,
     sms_segments,
     validate_reply_templates,
@@ -119,10 +120,12 @@ def test_segments_and_encoding(text: str, encoding: str, units: int | None, segm
     assert info.characters == len(text)
 
 
-def test_segment_counts_agree_with_the_sandbox_where_nothing_straddles() -> None:
+def test_segment_counts_agree_with_the_sandbox() -> None:
+    """Everywhere, a character straddling a segment boundary included (Twilio's rule)."""
+    straddles = [name for name, *_ in SEGMENT_CASES if "straddle" in name]
+    assert straddles  # not vacuous
     for _name, text, _enc, _units, _segs in SEGMENT_CASES:
-        if "straddle" not in _name:
-            assert sms_segments(text).segments == count_segments(text), _name
+        assert sms_segments(text).segments == count_segments(text), _name
 
 
 def test_gsm7_tables() -> None:
@@ -203,6 +206,17 @@ def test_tampered_truncated_or_foreign_tokens_are_refused() -> None:
         make_unsubscribe_token(SECRET, "", "x@example.com")
 
 
+@pytest.mark.parametrize(("url", "warned"), [
+    ("https://bot.example.com", False), ("http://bot.example.com", True), ("http://10.0.0.5:8000", True),
+    ("http://127.0.0.1:8000", False), ("http://127.8.9.1", False), ("http://[::1]:8000", False),
+    ("http://localhost:8000", False), ("http://bot.localhost", False), ("HTTP://Bot.Example.com/x", True),
+])
+def test_an_http_public_url_off_this_machine_is_warned_about(url: str, warned: bool) -> None:
+    warnings = public_url_warnings(url)
+    assert bool(warnings) == warned
+    assert all("RFC 8058" in w and "https://" in w for w in warnings)
+
+
 def test_list_unsubscribe_headers_and_message_id() -> None:
     headers = list_unsubscribe_headers("https://bot.example.com/unsubscribe/TOKEN", "support@example.com")
     assert headers == {
@@ -210,6 +224,10 @@ def test_list_unsubscribe_headers_and_message_id() -> None:
                             "<mailto:support@example.com?subject=unsubscribe>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
     }
+    # RFC 8058: one-click only with an HTTPS URI.
+    for url in ("http://bot.example.com/unsubscribe/TOKEN", "http://127.0.0.1:8000/unsubscribe/TOKEN"):
+        assert list_unsubscribe_headers(url, None) == {"List-Unsubscribe": f"<{url}>"}
+    assert "List-Unsubscribe-Post" in list_unsubscribe_headers("HTTPS://bot.example.com/unsubscribe/T", None)
     mid = make_message_id(42, "plan:I1:main:0:email", "Example <reminders@mail.example.com>")
     assert re.fullmatch(r"<attempt-42\.[0-9a-f]{16}@mail\.example\.com>", mid)
     assert make_message_id(42, "plan:I1:main:0:email", "reminders@mail.example.com") == mid

@@ -307,6 +307,15 @@ def test_a_retried_webhook_changes_nothing(db: Database, borrower: str) -> None:
 # --- who sent it, and when ------------------------------------------------------------------------------
 
 
+def test_with_the_provider_answering_keywords_an_unknown_number_gets_no_direct_answer(db: Database) -> None:
+    for n, body in enumerate(("HELP", "STOP")):
+        outcome = process_inbound_sms(db, InboundSms(provider_id=new_sid(), from_=OTHER_PHONE, to=OUR_NUMBER,
+                                                     body=body, received_at=AT + timedelta(minutes=n)),
+                                      keyword_replies="provider")
+        assert outcome.direct_reply is None and outcome.suppressed == "provider_answers"
+        assert outcome.inbound_id is not None  # recorded all the same
+
+
 def test_unknown_number_is_stored_and_only_stop_and_help_are_answered(db: Database) -> None:
     before = counts(db)
     help_ = sms(db, "HELP", from_=OTHER_PHONE)

@@ -306,3 +306,17 @@ def test_the_shipped_templates_pass(run_bot, sqlite_db: Database) -> None:
     result = run_bot("tick", "--at", AT.isoformat(), "--no-plan", db_url=sqlite_db.url,
                      env={"BOT_TWILIO_API_BASE_URL": CLOSED})
     assert result.exit_code == 0, result.output
+    assert "RFC 8058" not in result.stderr  # the default public URL is this machine's
+
+
+@pytest.mark.parametrize("command", [["tick", "--at", AT.isoformat(), "--no-plan"],
+                                     ["run", "--once", "--at", AT.isoformat()]])
+def test_an_http_public_url_off_this_machine_is_warned_about_at_start(run_bot, sqlite_db: Database,
+                                                                      command: list[str]) -> None:
+    env = {"BOT_TWILIO_API_BASE_URL": CLOSED, "BOT_PUBLIC_BASE_URL": "http://bot.example.com"}
+    result = run_bot(*command, db_url=sqlite_db.url, env=env)
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stderr.split())
+    assert "warning: public_base_url is http://" in text and "RFC 8058" in text
+    env["BOT_PUBLIC_BASE_URL"] = "https://bot.example.com"
+    assert "RFC 8058" not in run_bot(*command, db_url=sqlite_db.url, env=env).stderr

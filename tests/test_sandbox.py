@@ -589,7 +589,9 @@ def test_logs_carry_no_bodies_or_full_numbers(sb: Sandbox, client: Client, recor
 
 @pytest.mark.parametrize(
     ("text", "segments"),
-    [("", 0), ("a" * 160, 1), ("a" * 161, 2), ("a" * 306, 2), ("a" * 307, 3), ("€" * 80, 1), ("€" * 81, 2), ("é" * 160, 1), ("ü" * 70, 1), ("ł" * 70, 1), ("ł" * 71, 2), ("😀" * 35, 1), ("😀" * 36, 2)],
+    [("", 0), ("a" * 160, 1), ("a" * 161, 2), ("a" * 306, 2), ("a" * 307, 3), ("€" * 80, 1), ("€" * 81, 2), ("é" * 160, 1), ("ü" * 70, 1), ("ł" * 70, 1), ("ł" * 71, 2), ("😀" * 35, 1), ("😀" * 36, 2),
+     # a character that does not fit in what is left of a segment moves whole to the next
+     ("a" * 152 + "[" + "a" * 152, 3), ("a" * 152 + "[" + "a" * 151, 2), ("中" * 66 + "😀" + "中" * 66, 3)],
 )
 def test_segment_count(text: str, segments: int) -> None:
     assert count_segments(text) == segments

@@ -214,6 +214,9 @@ CALL_ERRORS = [
     ("bad method", {"method": "PUT"}, 400),
     ("bad machine detection", {"machine_detection": "Always"}, 400),
     ("bad timeout", {"timeout": "soon"}, 400),
+    # AsyncAmd is a string in Twilio's spec, but only true or false are taken
+    ("bad async amd", {"machine_detection": "Enable", "async_amd": "maybe"}, 400),
+    ("async amd as a number", {"machine_detection": "Enable", "async_amd": "1"}, 400),
 ]
 
 

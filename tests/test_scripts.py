@@ -646,12 +646,48 @@ def test_a_day_of_the_month_on_the_keypad(scripts, digits, expected) -> None:
     assert state.node == ("confirm_promise" if expected else "ask_date")
 
 
+TEXT_WORDS = {"en-US": "text message", "zh-CN": "短信", "ko-KR": "문자"}
+
+
+@pytest.mark.parametrize("confirmation", ["sms", "none"])
+def test_the_closing_words_follow_what_the_bot_may_send(scripts, locale, confirmation: str) -> None:
+    """A promise is confirmed by text only when the number may be texted; otherwise the script
+    neither says it will text nor emits SendSms (it would be blocked, no_consent)."""
+    script = scripts[locale]
+    ctx = replace(context(locale), confirmation=confirmation)
+    state, _ = start(script, ctx, answered_by="human")
+    for event in (heard(Intent.AFFIRM), heard(Intent.PROMISE_TO_PAY, promise_date=PROMISE)):
+        state, _ = step(script, state, event)
+    state, actions = step(script, state, heard(Intent.AFFIRM))
+    [closing] = says(actions)
+    assert PROMISE_TEXT[locale] in closing
+    assert (TEXT_WORDS[locale] in closing) == (confirmation == "sms"), closing
+    assert (SendSms("promise_confirmation", PROMISE) in actions) == (confirmation == "sms")
+    assert Outcome("promise", PROMISE) in actions
+
+
+def test_the_confirmation_is_refreshed_mid_call_and_checked(scripts) -> None:
+    """The state carries the value; the caller replaces it before a step (an opt-out by text
+    during the call), and the next prompts follow."""
+    script = scripts["en-US"]
+    state, _ = start(script, context("en-US"), answered_by="human")
+    for event in (heard(Intent.AFFIRM), heard(Intent.PROMISE_TO_PAY, promise_date=PROMISE)):
+        state, _ = step(script, state, event)
+    state = replace(state, context=replace(state.context, confirmation="none"))
+    state = CallState.from_json(state.to_json())  # stored between webhooks
+    _, actions = step(script, state, heard(Intent.AFFIRM))
+    assert not any(isinstance(a, SendSms) for a in actions) and "text" not in says(actions)[0]
+    with pytest.raises(ValueError, match="confirmation"):
+        replace(context(), confirmation="email")
+
+
 def test_a_promise_needs_a_date_inside_the_window(scripts) -> None:
     script = scripts["en-US"]
     for bad in (None, TODAY - timedelta(days=1), TODAY + timedelta(days=91)):
         state, actions = run(script, [heard(Intent.AFFIRM), heard(Intent.PROMISE_TO_PAY, promise_date=bad)])
         assert state.node == "ask_date" and state.retries == 1
-        assert says(actions)[-1] == "Which day can you pay? For example, say Friday, or the 15th."
+        assert says(actions)[-1] == ("Which day can you pay? After the tone, say Friday, or the 15th, "
+                                     "or enter the day on your keypad, then press pound.")
 
 
 def test_a_missing_day_of_month_next_month_is_not_a_date(scripts) -> None:

@@ -345,3 +345,20 @@ def test_data_is_never_read_as_markup(run_bot, db_url: str, people: Database) ->
     result = run_bot("show", "B2", "--at", AT, db_url=db_url, env=WIDE)
     assert result.exit_code == 0, result.output
     assert "[/] [bold]x[/bold]" in result.stdout
+
+
+def test_an_80_column_terminal_shows_every_value_whole(run_bot, db_url: str, people: Database) -> None:
+    """Nothing is cut ("pendin", "deferr"): narrow tables wrap at spaces or abbreviate legibly,
+    and every line fits the terminal."""
+    result = run_bot("show", "B1", "--at", AT, db_url=db_url, env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    # Tables fit the terminal (the free-text lines above them are left to the terminal to wrap).
+    table_lines = [line for line in out.splitlines() if line.startswith(" ")]
+    assert table_lines and all(len(line) <= 80 for line in table_lines), max(table_lines, key=len)
+    words = {word.rstrip(",") for word in out.split()}
+    for whole in ("pending", "deferred", "broken", "partly", "delivered", "us.hours", "sms_stop", "wrong_number",
+                  "dispute", "Outstanding", "2026-11-28", "$1,200.00", "Opted", "L1b", "+1", "***-***-0147"):
+        assert whole in words, (whole, out)
+    for table in ("Installments", "Consents", "Contacts", "Promises", "Open tasks"):
+        assert table in out

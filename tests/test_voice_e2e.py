@@ -122,6 +122,25 @@ def test_promise_by_voice_is_read_back_confirmed_stored_and_confirmed_by_sms(
     assert "2026. 12. 3." in text
 
 
+def test_without_sms_consent_the_call_promises_no_text_and_queues_none(
+        world: VoiceWorld, db: Database, clips: dict[str, Path]) -> None:
+    """The closing words follow what the bot may do when they are said: no SMS consent, so
+    no "we will send a text" and no SMS attempt (it would only be blocked no_consent)."""
+    world.use(db)
+    korean(world, "B1", [{"audio": clips["yes"]}, {"audio": clips["thursday"]}, {"audio": clips["yes"]}],
+           consent=("voice",))
+    placed = world.place("B1")
+    assert placed.placed, placed
+    world.run()
+    call = world.session(placed.attempt_id)
+    assert (call.outcome, call.promise_date) == ("promise", date(2026, 12, 3))
+    played = world.played(placed.call_sid)
+    closing = [text for text in played if "12월 3일 목요일" in text and "기록" in text]
+    assert closing, played  # the promise is acknowledged
+    assert not any("문자" in text for text in played)  # and no text is promised
+    assert count(db, ContactAttempt, ContactAttempt.channel == "sms") == 0
+
+
 def test_already_paid_is_checked_against_payments(world: VoiceWorld, db: Database,
                                                    clips: dict[str, Path]) -> None:
     world.use(db)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import xml.etree.ElementTree as ET
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,8 @@ from bot.dispatch.report import DispatchReport
 from bot.domain import Channel
 from bot.policy import load_policy
 from bot.scheduler.planner import plan
-from bot.voice.twiml import ListenPlan, build
+from bot.scripts import load_script
+from bot.voice.twiml import KEY_DIGIT_SECONDS, ListenPlan, build
 from bot.voice.urls import signed_prompt_url, verify_prompt
 from test_voice_support import AT, OUR_NUMBER, VoiceWorld, world  # noqa: F401 - fixture
 
@@ -336,8 +338,41 @@ def test_twiml_listens_with_gather_for_keys_and_record_for_speech() -> None:
     both = build(["https://b/p.wav"], ListenPlan("both", 6, 10, None, "https://b/in?t=1", "https://b/in?t=1&s=1"),
                  hangup=False)
     assert both.index("<Gather") < both.index("<Record") < both.index("<Redirect")
-    assert 'playBeep="false"' in both and 'finishOnKey="#"' in both
+    assert 'finishOnKey="#"' in both
+    yes_no = build(["https://b/p.wav"], ListenPlan("both", 6, 10, 1, "https://b/in?t=1", "https://b/in?t=1&s=1"),
+                   hangup=False)
+    assert 'numDigits="1"' in yes_no and 'timeout="1"' in yes_no and 'playBeep="false"' in yes_no
     assert build(["https://b/p.wav"], None, hangup=True).endswith("<Play>https://b/p.wav</Play><Hangup /></Response>")
+
+
+def _gather(twiml: str) -> ET.Element:
+    found = ET.fromstring(twiml).find("Gather")
+    assert found is not None
+    return found
+
+
+@pytest.mark.parametrize("mode", ["dtmf", "both"])
+def test_a_multi_digit_entry_leaves_time_between_keys(mode: str) -> None:
+    """A day typed as "1", "5", "#": Twilio's Gather timeout is also the wait between digits,
+    so it must be one people can meet; the entry ends with # (the prompts say so)."""
+    twiml = build(["https://b/p.wav"], ListenPlan(mode, 3, 10, None, "https://b/in?t=1", "https://b/in?t=1&s=1"),
+                  hangup=False)
+    gather = _gather(twiml)
+    assert gather.get("finishOnKey") == "#" and gather.get("numDigits") is None
+    assert int(gather.get("timeout", "0")) >= KEY_DIGIT_SECONDS == 5
+    if mode == "both":  # the recording after the key wait starts with a tone the prompt announces
+        record = ET.fromstring(twiml).find("Record")
+        assert record is not None and record.get("playBeep") == "true"
+
+
+def test_the_date_prompts_say_to_end_the_entry_with_the_pound_key() -> None:
+    words = {"en-US": "pound", "zh-CN": "井号键", "ko-KR": "우물 정"}
+    for locale, pound in words.items():
+        script = load_script("first_stage", locale)
+        for name, node in script.nodes.items():
+            if node.listen is not None and node.listen.expect == "date":
+                for prompt in node.prompts:
+                    assert pound in prompt.source, (locale, prompt.key)
 
 
 # --- transcripts: redaction and review flags ---------------------------------------------------------

@@ -150,3 +150,45 @@ def test_undelivered_message_records_the_error(linked: tuple[WebHarness, Sandbox
     with db.session() as session:
         row = session.get(ContactAttempt, attempt_id)
     assert row is not None and (row.provider_status, row.outcome, row.last_error) == ("undelivered", "failed", "30005")
+
+
+@pytest.mark.parametrize("body", ["HELP", "stop", "Start"])
+def test_with_the_provider_answering_keywords_the_bot_records_but_does_not_answer(
+        linked: tuple[WebHarness, SandboxServer], db: Database, body: str) -> None:
+    """sms_keyword_replies = "provider": the sandbox (as Twilio's opt-out handling) answers the
+    keyword; the bot records the message and its effects and queues no second answer."""
+    bot, sandbox = linked
+    bot.configure(sms_keyword_replies="provider")
+    result = sandbox.sandbox.send_sms(PHONE, OUR_NUMBER, body)
+    assert result.webhook is not None and result.webhook.status_code == 200
+    assert result.automatic_reply is not None  # the provider's one answer
+    with db.session() as session:
+        inbound = session.scalar(select(InboundMessage))
+        replies = session.scalars(select(ContactAttempt).where(ContactAttempt.source == "reply")).all()
+    assert inbound is not None and inbound.intent in ("help", "opt_out", "opt_in")
+    assert replies == []
+    if body == "stop":
+        with db.session() as session:
+            consent = session.scalar(select(Consent).where(Consent.channel == "sms"))
+        assert consent is not None and consent.opted_out_at is not None  # recorded all the same
+
+
+def test_with_the_provider_answering_keywords_other_words_are_still_answered_by_the_bot(
+        linked: tuple[WebHarness, SandboxServer], db: Database) -> None:
+    bot, sandbox = linked
+    bot.configure(sms_keyword_replies="provider")
+    result = sandbox.sandbox.send_sms(PHONE, OUR_NUMBER, "please stop texting me")
+    assert result.automatic_reply is None  # not a keyword: the provider says nothing
+    with db.session() as session:
+        replies = session.scalars(select(ContactAttempt.template).where(ContactAttempt.source == "reply")).all()
+    assert replies == ["reply_opt_out"]
+
+
+def test_with_the_bot_answering_keywords_help_is_answered_by_the_bot(
+        linked: tuple[WebHarness, SandboxServer], db: Database) -> None:
+    bot, sandbox = linked
+    bot.configure(sms_keyword_replies="bot")
+    sandbox.sandbox.send_sms(PHONE, OUR_NUMBER, "HELP")
+    with db.session() as session:
+        replies = session.scalars(select(ContactAttempt.template).where(ContactAttempt.source == "reply")).all()
+    assert replies == ["reply_help"]

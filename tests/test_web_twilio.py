@@ -198,6 +198,9 @@ def test_empty_body_is_a_message(web: WebHarness, db: Database, borrower: str) -
 BAD_STATUS_CALLBACKS = [
     ("?attempt=abc", {"MessageSid": "SM" + "2" * 32, "MessageStatus": "sent"}, "attempt must be a positive integer"),
     ("?attempt=0", {"MessageSid": "SM" + "2" * 32, "MessageStatus": "sent"}, "attempt must be a positive integer"),
+    # beyond the INTEGER key (PostgreSQL: "integer out of range", once a 500)
+    (f"?attempt={2**31}", {"MessageSid": "SM" + "2" * 32, "MessageStatus": "sent"},
+     "attempt must be a positive integer"),
     ("?attempt=999999", {"MessageSid": "SM" + "2" * 32, "MessageStatus": "sent"}, "no attempt 999999"),
     ("", {"MessageSid": "SM" + "3" * 32, "MessageStatus": "sent"}, "no attempt for this MessageSid"),
     ("", {"MessageStatus": "sent"}, "missing parameter(s): MessageSid"),

@@ -148,3 +148,15 @@ def test_values_on_the_page_are_escaped(web: WebHarness, db: Database) -> None:
     page = web.client.get(f"/unsubscribe/{token}").text
     assert "<b>Evil" not in page and "&lt;b&gt;Evil &amp; Co&lt;/b&gt;" in page
     assert PHONE not in page
+
+
+def test_no_site_can_frame_the_pages(web: WebHarness, db: Database, token: str) -> None:
+    """The confirmation page, the answer to the click and the error pages refuse framing
+    (clickjacking the button would unsubscribe a borrower who did not mean to)."""
+    assert web.client is not None
+    for response in (web.client.get(f"/unsubscribe/{token}"), web.client.post(f"/unsubscribe/{token}", data={}),
+                     web.client.get("/unsubscribe/not-a-token"), web.client.post(f"/unsubscribe/{token}", data=ONE_CLICK)):
+        csp = [part.strip() for part in response.headers["content-security-policy"].split(";")]
+        assert "frame-ancestors 'none'" in csp, response.status_code
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["x-content-type-options"] == "nosniff"

@@ -32,9 +32,14 @@ from bot.cli.common import INSTANT, App, err_console, out_console, pass_app
                    "(default: --serve when the output is a terminal, --no-serve when it is piped or captured).")
 @click.option("--port", type=click.IntRange(min=0, max=65535), default=None,
               help="Port of the web app on 127.0.0.1 (default: 8000 when serving, else a free one; 0: a free one).")
+@click.option("--sandbox-port", type=click.IntRange(min=0, max=65535), default=0, show_default=True,
+              help="Port of the Twilio sandbox on 127.0.0.1 (0: a free one).")
+@click.option("--smtp-port", type=click.IntRange(min=0, max=65535), default=0, show_default=True,
+              help="Port of the demo's mail server on 127.0.0.1 (0: a free one).")
 @pass_app
 def demo_cmd(app: App, directory: Path, borrowers: int, days: int, seed: int, at: datetime | None,
-             policy_file: Path | None, serve: bool | None, port: int | None) -> None:
+             policy_file: Path | None, serve: bool | None, port: int | None, sandbox_port: int,
+             smtp_port: int) -> None:
     """Simulate a week: sample portfolio, texts, emails and calls, replies, payments, opt-outs, tasks.
 
     Creates DIR/bot.db (SQLite) whatever BOT_DATABASE_URL says, runs the bot's
@@ -54,7 +59,8 @@ def demo_cmd(app: App, directory: Path, borrowers: int, days: int, seed: int, at
         serve = sys.stdout.isatty()
     start: date | None = at.astimezone(UTC).date() if at is not None else None
     options = DemoOptions(directory=directory, borrowers=borrowers, days=days, seed=seed, start=start,
-                          config_file=app.config_file, policy_file=policy_file, serve=serve, port=port)
+                          config_file=app.config_file, policy_file=policy_file, serve=serve, port=port,
+                          sandbox_port=sandbox_port, smtp_port=smtp_port)
     demo = Demo(options, out=out_console, err=err_console)
     demo.run(show_portfolio=lambda session, today: _print_summary(portfolio_summary(session, today)))
 

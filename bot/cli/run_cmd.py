@@ -4,6 +4,7 @@ that ``bot run``, ``bot tick`` and ``bot check`` share."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +20,8 @@ from bot.metrics import HEARTBEAT
 if TYPE_CHECKING:
     from bot.policy import Policy
 
+log = logging.getLogger(__name__)
+
 
 def checked_policy(app: App, policy_file: Path | None) -> Policy:
     """The treatment policy, and every message template the bot may send checked with it.
@@ -27,13 +30,17 @@ def checked_policy(app: App, policy_file: Path | None) -> Policy:
     (reply templates, SMS segment limit and opt-out instruction, the email's
     unsubscribe link: :func:`bot.messages.validate_templates`), so a broken template
     stops the command at start (exit status 2, each problem named with its file)
-    rather than failing every message at send time.
+    rather than failing every message at send time.  A public URL that is ``http://``
+    on a host other than this machine is warned about (no TLS, no RFC 8058 one-click).
     """
-    from bot.messages import validate_templates
+    from bot.messages import public_url_warnings, validate_templates
     from bot.rendering import get_renderer
 
     policy = _policy(app, policy_file)
     validate_templates(get_renderer(str(app.settings.templates_dir)), policy=policy, settings=app.settings)
+    for warning in public_url_warnings(app.settings.public_base_url):
+        log.warning("%s", warning)
+        err_console.print(f"warning: {warning}", markup=False, soft_wrap=True)
     return policy
 
 

@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo
 
 import click
 from rich import box
+from rich.cells import cell_len
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -51,18 +53,28 @@ def show_cmd(app: App, borrower_id: str, as_json: bool, reveal: bool, at: dateti
         _print_borrower(doc)
 
 
-# Free-text columns wrap; ids, dates and amounts never do (a folded amount misleads).
-_WRAPPING = frozenset({"Address", "Reasons", "Note"})
+# Free-text columns and times wrap, at spaces only ("+1 ***-***-0147" → "+1" /
+# "***-***-0147", "2026-11-28 10:00 -05:00" → "2026-11-28" / "10:00 -05:00"); ids,
+# dates, statuses and amounts never do (a folded amount misleads).  Before a table is
+# printed every column gets as its least width its longest cell (its longest word for
+# a wrapping column), so an 80-column terminal wraps a table's rows instead of cutting
+# its values ("pendin").
+_TIMES = frozenset({"When", "Paid at", "Opted out", "Made at", "Created"})
+_WRAPPING = frozenset({"Address", "Reasons", "Note"}) | _TIMES
+#: A time wraps after its date only: "10:00 -05:00" stays on one line.
+_TIME_WIDTH = len("10:00 -05:00")
+#: The least width a wrapping column gives way to on a narrow terminal.
+_FOLD_WIDTH = 8
 
 
 def _table(title: str, *columns: str, right: tuple[str, ...] = ()) -> Table:
-    table = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD)
+    table = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD,
+                  collapse_padding=True, pad_edge=False)
     for name in columns:
         table.add_column(
             name,
             justify="right" if name in right else "left",
             no_wrap=name not in _WRAPPING,
-            min_width=len(name) if name in _WRAPPING else None,
             overflow="fold",
         )
     return table
@@ -71,6 +83,33 @@ def _table(title: str, *columns: str, right: tuple[str, ...] = ()) -> Table:
 def _add(table: Table, *cells: str | Text) -> None:
     """Add a row; plain strings become Text so that data is never read as rich markup."""
     table.add_row(*(cell if isinstance(cell, Text) else Text(cell) for cell in cells))
+
+
+def _fit(table: Table, width: int | None = None) -> Table:
+    """Least widths that keep every value whole (see ``_WRAPPING``); returns the table.
+
+    When even those do not fit ``width`` (default: the terminal's), the widest wrapping
+    column gives way first, down to :data:`_FOLD_WIDTH`, and folds its longest words
+    (an address over two lines): ids, dates, statuses and amounts stay whole.
+    """
+    for column in table.columns:
+        cells = [cell.plain if isinstance(cell, Text) else str(cell) for cell in column.cells]
+        header = str(column.header)
+        if column.no_wrap:
+            widths = [cell_len(text) for text in (*cells, header)]
+        else:
+            widths = [cell_len(word) for text in (*cells, header) for word in text.split()]
+        column.min_width = max(widths, default=0)
+        if header in _TIMES and any(cells):
+            column.min_width = max(column.min_width, _TIME_WIDTH)
+    width = width or out_console.width
+    flexible = [column for column in table.columns if not column.no_wrap]
+    while Measurement.get(out_console, out_console.options.update_width(width), table).minimum > width:
+        widest = max(flexible, key=lambda column: column.min_width or 0, default=None)
+        if widest is None or (widest.min_width or 0) <= _FOLD_WIDTH:
+            break  # nothing left to give: Rich shrinks what remains
+        widest.min_width = (widest.min_width or 0) - 1
+    return table
 
 
 def _when(iso: str | None) -> str:
@@ -124,12 +163,12 @@ def _print_borrower(doc: dict[str, Any]) -> None:
                 row["outstanding"]["text"], Text(row["status"], style=_STATUS_STYLE[row["status"]]),
                 str(row["days_past_due"] or ""),
             )  # fmt: skip
-        con.print(inst)
+        con.print(_fit(inst), soft_wrap=False)
         if loan["payments"]:
             pay = _table("Payments", "Id", "Paid at", "Amount", right=("Amount",))
             for p in loan["payments"]:
                 _add(pay, p["id"], _when(p["paid_at"]), p["amount"]["text"])
-            con.print(pay)
+            con.print(_fit(pay), soft_wrap=False)
 
     con.print()
     consents = _table("Consents", "Channel", "Address", "Granted", "Opted out", "Source", "Flag")
@@ -139,7 +178,7 @@ def _print_borrower(doc: dict[str, Any]) -> None:
             c["channel"], c["address"], _yes(c["granted"]), _when(c["opted_out_at"]),
             c["opt_out_source"] or "", c["address_flag"] or "",
         )  # fmt: skip
-    con.print(consents if doc["consents"] else "no consent records")
+    con.print(_fit(consents) if doc["consents"] else "no consent records", soft_wrap=False)
 
     contacts = doc["contacts"]
     if contacts["items"]:
@@ -151,7 +190,7 @@ def _print_borrower(doc: dict[str, Any]) -> None:
                 _when(c["occurred_at"]) or f"next {_when(c['next_attempt_at']) or '-'}", c["channel"], c["status"],
                 c["outcome"] or "", c["loan_id"] or "", c["address"] or "", ", ".join(c["reasons"]),
             )  # fmt: skip
-        con.print(table)
+        con.print(_fit(table), soft_wrap=False)
         if contacts["more"]:
             con.print(f"+{contacts['more']} more (older contacts not shown)")
     else:
@@ -163,7 +202,7 @@ def _print_borrower(doc: dict[str, Any]) -> None:
             amount = p["amount"]["text"] if p["amount"] else ""
             _add(table, p["promised_date"], amount, p["loan_id"] or "", p["status"], p["source"],
                  _when(p["created_at"]))  # fmt: skip
-        con.print(table)
+        con.print(_fit(table), soft_wrap=False)
     else:
         con.print("no promises")
 
@@ -175,7 +214,7 @@ def _print_borrower(doc: dict[str, Any]) -> None:
                 str(t["id"]), t["kind"], t["loan_id"] or "", t["source"], t["assigned_to"] or "",
                 _when(t["created_at"]), t["note"] or "",
             )  # fmt: skip
-        con.print(table)
+        con.print(_fit(table), soft_wrap=False)
     else:
         con.print("no open tasks")
 
@@ -219,13 +258,13 @@ def _print_summary(s: dict[str, Any]) -> None:
         _add(counts, f"  overdue {bucket} days", f"{n:,}")
     _add(counts, "pending promises", f"{s['promises_pending']:,}")
     _add(counts, "open tasks", f"{s['open_tasks']:,}")
-    con.print(counts)
+    con.print(_fit(counts), soft_wrap=False)
 
     if s["amounts"]:
         amounts = _table("Amounts", "Currency", "Outstanding", "Overdue", right=("Outstanding", "Overdue"))
         for currency, a in s["amounts"].items():
             _add(amounts, currency, a["outstanding"]["text"], a["overdue"]["text"])
-        con.print(amounts)
+        con.print(_fit(amounts), soft_wrap=False)
 
     if s["consents"]:
         consents = _table(
@@ -238,7 +277,7 @@ def _print_summary(s: dict[str, Any]) -> None:
                 channel, f"{c['addresses']:,}", f"{c['granted']:,}", f"{c['not_granted']:,}",
                 f"{c['opted_out']:,}", f"{c['flagged']:,}",
             )  # fmt: skip
-        con.print(consents)
+        con.print(_fit(consents), soft_wrap=False)
 
 
 COMMANDS = [show_cmd, summary_cmd]

@@ -5,7 +5,8 @@ Two routers, both of :class:`~bot.console.web.ConsoleRoute`:
 * :data:`public_router` — what answers without a session: the ``/``
   redirect, the sign-in page and form, and the two static assets;
 * :data:`router` — everything else, with :func:`~bot.console.web.current_user`
-  as a dependency of the router itself, so a route added later cannot forget it.
+  and :func:`~bot.console.web.bounded_ids` as dependencies of the router itself, so a
+  route added later cannot forget them.
 
 Pages read with the ``viewer`` role; actions (POST) need ``supervisor`` and
 check the CSRF token; the audit page needs ``admin``.  After an action the
@@ -42,6 +43,7 @@ from bot.console.users import MAX_PASSWORD_LENGTH, authenticate, has_role
 from bot.console.web import (
     ConsoleRoute,
     PageError,
+    bounded_ids,
     cookie_name,
     current_user,
     login_csrf_cookie,
@@ -61,7 +63,7 @@ __all__ = ["public_router", "router"]
 log = logging.getLogger(__name__)
 
 public_router = APIRouter(route_class=ConsoleRoute)
-router = APIRouter(route_class=ConsoleRoute, dependencies=[Depends(current_user)])
+router = APIRouter(route_class=ConsoleRoute, dependencies=[Depends(current_user), Depends(bounded_ids)])
 
 STATIC = {"console.css": "text/css; charset=utf-8", "console.js": "text/javascript; charset=utf-8",
           "favicon.svg": "image/svg+xml"}

@@ -12,6 +12,12 @@ error responses, the media route.  The webhooks are not touched.
   ``Referrer-Policy: no-referrer`` (URLs carry borrower ids);
 * ``Cache-Control: no-store`` on everything but the static assets: pages hold
   personal data and revealed values must not stay in a cache.
+
+An exception nobody handled would otherwise become Starlette's bare 500, written
+by the server-error middleware that sits outside this one.  So this middleware
+answers it first (a plain ``500 Internal Server Error`` with the same headers) and
+then lets the exception go on, to be logged; Starlette sends nothing more for a
+response already started.
 """
 
 from __future__ import annotations
@@ -60,8 +66,12 @@ class ConsoleHeadersMiddleware:
             return
         static = _app_path(scope).startswith(STATIC_PREFIX)
 
+        started = False
+
         async def send_with_headers(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 headers = MutableHeaders(scope=message)
                 for name, value in SECURITY_HEADERS.items():
                     headers[name] = value
@@ -72,4 +82,12 @@ class ConsoleHeadersMiddleware:
                     headers["Pragma"] = "no-cache"
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            if not started:
+                await send_with_headers({"type": "http.response.start", "status": 500,
+                                         "headers": [(b"content-type", b"text/plain; charset=utf-8"),
+                                                     (b"content-length", b"21")]})
+                await send_with_headers({"type": "http.response.body", "body": b"Internal Server Error"})
+            raise

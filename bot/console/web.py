@@ -6,7 +6,8 @@
   :class:`~bot.console.actions.ActionError` → an HTML error page (JSON for the API)
   with the status and a message that names the field, never the value.
 * :func:`current_user` is a dependency of the whole protected router, so no
-  console route can answer without a session; :func:`role` narrows it.
+  console route can answer without a session; :func:`role` narrows it;
+  :func:`bounded_ids`, also on the router, answers 404 to a path id no row can have.
 * :func:`read_form` reads a POST body (64 KB at most, urlencoded only),
   refuses cross-site requests and checks the session's CSRF token.
 """
@@ -36,6 +37,7 @@ from bot.console.filters import InvalidInput
 from bot.console.sessions import LOGIN_CSRF_COOKIE, SignedIn, csrf_matches, load_session
 from bot.console.users import has_role
 from bot.db import Database
+from bot.db.types import is_row_id
 from bot.web.context import web_context
 from bot.web.signature import WebhookRejected, read_body
 
@@ -43,6 +45,7 @@ __all__ = [
     "ConsoleRoute",
     "PageError",
     "SignInRequired",
+    "bounded_ids",
     "cookie_name",
     "current_user",
     "environment",
@@ -196,6 +199,17 @@ async def signed_in(request: Request) -> SignedIn | None:
         user = await run_in_threadpool(_load, ctx.db, token, ctx.clock.now(), ctx.settings.console_idle_minutes)
     request.state.console_user = user
     return user
+
+
+def bounded_ids(request: Request) -> None:
+    """A dependency of the protected router: an id in the path (``{call_id:int}``,
+    ``{turn_id:int}``, ``{task_id:int}``) that no row can have (0, or above
+    :data:`~bot.db.types.MAX_ROW_ID`) is a 404 before any query; the database driver
+    would otherwise fail on it (PostgreSQL: integer out of range; SQLite, from 2^63:
+    ``OverflowError``)."""
+    for value in request.path_params.values():
+        if isinstance(value, int) and not is_row_id(value):
+            raise PageError(404, "no such id")
 
 
 async def current_user(request: Request) -> SignedIn:

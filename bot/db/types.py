@@ -9,6 +9,18 @@ from sqlalchemy import DateTime
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
+#: The largest row id both databases store: the integer primary keys are ``INTEGER``,
+#: 32-bit signed on PostgreSQL (SQLite's are 64-bit).  A larger number cannot name a
+#: row, and the drivers fail on it (PostgreSQL: "integer out of range"; SQLite, at 2^63
+#: and above: ``OverflowError``), so the web layer answers it itself (404 on a console
+#: page, 400 on a webhook) and never asks the database.
+MAX_ROW_ID = 2**31 - 1
+
+
+def is_row_id(value: int) -> bool:
+    """``value`` can be the id of a row: 1 to :data:`MAX_ROW_ID`."""
+    return 0 < value <= MAX_ROW_ID
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """An instant, always stored in UTC and always returned timezone-aware.

@@ -84,6 +84,9 @@ class DemoOptions:
     serve: bool = False
     #: the web app's port on 127.0.0.1 (0: a free one); default DEFAULT_PORT when serving, else 0
     port: int | None = None
+    #: the Twilio sandbox's and the mail server's ports on 127.0.0.1 (0: a free one)
+    sandbox_port: int = 0
+    smtp_port: int = 0
 
     @property
     def web_port(self) -> int:
@@ -141,10 +144,10 @@ class Demo:
         began = _time.perf_counter()
         opts = self.options
         start_day = opts.start or SystemClock().now().date()
-        if opts.web_port:
-            _check_port(opts.web_port)
+        ports = {"--port": opts.web_port, "--sandbox-port": opts.sandbox_port, "--smtp-port": opts.smtp_port}
+        _check_ports(ports)
         with World(opts.directory, datetime.combine(start_day, time(0), UTC), opts.config_file,
-                   web_port=opts.web_port) as world:
+                   web_port=opts.web_port, sandbox_port=opts.sandbox_port, smtp_port=opts.smtp_port) as world:
             world.progress = self._progress
             self._prepare(world, start_day, show_portfolio)
             self.step("start the bot's webhooks, the Twilio sandbox and a mail server (127.0.0.1 only)")
@@ -410,14 +413,21 @@ def default_extensions(options: DemoOptions) -> list[DemoExtension]:
     return [VoiceCalls(), DemoConsole(serving=options.serve)]
 
 
-def _check_port(port: int) -> None:
-    """Fail before anything starts when the web app's port is taken (exit status 2)."""
+def _check_ports(ports: dict[str, int]) -> None:
+    """Fail before anything starts when a chosen port (option name -> port; 0: a free one,
+    not checked) is taken or given twice (exit status 2)."""
     from bot.sandbox.server import ServerError, bind_socket
 
-    try:
-        bind_socket("127.0.0.1", port).close()
-    except ServerError as exc:
-        raise UsageError(f"--port: {exc}; choose another port, or 0 for a free one") from None
+    chosen = [(option, port) for option, port in ports.items() if port]
+    for i, (option, port) in enumerate(chosen):
+        for other, same in chosen[:i]:
+            if same == port:
+                raise UsageError(f"{option}: port {port} is also given to {other}; choose another port, "
+                                 "or 0 for a free one")
+        try:
+            bind_socket("127.0.0.1", port).close()
+        except ServerError as exc:
+            raise UsageError(f"{option}: {exc}; choose another port, or 0 for a free one") from None
 
 
 def wait_for_interrupt(world: World) -> None:

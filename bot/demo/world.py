@@ -73,6 +73,9 @@ class World:
     config_file: str | None = None
     #: the port of the bot's web app (0: a free one)
     web_port: int = 0
+    #: the ports of the Twilio sandbox and of the mail server (0: a free one)
+    sandbox_port: int = 0
+    smtp_port: int = 0
     clock: FixedClock = field(init=False)
     db: Database = field(init=False)
     settings: Settings = field(init=False)
@@ -139,13 +142,13 @@ class World:
         from bot.web.context import WebContext
 
         stack = self._stack
-        self.mailbox = stack.enter_context(Mailbox())
+        self.mailbox = stack.enter_context(Mailbox(port=self.smtp_port))
         sandbox = Sandbox(SandboxConfig.model_validate({
             "accounts": [{"sid": DEMO_ACCOUNT_SID, "auth_token": DEMO_AUTH_TOKEN}],
             "numbers": [{"number": DEMO_NUMBER}],
         }), clock=self.clock)
         self.sandbox = sandbox
-        self.sandbox_server = stack.enter_context(SandboxServer(sandbox))
+        self.sandbox_server = stack.enter_context(SandboxServer(sandbox, port=self.sandbox_port))
         base = demo_settings(self.config_file, self.database_url, smtp_port=self.mailbox.port,
                              twilio_api_base_url=self.sandbox_server.base_url, media_dir=self.media_dir)
         app = create_app(base, self.db, self.clock)
@@ -157,6 +160,9 @@ class World:
                                       twilio_api_base_url=self.sandbox_server.base_url,
                                       public_base_url=self.web.base_url, media_dir=self.media_dir)
         app.state.bot = WebContext(settings=self.settings, db=self.db, clock=self.clock)
+        # One answer to STOP / START / HELP: the sandbox's (Twilio's opt-out handling) only
+        # when the settings leave the keywords to the provider, else the bot's.
+        sandbox.config.auto_replies = self.settings.sms_keyword_replies == "provider"
         sandbox.add_number(DEMO_NUMBER, sms_url=self.web.url("/twilio/sms"))
         # One event loop for every dispatch pass of the run.
         self.loop = stack.enter_context(asyncio.Runner())

@@ -242,13 +242,19 @@ class Dispatcher:
 
     async def _prepare(self, ids: Sequence[int], now: datetime, report: DispatchReport,
                        sent_now: dict[str, list[Any]] | None = None) -> list[_Ready]:
-        from bot.messages import ComposeError, compose, load_message_data_many
+        from bot.messages import ComposeError, compose, first_texts, load_message_data_many
 
         with self.db.sessions() as session:
             attempts = list(session.scalars(select(ContactAttempt).where(ContactAttempt.id.in_(ids))))
             facts = load_facts(session, attempts, now, self.config)
             senders = reply_senders(session, [a.id for a in attempts if a.source == AttemptSource.REPLY.value])
             data = load_message_data_many(session, attempts)
+            # Who sends each SMS, known before composing: a number's first text from a sender
+            # must say how to opt out (CTIA), whatever its template.
+            sms_from = {a.id: self._sender(a, a.address, senders.get(a.id)) for a in attempts
+                        if a.channel == "sms" and a.address}
+            fresh = first_texts(session, {(a.address, sms_from[a.id]) for a in attempts
+                                          if a.id in sms_from and sms_from[a.id] and a.address})
         attempts.sort(key=lambda a: (a.source != AttemptSource.REPLY.value, a.next_attempt_at or now, a.id))
         judge = Judge(facts, now, self.policy, self.config, self.options.max_age, self.options.reply_max_age,
                       default_timezone=getattr(self.settings, "default_timezone", "America/New_York"))
@@ -278,14 +284,17 @@ class Dispatcher:
                     composed = compose_call(item, attempt, self.settings, at=now)
                     payload["dispatch"][CALL_KEY] = composed.call_json()
                 else:
-                    composed = compose(item, attempt, self.settings, renderer=self.renderer, at=now)
+                    first = attempt.id in sms_from and (attempt.address, sms_from[attempt.id]) in fresh
+                    composed = compose(item, attempt, self.settings, renderer=self.renderer, at=now,
+                                       first_text=first)
             except ComposeError as exc:
                 rows.append(VerdictRow(attempt.id, AttemptStatus.FAILED.value, None, payload, release=True,
                                        last_error=error_text("compose", code=exc.reason)))
                 report.add(attempt.channel, "failed")
                 log.warning("attempt %d not composed: %s", attempt.id, exc.reason)
                 continue
-            sender = self._sender(attempt, composed.to, senders.get(attempt.id))
+            sender = sms_from[attempt.id] if attempt.id in sms_from else \
+                self._sender(attempt, composed.to, senders.get(attempt.id))
             payload["dispatch"]["body_sha256"] = body_hash(composed.body)
             if sender:
                 payload["dispatch"]["from"] = sender

@@ -15,6 +15,11 @@
   ========  ==============================================
 
   Trailing spaces and a final ``.`` / ``。`` / ``!`` are ignored, case too.
+* **The first text to a number carries it too.** A reply (a promise
+  confirmation after a call, an answer) can be the first SMS a number ever gets
+  from a sender; CTIA wants the first message of a programme to say how to stop,
+  so :func:`with_opt_out` appends the locale's :data:`OPT_OUT_LINES` line to a
+  text that does not end with an instruction already.
 * **Segment limit.** ``sms_max_segments`` (default 4) bounds cost and keeps
   messages readable; longer ones are refused.
 
@@ -27,13 +32,16 @@ from __future__ import annotations
 from bot.errors import BotError
 from bot.messages.segments import SmsSegments, sms_segments
 
-__all__ = ["OPT_OUT_ENDINGS", "ComposeError", "check_sms", "ends_with_opt_out"]
+__all__ = ["OPT_OUT_ENDINGS", "OPT_OUT_LINES", "ComposeError", "check_sms", "ends_with_opt_out", "with_opt_out"]
 
 OPT_OUT_ENDINGS: dict[str, tuple[str, ...]] = {
     "en": ("reply stop to opt out", "text stop to opt out", "reply stop to unsubscribe"),
     "zh": ("回t退订", "回复t退订", "退订回t"),
     "ko": ("수신거부: stop 회신", "무료수신거부"),
 }
+
+#: The line appended to a first text that lacks an instruction, per language (en: every other).
+OPT_OUT_LINES: dict[str, str] = {"en": "Reply STOP to opt out.", "zh": "回T退订", "ko": "수신거부: STOP 회신"}
 
 _TRAILING = " \t\r\n.。!！"
 
@@ -79,6 +87,18 @@ def ends_with_opt_out(body: str, locale: str) -> bool:
     language = locale.split("-")[0].lower()
     endings = OPT_OUT_ENDINGS.get(language, ()) + OPT_OUT_ENDINGS["en"]
     return any(tail.endswith(ending) for ending in endings)
+
+
+def with_opt_out(body: str, locale: str) -> str:
+    """``body`` ending with an opt-out instruction: as it is when it does, else with the
+    locale's :data:`OPT_OUT_LINES` line appended (after a space; none after CJK text)."""
+    if ends_with_opt_out(body, locale):
+        return body
+    language = locale.split("-")[0].lower()
+    line = OPT_OUT_LINES.get(language, OPT_OUT_LINES["en"])
+    text = body.rstrip()
+    joiner = "" if language == "zh" else " "
+    return f"{text}{joiner}{line}"
 
 
 def check_sms(body: str, *, template: str, locale: str, max_segments: int, needs_opt_out: bool) -> SmsSegments:

@@ -27,9 +27,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.config import Settings
-from bot.db.models import Borrower, InboundMessage, Installment, Loan
+from bot.db.models import Borrower, ContactAttempt, InboundMessage, Installment, Loan
 from bot.domain import AttemptSource, Channel
-from bot.messages.checks import ComposeError, check_sms
+from bot.messages.checks import ComposeError, check_sms, with_opt_out
 from bot.messages.unsubscribe import (
     list_unsubscribe_headers,
     make_message_id,
@@ -47,6 +47,7 @@ __all__ = [
     "ComposedMessage",
     "MessageData",
     "compose",
+    "first_texts",
     "load_message_data",
     "load_message_data_many",
     "reply_context",
@@ -164,6 +165,28 @@ def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
 def _reply_sid(dedupe_key: str) -> str | None:
     prefix, sep, rest = dedupe_key.partition(":")
     return rest if sep and prefix == "reply" and rest else None
+
+
+def first_texts(session: Session, pairs: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The ``(number, sender)`` pairs to which no SMS has gone yet: no SMS attempt to the
+    number that reached the provider (``provider_id`` or ``sent_at`` set) records that
+    sender (``decision.dispatch.from``).  Rows without a recorded sender (imported
+    history) do not count, so a doubt gives the opt-out line rather than leaves it out."""
+    wanted = set(pairs)
+    numbers = sorted({number for number, _sender in wanted})
+    used: set[tuple[str, str]] = set()
+    for chunk in _chunks(numbers):
+        rows = session.execute(
+            select(ContactAttempt.address, ContactAttempt.decision)
+            .where(ContactAttempt.channel == Channel.SMS.value, ContactAttempt.address.in_(chunk),
+                   (ContactAttempt.provider_id.is_not(None)) | (ContactAttempt.sent_at.is_not(None)))
+        )
+        for number, decision in rows:
+            dispatch = (decision or {}).get("dispatch") if isinstance(decision, dict) else None
+            sender = dispatch.get("from") if isinstance(dispatch, dict) else None
+            if isinstance(sender, str) and number is not None:
+                used.add((number, sender))
+    return wanted - used
 
 
 def load_message_data_many(session: Session, attempts: Iterable[AttemptLike]) -> dict[int, MessageData]:
@@ -342,6 +365,7 @@ def compose(
     *,
     renderer: Renderer,
     at: datetime | None = None,
+    first_text: bool = False,
 ) -> ComposedMessage:
     """Render ``attempt`` into a :class:`ComposedMessage`, or raise :class:`ComposeError`.
 
@@ -350,7 +374,9 @@ def compose(
     :class:`~bot.db.models.ContactAttempt` (or anything with its fields, see
     :class:`AttemptLike`).  ``renderer``: the shared :class:`~bot.rendering.Renderer`.
     ``at``: the sending instant, for the borrower's local date in reminders
-    ("3 days late"); default: the attempt's ``next_attempt_at``.
+    ("3 days late"); default: the attempt's ``next_attempt_at``.  ``first_text``:
+    this SMS is the first to its number from its sender (:func:`first_texts`), so it
+    must carry the opt-out instruction whatever its kind (appended when missing).
 
     * **planner / manual** attempts render the attempt's ``template`` in the
       planner's locale (``decision.planner.locale``; else the borrower's) with the
@@ -379,12 +405,12 @@ def compose(
         raise ComposeError("unsupported_channel", f"channel {channel!r} has no message templates", template=template)
 
     if attempt.source == AttemptSource.REPLY.value:
-        return _compose_reply(data, attempt, template, settings, renderer)
+        return _compose_reply(data, attempt, template, settings, renderer, first_text=first_text)
     return _compose_reminder(data, attempt, template, settings, renderer, at)
 
 
 def _compose_reply(data: MessageData, attempt: AttemptLike, template: str, settings: Settings,
-                   renderer: Renderer) -> ComposedMessage:
+                   renderer: Renderer, *, first_text: bool = False) -> ComposedMessage:
     kind = template.removeprefix("reply_")
     if not template.startswith("reply_") or kind not in REPLY_KINDS:
         raise ComposeError("unknown_reply", "reply templates are reply_<kind> with kind one of "
@@ -394,7 +420,12 @@ def _compose_reply(data: MessageData, attempt: AttemptLike, template: str, setti
     locale = template_locale(renderer, "sms", template, data.locale)
     context = reply_context(settings, data, locale)
     body = _render(lambda: renderer.render_sms(template, locale, context), template, locale)
-    return _sms(attempt, template, locale, body, settings, needs_opt_out=kind in REPLY_FOOTER_KINDS)
+    # The number's first text from this sender says how to stop (CTIA); not the opt-out
+    # confirmation, the last text the number gets.
+    first_text = first_text and kind != "opt_out"
+    if first_text:
+        body = with_opt_out(body, locale)
+    return _sms(attempt, template, locale, body, settings, needs_opt_out=first_text or kind in REPLY_FOOTER_KINDS)
 
 
 def _compose_reminder(data: MessageData, attempt: AttemptLike, template: str, settings: Settings,

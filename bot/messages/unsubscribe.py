@@ -40,10 +40,11 @@ import base64
 import binascii
 import hashlib
 import hmac
+import ipaddress
 import re
 from email.utils import parseaddr
 from functools import lru_cache
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
@@ -51,6 +52,8 @@ __all__ = [
     "list_unsubscribe_headers",
     "make_message_id",
     "make_unsubscribe_token",
+    "one_click_allowed",
+    "public_url_warnings",
     "read_unsubscribe_token",
     "unsubscribe_url",
 ]
@@ -130,16 +133,48 @@ def unsubscribe_url(public_base_url: str, token: str) -> str:
 
 
 def list_unsubscribe_headers(url: str, mailto: str | None) -> dict[str, str]:
-    """RFC 2369 ``List-Unsubscribe`` and RFC 8058 ``List-Unsubscribe-Post``.
+    """RFC 2369 ``List-Unsubscribe`` and, for an HTTPS link, RFC 8058 ``List-Unsubscribe-Post``.
 
-    The HTTPS link comes first (RFC 8058 one-click: mail clients POST
+    The link comes first (RFC 8058 one-click: mail clients POST
     ``List-Unsubscribe=One-Click`` to it); the ``mailto:`` alternative is for
-    clients that only do mail.
+    clients that only do mail.  RFC 8058 requires the one-click URI to be HTTPS,
+    so with an ``http://`` link (a public URL without TLS) the message offers no
+    one-click: ``List-Unsubscribe`` alone, which clients open as a page.
     """
     value = f"<{url}>"
     if mailto:
         value += f", <mailto:{quote(mailto, safe='@.+-_')}?subject=unsubscribe>"
-    return {"List-Unsubscribe": value, "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+    headers = {"List-Unsubscribe": value}
+    if one_click_allowed(url):
+        headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    return headers
+
+
+def one_click_allowed(url: str) -> bool:
+    """RFC 8058 section 3.1: the one-click URI must be HTTPS."""
+    return url[:8].lower() == "https://"
+
+
+_LOOPBACK_HOSTS = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
+
+
+def public_url_warnings(public_base_url: str) -> list[str]:
+    """What the bot should say at start about ``public_base_url``: an ``http://`` URL
+    on a host other than loopback (local use) sends email unsubscribe links without
+    TLS and, RFC 8058 needing HTTPS, without one-click unsubscribe."""
+    parts = urlsplit(public_base_url)
+    if parts.scheme.lower() != "http":
+        return []
+    host = (parts.hostname or "").lower()
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return []
+    except ValueError:
+        if host in _LOOPBACK_HOSTS or host.endswith(".localhost"):
+            return []
+    return [("public_base_url is http:// on a host that is not this machine: email unsubscribe links go "
+             "without TLS and without RFC 8058 one-click unsubscribe (List-Unsubscribe-Post needs "
+             "https://); use an https:// public URL in production")]
 
 
 def make_message_id(attempt_id: int, dedupe_key: str, sender: str) -> str:

@@ -22,6 +22,14 @@ A message from a number that belongs to no borrower is stored with
 ``borrower_id`` NULL; only STOP and HELP are answered, directly in the
 webhook's TwiML (there is no borrower to attach an attempt to), the STOP
 confirmation once per number.
+
+Who answers the carrier keywords is the ``sms_keyword_replies`` setting:
+``bot`` (the bot answers them; the provider's own keyword answers must be off) or
+``provider`` (the provider's opt-out handling, Twilio's Advanced Opt-Out,
+answers a message that is exactly one of :data:`PROVIDER_KEYWORDS`: the bot
+records it and its effects, and queues no answer of its own, so HELP is not
+answered twice).  A message the provider does not answer ("please stop texting
+me") is answered by the bot either way.
 """
 
 from __future__ import annotations
@@ -47,13 +55,16 @@ from bot.replies.records import audit, insert_ignore
 from bot.replies.redaction import redact_reply
 
 __all__ = [
+    "KEYWORD_REPLIES",
     "MAX_AUTO_REPLIES_PER_DAY",
+    "PROVIDER_KEYWORDS",
     "REPLY_KINDS",
     "InboundOutcome",
     "InboundSms",
     "find_senders",
     "handle_inbound_sms",
     "process_inbound_sms",
+    "provider_answers",
     "reply_dedupe_key",
 ]
 
@@ -66,6 +77,11 @@ REPLY_KINDS = ("opt_out", "opt_in", "help", "paid", "promise", "dispute", "wrong
 MANDATORY_REPLIES = frozenset({"opt_out", "opt_in", "help"})
 #: Answers queued even to a number opted out of SMS (the dispatcher sends them too).
 ANSWERED_WHEN_OPTED_OUT = frozenset({"opt_out", "opt_in", "help"})
+#: The keywords a provider's default opt-out handling answers (Twilio: the whole message,
+#: any case); with ``sms_keyword_replies = "provider"`` the bot does not answer them.
+PROVIDER_KEYWORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE",
+                               "START", "YES", "UNSTOP", "HELP", "INFO"})
+KEYWORD_REPLIES = ("bot", "provider")
 MAX_AUTO_REPLIES_PER_DAY = 3
 DEFAULT_LOCALE = "en-US"
 _LOCALE_BY_CALLING_CODE = {86: "zh-CN", 82: "ko-KR"}
@@ -98,6 +114,14 @@ class InboundOutcome:
     reply_attempt_id: int | None = None
     suppressed: str | None = None  # why an answer was not queued
     direct_reply: str | None = None  # unknown sender: template to answer in the webhook's TwiML
+
+
+def provider_answers(body: str, keyword_replies: str) -> bool:
+    """True when the provider answers this message itself (``keyword_replies="provider"``
+    and the whole message is one of :data:`PROVIDER_KEYWORDS`)."""
+    if keyword_replies not in KEYWORD_REPLIES:
+        raise ValueError(f"sms_keyword_replies must be one of {', '.join(KEYWORD_REPLIES)}")
+    return keyword_replies == "provider" and body.strip().rstrip(".!").strip().upper() in PROVIDER_KEYWORDS
 
 
 def reply_dedupe_key(provider_id: str) -> str:
@@ -189,13 +213,16 @@ def _replies_since(session: Session, borrower_id: str, since: datetime) -> int:
     ) or 0)
 
 
-def _queue_reply(session: Session, outcome: InboundOutcome, kind: str, sms: InboundSms, at: datetime) -> None:
+def _queue_reply(session: Session, outcome: InboundOutcome, kind: str, sms: InboundSms, at: datetime,
+                 keyword_replies: str) -> None:
     borrower_id = outcome.borrower_id
     assert borrower_id is not None
     reason = None
     # An opted-out number still gets the opt-out confirmation, the opt-in answer and
     # HELP (carriers require HELP to be answered whatever the opt-out state); nothing else.
-    if kind not in ANSWERED_WHEN_OPTED_OUT and _sms_opted_out(session, borrower_id, sms.from_):
+    if kind in MANDATORY_REPLIES and provider_answers(sms.body, keyword_replies):
+        reason = "provider_answers"
+    elif kind not in ANSWERED_WHEN_OPTED_OUT and _sms_opted_out(session, borrower_id, sms.from_):
         reason = "opted_out"
     elif kind not in MANDATORY_REPLIES and \
             _replies_since(session, borrower_id, at - timedelta(days=1)) >= MAX_AUTO_REPLIES_PER_DAY:
@@ -245,6 +272,7 @@ def handle_inbound_sms(
     *,
     default_timezone: str = "America/New_York",
     default_country: str = "US",
+    keyword_replies: str = "bot",
 ) -> InboundOutcome:
     """Process one message inside the caller's transaction (see the module docstring).
 
@@ -282,14 +310,17 @@ def handle_inbound_sms(
         "text": message.body_redacted,
     })
     if chosen is None:
-        outcome.direct_reply = _unknown_sender_answer(session, sms.from_, interp.intent, message.id)
+        if provider_answers(sms.body, keyword_replies):
+            outcome.suppressed = "provider_answers"
+        else:
+            outcome.direct_reply = _unknown_sender_answer(session, sms.from_, interp.intent, message.id)
         log.info("sms %s from an unknown number %s: %s", sms.provider_id, mask_phone(sms.from_), interp.intent.value)
         return outcome
     effects = apply_effects(session, interp, at=at, today=today, inbound_id=message.id,
                             provider_id=sms.provider_id, number=sms.from_, senders=senders)
     outcome.effects = effects.done
     if effects.reply is not None:
-        _queue_reply(session, outcome, effects.reply, sms, at)
+        _queue_reply(session, outcome, effects.reply, sms, at, keyword_replies)
         message.reply_attempt_id = outcome.reply_attempt_id
     log.info("sms %s from %s (borrower %s): %s -> %s, answer %s", sms.provider_id, mask_phone(sms.from_),
              outcome.borrower_id, interp.intent.value, ",".join(effects.done) or "-",
@@ -303,12 +334,13 @@ def process_inbound_sms(
     *,
     default_timezone: str = "America/New_York",
     default_country: str = "US",
+    keyword_replies: str = "bot",
 ) -> InboundOutcome:
     """:func:`handle_inbound_sms` in a transaction of its own; a concurrent duplicate is a duplicate."""
     try:
         with db.session() as session:
             return handle_inbound_sms(session, sms, default_timezone=default_timezone,
-                                      default_country=default_country)
+                                      default_country=default_country, keyword_replies=keyword_replies)
     except IntegrityError:
         with db.session() as session:
             seen = session.scalar(select(InboundMessage.id).where(InboundMessage.provider_id == sms.provider_id))

@@ -90,6 +90,9 @@ class Voice:
         detection = first(form, "MachineDetection")
         if detection and detection not in MACHINE_DETECTION:
             raise TwilioApiError(400, "Invalid parameter MachineDetection: must be Enable or DetectMessageEnd")
+        async_amd = (first(form, "AsyncAmd") or "false").lower()
+        if async_amd not in ("true", "false"):  # a string in the spec, but only these two are taken
+            raise TwilioApiError(400, "Invalid parameter AsyncAmd: must be true or false")
         if not E164.match(to):
             raise TwilioApiError(21211)
         if not E164.match(from_):
@@ -135,7 +138,7 @@ class Voice:
                 timeout=timeout,
                 time_limit=int(first(form, "TimeLimit") or 14400),
                 machine_detection=detection,
-                async_amd=(first(form, "AsyncAmd") or "false").lower() == "true",
+                async_amd=async_amd == "true",
                 async_amd_status_callback=amd_callback,
                 async_amd_status_callback_method=(first(form, "AsyncAmdStatusCallbackMethod") or "POST").upper(),
                 record=(first(form, "Record") or "false").lower() == "true",

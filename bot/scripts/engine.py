@@ -36,7 +36,7 @@ from typing import Any, Literal
 
 from bot.domain import Intent, TaskKind
 from bot.rendering import format_day
-from bot.scripts.model import Node, Prompt, Script
+from bot.scripts.model import CONFIRMATIONS, Node, Prompt, Script
 
 __all__ = [
     "Action",
@@ -79,8 +79,14 @@ class CallContext:
     callback_number_text: str  # the lender's number, written to be read aloud
     speech_available: bool  # False: keypad-only prompts from the start
     today: date  # the borrower's local date (a keypad day of the month resolves against it)
+    #: what the bot may do to confirm a promise now: "sms" (text the number) or "none";
+    #: the caller refreshes it before every step, so prompts say what is true when said,
+    #: and ``send_sms`` actions are emitted only with "sms"
+    confirmation: str = "sms"
 
     def __post_init__(self) -> None:
+        if self.confirmation not in CONFIRMATIONS:
+            raise ValueError(f"CallContext.confirmation must be one of {', '.join(CONFIRMATIONS)}")
         for name in ("lender_name", "party_initials", "amount_text", "due_date_text", "callback_number_text"):
             if not isinstance(getattr(self, name), str):
                 raise TypeError(f"CallContext.{name} must be a str")
@@ -337,6 +343,7 @@ class _Run:
     def values(self) -> dict[str, str]:
         ctx = self.state.context
         values = {
+            "confirmation": ctx.confirmation,
             "lender_name": ctx.lender_name,
             "party_initials": ctx.party_initials,
             "amount_text": ctx.amount_text,
@@ -388,7 +395,7 @@ class _Run:
             self.once(f"open_task:{acts.open_task.value}", OpenTask(acts.open_task))
         if acts.flag:
             self.once(f"flag:{acts.flag}", Flag(acts.flag))
-        if acts.send_sms:
+        if acts.send_sms and self.state.context.confirmation == "sms":  # never a text the bot may not send
             promised = self.state.facts.promise_date if self.state.facts.promise_confirmed else None
             self.once(f"send_sms:{acts.send_sms}", SendSms(acts.send_sms, promised))
 

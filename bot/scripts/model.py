@@ -17,6 +17,7 @@ from bot.domain import Intent, TaskKind
 __all__ = [
     "AMOUNT_VARIABLES",
     "CHECKS",
+    "CONFIRMATIONS",
     "CONTEXT_VARIABLES",
     "EXPECTS",
     "INPUTS",
@@ -35,9 +36,14 @@ __all__ = [
 
 #: CallContext fields a prompt may use (the text ones; speech_available and today steer the engine).
 CONTEXT_VARIABLES = ("lender_name", "party_initials", "amount_text", "due_date_text", "callback_number_text")
-#: Every variable a node prompt may use: the context ones, the script's disclosure text and the
-#: promise date being read back (formatted by the engine in the script's locale).
-PROMPT_VARIABLES = (*CONTEXT_VARIABLES, "disclosure", "promise_date_text")
+#: How the bot may confirm a promise when the prompt is said: "sms" (the number may be
+#: texted now) or "none" (no SMS consent, opted out, flagged): a prompt that speaks of a
+#: confirmation chooses its words with ``{% if confirmation == "sms" %}``.
+CONFIRMATIONS = ("sms", "none")
+#: Every variable a node prompt may use: the context ones, the script's disclosure text, the
+#: promise date being read back (formatted by the engine in the script's locale) and
+#: ``confirmation`` (one of :data:`CONFIRMATIONS`).
+PROMPT_VARIABLES = (*CONTEXT_VARIABLES, "disclosure", "promise_date_text", "confirmation")
 #: Variables that say something about the debt: never before the right party is confirmed.
 REVEALING_VARIABLES = frozenset({"amount_text", "due_date_text", "disclosure", "promise_date_text"})
 #: Variables that need the collection disclosure to have been said first.

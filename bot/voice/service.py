@@ -38,6 +38,7 @@ from the stored plan.  A retried answer webhook likewise.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import threading
 import time
@@ -413,6 +414,7 @@ class CallService:
             callback_number_text=spoken_number(self.settings.lender_phone),
             speech_available=speech,
             today=today,
+            confirmation=_confirmation(session, call.borrower_id, attempt.address),
         )
 
     # --- input ----------------------------------------------------------------------------------
@@ -542,6 +544,12 @@ class CallService:
                 return self._paid_end(session, call, attempt, seq, now)
             script = load_script(call.script, call.locale)
             state = CallState.from_json(call.state)
+            # What the bot may do to confirm a promise, as it is now (the borrower may have
+            # texted STOP during the call): the next prompts say only that.
+            confirmation = _confirmation(session, call.borrower_id, attempt.address)
+            if state.context.confirmation != confirmation:
+                state = dataclasses.replace(state, context=dataclasses.replace(state.context,
+                                                                               confirmation=confirmation))
             if answer.source == "silence":
                 event: Any = NoInput()
             elif answer.source == "dtmf":
@@ -836,6 +844,23 @@ async def run_in_threadpool_pool(executor: ThreadPoolExecutor, fn: Callable[...,
     import asyncio
 
     return await asyncio.get_running_loop().run_in_executor(executor, lambda: fn(*args))
+
+
+def _confirmation(session: Session, borrower_id: str, number: str | None) -> str:
+    """``"sms"`` when the call's number may be texted now (SMS consent granted, not opted
+    out, not flagged, the borrower has not asked to cease communication), else ``"none"``:
+    what a script may promise (a confirmation text) at the moment it speaks."""
+    if not number:
+        return "none"
+    consent = session.execute(
+        select(Consent.granted, Consent.opted_out_at, Consent.address_flag)
+        .where(Consent.borrower_id == borrower_id, Consent.channel == Channel.SMS.value, Consent.address == number)
+    ).first()
+    ceased = session.scalar(select(Borrower.cease_communication_at).where(Borrower.id == borrower_id))
+    if consent is None or not consent.granted or consent.opted_out_at is not None or consent.address_flag \
+            or ceased is not None:
+        return "none"
+    return "sms"
 
 
 def _claim_sid(call: CallSession, sid: str) -> None:

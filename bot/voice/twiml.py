@@ -21,6 +21,14 @@ How each kind of listening becomes TwiML:
   that is empty because a key was pressed before anything was said is not
   posted at all;
 * ``<Hangup/>`` after the prompts when the script ended the call.
+
+A multi-digit entry (a day of the month: no ``numDigits``, ended by ``#``) needs
+time between keys: Twilio's Gather ``timeout`` is also the wait *between* digits,
+so with 1 s "1 … 5" would be posted as "1".  Such a Gather waits at least
+:data:`KEY_DIGIT_SECONDS`, and the prompts say to end the entry with ``#``, which
+posts it at once.  In ``both`` mode the recording then starts only after those
+seconds without a key, so it begins with a beep: the spoken answer is given after
+the tone, and the speech prompt of such a node says so.
 """
 
 from __future__ import annotations
@@ -35,6 +43,9 @@ __all__ = ["KEYS", "ListenPlan", "build"]
 KEYS = "0123456789*#"
 #: ``both``: how long keys are waited for after the prompts before the recording starts.
 KEY_WAIT_SECONDS = 1
+#: The shortest wait for the next key of a multi-digit entry ended by ``#`` (a date):
+#: Twilio's Gather ``timeout`` is the wait between digits too.
+KEY_DIGIT_SECONDS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +63,13 @@ class ListenPlan:
 def build(prompts: Sequence[str], listen: ListenPlan | None, *, hangup: bool) -> str:
     """The TwiML document: ``prompts`` are the URLs to play, in order."""
     response = VoiceResponse()
+    multi_digit = listen is not None and not listen.num_digits
+    keys: dict[str, object] = ({"finish_on_key": "#"} if multi_digit
+                               else {"num_digits": listen.num_digits if listen is not None else None})
     if listen is not None and listen.mode == "dtmf":
-        gather = Gather(input="dtmf", action=listen.action, method="POST", timeout=max(listen.timeout_s, 1),
-                        action_on_empty_result=True,
-                        **({"num_digits": listen.num_digits} if listen.num_digits else {"finish_on_key": "#"}))
+        wait = max(listen.timeout_s, KEY_DIGIT_SECONDS if multi_digit else 1)
+        gather = Gather(input="dtmf", action=listen.action, method="POST", timeout=wait,
+                        action_on_empty_result=True, **keys)
         for url in prompts:
             gather.play(url)
         response.append(gather)
@@ -63,13 +77,13 @@ def build(prompts: Sequence[str], listen: ListenPlan | None, *, hangup: bool) ->
     elif listen is not None and listen.mode == "both":
         # Keys first: an empty recording (a key pressed before anything was said) would not
         # be posted at all, so keys are taken by a short Gather around the prompts.
-        gather = Gather(input="dtmf", action=listen.action, method="POST", timeout=KEY_WAIT_SECONDS,
-                        **({"num_digits": listen.num_digits} if listen.num_digits else {"finish_on_key": "#"}))
+        gather = Gather(input="dtmf", action=listen.action, method="POST",
+                        timeout=KEY_DIGIT_SECONDS if multi_digit else KEY_WAIT_SECONDS, **keys)
         for url in prompts:
             gather.play(url)
         response.append(gather)
         response.record(action=listen.action, method="POST", timeout=max(listen.timeout_s, 1),
-                        max_length=max(listen.max_length_s, 1), play_beep=False, trim="trim-silence",
+                        max_length=max(listen.max_length_s, 1), play_beep=multi_digit, trim="trim-silence",
                         finish_on_key=KEYS)
         response.redirect(listen.silence, method="POST")
     else:

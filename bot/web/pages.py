@@ -2,7 +2,7 @@
 
 Deliberately tiny: no scripts, no external resources, escaped values only, and
 headers that keep the token-bearing URL out of caches, search engines and
-``Referer`` headers.  English, Chinese and Korean; other locales get English.
+``Referer`` headers, and the page out of other sites' frames.  English, Chinese and Korean; other locales get English.
 """
 
 from __future__ import annotations
@@ -16,7 +16,11 @@ PAGE_HEADERS = {
     "Cache-Control": "no-store",
     "X-Robots-Tag": "noindex, nofollow",
     "Referrer-Policy": "no-referrer",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+    # No framing by any site (the button must not be clickjacked): CSP for current
+    # browsers, X-Frame-Options for the older ones that ignore frame-ancestors.
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+                               "frame-ancestors 'none'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
 }
 

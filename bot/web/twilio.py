@@ -28,6 +28,7 @@ from starlette.responses import PlainTextResponse, Response
 from bot.config import Settings
 from bot.db import Database
 from bot.db.retry import retried
+from bot.db.types import is_row_id
 from bot.errors import DatabaseUnavailable
 from bot.privacy import mask_phone
 from bot.rendering import get_renderer
@@ -88,7 +89,8 @@ OUTAGE_TRIES = 2
 
 def _process(db: Database, sms: InboundSms, settings: Settings) -> tuple[InboundOutcome, str | None]:
     outcome = retried(lambda: process_inbound_sms(db, sms, default_timezone=settings.default_timezone,
-                                                  default_country=settings.default_country),
+                                                  default_country=settings.default_country,
+                                                  keyword_replies=settings.sms_keyword_replies),
                       what="inbound sms webhook", outage_tries=OUTAGE_TRIES)
     answer = _direct_answer(outcome.direct_reply, outcome.locale, settings) if outcome.direct_reply else None
     return outcome, answer
@@ -149,7 +151,7 @@ async def status_callback(request: Request) -> Response:
     raw_attempt = request.query_params.get("attempt")
     attempt_id = None
     if raw_attempt is not None:
-        if not raw_attempt.isdigit() or not 0 < int(raw_attempt) < 2**63:
+        if not raw_attempt.isdigit() or not is_row_id(int(raw_attempt)):
             return _refuse(400, "attempt must be a positive integer")
         attempt_id = int(raw_attempt)
     status = form.get("MessageStatus") or form.get("SmsStatus")

@@ -25,6 +25,7 @@ from starlette.datastructures import ImmutableMultiDict
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from bot.db.types import is_row_id
 from bot.errors import DatabaseUnavailable
 from bot.voice.service import CallMismatch, CallService, UnknownCall
 from bot.web.context import WebContext, unavailable, web_context
@@ -73,7 +74,7 @@ def _refuse(status: int, message: str) -> PlainTextResponse:
 
 def _attempt(request: Request) -> int | None:
     raw = request.query_params.get("attempt")
-    if raw is None or not raw.isdigit() or not 0 < int(raw) < 2**63:
+    if raw is None or not raw.isdigit() or not is_row_id(int(raw)):
         return None
     return int(raw)
 
