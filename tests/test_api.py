@@ -354,3 +354,30 @@ def test_payments_and_holds_written_through_the_api_emit_their_events(api: Api, 
     holds = [(d["active"], d["kind"]) for t, _, d in events if t == "hold.changed"]
     assert holds == [(True, "bankruptcy"), (False, "bankruptcy")]
     assert all(b == "B1" for t, b, _ in events if t in ("payment.applied", "hold.changed"))
+
+
+def test_webhook_subscriptions_through_the_api(api: Api, db: Database, clock: FixedClock) -> None:
+    reader = Api(api_web(api), new_key(db, clock, "read")[1])
+    assert reader("GET", "/webhooks").status_code == 403
+    created = api("POST", "/webhooks", json={"url": "https://crm.example.com/hooks?token=abc",
+                                              "events": ["payment.applied", "hold.changed"]})
+    assert created.status_code == 201, created.text
+    sub = created.json()
+    assert sub["secret"].startswith("whsec_") and sub["url"] == "https://crm.example.com/hooks"
+    assert set(sub["events"]) == {"hold.changed", "payment.applied"}
+    _error(api("POST", "/webhooks", json={"url": "https://x.example.com", "events": ["payment.applied"],
+                                          "pii": True}), 403, "forbidden", "pii")
+    _error(api("POST", "/webhooks", json={"url": "ftp://x.example.com/", "events": ["payment.applied"]}),
+           422, "invalid", "url")
+    listed = api("GET", "/webhooks").json()["subscriptions"]
+    assert [s["id"] for s in listed] == [sub["id"]] and "secret" not in listed[0] and "token" not in str(listed)
+    seed(api)
+    assert api("POST", "/payments", json={"payment_id": "P1", "loan_id": "B1-L1", "paid_at": "2026-11-27T10:00:00Z",
+                                          "amount": "40.00"}).status_code == 201
+    [delivery] = api("GET", "/webhooks/deliveries").json()["deliveries"]
+    assert delivery["type"] == "payment.applied" and delivery["status"] == "pending"
+    assert api("POST", f"/webhooks/deliveries/{delivery['id']}/replay").json() == {"queued": 1}
+    _error(api("POST", "/webhooks/deliveries/999999/replay"), 404, "not_found", "delivery_id")
+    assert api("DELETE", f"/webhooks/{sub['id']}").status_code == 204
+    _error(api("DELETE", f"/webhooks/{sub['id']}"), 404, "not_found", "subscription_id")
+    assert api("GET", "/webhooks/deliveries").json() == {"deliveries": []}

@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 
 from bot import __version__
-from bot.api import attempts, borrowers, errors, portfolio
+from bot.api import attempts, borrowers, errors, portfolio, webhooks
 from bot.api.docs_page import render
 
 __all__ = ["PREFIX", "create_api"]
@@ -38,6 +38,7 @@ def create_api(parent: FastAPI | None = None) -> FastAPI:
     api.include_router(portfolio.router)
     api.include_router(borrowers.router)
     api.include_router(attempts.router)
+    api.include_router(webhooks.router)
 
     @api.get("/docs", include_in_schema=False)
     def docs(request: Request) -> HTMLResponse:

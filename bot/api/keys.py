@@ -31,7 +31,7 @@ class Scope(StrEnum):
     PAYMENTS_WRITE = "payments:write"  # POST payments
     READ = "read"  # GET, personal data masked
     PII_READ = "pii:read"  # GET with personal data unmasked
-    WEBHOOKS_MANAGE = "webhooks:manage"  # reserved for outgoing webhook subscriptions
+    WEBHOOKS_MANAGE = "webhooks:manage"  # event webhook subscriptions and deliveries (bot.api.webhooks)
 
 
 SCOPES: tuple[str, ...] = tuple(s.value for s in Scope)
