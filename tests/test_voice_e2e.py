@@ -467,3 +467,42 @@ def test_a_payment_during_a_call_ends_it_politely_at_the_next_turn(world: VoiceW
     assert call.outcome == "paid" and "paid_during_call" in call.flags["reasons"]
     borrower_turns = [t for t in world.turns(call.id) if t.speaker == "borrower"]
     assert len(borrower_turns) == 1  # the turn after the payment ended the call
+
+
+def test_a_call_whose_final_callback_never_came_is_asked_at_the_provider(world: VoiceWorld, db: Database) -> None:
+    """Status callbacks go to a port nobody listens on: the call's end is fetched by the dispatcher."""
+    from datetime import timedelta
+
+    from bot.channels.voice import VoiceChannel
+    from bot.dispatch import dispatch_once
+    from bot.policy import load_policy
+    from dispatch_support import free_port
+
+    settings = world.use(db, public_base_url=f"http://127.0.0.1:{free_port()}", status_check_after_minutes=30)
+    world.borrower("B30", call={"answer": "no-answer"})
+    start = world.clock.now()
+    placed = world.place("B30")
+    assert placed.placed
+    world.run(60)
+    assert world.sandbox.call(placed.call_sid).status == "no-answer"
+    assert world.session(placed.attempt_id).status not in ("no-answer", "completed")  # the callback was lost
+
+    def dispatch(minutes: int):  # noqa: ANN202
+        world.clock.set(start + timedelta(minutes=minutes))
+
+        async def once():  # noqa: ANN202
+            channel = VoiceChannel(settings)
+            try:
+                return await dispatch_once(db, settings, clock=world.clock, policy=load_policy(),
+                                           channels={"voice": channel})
+            finally:
+                await channel.aclose()
+
+        return asyncio.run(once())
+
+    assert dispatch(29).total("status_fetched") == 0  # the callback may still come
+    assert dispatch(31).total("status_fetched") == 1
+    call = world.session(placed.attempt_id)
+    assert (call.status, call.outcome) == ("no-answer", "no_answer")
+    assert world.attempt(placed.attempt_id).outcome == "attempted"
+    assert dispatch(120).total("status_fetched") == 0  # final: never asked again

@@ -144,6 +144,12 @@ class TwilioLookup:
 
         return await twilio_message_status(self.client, sid)
 
+    async def call_status(self, sid: str) -> dict[str, str] | None:
+        """A call's status as its callback would give it (bot.dispatch.statuses); None when it cannot be asked."""
+        from bot.dispatch.statuses import twilio_call_status
+
+        return await twilio_call_status(self.client, sid)
+
     def _list(self, stuck: Stuck) -> list[Any]:
         return list(self.client.messages.list(to=stuck.to, from_=stuck.sender, limit=MAX_LISTED,
                                               page_size=MAX_LISTED))

@@ -65,7 +65,15 @@ from bot.dispatch.reconcile import (
 from bot.dispatch.recheck import SEND, Judge, decision_json, load_facts, reply_senders
 from bot.dispatch.records import Failed, Outcome, Records, Retry, Sent, VerdictRow, error_text, failure_effect
 from bot.dispatch.report import DispatchReport
-from bot.dispatch.statuses import due_for_check, fetch_statuses, record_statuses
+from bot.dispatch.statuses import (
+    CALL_FINAL,
+    calls_due_for_check,
+    due_for_check,
+    fetch_call_statuses,
+    fetch_statuses,
+    record_statuses,
+    touch,
+)
 from bot.dispatch.voice import CALL_KEY, SessionSeed, compose_call, ensure_call_sessions, link_call_sids
 from bot.dispatch.writer import GroupWriter, Write
 from bot.domain import AttemptSource, AttemptStatus
@@ -492,7 +500,44 @@ class Dispatcher:
     # --- reconciliation --------------------------------------------------------------------
 
     async def check_statuses(self, report: DispatchReport) -> None:
-        """Fetch the delivery status of sent SMS whose status callbacks never came (bot.dispatch.statuses)."""
+        """Fetch the status of sent SMS and placed calls whose status callbacks never came
+        (bot.dispatch.statuses)."""
+        await self._check_sms_statuses(report)
+        await self._check_call_statuses(report)
+
+    async def _check_call_statuses(self, report: DispatchReport) -> None:
+        if getattr(self.lookup, "call_status", None) is None or "voice" not in self.channels \
+                or self.options.stopping or self.settings is None:
+            return
+        now = self.clock.now()
+        with self.db.sessions() as session:
+            due = calls_due_for_check(session, now=now, after=self.options.status_check_after)
+        if not due:
+            return
+        answers = await fetch_call_statuses(self.lookup, due)  # type: ignore[arg-type]
+        ended = [(attempt_id, params) for attempt_id, params in answers
+                 if params is not None and params.get("CallStatus") in CALL_FINAL]
+        moved = 0
+        if ended:
+            from bot.voice.service import CallService
+
+            service = CallService(self.settings, self.db, self.clock)
+            try:
+                for attempt_id, params in ended:
+                    try:
+                        moved += bool(await asyncio.to_thread(service.apply_status, attempt_id, params))
+                    except Exception as exc:  # this call's record is not as expected: the next pass tries again
+                        log.warning("dispatch: status of call attempt %s not recorded (%s)", attempt_id,
+                                    type(exc).__name__)
+            finally:
+                service.close()
+        asked = [attempt_id for attempt_id, params in answers if params is not None]
+        self._write("call status check", lambda session: touch(session, asked, now))
+        if moved:
+            report.add("voice", "status_fetched", moved)
+            log.info("dispatch: %d call statuses fetched from the provider (their callbacks never came)", moved)
+
+    async def _check_sms_statuses(self, report: DispatchReport) -> None:
         if getattr(self.lookup, "message_status", None) is None or "sms" not in self.channels \
                 or self.options.stopping:
             return

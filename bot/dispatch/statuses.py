@@ -12,6 +12,13 @@ first; it fetches each message (the twilio client's
 have (:func:`bot.web.status.apply_status`: forward only, 21610 records the
 opt-out).  A checked attempt's ``updated_at`` moves to now, so a message the
 carrier never reports on is asked about again only after the same wait.
+
+Calls likewise: a placed call whose session has no final status (``completed``,
+``busy``, ``no-answer``, ``failed``, ``canceled``) and no news for the same wait is
+fetched (``calls(sid).fetch()``) and, once the provider says it ended, its end is
+recorded exactly as the call's final status callback would have
+(:meth:`bot.voice.service.CallService.apply_status`: the outcome, a hang-up in the
+middle of the script, ``call.completed``).
 """
 
 from __future__ import annotations
@@ -40,9 +47,17 @@ FINAL = ("delivered", "partially_delivered", "undelivered", "failed", "canceled"
 _A = ContactAttempt
 
 
+#: Call statuses after which nothing more is expected.
+CALL_FINAL = ("completed", "busy", "failed", "no-answer", "canceled")
+
+
 class StatusLookup(Protocol):
     async def message_status(self, sid: str) -> tuple[str, str | None] | None:
         """(status, error code) of message ``sid`` at the provider; None when it cannot be asked."""
+
+    async def call_status(self, sid: str) -> dict[str, str] | None:
+        """A call's status as its status callback would give it (``CallSid``, ``CallStatus``,
+        ``CallDuration``, ``AnsweredBy``); None when it cannot be asked."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +80,56 @@ def due_for_check(session: Session, *, now: datetime, after: timedelta, limit: i
         .limit(limit)
     ).all()
     return [(int(i), str(sid)) for i, sid in rows]
+
+
+def calls_due_for_check(session: Session, *, now: datetime, after: timedelta,
+                        limit: int = LIMIT) -> list[tuple[int, str]]:
+    """(attempt id, call SID) of placed calls whose session has no final status and no news for ``after``."""
+    from bot.db.models import CallSession
+
+    rows = session.execute(
+        select(_A.id, _A.provider_id)
+        .join(CallSession, CallSession.attempt_id == _A.id)
+        .where(_A.status == AttemptStatus.SENT.value, _A.channel == Channel.VOICE.value,
+               _A.provider_id.is_not(None), CallSession.status.not_in(CALL_FINAL),
+               _A.updated_at <= now - after, _A.sent_at >= now - WINDOW)
+        .order_by(_A.updated_at, _A.id)
+        .limit(limit)
+    ).all()
+    return [(int(i), str(sid)) for i, sid in rows]
+
+
+async def fetch_call_statuses(lookup: StatusLookup, due: Sequence[tuple[int, str]], *,
+                              concurrency: int = 8) -> list[tuple[int, dict[str, str] | None]]:
+    """Ask the provider about each call of ``due``, a few at a time."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(attempt_id: int, sid: str) -> tuple[int, dict[str, str] | None]:
+        async with gate:
+            return attempt_id, await lookup.call_status(sid)
+
+    return list(await asyncio.gather(*(one(i, sid) for i, sid in due)))
+
+
+def touch(session: Session, attempt_ids: Sequence[int], now: datetime) -> None:
+    """Mark attempts as checked now (the next check waits ``status_check_after_minutes`` again)."""
+    ids = sorted(attempt_ids)
+    if not ids:
+        return
+    lock_ids(session, ContactAttempt, ids)
+    session.execute(update(ContactAttempt).where(ContactAttempt.id.in_(ids), ContactAttempt.updated_at < now)
+                    .values(updated_at=now).execution_options(synchronize_session=False))
+
+
+async def twilio_call_status(client: Any, sid: str) -> dict[str, str] | None:
+    """A call's status from the twilio client, as its status callback's fields; None when it cannot be asked."""
+    try:
+        call = await asyncio.to_thread(lambda: client.calls(sid).fetch())
+    except Exception as exc:  # the provider could not be asked: the next pass asks again
+        log.info("status of call %s not fetched: %s", sid, getattr(exc, "code", None) or type(exc).__name__)
+        return None
+    return {"CallSid": sid, "CallStatus": str(call.status or ""), "CallDuration": str(call.duration or ""),
+            "AnsweredBy": str(getattr(call, "answered_by", None) or "")}
 
 
 async def fetch_statuses(lookup: StatusLookup, due: Sequence[tuple[int, str]], *,

@@ -565,7 +565,12 @@ class CallService:
 
     async def status(self, attempt_id: int, params: Mapping[str, str]) -> bool:
         """Apply a status callback; False when it changed nothing (a duplicate or out of order)."""
-        return await run_in_threadpool(self._retried, "status", self._status_tx, attempt_id, params)
+        return await run_in_threadpool(self.apply_status, attempt_id, params)
+
+    def apply_status(self, attempt_id: int, params: Mapping[str, str]) -> bool:
+        """What a status callback does, for a status learnt another way (the dispatcher asks the
+        provider about a call whose final callback never came: bot.dispatch.statuses)."""
+        return bool(self._retried("status", self._status_tx, attempt_id, params))
 
     def _status_tx(self, attempt_id: int, params: Mapping[str, str]) -> bool:
         sid = params["CallSid"]
