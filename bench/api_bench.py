@@ -97,7 +97,8 @@ def start_server(url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
     env = dict(os.environ, BOT_DATABASE_URL=url, BOT_PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
                PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     cmd = [sys.executable, "-m", "uvicorn", "--factory", "bot.web.app:from_environment", "--host", "127.0.0.1",
-           "--port", str(port), "--workers", str(workers), "--no-access-log", "--log-level", "warning"]
+           "--port", str(port), "--workers", str(workers), "--no-access-log", "--log-level", "warning",
+           "--timeout-keep-alive", "60"]
     proc = subprocess.Popen(cmd, env=env, cwd=str(ROOT))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -135,7 +136,12 @@ async def run_load(base: str, key: str, numbers: range, clients: int) -> tuple[l
                 except asyncio.QueueEmpty:
                     return
                 start = time.perf_counter()
-                response = await client.post("/api/v1/payments", json=body(n))
+                try:
+                    response = await client.post("/api/v1/payments", json=body(n))
+                except httpx.TransportError as exc:  # counted, and shown: the server dropped the connection
+                    errors += 1
+                    print(f"  request {n}: {type(exc).__name__}", file=sys.stderr, flush=True)
+                    continue
                 latencies.append(time.perf_counter() - start)
                 if response.status_code != 201:
                     errors += 1

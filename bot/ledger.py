@@ -190,25 +190,55 @@ _I = Installment.__table__
 _P = Payment.__table__
 _A = ContactAttempt.__table__
 
+# The statements are built once (an API request settles one loan: building and hashing
+# them each time cost more than running them).
+_IDS = bindparam("ids", expanding=True)
+_LOCK_LOANS = (
+    select(_L.c.id, _L.c.borrower_id, _L.c.currency, _L.c.paid_stated_minor, _L.c.paid_stated_at, _L.c.credit_minor)
+    .where(_L.c.id.in_(_IDS)).order_by(_L.c.id).with_for_update()
+)
+_INSTALLMENTS = select(_I.c.id, _I.c.loan_id, _I.c.due_date, _I.c.amount_due_minor, _I.c.amount_paid_minor,
+                       _I.c.covered_minor).where(_I.c.loan_id.in_(_IDS))
+_PAYMENTS = select(_P.c.loan_id, _P.c.paid_at, _P.c.amount_minor).where(_P.c.loan_id.in_(_IDS))
+_WRITE_COVER = update(_I).where(_I.c.id == bindparam("b_id")).values(
+    covered_minor=bindparam("b_covered"), updated_at=bindparam("b_at", _I.c.updated_at.type))
+_WRITE_LOAN = update(_L).where(_L.c.id == bindparam("b_id")).values(
+    paid_stated_minor=bindparam("b_stated"), paid_stated_at=bindparam("b_stated_at", _L.c.paid_stated_at.type),
+    credit_minor=bindparam("b_credit"))
+_CANCELLED = {"status": AttemptStatus.CANCELLED.value, "next_attempt_at": None, "claimed_by": None,
+              "claimed_until": None}
+_CANCEL_ABOUT = (
+    update(_A)
+    .where(_A.c.installment_id.in_(_IDS), _A.c.status.in_(_WAITING), _A.c.source != AttemptSource.REPLY.value)
+    .values(decision=bindparam("b_decision", _A.c.decision.type), updated_at=bindparam("b_at", _A.c.updated_at.type),
+            **_CANCELLED)
+    .returning(_A.c.id, _A.c.installment_id, _A.c.loan_id)
+)
+_OWING = (
+    select(_I.c.id).select_from(_I.join(_L, _L.c.id == _I.c.loan_id))
+    .where(_L.c.borrower_id == _A.c.borrower_id, _I.c.covered_minor < _I.c.amount_due_minor)
+    .exists()
+)
+# Waiting attempts about no installment in particular, of borrowers who owe nothing now.
+_CANCEL_GENERAL = (
+    update(_A)
+    .where(_A.c.borrower_id.in_(_IDS), _A.c.installment_id.is_(None), _A.c.status.in_(_WAITING),
+           _A.c.source != AttemptSource.REPLY.value, ~_OWING)
+    .values(decision=bindparam("b_decision", _A.c.decision.type), updated_at=bindparam("b_at", _A.c.updated_at.type),
+            **_CANCELLED)
+    .returning(_A.c.id, _A.c.installment_id, _A.c.loan_id)
+)
+
 
 def _settle_chunk(conn: Connection, ids: list[str], at: datetime) -> dict[str, LoanSettlement]:
-    loans = conn.execute(
-        select(_L.c.id, _L.c.borrower_id, _L.c.currency, _L.c.paid_stated_minor, _L.c.paid_stated_at,
-               _L.c.credit_minor)
-        .where(_L.c.id.in_(ids)).order_by(_L.c.id).with_for_update()
-    ).all()
+    loans = conn.execute(_LOCK_LOANS, {"ids": ids}).all()
     if not loans:
         return {}
     rows: dict[str, list[tuple[str, date, int, int, int]]] = defaultdict(list)
-    for iid, loan_id, due_date, due, stated, covered in conn.execute(
-        select(_I.c.id, _I.c.loan_id, _I.c.due_date, _I.c.amount_due_minor, _I.c.amount_paid_minor,
-               _I.c.covered_minor).where(_I.c.loan_id.in_(ids))
-    ):
+    for iid, loan_id, due_date, due, stated, covered in conn.execute(_INSTALLMENTS, {"ids": ids}):
         rows[loan_id].append((iid, due_date, due, stated, covered))
     payments: dict[str, list[tuple[datetime, int]]] = defaultdict(list)
-    for loan_id, paid_at, amount in conn.execute(
-        select(_P.c.loan_id, _P.c.paid_at, _P.c.amount_minor).where(_P.c.loan_id.in_(ids))
-    ):
+    for loan_id, paid_at, amount in conn.execute(_PAYMENTS, {"ids": ids}):
         payments[loan_id].append((paid_at, amount))
 
     out: dict[str, LoanSettlement] = {}
@@ -239,25 +269,11 @@ def _settle_chunk(conn: Connection, ids: list[str], at: datetime) -> dict[str, L
             loan_updates.append({"b_id": loan_id, "b_stated": stated, "b_stated_at": stated_at, "b_credit": credit})
         out[loan_id] = settlement
     if cover_updates:
-        conn.execute(
-            update(_I).where(_I.c.id == _bind("b_id"))
-            .values(covered_minor=_bind("b_covered"), updated_at=_bind("b_at", _I.c.updated_at.type)),
-            cover_updates,
-        )
+        conn.execute(_WRITE_COVER, cover_updates)
     if loan_updates:
-        conn.execute(
-            update(_L).where(_L.c.id == _bind("b_id"))
-            .values(paid_stated_minor=_bind("b_stated"),
-                    paid_stated_at=_bind("b_stated_at", _L.c.paid_stated_at.type),
-                    credit_minor=_bind("b_credit")),
-            loan_updates,
-        )
+        conn.execute(_WRITE_LOAN, loan_updates)
     _cancel_paid(conn, out, newly_paid, at)
     return out
-
-
-def _bind(name: str, type_: Any = None) -> Any:
-    return bindparam(name, type_=type_) if type_ is not None else bindparam(name)
 
 
 def _cancel_paid(conn: Connection, settled: dict[str, LoanSettlement], newly_paid: list[str], at: datetime) -> None:
@@ -267,38 +283,15 @@ def _cancel_paid(conn: Connection, settled: dict[str, LoanSettlement], newly_pai
         for cover in s.installments:
             if cover.paid:
                 by_installment[cover.installment_id] = s.loan_id
+    params = {"b_decision": {"reasons": [PAID_REASON], "cancelled_at": at.isoformat(),
+                             "detail": "what this contact is about is paid"}, "b_at": at}
+    cancelled: list[Any] = []
     paid_ids = sorted(by_installment)
-    decision = {"reasons": [PAID_REASON], "cancelled_at": at.isoformat(),
-                "detail": "what this contact is about is paid"}
-    cancelled: list[tuple[int, str | None, str | None]] = []
     for start in range(0, len(paid_ids), _CHUNK):
-        chunk = paid_ids[start:start + _CHUNK]
-        cancelled.extend(conn.execute(
-            update(_A)
-            .where(_A.c.installment_id.in_(chunk), _A.c.status.in_(_WAITING),
-                   _A.c.source != AttemptSource.REPLY.value)
-            .values(status=AttemptStatus.CANCELLED.value, next_attempt_at=None, decision=decision,
-                    claimed_by=None, claimed_until=None, updated_at=at)
-            .returning(_A.c.id, _A.c.installment_id, _A.c.loan_id)
-        ).all())
-    # Attempts about no installment in particular: cancelled once the borrower owes nothing.
+        cancelled.extend(conn.execute(_CANCEL_ABOUT, {"ids": paid_ids[start:start + _CHUNK], **params}).all())
     borrowers = sorted({s.borrower_id for s in settled.values()})
     for start in range(0, len(borrowers), _CHUNK):
-        chunk = borrowers[start:start + _CHUNK]
-        owing = set(conn.scalars(
-            select(_L.c.borrower_id).distinct().join(_I, _I.c.loan_id == _L.c.id)
-            .where(_L.c.borrower_id.in_(chunk), _I.c.covered_minor < _I.c.amount_due_minor)
-        ))
-        done = [b for b in chunk if b not in owing]
-        if done:
-            cancelled.extend(conn.execute(
-                update(_A)
-                .where(_A.c.borrower_id.in_(done), _A.c.installment_id.is_(None), _A.c.status.in_(_WAITING),
-                       _A.c.source != AttemptSource.REPLY.value)
-                .values(status=AttemptStatus.CANCELLED.value, next_attempt_at=None, decision=decision,
-                        claimed_by=None, claimed_until=None, updated_at=at)
-                .returning(_A.c.id, _A.c.installment_id, _A.c.loan_id)
-            ).all())
+        cancelled.extend(conn.execute(_CANCEL_GENERAL, {"ids": borrowers[start:start + _CHUNK], **params}).all())
     for attempt_id, installment_id, loan_id in cancelled:
         owner = by_installment.get(installment_id or "") or loan_id
         if owner in settled:
