@@ -98,13 +98,17 @@ class PlannerService:
     settings: Any = None
     # Set when the service stops: a running dispatch pass sends no further batch.
     stopping: threading.Event = field(default_factory=threading.Event)
+    # The clock is a simulated instant (bot run --once --at): dispatch keeps its rate
+    # buckets in memory, never in the shared rate_buckets table (bot.ratelimit).
+    simulated: bool = False
 
     def __post_init__(self) -> None:
         if self.settings is not None:
             from bot.dispatch import make_dispatcher
 
             self.dispatchers = [*self.dispatchers, make_dispatcher(
-                self.settings, policy=self.policy, compliance_config=self.compliance_config, stop=self.stopping)]
+                self.settings, policy=self.policy, compliance_config=self.compliance_config, stop=self.stopping,
+                **({"simulated": True} if self.simulated else {}))]
 
     def plan_job(self) -> PlanReport:
         """One planning pass at the clock's now (committed batch by batch)."""
