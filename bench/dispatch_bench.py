@@ -226,24 +226,25 @@ def database(base_url: str | None) -> Iterator[Database]:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
-def seed(db: Database, sms: int, emails: int) -> None:
-    """Borrowers with consent and one installment each: due in 3 days (SMS) or today (email)."""
+def seed(db: Database, sms: int, emails: int, *, at: datetime = AT, today: date | None = None) -> None:
+    """Borrowers with consent and one installment each: due in 3 days (SMS) or today (email),
+    created at ``at``; ``today`` is the borrowers' calendar day (default ``at``'s UTC date)."""
     borrowers, consents, loans, installments = [], [], [], []
-    today = AT.date()
+    today = today or at.date()
     for n in range(sms + emails):
         bid = f"B{n:06d}"
         phone, email = f"+1212{n:07d}", f"borrower{n}@example.com"
         borrowers.append({"id": bid, "full_name": f"Borrower {n}", "phone_e164": phone, "email": email,
                           "locale": "en-US", "timezone": None, "region": "NY", "country": "US",
-                          "created_at": AT, "updated_at": AT})
+                          "created_at": at, "updated_at": at})
         for channel, address in (("sms", phone), ("email", email)):
             consents.append({"borrower_id": bid, "channel": channel, "address": address, "granted": True,
-                             "updated_at": AT})
+                             "updated_at": at})
         loans.append({"id": f"L{n:06d}", "borrower_id": bid, "product": "personal", "principal_minor": 100_000,
-                      "currency": "USD", "opened_on": date(2026, 1, 1), "created_at": AT, "updated_at": AT})
+                      "currency": "USD", "opened_on": date(2026, 1, 1), "created_at": at, "updated_at": at})
         due = today + timedelta(days=3) if n < sms else today
         installments.append({"id": f"I{n:06d}", "loan_id": f"L{n:06d}", "due_date": due,
-                             "amount_due_minor": 12_345, "amount_paid_minor": 0, "created_at": AT, "updated_at": AT})
+                             "amount_due_minor": 12_345, "amount_paid_minor": 0, "created_at": at, "updated_at": at})
     with db.session() as s:
         for model, rows in ((Borrower, borrowers), (Consent, consents), (Loan, loans), (Installment, installments)):
             s.execute(insert(model), rows)

@@ -15,6 +15,14 @@ back.  A message that finds a bucket empty is not waited for: the take returns
 the instant at which the bucket should hold a token for it, and the dispatcher
 stores that as the attempt's ``next_attempt_at``.  Nobody sleeps; time comes
 from the caller (an injectable clock).
+
+A pass at a simulated instant (``bot tick --at``, ``bot run --once --at``, ``bot
+call --at``) must not touch the shared buckets: stamped at a future instant they
+would hold every live message (STOP confirmations included) until the real clock
+got there, and stamped in the past they would hand out tokens the live service
+already spent.  ``TokenBuckets(shared=False)`` keeps the buckets in memory for
+the life of the object instead (new ones start full): the simulated run is
+rate-limited against itself and never reads or writes ``rate_buckets``.
 """
 
 from __future__ import annotations
@@ -68,10 +76,15 @@ class _Bucket:
 
 
 class TokenBuckets:
-    """Takes tokens for a batch of messages; ``enabled=False`` grants everything."""
+    """Takes tokens for a batch of messages; ``enabled=False`` grants everything.
 
-    def __init__(self, *, enabled: bool = True) -> None:
+    ``shared=False`` keeps the buckets in this object instead of the database
+    (a simulated instant: see the module docstring)."""
+
+    def __init__(self, *, enabled: bool = True, shared: bool = True) -> None:
         self.enabled = enabled
+        self.shared = shared
+        self._memory: dict[str, tuple[float, datetime]] = {}  # key -> (tokens, updated_at) when not shared
 
     def take(self, session: Session, now: datetime, requests: Sequence[Sequence[Limit]],
              costs: Sequence[float] | None = None) -> list[datetime | None]:
@@ -94,7 +107,7 @@ class TokenBuckets:
                 known = limits.setdefault(limit.key, limit)
                 if known != limit:
                     raise ValueError(f"rate limit {limit.key} is given with two different settings")
-        buckets = self._lock(session, now, limits)
+        buckets = self._lock(session, now, limits) if self.shared else self._recall(now, limits)
         out: list[datetime | None] = []
         for index, request in enumerate(requests):
             cost = 1.0 if costs is None else float(costs[index])
@@ -113,12 +126,23 @@ class TokenBuckets:
             for b in short:
                 b.waiting += cost
             out.append(now + timedelta(seconds=math.ceil(wait * 1000) / 1000))
+        if not self.shared:
+            self._memory.update({b.limit.key: (b.tokens, max(b.updated_at, now)) for b in buckets.values()})
+            return out
         table = RateBucket.__table__
         session.execute(  # a Core executemany (the ORM's bulk update wants primary-key names)
             update(table).where(table.c.key == bindparam("k")).values(tokens=bindparam("t"), updated_at=bindparam("u")),
             [{"k": b.limit.key, "t": b.tokens, "u": max(b.updated_at, now)} for b in buckets.values()],
         )
         return out
+
+    def _recall(self, now: datetime, limits: dict[str, Limit]) -> dict[str, _Bucket]:
+        """The in-memory buckets, refilled to ``now`` (new ones full)."""
+        buckets: dict[str, _Bucket] = {}
+        for key, limit in limits.items():
+            tokens, updated_at = self._memory.get(key, (limit.burst, now))
+            buckets[key] = _Bucket(limit, refill(tokens, updated_at, now, limit), updated_at)
+        return buckets
 
     @staticmethod
     def _lock(session: Session, now: datetime, limits: dict[str, Limit]) -> dict[str, _Bucket]:

@@ -35,14 +35,14 @@ from sqlalchemy import select
 from bot.clock import FixedClock
 from bot.config import Settings, load_settings
 from bot.db import Database
-from bot.db.models import ContactAttempt
+from bot.db.models import ContactAttempt, RateBucket
 from bot.dispatch import DispatchOptions, DispatchReport, dispatch_once
 from bot.policy import load_policy
 from bot.replies import record_opt_out
 from bot.sandbox import Sandbox, SandboxServer
 from bot.scheduler.planner import plan
 
-from dispatch_support import AT, SmtpSink, add_borrower, add_loan, attempts, consent, due_in, free_port
+from dispatch_support import AT, SmtpSink, add_borrower, add_loan, add_reply, attempts, consent, due_in, free_port
 
 NIGHT = datetime(2026, 11, 29, 2, 30, tzinfo=UTC)  # 21:30 Saturday in New York
 NEXT_MORNING = datetime(2026, 11, 29, 13, 0, tzinfo=UTC)  # 08:00 Sunday in New York
@@ -66,7 +66,7 @@ def env_for(sandbox: SandboxServer, smtp_port: int, **extra: str) -> dict[str, s
 
 def settings_for(db: Database, sandbox: SandboxServer, smtp_port: int, **extra: Any) -> Settings:
     return load_settings(database_url=db.url, twilio_api_base_url=sandbox.base_url, smtp_port=smtp_port,
-                         rate_limits_enabled=False, **extra)
+                         **{"rate_limits_enabled": False, **extra})
 
 
 def sms_borrowers(db: Database, count: int, start: int = 1, **kwargs: Any) -> list[str]:
@@ -153,6 +153,38 @@ def test_tick_json_counts_and_rate_limits_delay_without_dropping(db_url: str, db
                         db_url=db_url, env=env)
         assert json.loads(later.stdout)["dispatch"]["totals"] == {"sent": 1}
     assert sent_counts(sandbox, phones) == Counter({p: 1 for p in phones})
+
+
+def test_tick_at_a_simulated_instant_leaves_the_live_rate_buckets_alone(
+        db_url: str, db: Database, sandbox: SandboxServer, smtp: SmtpSink, run_bot: Any) -> None:
+    """A rehearsal a month ahead (``bot tick --at``) with rate limits on must not hold the live
+    service: its buckets are its own, so a live pass at the real (here fixed) clock sends at once,
+    the STOP confirmation included."""
+    later = AT + timedelta(days=30)
+    add_borrower(db, "B1")
+    add_loan(db, "B1", "L1", [("I1", due_in(3, later.date()))])  # due for a reminder a month ahead
+    rehearsal = run_bot("tick", "--at", later.isoformat(), "--json", db_url=db_url, env=env_for(sandbox, smtp.port))
+    assert rehearsal.exit_code == 0, rehearsal.output
+    assert json.loads(rehearsal.stdout)["dispatch"]["by_channel"] == {"sms": {"sent": 1}}
+    with db.sessions() as s:
+        assert s.scalars(select(RateBucket)).all() == []  # nothing stamped at the future instant
+
+    add_borrower(db, "B2")
+    add_loan(db, "B2", "L2", [("I2", due_in(3))])
+    add_borrower(db, "B3")
+    add_loan(db, "B3", "L3", [("I3", due_in(10))])
+    stop = add_reply(db, "B3", "opt_out")
+    settings = settings_for(db, sandbox, smtp.port, rate_limits_enabled=True, sms_rate_per_account=100.0,
+                            sms_rate_per_number=10.0)
+    with db.sessions() as s:
+        plan(s, AT, policy=load_policy(), commit=True)
+    report = asyncio.run(dispatch_once(db, settings, clock=FixedClock(AT), channels=None,
+                                       options=DispatchOptions.from_settings(settings)))
+    assert report.by_channel() == {"sms": {"sent": 2}}
+    assert [a.status for a in attempts(db) if a.borrower_id != "B1"] == ["sent", "sent"]
+    assert any(a.id == stop and a.status == "sent" for a in attempts(db))
+    with db.sessions() as s:  # the live pass uses (and stamps) the shared buckets at the live instant
+        assert {b.updated_at for b in s.scalars(select(RateBucket))} == {AT}
 
 
 def test_send_time_check_blocks_an_opt_out_and_defers_at_night(db_url: str, db: Database, sandbox: SandboxServer,

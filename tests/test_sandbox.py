@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -18,6 +20,7 @@ from twilio.rest import Client
 
 from bot.sandbox import Persona, Sandbox, SandboxConfig, SandboxError, SandboxServer, spec
 from bot.sandbox.config import AccountConfig, NumberConfig
+from bot.sandbox.faults import Latency, LatencySpec
 from bot.sandbox.recorder import WebhookRecorder
 from bot.sandbox.segments import count_segments
 from bot.sandbox.signing import sign
@@ -279,6 +282,44 @@ def test_slow_fault_delays_the_answer(sb: Sandbox, client: Client, server: Sandb
     with pytest.raises(requests.exceptions.Timeout):  # a fetch: the late answer changes nothing
         impatient.messages(sid).fetch()
     assert impatient.messages(sid).fetch().body == "x"
+
+
+# --- latency -------------------------------------------------------------------------------
+
+
+def _timed_create(client: Client, n: int) -> tuple[float, float]:
+    """(start, end) of one messages.create on the monotonic clock, which the sandbox's waits run on
+    (asyncio's event loop clock)."""
+    started = time.monotonic()
+    client.messages.create(to=PHONE, from_=NUMBER, body=f"latency {n}")
+    return started, time.monotonic()
+
+
+def test_latency_delays_every_rest_request_without_blocking_the_others(sb: Sandbox, client: Client) -> None:
+    sb.latency.apply(LatencySpec(latency_ms=200))
+    start, end = _timed_create(client, 0)
+    assert end - start >= 0.2
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        spans = list(pool.map(lambda n: _timed_create(client, n), range(1, 7)))
+    assert all(end - start >= 0.2 for start, end in spans)
+    # The six waits overlap: one after another they would take 1.2 s at least.
+    assert max(end for _, end in spans) - min(start for start, _ in spans) < 0.6
+    assert len(sb.messages()) == 7
+    sb.reset()
+    assert sb.latency.spec == LatencySpec()  # reset goes back to the configured latency (none here)
+
+
+def test_latency_jitter_is_bounded_and_repeatable_with_a_seed() -> None:
+    spec = LatencySpec(latency_ms=150, jitter_ms=50, seed=7)
+    first, again = Latency(spec), Latency(spec)
+    draws = [first.draw() for _ in range(200)]
+    assert draws == [again.draw() for _ in range(200)]
+    assert all(0.1 <= d <= 0.2 for d in draws) and len(set(draws)) > 100
+    assert draws != [Latency(spec.model_copy(update={"seed": 8})).draw() for _ in range(200)]
+    wide = Latency(LatencySpec(latency_ms=10, jitter_ms=30))
+    wider = [wide.draw() for _ in range(50)]
+    assert min(wider) == 0.0 and max(wider) > 0.02  # a negative draw waits nothing
+    assert Latency().draw() == 0.0
 
 
 def test_queue_full_and_queue_overflow(sb: Sandbox, client: Client, recorder: WebhookRecorder) -> None:

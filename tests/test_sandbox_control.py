@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -117,6 +118,21 @@ def test_control_api_faults(control: httpx.Client, server: SandboxServer) -> Non
     assert control.get("/faults").json()["rate_limit"] == 0
     assert control.delete("/faults").json()["duplicate_callbacks"] is False
     assert client.messages.create(to=PHONE, from_=NUMBER, body="x").status == "queued"
+
+
+def test_control_api_latency_and_message_instants(control: httpx.Client, server: SandboxServer) -> None:
+    assert control.post("/latency", json={"latency_ms": 40, "jitter_ms": 10, "seed": 3}).json() == {
+        "latency_ms": 40.0, "jitter_ms": 10.0, "seed": 3}
+    assert control.get("/state").json()["latency"]["latency_ms"] == 40.0
+    client = server.twilio_client()
+    started = time.monotonic()
+    client.messages.create(to=PHONE, from_=NUMBER, body="x")
+    assert time.monotonic() - started >= 0.03
+    [message] = control.get("/messages").json()
+    assert datetime.fromisoformat(message["created_at"]) == server.sandbox.messages()[0].date_created
+    assert control.post("/latency", json={"latency_ms": -1}).status_code == 400
+    control.post("/reset")
+    assert control.get("/latency").json()["latency_ms"] == 0
 
 
 def test_control_api_rejects_bad_input(control: httpx.Client) -> None:
@@ -257,7 +273,8 @@ def test_bot_sandbox_command_serves_the_twilio_client(tmp_path: Path, recorder: 
     personas.write_text(PERSONAS.format(sid="1" * 32, sms_url=recorder.url("/file-sms")), encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOT_")}
     process = subprocess.Popen(
-        [sys.executable, "-m", "bot", "sandbox", "--port", "0", "--personas", str(personas), "--auth-token", "cli-token"],
+        [sys.executable, "-m", "bot", "sandbox", "--port", "0", "--personas", str(personas), "--auth-token", "cli-token",
+         "--latency-ms", "30", "--jitter-ms", "10", "--latency-seed", "5"],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
@@ -268,6 +285,9 @@ def test_bot_sandbox_command_serves_the_twilio_client(tmp_path: Path, recorder: 
         banner = _read_until(process, "control API")
         base_url = banner.split("listening on ")[1].split()[0]
         assert "AC" + "1" * 32 in banner and "cli-token" in banner
+        assert "latency     : 30 ms +/- 10 ms per REST request (seed 5)" in banner
+        state = httpx.get(f"{base_url}/_sandbox/state", auth=("AC" + "1" * 32, "cli-token"), trust_env=False).json()
+        assert state["latency"] == {"latency_ms": 30.0, "jitter_ms": 10.0, "seed": 5}
         client = Client("AC" + "1" * 32, "cli-token")
         client.api.base_url = base_url
         message = client.messages.create(to=PHONE, from_=NUMBER, body="Reminder")

@@ -46,7 +46,8 @@ def call_cmd(app: App, borrower_id: str, at: datetime | None, script: str | None
     policy = _policy(app, policy_file)
     config = _compliance_config(app)
     clock = clock_for(app, at)
-    options = DispatchOptions.from_settings(settings, **({"rate_limits": False} if no_rate_limit else {}))
+    options = DispatchOptions.from_settings(settings, simulated=at is not None,
+                                            **({"rate_limits": False} if no_rate_limit else {}))
     result = asyncio.run(place_call(app.db, settings, borrower_id, clock=clock, policy=policy,
                                     compliance_config=config, options=options, script=script))
     data = {"attempt_id": result.attempt_id, "status": result.status, "call_sid": mask_sid(result.call_sid),

@@ -89,7 +89,8 @@ def run_cmd(app: App, plan_interval: int | None, dispatch_interval: int, host: s
     policy = checked_policy(app, policy_file)
     service = PlannerService(db=app.db, clock=clock_for(app, at), policy=policy,
                              default_timezone=settings.default_timezone,
-                             compliance_config=_compliance_config(app), settings=settings)
+                             compliance_config=_compliance_config(app), settings=settings,
+                             simulated=at is not None)
     if once:
         report = service.plan_job()
         service.dispatch_job()

@@ -40,6 +40,11 @@ class _Stop(Exception):
     multiple=True,
     help="A non-loopback host webhooks may go to (repeatable). Without it nothing leaves this machine.",
 )
+@click.option("--latency-ms", type=click.FloatRange(0, 60_000), default=None,
+              help="Milliseconds every REST request takes to answer, as Twilio's 100-300 ms (default 0).")
+@click.option("--jitter-ms", type=click.FloatRange(0, 60_000), default=None,
+              help="Up to this many milliseconds more or less per request, uniformly drawn (default 0).")
+@click.option("--latency-seed", type=int, default=None, help="Seed of the jitter draws (default 0: repeatable).")
 @pass_app
 def sandbox(
     app: App,
@@ -51,6 +56,9 @@ def sandbox(
     sms_url: str | None,
     voice_url: str | None,
     allowed_hosts: tuple[str, ...],
+    latency_ms: float | None,
+    jitter_ms: float | None,
+    latency_seed: int | None,
 ) -> int:
     """Run the local Twilio sandbox until Ctrl-C.
 
@@ -69,6 +77,7 @@ def sandbox(
 
     config = load_config_file(personas_file) if personas_file else SandboxConfig()
     config = _with_overrides(app, config, account_sid, auth_token, sms_url, voice_url, allowed_hosts)
+    config = _with_latency(config, latency_ms, jitter_ms, latency_seed)
     if not is_loopback_host(host):
         err_console.print(
             f"[yellow]warning:[/yellow] listening on {host}: other machines can reach the sandbox "
@@ -84,6 +93,9 @@ def sandbox(
     click.echo(f"  account SID : {account.sid}")
     click.echo(f"  auth token  : {account.auth_token}")
     click.echo(f"  numbers     : {', '.join(n.number for n in config.numbers) or '(none)'}")
+    if config.latency.latency_ms or config.latency.jitter_ms:
+        click.echo(f"  latency     : {config.latency.latency_ms:g} ms +/- {config.latency.jitter_ms:g} ms "
+                   f"per REST request (seed {config.latency.seed})")
     click.echo("  twilio client: client.api.base_url = " + repr(base_url))
     click.echo(f"  bot settings: BOT_TWILIO_API_BASE_URL={base_url}")
     click.echo(f"  control API : {base_url}/_sandbox/state (HTTP Basic with the account SID and token)")
@@ -115,6 +127,16 @@ def app_verbose() -> bool:
 
 def _raise_stop(signum: int, frame: FrameType | None) -> None:
     raise _Stop()
+
+
+def _with_latency(config: SandboxConfig, latency_ms: float | None, jitter_ms: float | None,
+                  seed: int | None) -> SandboxConfig:
+    """The options override the personas file's ``latency`` field by field."""
+    given = {"latency_ms": latency_ms, "jitter_ms": jitter_ms, "seed": seed}
+    changes = {name: value for name, value in given.items() if value is not None}
+    if not changes:
+        return config
+    return config.model_copy(update={"latency": config.latency.model_copy(update=changes)})
 
 
 def _with_overrides(

@@ -49,7 +49,9 @@ def tick_cmd(app: App, at: datetime | None, as_json: bool, no_rate_limit: bool, 
                                  dispatchers=[], database_retries=settings.database_retries,
                                  retry_pause=settings.database_retry_pause_seconds)
         plan_report = service.plan_job()
-    options = DispatchOptions.from_settings(settings, **({"rate_limits": False} if no_rate_limit else {}))
+    # At a simulated instant (--at) the rate buckets are the run's own, never the live service's.
+    options = DispatchOptions.from_settings(settings, simulated=at is not None,
+                                            **({"rate_limits": False} if no_rate_limit else {}))
     report = dispatch_retrying(app.db, settings, clock=clock, policy=policy, compliance_config=config,
                                options=options)
     from bot.voice.media import prune_prompts

@@ -34,6 +34,9 @@ class DispatchOptions:
     max_age: timedelta = timedelta(hours=24)  # planner attempts planned on an earlier local day
     reply_max_age: timedelta = timedelta(hours=72)
     rate_limits: bool = True
+    # The pass runs at a simulated instant (--at): its rate buckets live in memory for the
+    # pass and the shared rate_buckets table is neither read nor written (bot.ratelimit).
+    simulated: bool = False
     worker_id: str = field(default_factory=default_worker_id)
     # How long a pass keeps going while work comes due (rate-limited attempts due in a
     # few seconds); 0: one sweep of what is due now.  Only meaningful with a real clock.

@@ -158,7 +158,7 @@ class Dispatcher:
         self.early: frozenset[str] = frozenset(getattr(lookup, "channels", ())) if lookup is not None else frozenset()
         self.renderer = renderer or get_renderer(str(settings.templates_dir))
         self.records = Records(self.options.worker_id, lease=self.options.lease)
-        self.buckets = TokenBuckets(enabled=self.options.rate_limits)
+        self.buckets = TokenBuckets(enabled=self.options.rate_limits, shared=not self.options.simulated)
         self._write_lock: contextlib.AbstractContextManager[Any] = (
             threading.Lock() if db.dialect == "sqlite" else contextlib.nullcontext())
 

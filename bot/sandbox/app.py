@@ -4,7 +4,8 @@ REST resources: Messages, Calls and Recordings (JSON and the audio itself).
 
 Every REST request goes through the same steps, in Twilio's order:
 HTTP Basic authentication (account SID and auth token, or an API key SID
-and secret of that account) -> injected faults (delay, 429, 5xx) ->
+and secret of that account) -> the provider's latency (``latency``, awaited:
+other requests are served meanwhile) -> injected faults (delay, 429, 5xx) ->
 parameter checks against the OpenAPI spec -> the operation.  Errors are
 Twilio's JSON error bodies with Twilio's codes (:mod:`bot.sandbox.errors`).
 """
@@ -108,11 +109,14 @@ def rest_endpoint(sandbox: Sandbox, resource: str, handlers: dict[str, Handler])
 
 
 async def _admit(sandbox: Sandbox, request: Request, account_sid: str) -> None:
-    """Authentication, then the injected request faults (delay, 429, 5xx), in Twilio's order."""
+    """Authentication, the latency, then the injected request faults (delay, 429, 5xx), in Twilio's order."""
     authenticate(sandbox, request, account_sid)
     fault = sandbox.faults.take_request_fault()
-    if fault.delay:
-        await asyncio.sleep(fault.delay)  # the "slow" fault: the one real delay, on purpose
+    # The provider's latency and the "slow" fault: the only real time the sandbox spends on
+    # purpose, awaited on the event loop's clock so concurrent requests overlap.
+    delay = sandbox.latency.draw() + fault.delay
+    if delay:
+        await asyncio.sleep(delay)
     if fault.error is not None:
         raise fault.error
 

@@ -24,6 +24,7 @@ Example personas file::
         line_type: landline
     faults:
       duplicate_callbacks: true
+    latency: {latency_ms: 150, jitter_ms: 50, seed: 1}
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bot.errors import InputFileError
-from bot.sandbox.faults import FaultSpec
+from bot.sandbox.faults import FaultSpec, LatencySpec
 from bot.sandbox.phones import Persona, is_pattern
 
 DEFAULT_ACCOUNT_SID = "AC" + "0" * 32
@@ -137,6 +138,8 @@ class SandboxConfig(BaseModel):
     phones: list[PhoneConfig] = Field(default_factory=list)
     faults: FaultSpec = Field(default_factory=FaultSpec)
     timing: TimingConfig = Field(default_factory=TimingConfig)
+    #: how long every REST request takes to answer (the provider's latency and its jitter)
+    latency: LatencySpec = Field(default_factory=LatencySpec)
     #: hosts other than loopback that webhooks may go to; empty keeps all traffic on this machine
     allowed_webhook_hosts: list[str] = Field(default_factory=list)
     #: answer STOP / START / HELP with Twilio-style confirmations, as Twilio's default opt-out handling does

@@ -27,7 +27,7 @@ from starlette.routing import Route
 
 from bot.sandbox.config import NumberConfig, PhoneConfig, SandboxConfig, describe_errors
 from bot.sandbox.errors import SandboxError
-from bot.sandbox.faults import FaultSpec
+from bot.sandbox.faults import FaultSpec, LatencySpec
 from bot.sandbox.resources import call_json, message_json
 
 if TYPE_CHECKING:
@@ -142,6 +142,7 @@ def control_routes(sandbox: Sandbox) -> list[Route]:
             "numbers": numbers,
             "phones": _phones(),
             "faults": sandbox.faults.snapshot().model_dump(),
+            "latency": sandbox.latency.spec.model_dump(),
             "pending_events": [{"due": e.due.isoformat(), "label": e.label} for e in sandbox.events.pending()],
         }
 
@@ -188,7 +189,8 @@ def control_routes(sandbox: Sandbox) -> list[Route]:
     async def messages(request: Request) -> Any:
         phone = request.query_params.get("phone")
         direction = request.query_params.get("direction")
-        return [message_json(m) | {"automatic": m.automatic} for m in sandbox.messages(phone, direction=direction)]
+        return [message_json(m) | {"automatic": m.automatic, "created_at": m.date_created.isoformat()}
+                for m in sandbox.messages(phone, direction=direction)]
 
     async def calls(request: Request) -> Any:
         phone = request.query_params.get("phone")
@@ -212,6 +214,11 @@ def control_routes(sandbox: Sandbox) -> list[Route]:
         elif request.method == "DELETE":
             sandbox.faults.clear()
         return sandbox.faults.snapshot().model_dump()
+
+    async def latency(request: Request) -> Any:
+        if request.method == "POST":
+            sandbox.latency.apply(_model(LatencySpec, await _json(request)))
+        return sandbox.latency.spec.model_dump()
 
     async def advance(request: Request) -> Any:
         if sandbox.realtime:
@@ -240,6 +247,7 @@ def control_routes(sandbox: Sandbox) -> list[Route]:
         Route("/calls/{sid}", guarded(one_call), methods=["GET"]),
         Route("/webhooks", guarded(webhooks), methods=["GET"]),
         Route("/faults", guarded(faults), methods=["GET", "POST", "DELETE"]),
+        Route("/latency", guarded(latency), methods=["GET", "POST"]),
         Route("/advance", guarded(advance), methods=["POST"]),
         Route("/run-pending", guarded(run_pending), methods=["POST"]),
         Route("/reset", guarded(reset), methods=["POST"]),

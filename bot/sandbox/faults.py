@@ -14,10 +14,17 @@
 
 Faults are counted down under a lock: each request takes at most one
 request fault (rate limit first, then server errors), plus the delay.
+
+:class:`Latency` is not a fault but how far the provider is: every REST
+request waits ``latency_ms`` plus or minus up to ``jitter_ms`` (uniform,
+drawn from a generator seeded with ``seed``, so a run is repeatable) before
+it is handled, as Twilio answers in 100-300 ms.  The wait is asynchronous:
+other requests are handled meanwhile.
 """
 
 from __future__ import annotations
 
+import random
 import threading
 from dataclasses import dataclass, field
 from typing import Literal
@@ -41,6 +48,42 @@ class FaultSpec(BaseModel):
     out_of_order_callbacks: bool = False
     queue_overflow: int = Field(default=0, ge=0)
     queue_full: int = Field(default=0, ge=0)
+
+
+class LatencySpec(BaseModel):
+    """The provider's latency on every REST request, in milliseconds (0: answer at once)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    latency_ms: float = Field(default=0.0, ge=0, le=60_000)
+    jitter_ms: float = Field(default=0.0, ge=0, le=60_000)
+    seed: int = 0
+
+
+class Latency:
+    """Draws each REST request's wait: ``latency_ms`` +/- up to ``jitter_ms``, never below zero.
+
+    The draws come from one generator seeded with the spec's ``seed`` and taken
+    under a lock, so the same requests in the same order wait the same times.
+    """
+
+    def __init__(self, spec: LatencySpec | None = None) -> None:
+        self._lock = threading.Lock()
+        self.apply(spec or LatencySpec())
+
+    def apply(self, spec: LatencySpec) -> None:
+        with self._lock:
+            self.spec = spec
+            self._rng = random.Random(spec.seed)
+
+    def draw(self) -> float:
+        """The next request's wait in seconds."""
+        with self._lock:
+            spec = self.spec
+            if not spec.latency_ms and not spec.jitter_ms:
+                return 0.0
+            jitter = self._rng.uniform(-spec.jitter_ms, spec.jitter_ms) if spec.jitter_ms else 0.0
+        return max(spec.latency_ms + jitter, 0.0) / 1000
 
 
 @dataclass

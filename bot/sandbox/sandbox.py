@@ -27,7 +27,7 @@ from bot.clock import Clock, FixedClock, SystemClock
 from bot.sandbox.config import E164, AccountConfig, NumberConfig, PhoneConfig, SandboxConfig
 from bot.sandbox.errors import SandboxError
 from bot.sandbox.events import Event, EventQueue
-from bot.sandbox.faults import Faults
+from bot.sandbox.faults import Faults, Latency
 from bot.sandbox.messaging import InboundResult, Messaging
 from bot.sandbox.phones import PhoneBook, Persona
 from bot.sandbox.state import Account, Call, Message, OwnedNumber, Recording, Store
@@ -55,6 +55,7 @@ class Sandbox:
         self.store = Store()
         self.phones = PhoneBook()
         self.faults = Faults()
+        self.latency = Latency()
         self.events = EventQueue()
         self.webhooks = WebhookSender()
         self.messaging = Messaging(self)
@@ -70,7 +71,7 @@ class Sandbox:
     # --- configuration -----------------------------------------------------------
 
     def apply_config(self, config: SandboxConfig) -> None:
-        """Make *config* the sandbox's configuration (accounts, numbers, phones, faults, timing).
+        """Make *config* the sandbox's configuration (accounts, numbers, phones, faults, timing, latency).
 
         Everything is checked before anything changes, so a refused webhook
         URL leaves the previous configuration in place.
@@ -94,6 +95,7 @@ class Sandbox:
             for phone in config.phones:
                 self.phones.add(phone.match, phone.persona())
             self.faults.apply(config.faults)
+            self.latency.apply(config.latency)
 
     def reset(self) -> None:
         """Forget every message, call, event, opt-out, webhook and fault; restore the initial configuration."""

@@ -107,6 +107,9 @@ class PlannerService:
     # settings' database_retries and database_retry_pause_seconds when given.
     database_retries: int = 3
     retry_pause: float = 2.0
+    # The clock is a simulated instant (bot run --once --at): dispatch keeps its rate
+    # buckets in memory, never in the shared rate_buckets table (bot.ratelimit).
+    simulated: bool = False
 
     def __post_init__(self) -> None:
         if self.settings is not None:
@@ -115,7 +118,8 @@ class PlannerService:
             from bot.dispatch import make_dispatcher
 
             self.dispatchers = [*self.dispatchers, make_dispatcher(
-                self.settings, policy=self.policy, compliance_config=self.compliance_config, stop=self.stopping)]
+                self.settings, policy=self.policy, compliance_config=self.compliance_config, stop=self.stopping,
+                **({"simulated": True} if self.simulated else {}))]
 
     def plan_job(self) -> PlanReport:
         """One planning pass at the clock's now (committed batch by batch), run again from the
