@@ -292,11 +292,10 @@ def verified_numbers(session: Session, pairs: Iterable[tuple[str, str]]) -> set[
         for borrower_id, number in session.execute(
                 select(Borrower.id, Borrower.phone_e164).where(Borrower.phone_e164.in_(chunk))):
             owners.setdefault(number, []).append(borrower_id)
-        consented.update(session.execute(
+        consented.update((borrower_id, number) for borrower_id, number in session.execute(
             select(Consent.borrower_id, Consent.address)
             .where(Consent.channel == Channel.SMS.value, Consent.address.in_(chunk), Consent.granted.is_(True),
-                   Consent.opted_out_at.is_(None), Consent.address_flag.is_(None))
-        ).tuples())
+                   Consent.opted_out_at.is_(None), Consent.address_flag.is_(None))))
     return {(b, n) for b, n in wanted if owners.get(n) == [b] and (b, n) in consented}
 
 
