@@ -3,7 +3,7 @@
 Layers, each explained in docs/nlu.md:
 
 1. carrier keywords on the whole message (exact, confidence 1.0);
-2. rule tables per script present in the text (English on Latin letters,
+2. rule tables per script present in the text (English and Spanish on Latin letters,
    Chinese on Han characters, Korean on Hangul: a zh-CN borrower who writes
    English is still understood), each hit naming its rule;
 3. the promise date, resolved by :mod:`bot.nlu.dates` and bounded to

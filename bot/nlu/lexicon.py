@@ -109,7 +109,7 @@ class Rule:
 
     @property
     def language(self) -> str:
-        """``en``, ``zh`` or ``ko``: the first part of the name, which picks the negation test."""
+        """``en``, ``es``, ``zh`` or ``ko``: the first part of the name, which picks the negation test."""
         return self.name.split(".", 1)[0]
 
 
