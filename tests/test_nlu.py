@@ -747,3 +747,9 @@ def test_spanish_morning_is_not_tomorrow() -> None:
 def test_spanish_carrier_keywords_in_every_locale(text: str, intent: Intent) -> None:
     for locale in ("es-US", "en-US"):
         assert classify(text, locale=locale, today=WED).intent is intent
+
+
+def test_questions_in_a_call_are_help() -> None:
+    for text, locale in (("who is this", "en-US"), ("how much do I owe", "en-US"), ("누구세요", "ko-KR")):
+        assert classify(text, locale=locale, today=WED, context="voice").intent is Intent.HELP
+        assert classify(text, locale=locale, today=WED, context="sms").intent is not Intent.HELP

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
@@ -144,6 +144,8 @@ _UNSURE = re.compile(
     r"\b(?:no se si|creo que|tal vez|quizas|a lo mejor|no estoy segur[oa]|no recuerdo)\b"
 )
 _ACTING = frozenset({Intent.PAID, Intent.WRONG_NUMBER, Intent.DISPUTE})
+# Questions with an SMS answer of their own; in a call (voice, yes_no) they are ``help``.
+_SMS_QUESTIONS = frozenset({Intent.IDENTITY_QUESTION, Intent.BALANCE_INQUIRY})
 
 # Intents whose co-occurrence with the winner makes the reading less certain.
 _SUBSTANTIVE = frozenset({
@@ -478,7 +480,11 @@ def classify(text: str, *, locale: str, today: date, context: str = "sms") -> In
     if answer is not None:
         hits.append(answer)
 
-    return _decide(hits, norm, promise_date, date_problem, mention)
+    result = _decide(hits, norm, promise_date, date_problem, mention)
+    if ctx is not Context.SMS and result.intent in _SMS_QUESTIONS:
+        # in a call the script answers questions itself, after it has checked who is on the line
+        return replace(result, intent=Intent.HELP)
+    return result
 
 
 def _decide(
