@@ -92,6 +92,8 @@ class Intent(StrEnum):
     WRONG_NUMBER = "wrong_number"
     HARDSHIP = "hardship"
     CALLBACK_REQUEST = "callback_request"
+    IDENTITY_QUESTION = "identity_question"  # "who is this?", "what is this about?"
+    BALANCE_INQUIRY = "balance_inquiry"  # "how much do I owe?"
     AFFIRM = "affirm"  # yes to a yes/no question (voice or yes_no context only)
     DENY = "deny"  # no to a yes/no question (voice or yes_no context only)
     OTHER = "other"

@@ -520,3 +520,93 @@ def test_two_stops_at_once_send_one_confirmation(db: Database, borrower: str) ->
     assert results["first"].reply_template == "reply_opt_out"  # type: ignore[attr-defined]
     assert results["second"].reply_template is None  # type: ignore[attr-defined]
     assert [r.template for r in replies(db)] == ["reply_opt_out"]
+
+
+# --- questions: who is writing, how much is owed (the answer depends on the number) -------------------
+
+
+def _answer(db: Database, outcome) -> str:  # type: ignore[no-untyped-def]
+    """The text the dispatcher would send for the queued answer, composed from the database."""
+    from bot.config import Settings
+    from bot.messages import compose, load_message_data
+    from bot.rendering import Renderer
+
+    settings = Settings(public_base_url="https://bot.example.com", lender_name="Example Lending",
+                        lender_phone="+18005550100")
+    with db.session() as session:
+        attempt = session.get(ContactAttempt, outcome.reply_attempt_id)
+        assert attempt is not None
+        return compose(load_message_data(session, attempt), attempt, settings, renderer=Renderer()).body
+
+
+def test_identity_question_tells_a_verified_number_why_we_write(db: Database, borrower: str) -> None:
+    outcome = sms(db, "who is this?")
+    assert (outcome.intent, outcome.effects, outcome.reply_template) == (
+        "identity_question", ["answer:identity"], "reply_identity")
+    assert tasks(db) == [] and consent(db, borrower, "sms").address_flag is None
+    body = _answer(db, outcome)
+    assert "Example Lending" in body and "loan" in body
+
+
+def test_balance_inquiry_gives_the_amount_to_a_verified_number_only(db: Database, borrower: str) -> None:
+    outcome = sms(db, "how much do I owe?")
+    assert (outcome.intent, outcome.reply_template) == ("balance_inquiry", "reply_balance")
+    assert "$100.00" in _answer(db, outcome)
+    assert tasks(db) == []
+
+
+@pytest.mark.parametrize("setup", ["no_consent", "shared", "flagged"])
+def test_an_unverified_number_hears_neither_the_debt_nor_the_balance(db: Database, setup: str) -> None:
+    with db.session() as session:
+        add_borrower(session, "B1", consent=() if setup == "no_consent" else ("sms", "voice", "email"))
+        if setup == "shared":
+            add_borrower(session, "B2")
+    if setup == "flagged":
+        with db.session() as session:
+            session.execute(text("UPDATE consents SET address_flag = 'landline' WHERE channel = 'sms'"))
+    who = sms(db, "who is this?")
+    balance = sms(db, "what's my balance", at=AT + timedelta(minutes=1))
+    assert (who.reply_template, balance.reply_template) == ("reply_identity", "reply_balance")
+    who_body, balance_body = _answer(db, who), _answer(db, balance)
+    assert "Example Lending" in who_body and "loan" not in who_body and "WRONG NUMBER" in who_body
+    assert "$" not in balance_body and "100.00" not in balance_body and "+18005550100" in balance_body
+
+
+def test_spanish_keywords_are_stop_and_help(db: Database, borrower: str) -> None:
+    assert sms(db, "AYUDA").reply_template == "reply_help"
+    outcome = sms(db, "Alto", at=AT + timedelta(minutes=1))
+    assert (outcome.intent, outcome.reply_template) == ("opt_out", "reply_opt_out")
+    assert consent(db, borrower, "sms").opted_out_at is not None
+    assert sms(db, "PARAR", from_=OTHER_PHONE).direct_reply == "reply_opt_out"
+    assert sms(db, "cancelar", from_="+13105550000").direct_reply == "reply_opt_out"
+
+
+def test_spanish_replies_are_understood_and_answered_in_spanish(db: Database) -> None:
+    with db.session() as session:
+        add_borrower(session, "B1", locale="es-US")
+    outcome = sms(db, "pago el viernes")  # Saturday 28 November: the next Friday
+    with db.session() as session:
+        promise = session.scalar(select(Promise).where(Promise.borrower_id == "B1"))
+        assert promise is not None and promise.promised_date == date(2026, 12, 4)
+    assert "Anotamos que piensa pagar" in _answer(db, outcome)
+
+
+def test_unknown_number_asking_who_we_are_gets_the_help_answer_and_nothing_else(db: Database) -> None:
+    assert sms(db, "who is this?", from_=OTHER_PHONE).direct_reply == "reply_help"
+    assert sms(db, "how much do I owe", from_=OTHER_PHONE, at=AT + timedelta(minutes=1)).direct_reply is None
+
+
+def test_an_unsure_payment_claim_goes_to_a_person(db: Database, borrower: str) -> None:
+    outcome = sms(db, "I think I paid? not sure")
+    assert (outcome.intent, outcome.reply_template) == ("other", "reply_other")
+    assert [t.kind for t in tasks(db)] == ["review"]
+    with db.session() as session:
+        assert session.scalars(select(AuditEvent.action).where(AuditEvent.action == "reply.paid_claim")).all() == []
+
+
+def test_reply_kind_tables_agree() -> None:
+    from bot.messages import REPLY_KINDS as COMPOSED
+    from bot.replies import REPLY_KINDS as QUEUED
+    from bot.voice.service import _REPLY_KINDS as FROM_CALLS
+
+    assert QUEUED == COMPOSED == FROM_CALLS

@@ -38,10 +38,12 @@ OPT_OUT_ENDINGS: dict[str, tuple[str, ...]] = {
     "en": ("reply stop to opt out", "text stop to opt out", "reply stop to unsubscribe"),
     "zh": ("回t退订", "回复t退订", "退订回t"),
     "ko": ("수신거부: stop 회신", "무료수신거부"),
+    "es": ("responda alto para cancelar", "responda stop para cancelar"),
 }
 
 #: The line appended to a first text that lacks an instruction, per language (en: every other).
-OPT_OUT_LINES: dict[str, str] = {"en": "Reply STOP to opt out.", "zh": "回T退订", "ko": "수신거부: STOP 회신"}
+OPT_OUT_LINES: dict[str, str] = {"en": "Reply STOP to opt out.", "zh": "回T退订", "ko": "수신거부: STOP 회신",
+                                 "es": "Responda ALTO para cancelar."}
 
 _TRAILING = " \t\r\n.。!！"
 

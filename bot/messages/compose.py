@@ -23,11 +23,11 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jinja2
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.config import Settings
-from bot.db.models import Borrower, ContactAttempt, InboundMessage, Installment, Loan
+from bot.db.models import Borrower, Consent, ContactAttempt, InboundMessage, Installment, Loan
 from bot.domain import AttemptSource, Channel
 from bot.messages.checks import ComposeError, check_sms, with_opt_out
 from bot.messages.unsubscribe import (
@@ -37,7 +37,8 @@ from bot.messages.unsubscribe import (
     unsubscribe_url,
 )
 from bot.paylinks import make_code, make_token, payment_url, short_url
-from bot.rendering import Renderer, first_name, reminder_context
+from bot.ledger import OPEN, OUTSTANDING
+from bot.rendering import Renderer, first_name, money, reminder_context
 
 __all__ = [
     "REPLY_FOOTER_KINDS",
@@ -52,13 +53,16 @@ __all__ = [
     "load_message_data_many",
     "reply_context",
     "sms_status_callback",
+    "verified_numbers",
     "template_locale",
 ]
 
 #: ``reply_<kind>`` templates (docs/channels.md); written by bot.replies as the
 #: attempt's ``template``.
 REPLY_KINDS = ("opt_out", "opt_in", "help", "paid", "promise", "dispute", "wrong_number", "hardship",
-               "callback", "other")
+               "callback", "other", "identity", "balance")
+#: Replies whose wording depends on whether the number is verified (:func:`verified_numbers`).
+VERIFIED_KINDS = frozenset({"identity", "balance"})
 #: Replies that must end with the opt-out instruction: they (re)start or describe
 #: the programme.  The others answer the borrower's own message once.
 REPLY_FOOTER_KINDS = frozenset({"opt_in", "help"})
@@ -70,6 +74,10 @@ REPLY_VARIABLES: dict[str, str] = {
     "first_name": "the borrower's short name (bot.rendering.first_name)",
     "locale": "the message locale; pass it to the date filter",
     "promise_date": "reply_promise: the promised date (a date) or None when the reply gave none",
+    "verified": "reply_identity / reply_balance: the number is the borrower's own, with SMS consent (say the "
+                "reason for contact or the balance only then)",
+    "balances": "reply_balance, verified numbers only: the remaining balance of each open loan, formatted "
+                "(empty otherwise)",
 }
 DEFAULT_LOCALE = "en-US"
 _BATCH = 500  # ids per IN (...) query
@@ -108,6 +116,8 @@ class MessageData:
     due_date: date | None = None
     outstanding_minor: int | None = None
     promise_date: date | None = None  # reply_promise only
+    verified: bool = False  # reply_identity / reply_balance: see verified_numbers
+    balances: tuple[tuple[int, str], ...] = ()  # reply_balance to a verified number: (minor units, currency) per loan
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +240,10 @@ def load_message_data_many(session: Session, attempts: Iterable[AttemptLike]) ->
         )
         promise_by_sid.update((sid, day) for sid, day in session.execute(stmt) if sid is not None)
 
+    asking = [a for a in replies if (a.template or "").removeprefix("reply_") in VERIFIED_KINDS and a.address]
+    verified = verified_numbers(session, {(a.borrower_id, a.address) for a in asking if a.address})
+    balances = _balances(session, sorted({b for b, _ in verified}))
+
     out: dict[int, MessageData] = {}
     for attempt in attempts:
         borrower = borrowers.get(attempt.borrower_id)
@@ -249,6 +263,10 @@ def load_message_data_many(session: Session, attempts: Iterable[AttemptLike]) ->
             if promise is None and (sid := _reply_sid(attempt.dedupe_key)):
                 promise = promise_by_sid.get(sid)
             fields["promise_date"] = promise
+            if (attempt.borrower_id, attempt.address) in verified:
+                fields["verified"] = True
+                if attempt.template == "reply_balance":
+                    fields["balances"] = balances.get(attempt.borrower_id, ())
         out[attempt.id] = MessageData(
             borrower_id=borrower.id,
             full_name=borrower.full_name,
@@ -257,6 +275,43 @@ def load_message_data_many(session: Session, attempts: Iterable[AttemptLike]) ->
             **fields,
         )
     return out
+
+
+def verified_numbers(session: Session, pairs: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The ``(borrower_id, number)`` pairs where the number is verified: it is the borrower's
+    phone on file, no other borrower has it (a shared phone is a third party's too), and the
+    borrower's SMS consent for it is granted, not opted out and not flagged (wrong number,
+    landline ...).  Only to such a number does a reply say why we write or what is owed."""
+    wanted = set(pairs)
+    if not wanted:
+        return set()
+    numbers = sorted({number for _, number in wanted})
+    owners: dict[str, list[str]] = {}
+    consented: set[tuple[str, str]] = set()
+    for chunk in _chunks(numbers):
+        for borrower_id, number in session.execute(
+                select(Borrower.id, Borrower.phone_e164).where(Borrower.phone_e164.in_(chunk))):
+            owners.setdefault(number, []).append(borrower_id)
+        consented.update((borrower_id, number) for borrower_id, number in session.execute(
+            select(Consent.borrower_id, Consent.address)
+            .where(Consent.channel == Channel.SMS.value, Consent.address.in_(chunk), Consent.granted.is_(True),
+                   Consent.opted_out_at.is_(None), Consent.address_flag.is_(None))))
+    return {(b, n) for b, n in wanted if owners.get(n) == [b] and (b, n) in consented}
+
+
+def _balances(session: Session, borrower_ids: Sequence[str]) -> dict[str, tuple[tuple[int, str], ...]]:
+    """What each open loan of these borrowers still owes (every open installment), per loan."""
+    out: dict[str, list[tuple[int, str]]] = {}
+    for chunk in _chunks(borrower_ids):
+        rows = session.execute(
+            select(Loan.borrower_id, Loan.id, Loan.currency, func.sum(OUTSTANDING))
+            .join(Installment, Installment.loan_id == Loan.id)
+            .where(Loan.borrower_id.in_(chunk), OPEN)
+            .group_by(Loan.borrower_id, Loan.id, Loan.currency).order_by(Loan.borrower_id, Loan.id)
+        )
+        for borrower_id, _loan_id, currency, owed in rows:
+            out.setdefault(borrower_id, []).append((int(owed), currency))
+    return {k: tuple(v) for k, v in out.items()}
 
 
 def load_message_data(session: Session, attempt: AttemptLike) -> MessageData:
@@ -280,6 +335,8 @@ def reply_context(settings: Settings, data: MessageData, locale: str) -> dict[st
         "first_name": first_name(data.full_name),
         "locale": locale,
         "promise_date": data.promise_date,
+        "verified": data.verified,
+        "balances": [money(minor, currency, locale) for minor, currency in data.balances],
     }
 
 

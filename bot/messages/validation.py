@@ -21,8 +21,8 @@ from typing import Any
 from bot.config import Settings
 from bot.errors import ConfigError
 from bot.messages.checks import ComposeError, check_sms
-from bot.messages.compose import DEFAULT_LOCALE, REPLY_FOOTER_KINDS, REPLY_KINDS
-from bot.rendering import Renderer, TemplateProblem, first_name, sample_context
+from bot.messages.compose import DEFAULT_LOCALE, REPLY_FOOTER_KINDS, REPLY_KINDS, VERIFIED_KINDS
+from bot.rendering import Renderer, TemplateProblem, first_name, money, sample_context
 
 __all__ = [
     "REPLY_LOCALES",
@@ -35,8 +35,8 @@ __all__ = [
 ]
 
 #: Locales the reply templates ship in.
-REPLY_LOCALES = ("en-US", "zh-CN", "ko-KR")
-_SAMPLE_NAMES = {"en": "Alex Sample", "zh": "张伟", "ko": "김민준"}
+REPLY_LOCALES = ("en-US", "zh-CN", "ko-KR", "es-US")
+_SAMPLE_NAMES = {"en": "Alex Sample", "zh": "张伟", "ko": "김민준", "es": "Ana García"}
 _SAMPLE_PROMISE = date(2026, 1, 23)
 
 
@@ -62,7 +62,20 @@ def sample_reply_context(locale: str, promise_date: date | None = _SAMPLE_PROMIS
         "first_name": first_name(name),
         "locale": locale,
         "promise_date": promise_date,
+        "verified": False,
+        "balances": [],
     }
+
+
+def _reply_samples(kind: str, locale: str, settings: Settings | None) -> list[dict[str, Any]]:
+    """The contexts a ``reply_<kind>`` is checked with: every branch its wording has."""
+    if kind == "promise":
+        return [sample_reply_context(locale, promise, settings) for promise in (_SAMPLE_PROMISE, None)]
+    context = sample_reply_context(locale, None, settings)
+    if kind in VERIFIED_KINDS:
+        verified = dict(context, verified=True, balances=[money(123456, "USD", locale), money(50000, "USD", locale)])
+        return [context, verified]
+    return [context]
 
 
 def _problem(problem: TemplateProblem) -> str:
@@ -92,11 +105,9 @@ def validate_reply_templates(renderer: Renderer, *, locales: Iterable[str] = REP
     for locale in locales:
         for kind in REPLY_KINDS:
             name = f"reply_{kind}"
-            promises = (_SAMPLE_PROMISE, None) if kind == "promise" else (None,)
-            for promise in promises:
+            for context in _reply_samples(kind, locale, settings):
                 before = len(problems)
-                _check(renderer, name, locale, sample_reply_context(locale, promise, settings), max_segments,
-                       kind in REPLY_FOOTER_KINDS, problems)
+                _check(renderer, name, locale, context, max_segments, kind in REPLY_FOOTER_KINDS, problems)
                 if len(problems) > before:
                     break
     if problems:
@@ -183,11 +194,10 @@ def validate_templates(renderer: Renderer, *, policy: Any = None, settings: Sett
     problems: list[str] = []
     for locale, kinds in _reply_locales(renderer):
         for kind in kinds:
-            promises = (_SAMPLE_PROMISE, None) if kind == "promise" else (None,)
-            for promise in promises:
+            for context in _reply_samples(kind, locale, settings):
                 before = len(problems)
-                _check(renderer, f"reply_{kind}", locale, sample_reply_context(locale, promise, settings),
-                       max_segments, kind in REPLY_FOOTER_KINDS, problems)
+                _check(renderer, f"reply_{kind}", locale, context, max_segments, kind in REPLY_FOOTER_KINDS,
+                       problems)
                 if len(problems) > before:
                     break
     if policy is not None:

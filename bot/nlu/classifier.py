@@ -3,7 +3,7 @@
 Layers, each explained in docs/nlu.md:
 
 1. carrier keywords on the whole message (exact, confidence 1.0);
-2. rule tables per script present in the text (English on Latin letters,
+2. rule tables per script present in the text (English and Spanish on Latin letters,
    Chinese on Han characters, Korean on Hangul: a zh-CN borrower who writes
    English is still understood), each hit naming its rule;
 3. the promise date, resolved by :mod:`bot.nlu.dates` and bounded to
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
@@ -30,7 +30,7 @@ from bot.nlu.dates import DateMention, find_dates
 from bot.nlu.lexicon import Rule
 from bot.nlu.normalize import Normalized, keyword_key, normalize, osa_distance
 
-__all__ = ["MAX_PROMISE_DAYS", "PRIORITY", "Context", "Interpretation", "LocaleInfo", "classify", "locale_info"]
+__all__ = ["MAX_PROMISE_DAYS", "PRIORITY", "REVIEW_BELOW", "Context", "Interpretation", "LocaleInfo", "classify", "locale_info"]
 
 # A promise further out than this is not a promise the bot can hold anyone to;
 # the reply is still a promise, but without a date and with lower confidence.
@@ -124,12 +124,29 @@ PRIORITY: tuple[str, ...] = (
     _DATED,
     Intent.HARDSHIP.value,
     Intent.CALLBACK_REQUEST.value,
+    Intent.IDENTITY_QUESTION.value,
+    Intent.BALANCE_INQUIRY.value,
     Intent.HELP.value,
     _UNDATED,
     Intent.AFFIRM.value,
     Intent.DENY.value,
     Intent.OTHER.value,
 )
+#: Below this confidence an acting reading (a payment claim, a wrong number, a
+#: dispute, a dated promise) is not acted on: the reply goes to a person (``other``).
+REVIEW_BELOW = 0.6
+# A payment claim the borrower is unsure of ("I think I paid?", "不知道还了没有") is not one.
+_UNSURE = re.compile(
+    r"\b(?:not sure|unsure|might have|may have|i think|i guess|maybe|perhaps|probably|do not know if|"
+    r"do not remember|can not remember|did i|have i|did we|was it|if i)\b|"
+    r"不知道|不确定|好像|可能|是不是|有没有|"
+    r"모르겠|같은데|같아요|아마|했나|했는지|"
+    r"\b(?:no se si|creo que|tal vez|quizas|a lo mejor|no estoy segur[oa]|no recuerdo)\b"
+)
+_ACTING = frozenset({Intent.PAID, Intent.WRONG_NUMBER, Intent.DISPUTE})
+# Questions with an SMS answer of their own; in a call (voice, yes_no) they are ``help``.
+_SMS_QUESTIONS = frozenset({Intent.IDENTITY_QUESTION, Intent.BALANCE_INQUIRY})
+
 # Intents whose co-occurrence with the winner makes the reading less certain.
 _SUBSTANTIVE = frozenset({
     Intent.OPT_OUT, Intent.WRONG_NUMBER, Intent.DISPUTE, Intent.PAID, Intent.PROMISE_TO_PAY, Intent.HARDSHIP,
@@ -154,11 +171,12 @@ _HANGUL = re.compile(r"[\uac00-\ud7a3]")
 _EN_NEGATED = re.compile(r"\b(?:not|never)\s+(?:\w+\s+)?$")
 _ZH_NEGATED = re.compile(r"(?:没有|没|不|未|别|无)[^\s，,。.!！?？]{0,3}$")
 _KO_NEGATED = re.compile(r"(?:안|못)\s*$")
-_CLAUSE_BREAK = re.compile(r"[,.;!?。，；！？:：\n]|\bbut\b|\bhowever\b|但是|可是|不过|但|하지만|그런데")
+_ES_NEGATED = re.compile(r"\b(?:no|nunca|ni|tampoco)\s+(?:\w+\s+){0,2}$")
+_CLAUSE_BREAK = re.compile(r"[,.;!?。，；！？:：\n]|\bbut\b|\bhowever\b|\bpero\b|但是|可是|不过|但|하지만|그런데")
 _CLAUSE_NEGATION = re.compile(r"\b(?:not|never)\b|[没不未别]|안\s|못\s|않|없")
 
 
-_NEGATION_BEFORE = {"en": _EN_NEGATED, "zh": _ZH_NEGATED, "ko": _KO_NEGATED}
+_NEGATION_BEFORE = {"en": _EN_NEGATED, "zh": _ZH_NEGATED, "ko": _KO_NEGATED, "es": _ES_NEGATED}
 _NEGATION_WINDOW = 32  # characters before a match worth looking at (the patterns reach back a word or two)
 
 
@@ -180,12 +198,13 @@ def _clause_bounds(text: str, position: int) -> tuple[int, int]:
 # --- scope of an opt-out -------------------------------------------------------
 
 _MEDIA_WORDS: tuple[tuple[re.Pattern[str], Channel | None], ...] = (
-    (re.compile(r"\b(?:call|calls|calling|phone|phoning|ring|ringing|robocalls?)\b|电话|打来|来电|打了|打我|打扰|打|전화"),
-     Channel.VOICE),
-    (re.compile(r"\b(?:text|texts|texting|message|messages|messaging|sms|spamming)\b|短信|信息|消息|发|문자"), Channel.SMS),
-    (re.compile(r"\b(?:e-?mails?|e-?mailing|mail)\b"), Channel.EMAIL),
-    (re.compile(r"\b(?:contact|contacted|contacting|harass|harassing|bother|bothering|stalking|hounding|pestering)\b|"
-                r"联系|骚扰|烦|연락"), None),
+    (re.compile(r"\b(?:call|calls|calling|phone|phoning|ring|ringing|robocalls?|llam\w*|marquen)\b|电话|打来|来电|打了|"
+                r"打我|打扰|打|전화"), Channel.VOICE),
+    (re.compile(r"\b(?:text|texts|texting|message|messages|messaging|sms|spamming|mensajes?|textos?|mand\w*|envi\w*|"
+                r"escrib\w*)\b|短信|信息|消息|发|문자"), Channel.SMS),
+    (re.compile(r"\b(?:e-?mails?|e-?mailing|mail|correos?)\b"), Channel.EMAIL),
+    (re.compile(r"\b(?:contact|contacted|contacting|harass|harassing|bother|bothering|stalking|hounding|pestering|"
+                r"contact\w*|molest\w*|lista|baja)\b|联系|骚扰|烦|연락"), None),
 )
 
 
@@ -256,6 +275,7 @@ def _near_opt_out_keyword(key: str) -> str | None:
 def _rule_tables(text: str) -> Iterable[Rule]:
     if _LATIN.search(text):
         yield from lexicon.EN_RULES
+        yield from lexicon.ES_RULES
     if _HAN.search(text):
         yield from lexicon.ZH_RULES
     if _HANGUL.search(text):
@@ -268,6 +288,10 @@ def _rule_hits(text: str) -> list[_Hit]:
         for match in rule.pattern.finditer(text):
             if rule.negatable and _negated(text, match.start(), rule):
                 continue
+            if rule.unless_before is not None:
+                clause_start, _ = _clause_bounds(text, match.start())
+                if rule.unless_before.search(text, clause_start, match.start()):
+                    continue
             scope, everywhere = rule.scope, rule.all_channels
             if rule.media:
                 scope, everywhere = _scope(text, match.start(), match.end())
@@ -299,6 +323,8 @@ def _stop_clause(text: str) -> _Hit | None:
 _EN_PAY_VERB = re.compile(r"\b(?:pay|paying|send|sending|transfer|transferring|deposit|wire|settle)\b")
 _ZH_PAY_VERB = re.compile(lexicon.ZH_REPAY + r"|付款|付钱|支付|转账|打款|打钱|缴")
 _KO_PAY_VERB = re.compile(r"낼|내겠|갚|납부|입금|송금|보낼|결제|지불")
+_ES_PAY_VERB = re.compile(r"\b(?:pago|pagar|pagare|deposito|depositar|depositare|transfiero|transferir|mando|mandar|"
+                          r"envio|enviar|abono|abonar|liquido|liquidar|hago el pago|hare el pago)\b")
 
 
 def _pay_with_date(text: str) -> _Hit | None:
@@ -307,6 +333,7 @@ def _pay_with_date(text: str) -> _Hit | None:
         (_EN_PAY_VERB, "en.promise_to_pay.pay_with_date", _EN_NEGATED),
         (_ZH_PAY_VERB, "zh.promise_to_pay.repay_with_date", _ZH_NEGATED),
         (_KO_PAY_VERB, "ko.promise_to_pay.pay_with_date", _KO_NEGATED),
+        (_ES_PAY_VERB, "es.promise_to_pay.pay_with_date", _ES_NEGATED),
     ):
         for match in pattern.finditer(text):
             if not negation.search(text[max(0, match.start() - _NEGATION_WINDOW) : match.start()]):
@@ -318,6 +345,7 @@ _DATE_FILLER_EN = frozenset({
     "on", "by", "the", "ok", "okay", "maybe", "probably", "until", "till", "before", "at", "latest", "sure", "i",
     "think", "hopefully", "around", "about", "is", "that", "fine", "how", "works", "for", "you", "then", "or",
     "and", "no", "later", "than", "yes", "yeah", "it", "will", "be", "should", "it's", "good", "with", "me",
+    "el", "la", "para", "antes", "del", "de", "a", "mas", "tardar", "si", "ok", "creo", "que",
 })
 _DATE_FILLER_CJK = re.compile(
     r"吧|可以吗|可以|好吗|行吗|好|的|之前|前|左右|大概|吗|呢|啊|行|再|就|在|我|嗯|"
@@ -452,7 +480,11 @@ def classify(text: str, *, locale: str, today: date, context: str = "sms") -> In
     if answer is not None:
         hits.append(answer)
 
-    return _decide(hits, norm, promise_date, date_problem, mention)
+    result = _decide(hits, norm, promise_date, date_problem, mention)
+    if ctx is not Context.SMS and result.intent in _SMS_QUESTIONS:
+        # in a call the script answers questions itself, after it has checked who is on the line
+        return replace(result, intent=Intent.HELP)
+    return result
 
 
 def _decide(
@@ -491,6 +523,11 @@ def _decide(
     if rivals:
         confidence -= 0.1
     confidence = round(min(1.0, max(0.1, confidence)), 2)
+    acting = hit.intent in _ACTING or date_out is not None
+    if acting and hit.intent is Intent.PAID and _UNSURE.search(norm.text):
+        return Interpretation(Intent.OTHER, confidence=0.5, matched=f"other.unsure|from:{hit.name}")
+    if acting and confidence < REVIEW_BELOW:
+        return Interpretation(Intent.OTHER, confidence=confidence, matched=f"other.low_confidence|from:{hit.name}")
     return Interpretation(
         hit.intent,
         promise_date=date_out,

@@ -343,6 +343,62 @@ _KO_FORMS: tuple[_Form, ...] = (
           lambda m, t, _df: day_of_month(t, int(m.group(1))), digit=True),
 )
 
+# Spanish (accents folded by normalisation: "mañana" is "manana", "miércoles" "miercoles")
+_ES_WEEKDAYS = {name: i for i, name in enumerate(
+    ("lunes", "martes", "miercoles", "jueves", "viernes", "sabado", "domingo")
+)}
+_ES_MONTHS = {
+    "enero": 1, "febrero": 2, "marzo": 3, "abril": 4, "mayo": 5, "junio": 6, "julio": 7, "agosto": 8,
+    "septiembre": 9, "setiembre": 9, "octubre": 10, "noviembre": 11, "diciembre": 12,
+}
+_ES_NUMBERS = {"un": 1, "una": 1, "uno": 1, "dos": 2, "tres": 3, "cuatro": 4, "cinco": 5, "seis": 6, "siete": 7,
+               "ocho": 8, "nueve": 9, "diez": 10, "quince": 15, "un par de": 2}
+_ES_WEEKDAYS_RE = _alt(_ES_WEEKDAYS)
+_ES_MONTHS_RE = _alt(_ES_MONTHS)
+_ES_NUMBERS_RE = _alt(_ES_NUMBERS)
+
+
+def _es_num(text: str) -> int:
+    return int(text) if text.isdigit() else _ES_NUMBERS[text]
+
+
+def _es_day(text: str) -> int:
+    return 1 if text == "primero" else int(text)
+
+
+def _es_weekday(m: re.Match[str], today: date, _df: bool) -> date:
+    before, weekday, after = m.group(1) or "", _ES_WEEKDAYS[m.group(2)], m.group(3) or ""
+    if "proxim" in before or after:
+        return weekday_next_week(today, weekday)
+    if before.strip() == "este":
+        return weekday_on_or_after(today, weekday)
+    return weekday_strictly_after(today, weekday)
+
+
+_ES_FORMS: tuple[_Form, ...] = (
+    _form("month_day", rf"\b(?:el\s+)?(?:dia\s+)?(\d{{1,2}}|primero)\s+de\s+({_ES_MONTHS_RE})\b(?:\s+de\s+(\d{{4}}))?",
+          lambda m, t, _df: month_day(t, _ES_MONTHS[m.group(2)], _es_day(m.group(1)),
+                                      int(m.group(3)) if m.group(3) else None)),
+    _form("end_of_next_month", r"\b(?:a\s+)?(?:fin|fines|finales)\s+del?\s+(?:mes\s+que\s+viene|proximo\s+mes)\b",
+          lambda m, t, _df: end_of_month(t, 1)),
+    _form("end_of_month", r"\b(?:a\s+)?(?:fin|fines|finales)\s+de(?:l)?\s+mes\b|\bultimo\s+dia\s+del\s+mes\b",
+          lambda m, t, _df: end_of_month(t)),
+    _form("relative_day", r"\bpasado\s+manana\b", _days(2)),
+    _form("relative_day", r"\b(?:hoy|esta\s+noche|esta\s+tarde|esta\s+manana|hoy\s+mismo|ahorita)\b", _days(0)),
+    # "manana" is also "morning": "en la manana", "por la manana" are not tomorrow
+    _form("relative_day", r"(?<!la )(?<!esta )\bmanana\b", _days(1)),
+    _form("in_days", rf"\b(?:en|dentro\s+de)\s+(\d{{1,3}}|{_ES_NUMBERS_RE})\s+(dias?|semanas?)\b",
+          lambda m, t, _df: t + timedelta(days=_es_num(m.group(1)) * (7 if m.group(2).startswith("semana") else 1))),
+    _form("next_weekend", r"\b(?:el\s+)?(?:proximo\s+fin\s+de\s+semana|fin\s+de\s+semana\s+que\s+viene)\b",
+          _weekend(next_week=True)),
+    _form("weekend", r"\b(?:este|el)\s+fin\s+de\s+semana\b", _weekend(next_week=False)),
+    _form("weekday", rf"\b((?:el\s+)?(?:proximo|este)\s+|el\s+)?({_ES_WEEKDAYS_RE})(\s+que\s+viene|\s+de\s+la\s+"
+          rf"(?:semana\s+que\s+viene|proxima\s+semana))?\b", _es_weekday),
+    _form("next_week", r"\b(?:la\s+)?(?:semana\s+que\s+viene|proxima\s+semana)\b", _days(7)),
+    _form("day_of_month", r"\b(?:el|para\s+el|antes\s+del)\s+(?:dia\s+)?(\d{1,2}|primero)\b(?!\s*(?:%|dolares|pesos|dias))",
+          lambda m, t, _df: day_of_month(t, _es_day(m.group(1)))),
+)
+
 _HAN = re.compile(r"[\u4e00-\u9fff]")
 _HANGUL = re.compile(r"[\uac00-\ud7a3]")
 _LATIN_OR_DIGIT = re.compile(r"[a-z0-9]")
@@ -358,6 +414,7 @@ def find_dates(text: str, *, today: date, day_first: bool = False) -> list[DateM
     has_digit = bool(_DIGIT.search(text))
     if _LATIN_OR_DIGIT.search(text):
         forms.extend(_EN_FORMS)
+        forms.extend(_ES_FORMS)
     if _HAN.search(text):
         forms.extend(_ZH_FORMS)
     if _HANGUL.search(text):

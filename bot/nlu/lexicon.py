@@ -21,6 +21,7 @@ from bot.domain import Channel, Intent
 __all__ = [
     "ACKS",
     "EN_RULES",
+    "ES_RULES",
     "HELP_KEYWORDS",
     "KO_RULES",
     "NO_PHRASES",
@@ -41,13 +42,15 @@ __all__ = [
 OPT_OUT_KEYWORDS: dict[str, str] = {
     "stop": "STOP", "stopall": "STOPALL", "end": "END", "cancel": "CANCEL", "unsubscribe": "UNSUBSCRIBE",
     "quit": "QUIT", "revoke": "REVOKE", "optout": "OPTOUT", "退订": "退订", "수신거부": "수신거부", "그만": "그만",
+    # Spanish (CTIA: carriers and short-code programmes honour these as STOP in every locale)
+    "alto": "ALTO", "parar": "PARAR", "cancelar": "CANCELAR", "detener": "DETENER",
 }
 # Customary in China ("回T退订"): one or two Latin letters that mean "no" or
 # nothing at all elsewhere, so honoured only for zh locales and on SMS.
 ZH_LOCALE_OPT_OUT_KEYWORDS: dict[str, str] = {"t": "T", "td": "TD", "n": "N"}
 # Opt-in keywords are SMS-only: in a voice yes/no prompt "yes" is an answer.
 OPT_IN_KEYWORDS: dict[str, str] = {"start": "START", "unstop": "UNSTOP", "yes": "YES"}
-HELP_KEYWORDS: dict[str, str] = {"help": "HELP", "info": "INFO", "帮助": "帮助", "도움말": "도움말"}
+HELP_KEYWORDS: dict[str, str] = {"help": "HELP", "info": "INFO", "帮助": "帮助", "도움말": "도움말", "ayuda": "AYUDA"}
 
 # Whole-message answers to a yes/no question (voice and yes_no contexts);
 # compared against the normalised text with punctuation removed.
@@ -56,7 +59,7 @@ YES_PHRASES: frozenset[str] = frozenset({
     "that is correct", "that is me", "this is me", "it is me", "speaking", "ok", "okay", "of course",
     "absolutely", "definitely", "affirmative", "uh huh", "mhm", "i do", "i am", "yes please", "yes it is",
     "yes i am", "yes that is me", "yes speaking", "yes this is me", "sure thing", "yes correct", "yes sir",
-    "yes ma'am", "that is right yes",
+    "yes ma'am", "that is right yes", "si", "claro", "correcto", "asi es", "si soy yo", "soy yo",
     "是", "是的", "对", "对的", "对啊", "没错", "嗯", "嗯嗯", "好", "好的", "可以", "行", "是我", "我是", "本人",
     "是本人", "确认", "同意", "好吧", "是啊", "对对",
     "네", "예", "응", "어", "맞아요", "맞습니다", "그래요", "좋아요", "알겠습니다", "네맞아요", "맞아", "네네",
@@ -67,7 +70,7 @@ YES_PHRASES: frozenset[str] = frozenset({
 })
 NO_PHRASES: frozenset[str] = frozenset({
     "no", "nope", "nah", "no thanks", "no thank you", "not really", "negative", "not now", "no it is not",
-    "no i am not", "no way", "n", "not me", "i do not", "no sir", "no ma'am", "nope not me",
+    "no i am not", "no way", "n", "not me", "no gracias", "para nada", "i do not", "no sir", "no ma'am", "nope not me",
     "不是", "不对", "没有", "不", "不要", "不行", "不可以", "不用", "没", "否", "不需要", "不同意", "不是我",
     "아니요", "아니오", "아뇨", "아니", "아니에요", "아닙니다", "싫어요", "안돼요", "아니요아닙니다",
     "아닌데요", "아닌데", "아니거든요", "아니요아니에요", "아니요아닌데요", "아뇨아닙니다",
@@ -78,6 +81,8 @@ ACKS: frozenset[str] = frozenset({
     "hi", "hello", "hey", "hiya", "good morning", "good afternoon", "good evening", "thanks", "thank you",
     "thank you so much", "ok thanks", "ok thank you", "ok", "okay", "k", "kk", "got it", "noted", "cool",
     "alright", "all right", "fine", "ok cool", "hello there", "hi there", "hey there", "thanks a lot",
+    "hola", "gracias", "muchas gracias", "buenos dias", "buenas tardes", "buenas noches", "vale", "bueno",
+    "de acuerdo", "entendido", "ok gracias", "si gracias",
     "你好", "您好", "谢谢", "收到", "知道了", "好的", "嗯", "哦", "好", "好的谢谢", "谢谢你", "明白",
     "안녕하세요", "감사합니다", "알겠어요", "고맙습니다", "네감사합니다",
 })
@@ -100,10 +105,11 @@ class Rule:
     negatable: bool = True
     media: bool = False
     all_channels: bool = False
+    unless_before: re.Pattern[str] | None = None  # skip a match that this pattern precedes in its clause
 
     @property
     def language(self) -> str:
-        """``en``, ``zh`` or ``ko``: the first part of the name, which picks the negation test."""
+        """``en``, ``es``, ``zh`` or ``ko``: the first part of the name, which picks the negation test."""
         return self.name.split(".", 1)[0]
 
 
@@ -153,7 +159,7 @@ EN_RULES: tuple[Rule, ...] = (
           r"\bwrong (?:number|person|guy|phone|contact|people|lady|man)\b|\bwrong #|"
           r"\b(?:you have|you got|got|have) the wrong\b", 0.95, negatable=False),
     _rule("en.wrong_number.do_not_know", I.WRONG_NUMBER,
-          r"\bi do not know (?:any(?:one|body)?\b|an? \w+|this (?:person|guy|man|woman|lady|name)\b|"
+          r"\b(?:i )?do not know (?:any(?:one|body)?\b|an? \w+|this (?:person|guy|man|woman|lady|name)\b|"
           r"that (?:person|guy|man|woman|lady|name)\b|who (?:that|this) (?:is|person)\b|who you are "
           r"(?:talking|looking|asking) (?:about|for)\b|(?:him|her|them)\b|who that is\b)", 0.9, negatable=False),
     _rule("en.wrong_number.no_such_person", I.WRONG_NUMBER,
@@ -161,6 +167,14 @@ EN_RULES: tuple[Rule, ...] = (
           r"\b(?:no one|nobody) (?:here |at this number )?(?:by|named|called)\b|"
           r"\bno (?:one|body) (?:by that name|lives here|with that name)\b|\bnobody (?:by that name|lives here)\b",
           0.9, negatable=False),
+    _rule("en.wrong_number.not_here", I.WRONG_NUMBER,
+          r"\bthere is no (?!money|job|work|way|payment|need|problem|reason|time|one to)(?:\w+ ){1,2}(?:here|at this "
+          r"(?:number|phone)|on this (?:number|phone))\b|\bno (?!one\b|body\b|more\b)\w+ (?:at|on) this (?:number|phone)\b|"
+          r"\bno such (?:person|people|name)\b|\b(?:no one|nobody|noone)(?: \w+)? (?:lives|living) here\b|"
+          r"\b(?:he|she|they) (?:is|are|does|do) not (?:live |stay )?here(?! (?:right now|now|at the moment|today|"
+          r"yet))\b|\bnever heard of (?:him|her|them|this person|that person|that name|this name|an? \w+|any \w+)\b|"
+          r"\b(?:this|that|it) is not \w+'?s? (?:number|phone|cell)\b|\bthis (?:number|phone) (?:belongs to me|is mine)\b|"
+          r"\b(?:it is|this is) my (?:number|phone) now\b|\bmy number now\b", 0.9, negatable=False),
     _rule("en.wrong_number.not_that_person", I.WRONG_NUMBER,
           r"\b(?:this|it|that) is not (?:his|her|their|the right|the) (?:number|phone|cell)\b|"
           r"\b(?:i am|this is) not (?:him|her|them|the person you (?:want|are looking for|are asking for)|that "
@@ -192,7 +206,8 @@ EN_RULES: tuple[Rule, ...] = (
           r"\bverify (?:this|the) debt\b|\bprove (?:it|that i owe)\b", 0.85, negatable=False),
     # paid
     _rule("en.paid.already", I.PAID,
-          r"\balready (?:paid|sent|made|done|did|settled|transferred|took care|taken care|cleared|mailed)\b|"
+          r"\balready (?:paid|sent|made|done|did|settled|transferred|took care|taken care|cleared|mailed|handled|"
+          r"deposited|wired|zelled|venmoed)\b|"
           r"\b(?:paid|sent|made|settled) (?:it |this |that |the payment |the money |the bill |you )?already\b",
           0.95),
     _rule("en.paid.i_paid", I.PAID,
@@ -201,8 +216,22 @@ EN_RULES: tuple[Rule, ...] = (
           r"(?:money|payment|funds|transfer|check|cheque|it)|transferred|settled|cleared|wired|deposited|"
           r"mailed (?:the |a |my )?(?:check|cheque|payment))\b", 0.9),
     _rule("en.paid.it_is_paid", I.PAID,
-          r"\b(?:it|this|that|bill|balance|loan|account|debt|everything)(?: is| was| has been| have been| got|"
-          r" been)(?: already| just| all)? (?:paid|settled|cleared|taken care of)\b", 0.9),
+          r"\b(?:it|this|that|bill|balance|loan|account|debt|everything)(?: is| was| has| have| got| been)+"
+          r"(?: already| just| all)? (?:paid|settled|cleared|taken care of)\b", 0.9),
+    # past-tense payments by any channel: "paid via zelle", "sent it monday", "made the payment online"
+    _rule("en.paid.past_channel", I.PAID,
+          r"\bpaid (?:it |this |that |them |you |the \w+ )?(?:via|through|thru|with|using|at|over|online|in (?:the|your)"
+          r"|by (?:bank|card|check|cheque|phone|transfer|zelle|venmo|cash)|on (?:the|your) (?:app|website|site|portal|"
+          r"phone))\b|\b(?:zelled|venmoed|zelle'd|venmo'd|cashapped)\b|\bmade (?:a|the|my|this|that) payment\b|"
+          r"\b(?:did|made|sent|completed) (?:a|the) (?:bank |wire |online )?(?:transfer|deposit)\b|"
+          r"\btook care of (?:it|this|that|the (?:payment|bill|balance))\b|"
+          r"\b(?:sent|transferred|wired|deposited|paid) (?:you |over |in )?[$£€]\s?\d|"
+          r"\b(?:money|payment|transfer|it|check|cheque) (?:went (?:out|through)|has (?:gone through|cleared)|"
+          r"cleared)\b|\b(?:dropped off|mailed|sent|brought) (?:you |in )?(?:a |the |my )?(?:check|cheque|money order)\b",
+          0.9),
+    _rule("en.paid.sent_no_subject", I.PAID,
+          r"(?:^|[.,!;] ?)(?:just |already )?(?:sent|transferred|deposited|wired|mailed|paid) (?:it|the (?:money|"
+          r"payment|funds|balance|full amount|rest)|you (?:the|my|\$)|over|everything)\b", 0.85),
     _rule("en.paid.payment_made", I.PAID,
           r"\bpayment (?:is |was |has been |have been )?(?:already )?(?:sent|made|done|complete|completed|submitted|"
           r"processed|went through|posted)\b|\bpaid (?:in full|off|yesterday|today|last|this morning|earlier|it|"
@@ -283,19 +312,26 @@ EN_RULES: tuple[Rule, ...] = (
     _rule("en.callback_request.busy_now", I.CALLBACK_REQUEST,
           r"\b(?:i am|i'm) (?:busy|at work|driving|in a meeting)\b|\bcan not talk(?: right)?(?: now)?\b|"
           r"\b(?:talk|speak) later\b", 0.6, negatable=False),
-    # help
-    _rule("en.help.what_is_this", I.HELP,
-          r"\bwhat (?:is|was) (?:this|that|it)(?: about| for| regarding| re)?\b|\bwhat (?:loan|debt|account|payment|"
-          r"bill|amount|company)\b|\bwhat do you want\b|\bwhat are you talking about\b|\bwhy (?:are|do) you "
-          r"(?:texting|calling|messaging)\b", 0.8),
-    _rule("en.help.who_is_this", I.HELP,
+    # who is writing, and why (answered with the lender's name; the debt only to a verified number)
+    _rule("en.identity_question.what_is_this", I.IDENTITY_QUESTION,
+          r"\bwhat (?:is|was) (?:this|that|it)(?: about| for| regarding| re| in regards to)?\b|\bwhat (?:loan|debt|"
+          r"account|bill|company|business)\b|\bwhat do you want\b|\bwhat are you talking about\b|\bwhy (?:are|do) you "
+          r"(?:keep )?(?:texting|calling|messaging|contacting)\b|\bwhat company (?:is this|are you|do you)\b|"
+          r"\bis this (?:legit|real|a real company|legitimate)\b", 0.8),
+    _rule("en.identity_question.who_is_this", I.IDENTITY_QUESTION,
           r"\bwho (?:is|are) (?:this|you|these people|you guys|you people)\b|\bwho is (?:texting|calling|messaging)\b|"
-          r"\bwho (?:this|dis)\b|\bwho gave you (?:my|this) number\b|\bhow did you get (?:my|this) number\b", 0.7),
+          r"\bwho (?:this|dis)\b|\bwho gave you (?:my|this) number\b|\bhow did you get (?:my|this) number\b", 0.8),
+    # how much is owed (where to see it; the amount only to a verified number)
+    _rule("en.balance_inquiry.how_much", I.BALANCE_INQUIRY,
+          r"\bhow much\b(?! (?:time|longer|interest rate))|\b(?:my|the|remaining|current|outstanding|total|loan) "
+          r"balance\b|\bpay ?off (?:amount|balance|figure|quote)\b|\bpayoff\b|\bwhat (?:do|did) i (?:still )?owe\b|"
+          r"\b(?:the )?(?:amount|total|sum) (?:i|we) (?:still )?owe\b|\bwhat is (?:the|my) (?:total|amount due|"
+          r"amount owed)\b", 0.8),
+    # help
     _rule("en.help.how_to_pay", I.HELP,
           r"\bhow (?:do|can|should) i (?:pay|make (?:a|the) payment|reach you|contact you)\b|"
           r"\bwhere (?:do|can|should) i (?:pay|send)\b|\b(?:can|may|could) i pay (?:by|with|using|online|via)\b|"
-          r"\b(?:payment )?link\b|\bhow much (?:do i owe|is (?:it|due|left|the payment|my balance|owed))\b|"
-          r"\bhow much\b|\b(?:my|the) balance\b|\bwhen is (?:it|my payment|the payment) due\b|\bdue date\b|"
+          r"\b(?:payment )?link\b|\bwhen is (?:it|my payment|the payment) due\b|\bdue date\b|"
           r"\bmore (?:info|information|details)\b|\bi do not understand\b|\bconfused\b|"
           r"\b(?:help me|need help|can you help|could you help|please help|help please)\b", 0.7),
 )
@@ -305,6 +341,9 @@ EN_RULES: tuple[Rule, ...] = (
 _ZH_NEG = r"(?:不要|别|请勿|勿|不许|不准|禁止|不想)"
 # 还 means both "repay" and "still"; only the repay reading counts
 ZH_REPAY = r"(?:还款|还钱|还上|还清|还给|还(?![在是有没不要得会能可以想很挺行好个差欠剩]))"
+
+# "明天还了" / "会还了": a time ahead or a modal before 还了 makes it a promise, not a payment
+_ZH_FUTURE = r"明天|明日|后天|下周|下个|下星期|周[一二三四五六日天]|星期|礼拜|月底|月末|\d+[号日]|会|要|将|准备|打算|马上|等|过几天|过两天|尽快"
 
 ZH_RULES: tuple[Rule, ...] = (
     _rule("zh.opt_out.unsubscribe", I.OPT_OUT, r"退订|取消订阅|拒收|退出短信|屏蔽", 0.95, negatable=False),
@@ -325,7 +364,9 @@ ZH_RULES: tuple[Rule, ...] = (
           r"(?:打|发)错(?:了|人|号码|电话)?|错号|号码错了|找错人", 0.95, negatable=False),
     _rule("zh.wrong_number.not_that_person", I.WRONG_NUMBER,
           r"不是(?:他|她|他们|本人)的?(?:号码|电话|手机)|不是本人|我不是(?:他|她|本人|你要找的人|你们要找的人)|"
-          r"没有这个人|查无此人|不认识(?!你)(?:他|她|这个人|此人|这人|你说的|什么)?|这是(?:我的)?新号|"
+          r"没有这个人|没这个人|查无此人|没有(?:叫|姓)|没有这(?:样的|么个)人|(?:这个人|他|她)不在这|"
+          r"(?:号码|号|手机|电话)(?:已经|现在|早就)?不是(?:他|她|他们|本人)的|"
+          r"(?:他|她|他们)(?:已经|早就)?(?:不|没)(?:再)?(?:用|使用)这个(?:号码|号|手机|电话)|不认识(?!你)(?:他|她|这个人|此人|这人|你说的|什么)?|这是(?:我的)?新号|"
           r"号码(?:是)?新(?:办|换)的|号码.{0,4}(?:刚|新)(?:买|办|换|开)|新(?:换|办)的(?:号|手机)|(?:刚)?换(?:了)?号(?:码)?", 0.9, negatable=False),
     _rule("zh.dispute.not_mine", I.DISPUTE,
           r"不是我的(?:贷款|借款|账单?|欠款|债|钱|账户)|我(?:从来|从)?(?:没有|没)(?:借|贷|申请)过?(?:款|钱|贷款)?|"
@@ -340,6 +381,11 @@ ZH_RULES: tuple[Rule, ...] = (
           r"(?:还款|支付|付款|转账)成功|我(?:已)?还了|已经?[^没不未，,。!！?？]{1,8}?(?:还|付|转|交|缴)(?:款|钱)?了|"
           r"(?:昨天|前天|上周|上个月|刚才|之前|早上|上午)(?:就)?(?:还|付|转|交)(?:款|钱)?了|还了(?:一部分|一些|部分|一半)",
           0.95),
+    _rule("zh.paid.done", I.PAID,
+          r"(?:(?:还|付|转|缴|汇)(?:款|钱|账|清)?(?:过去|过来|进去|给你们|给你)?|打(?:款|钱)(?:过去|给你们|给你)?|"
+          r"打(?:过去|给你们|给你)|交(?:款|钱))了(?!吗|么|没|嘛|\?|？)|"
+          r"已(?:付|还|转|缴|交|打款|支付)|(?:支付宝|微信|银行|网上|APP|app|手机|线上)(?:上)?(?:已经?)?(?:还|付|转|支付)",
+          0.9, unless_before=re.compile(_ZH_FUTURE)),
     _rule("zh.paid.did_you_get", I.PAID, r"收到(?:我的)?(?:还款|钱|转账|付款|款)(?:了)?吗", 0.7, negatable=False),
     _rule("zh.promise_to_pay.will", I.PROMISE_TO_PAY,
           rf"(?:会|就|能|可以|准备|打算|争取|尽快|马上|一定|保证|肯定|想|要|先|再)(?:在)?(?:把钱)?(?:{ZH_REPAY}|付|转|交|缴|打款|凑钱)",
@@ -361,9 +407,14 @@ ZH_RULES: tuple[Rule, ...] = (
     _rule("zh.callback_request.busy", I.CALLBACK_REQUEST,
           r"(?:晚点|回头|改天|等会|待会)再说|(?:现在|正在)?(?:没空|在忙|很忙|开会|开车|上班)|现在不方便", 0.6,
           negatable=False),
+    _rule("zh.identity_question.who", I.IDENTITY_QUESTION,
+          r"你(?:们)?是谁|哪位|谁啊|谁呀|是谁|什么事|怎么回事|这是什么|干什么的|什么意思|什么贷款|(?:哪个|哪家|什么)(?:公司|平台|机构)|"
+          r"你们是(?:哪|什么)", 0.8),
+    _rule("zh.balance_inquiry.how_much", I.BALANCE_INQUIRY,
+          r"(?:差|欠|剩|要还|需要还|应还|一共|总共|还有)[^，,。！!？?]{0,4}多少|多少钱|余额|待还(?:金额|多少)|欠款(?:是)?多少|"
+          r"还多少", 0.8),
     _rule("zh.help.question", I.HELP,
-          r"你(?:们)?是谁|哪位|谁啊|什么事|怎么回事|这是什么|干什么的|什么意思|什么贷款|怎么还(?![没不在有是])|"
-          r"在哪(?:里)?还|还多少|欠多少|多少钱|余额|什么时候到期|还款日|到期日|哪天还|咨询|帮助", 0.75),
+          r"怎么还(?![没不在有是])|在哪(?:里)?还|什么时候到期|还款日|到期日|哪天还|咨询|帮助|怎么(?:付|支付|转账)", 0.75),
 )
 
 # --- Korean -------------------------------------------------------------------
@@ -377,7 +428,8 @@ KO_RULES: tuple[Rule, ...] = (
           r"(?:보내지|연락하지|전화하지)\s*(?:마|말)", 0.95, negatable=False, media=True),
     _rule("ko.wrong_number.wrong", I.WRONG_NUMBER,
           r"잘못\s*(?:거셨|걸었|건|보내|연락|된\s*번호)|번호\s*(?:를\s*)?잘못|그런\s*사람\s*(?:없|몰라|모릅)|"
-          r"모르는\s*사람|본인이?\s*아(?:니|닌|닙|님)|(?:제|저)\s*번호가?\s*아니|"
+          r"모르는\s*사람|그런\s*(?:사람|분)[^\s,.]{0,4}(?:없|안\s*계)|(?:그|그분|그\s*사람)\s*(?:의\s*)?번호\s*(?:가\s*)?아(?:니|닌|닙|님)|"
+          r"(?:그\s*사람|그분)\s*(?:이|은)?\s*아(?:니|닌|닙|님)|본인이?\s*아(?:니|닌|닙|님)|(?:제|저)\s*번호가?\s*아(?:니|닌|닙|님)|"
           r"(?:그|그런)\s*(?:사람|분)(?:을|은)?\s*(?:몰라|모릅|모르)", 0.9, negatable=False),
     _rule("ko.dispute.not_mine", I.DISPUTE,
           r"(?:제|내|저의)\s*(?:대출|빚|채무)이?\s*아니|(?:대출|빚|채무)(?:이|가)\s*아니|빌린\s*적\s*(?:이\s*)?없|"
@@ -385,7 +437,7 @@ KO_RULES: tuple[Rule, ...] = (
           r"금액이?\s*(?:틀|잘못|이상|안\s*맞)|이의|사기", 0.9, negatable=False),
     _rule("ko.paid.paid", I.PAID,
           r"이미\s*(?:냈|납부|입금|갚|송금|보냈|결제|지불)|(?:냈|납부했|입금했|갚았|송금했|결제했|지불했)(?:어요|습니다|어|다|는데)|"
-          r"(?:납부|입금|결제)\s*(?:완료|했)", 0.9),
+          r"(?:납부|입금|결제|송금|이체|계좌\s*이체)\s*(?:완료|했)|이체\s*했", 0.9),
     _rule("ko.promise_to_pay.will", I.PROMISE_TO_PAY,
           r"(?:낼|갚을|납부할|입금할|송금할|보낼|지불할|결제할)\s*(?:게요|께요|게|께|거예요|겁니다|예정|수\s*있)|"
           r"(?:내|갚|납부하|입금하|보내|송금하)겠(?:습니다|어요)", 0.85),
@@ -397,6 +449,81 @@ KO_RULES: tuple[Rule, ...] = (
           r"(?:전화|연락)|상담원|담당자", 0.85),
     _rule("ko.callback_request.busy", I.CALLBACK_REQUEST, r"바빠|바쁘|운전\s*중|회의\s*중|통화\s*(?:못|어려)", 0.6,
           negatable=False),
-    _rule("ko.help.question", I.HELP,
-          r"누구(?:세요|신가요|야|예요|시죠|십니까)|무슨\s*(?:일|대출|돈|내용)|뭐예요|뭔가요|어떻게\s*(?:내|납부|갚)", 0.75),
+    _rule("ko.identity_question.who", I.IDENTITY_QUESTION,
+          r"누구(?:세요|신가요|야|예요|시죠|십니까|신데|인데|세요|시오)|누군데|누구시|어디(?:세요|신가요|예요|시죠|십니까)|"
+          r"무슨\s*(?:일|대출|돈|내용|용건)|뭐예요|뭔가요|어디서\s*(?:오|보내)", 0.8),
+    _rule("ko.balance_inquiry.how_much", I.BALANCE_INQUIRY,
+          r"얼마\s*(?:나\s*)?(?:남|내야|갚아야|예요|인가요|죠|입니까)|잔액|남은\s*(?:금액|돈|잔액|빚)|총\s*얼마|갚을\s*돈이?\s*얼마", 0.8),
+    _rule("ko.help.question", I.HELP, r"어떻게\s*(?:내|납부|갚|입금|결제)", 0.75),
+)
+
+# --- Spanish ------------------------------------------------------------------
+# (normalisation folds accents: "pagué" arrives as "pague", "número" as "numero",
+# "mañana" as "manana"; the patterns are written in that form)
+
+_ES_MEDIUM = r"(?:llamar(?:me|nos)?|llamadas?|mandar(?:me)?|enviar(?:me)?|escribir(?:me)?|mensajes?|textos?|sms|" \
+             r"molestar(?:me)?|contactar(?:me)?|correos?)"
+# past-tense payment verbs (first person preterite, accents folded)
+_ES_PAID_VERB = r"(?:pague|pagamos|deposite|depositamos|transferi|transferimos|mande|mandamos|envie|enviamos|abone|" \
+                r"liquide|salde|cubri)"
+
+ES_RULES: tuple[Rule, ...] = (
+    _rule("es.opt_out.stop_contact", I.OPT_OUT,
+          rf"\bno (?:me |nos )?(?:vuelvan a |vuelva a )?(?:llamen|llame|manden|mande|envien|envie|escriban|escriba|"
+          rf"contacten|contacte|molesten|moleste|marquen)\b|\bdej(?:en|e|a) de {_ES_MEDIUM}|"
+          rf"\bno quiero (?:recibir )?(?:mas )?(?:mensajes|llamadas|textos|correos)\b|"
+          rf"\b(?:borren|borrenme|quiten|quitenme|saquen|saquenme|eliminen)(?:me)? (?:de|del) (?:su |la |sus )?(?:lista|sistema)\b|"
+          rf"\bno mas (?:mensajes|llamadas|textos|correos)\b|\bdarme de baja\b|\bden(?:me)? de baja\b",
+          0.95, negatable=False, media=True),
+    _rule("es.wrong_number.wrong", I.WRONG_NUMBER,
+          r"\bnumero equivocado\b|\bse (?:equivoco|equivocaron|equivoca|equivocan) de (?:numero|persona)\b|"
+          r"\bequivocad[oa]s? de numero\b|\bno es (?:mi|su|el) numero\b|\b(?:ese|este|esta) no es (?:su|el) (?:numero|telefono)\b|"
+          r"\bya no es (?:de el|de ella|su numero|suyo|de esa persona)\b|\bno conozco a\b|\bno (?:se|sabemos) quien es\b|"
+          r"\baqui no (?:vive|hay|esta|trabaja)\b|\bno (?:vive|esta) aqui\b|\bno hay nadie (?:con|que se llame|aqui|asi)\b|"
+          r"\bnadie (?:con ese nombre|se llama asi|que se llame)\b|\bpersona equivocada\b|\bes mi numero (?:nuevo|ahora)\b",
+          0.9, negatable=False),
+    _rule("es.dispute.not_mine", I.DISPUTE,
+          r"\bno (?:les |le )?debo nada\b|\bno (?:es|son) (?:mi|mis) (?:deuda|prestamo|cuenta|cargo)s?\b|"
+          r"\bnunca (?:pedi|saque|solicite|tuve|firme|he pedido|he sacado)\b|\bno (?:pedi|saque|solicite) (?:ningun|ese|un)\b|"
+          r"\b(?:estafa|fraude|estafadores|robo de identidad)\b|\b(?:el |la )?(?:monto|cantidad|saldo|cobro) (?:esta|es) "
+          r"(?:mal|incorrect[oa]|equivocad[oa])\b|\bno reconozco\b|\bme cobraron (?:de mas|dos veces)\b",
+          0.9, negatable=False),
+    _rule("es.paid.already", I.PAID,
+          rf"\bya (?:se |lo |la |les |le |te )?(?:{_ES_PAID_VERB}|hice|hicimos|realice|he pagado|hemos pagado|pagaste)\b|"
+          rf"(?<!que )(?<!cuando )(?<!si )\b(?:lo |la |les |le |te )?{_ES_PAID_VERB}\b(?! (?:el|la) (?:pago|cuota) (?:de|del) "
+          rf"(?:viernes|lunes))|\b(?:hice|hicimos|realice|mande|envie) (?:el|la|un|una|mi) (?:pago|transferencia|deposito|"
+          rf"abono)\b|\b(?:ya )?(?:esta|quedo|fue|estan) (?:pagad[oa]s?|liquidad[oa]|saldad[oa]|cubiert[oa])\b|"
+          rf"\b(?:el pago|la transferencia|el deposito) (?:ya )?se (?:hizo|realizo|envio|mando)\b|\bya se (?:pago|hizo|realizo)\b|"
+          rf"\bhe pagado\b|\bhemos pagado\b",
+          0.9),
+    _rule("es.paid.did_you_get", I.PAID,
+          r"\b(?:recibieron|recibio|les llego|le llego|vieron) (?:mi|el) (?:pago|deposito|transferencia|dinero)\b", 0.7,
+          negatable=False),
+    _rule("es.promise_to_pay.will", I.PROMISE_TO_PAY,
+          r"\b(?:voy|vamos|va) a (?:pagar|depositar|mandar|enviar|transferir|hacer el pago|abonar|liquidar)\b|"
+          r"\b(?:pagare|pagaremos|depositare|mandare|enviare|transferire|abonare|liquidare)\b|"
+          r"\b(?:le|les|te|se lo|se los) (?:pago|deposito|mando|transfiero|abono)\b|\b(?:puedo|podemos|podria|pienso|"
+          r"quiero|planeo) (?:pagar|depositar|hacer el pago|abonar|mandar)\b|\bhare el pago\b", 0.85),
+    _rule("es.hardship.hardship", I.HARDSHIP,
+          r"\b(?:perdi|me quede sin|no tengo|estoy sin) (?:mi |el )?(?:trabajo|empleo|chamba|dinero|plata|fondos)\b|"
+          r"\bdesempleado\b|\bme (?:despidieron|corrieron)\b|\bno (?:puedo|podemos|podre) pagar\b|\bno me alcanza\b|"
+          r"\bestoy (?:enferm[oa]|hospitalizad[oa]|internad[oa])\b|\bhospital\b|\bcirugia\b|\bfallecio\b|"
+          r"\bnecesito (?:mas tiempo|un plan|una extension|una prorroga)\b|\bplan de pagos\b|\bpagos mas pequenos\b|"
+          r"\bno tengo (?:con que|como) pagar\b|\bdificultades? (?:economicas?|financieras?)\b",
+          0.85, negatable=False),
+    _rule("es.callback_request.call_me", I.CALLBACK_REQUEST,
+          r"\b(?:llamenme|llameme|llamame|marquenme|marqueme)\b|\b(?:me |nos )?(?:pueden|puede|podrian|podria) "
+          r"(?:llamar|marcar)(?:me)?\b|\bllamar(?:me)? (?:mas tarde|despues|manana|luego)\b|\bhablar con (?:alguien|una "
+          r"persona|un agente|un representante)\b|\bestoy ocupad[oa]\b|\bestoy trabajando\b|\bestoy manejando\b",
+          0.85),
+    _rule("es.identity_question.who", I.IDENTITY_QUESTION,
+          r"\bquien(?:es)? (?:es|habla|eres|son|me escribe|me llama|manda)\b|\bde (?:que|donde) (?:se trata|es esto|"
+          r"(?:compania|empresa) (?:son|es|llaman))\b|\bque es esto\b|\bpara que es esto\b|\bpor que me (?:escriben|llaman|"
+          r"mandan)\b|\bquien(?:es)? (?:son ustedes|es usted)\b|\bque (?:compania|empresa) es\b", 0.8),
+    _rule("es.balance_inquiry.how_much", I.BALANCE_INQUIRY,
+          r"\bcuanto (?:debo|le debo|les debo|me falta|falta|queda|es|tengo que pagar|hay que pagar|debemos|se debe)\b|"
+          r"\b(?:mi|el) saldo\b|\bcual es (?:mi|el) (?:saldo|balance|adeudo)\b|\bsaldo pendiente\b", 0.8),
+    _rule("es.help.how_to_pay", I.HELP,
+          r"\bcomo (?:puedo |podemos )?(?:pago|pagar|hago el pago|deposito|depositar)\b|\bdonde (?:puedo )?(?:pago|pagar)\b|"
+          r"\bnecesito ayuda\b|\bmas informacion\b|\bno entiendo\b", 0.7),
 )

@@ -30,6 +30,8 @@ from functools import lru_cache
 __all__ = ["Normalized", "cn_number", "keyword_key", "ko_number", "normalize", "osa_distance"]
 
 _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201b": "'", "`": "'", "\u00b4": "'"})
+# Spanish (and other Latin) accents folded: "pagué" and "pague", "número" and "numero" are typed alike
+_ACCENTS = str.maketrans("áàâäéèêëíìîïóòôöúùûüñç", "aaaaeeeeiiiioooouuuunc")
 _SYMBOL_CATEGORIES = frozenset({"So", "Sk", "Cs", "Co", "Cf", "Cn"})
 _YES_EMOJI = frozenset("👍👌✅✔🙆☑")
 _NO_EMOJI = frozenset("👎❌✖🙅⛔")
@@ -333,7 +335,7 @@ def keyword_key(bare: str) -> str:
 
 
 def normalize(raw: str) -> Normalized:
-    text = unicodedata.normalize("NFKC", raw).translate(_QUOTES).casefold()
+    text = unicodedata.normalize("NFKC", raw).translate(_QUOTES).casefold().translate(_ACCENTS)
     emoji_yes = not _YES_EMOJI.isdisjoint(text)
     emoji_no = not _NO_EMOJI.isdisjoint(text)
     text, had_symbols = _strip_symbols(text)

@@ -149,6 +149,10 @@ _TASK_INTENTS: dict[Intent, tuple[TaskKind, str, str]] = {
 }
 
 
+#: Questions answered by a reply template and nothing else.
+_QUESTIONS: dict[Intent, str] = {Intent.IDENTITY_QUESTION: "identity", Intent.BALANCE_INQUIRY: "balance"}
+
+
 def apply_effects(
     session: Session,
     interp: Interpretation,
@@ -170,6 +174,10 @@ def apply_effects(
         _opt_in(m, effects)
     elif intent is Intent.HELP:
         effects.reply = "help"
+    elif intent in _QUESTIONS:
+        # answered, nothing recorded: what the answer may say depends on the number (bot.messages.compose)
+        effects.done.append(f"answer:{_QUESTIONS[intent]}")
+        effects.reply = _QUESTIONS[intent]
     elif intent is Intent.WRONG_NUMBER:
         _wrong_number(m, effects)
     elif intent is Intent.PAID:

@@ -72,7 +72,7 @@ log = logging.getLogger(__name__)
 
 #: The ``reply_<kind>`` templates an answer can use (docs/webhooks.md).
 REPLY_KINDS = ("opt_out", "opt_in", "help", "paid", "promise", "dispute", "wrong_number", "hardship",
-               "callback", "other")
+               "callback", "other", "identity", "balance")
 #: Answers that are always queued (carrier rules), whatever the daily cap says.
 MANDATORY_REPLIES = frozenset({"opt_out", "opt_in", "help"})
 #: Answers queued even to a number opted out of SMS (the dispatcher sends them too).
@@ -248,8 +248,9 @@ def _queue_reply(session: Session, outcome: InboundOutcome, kind: str, sms: Inbo
 
 
 def _unknown_sender_answer(session: Session, number: str, intent: Intent, inbound_id: int) -> str | None:
-    """STOP (once per number) and HELP are answered even when no borrower has the number."""
-    if intent is Intent.HELP:
+    """STOP (once per number) and HELP are answered even when no borrower has the number;
+    "who is this?" gets the HELP answer (who we are, nothing about anyone's debt)."""
+    if intent in (Intent.HELP, Intent.IDENTITY_QUESTION):
         return "reply_help"
     if intent is not Intent.OPT_OUT:
         return None

@@ -83,7 +83,7 @@ FINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "cancele
 #: call_sessions.outcome of a call that never connected.
 _UNANSWERED_OUTCOME = {"no-answer": "no_answer", "busy": "busy", "failed": "failed", "canceled": "canceled"}
 _REPLY_KINDS = ("opt_out", "opt_in", "help", "paid", "promise", "dispute", "wrong_number", "hardship",
-                "callback", "other")
+                "callback", "other", "identity", "balance")
 #: The polite end when the rules no longer allow the call at the moment it is answered.
 _POLITE_END = {
     "en": "Sorry, we cannot continue this call now. Goodbye.",
