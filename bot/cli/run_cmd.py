@@ -94,6 +94,7 @@ def run_cmd(app: App, plan_interval: int | None, dispatch_interval: int, host: s
         report = service.plan_job()
         service.dispatch_job()
         service.prune_job()
+        service.retention_job()
         service.webhook_job()
         err_console.print(f"planned at {report.at.isoformat()}: {dict(report.by_status) or 'nothing'}")
         return

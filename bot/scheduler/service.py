@@ -24,6 +24,9 @@ Jobs (each ``coalesce=True``, ``max_instances=1``, a short ``misfire_grace_time`
 * ``prune-prompts`` once a day and at start, with the settings: cached prompt
   audio unused for ``prompt_retention_days`` is deleted
   (:func:`bot.voice.media.prune_prompts`).
+* ``retention`` once a day and at start, with the settings: what is past its
+  retention period goes, except everything about a borrower on a legal hold
+  (:func:`bot.retention.purge`; docs/operations.md, "Retention").
 
 Jobs take the injectable :class:`~bot.clock.Clock`, so tests call them with a
 FixedClock and inspect the scheduler's jobs instead of waiting.
@@ -69,6 +72,7 @@ PLAN_JOB = "plan"
 DISPATCH_JOB = "dispatch"
 PRUNE_JOB = "prune-prompts"
 WEBHOOK_JOB = "webhooks"
+RETENTION_JOB = "retention"
 PRUNE_INTERVAL = 86_400  # seconds: once a day (and at start)
 DEFAULT_DISPATCH_INTERVAL = 60
 MISFIRE_GRACE_SECONDS = 60
@@ -147,6 +151,12 @@ class PlannerService:
 
         return prune_prompts(self.settings, self.clock.now()).removed
 
+    def retention_job(self) -> int:
+        """Delete what is past its retention (bot.retention.purge), in batches; how many rows."""
+        from bot.retention import purge
+
+        return purge(self.db, self.settings, self.clock.now()).total
+
     def webhook_job(self) -> int:
         """Deliver the due event webhooks (bot.events.delivery); how many were delivered."""
         from bot.events.delivery import DeliveryOptions, deliver_due
@@ -176,8 +186,8 @@ def build_scheduler(
     executor: BaseExecutor | None = None,
     event_loop: asyncio.AbstractEventLoop | None = None,
 ) -> AsyncIOScheduler:
-    """The scheduler with its jobs (plan, dispatch; with settings also the daily prompt-cache prune
-    and the webhook deliveries), not started.
+    """The scheduler with its jobs (plan, dispatch; with settings also the daily prompt-cache prune,
+    the daily retention purge and the webhook deliveries), not started.
 
     The plan job's first run is due at once (``next_run_time`` = start), so
     starting after an outage plans immediately, once.  Jobs run in a thread pool
@@ -200,6 +210,8 @@ def build_scheduler(
     if service.settings is not None:  # the media directory is known: expire the prompt cache
         scheduler.add_job(service.prune_job, IntervalTrigger(seconds=PRUNE_INTERVAL), id=PRUNE_JOB,
                           name="prune prompt cache", next_run_time=_now_utc(), **defaults)
+        scheduler.add_job(service.retention_job, IntervalTrigger(seconds=PRUNE_INTERVAL), id=RETENTION_JOB,
+                          name="delete what is past its retention", next_run_time=_now_utc(), **defaults)
         scheduler.add_job(service.webhook_job, IntervalTrigger(seconds=service.settings.webhook_interval_seconds),
                           id=WEBHOOK_JOB, name="deliver event webhooks", next_run_time=_now_utc(), **defaults)
     return scheduler
