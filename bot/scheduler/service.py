@@ -191,12 +191,12 @@ def build_scheduler(
 
     The plan job's first run is due at once (``next_run_time`` = start), so
     starting after an outage plans immediately, once.  Jobs run in a thread pool
-    of four (one per job: ``max_instances=1``), whose shutdown waits for them.
+    of five (one per job: ``max_instances=1``), whose shutdown waits for them.
     """
     if plan_interval < 1 or dispatch_interval < 1:
         raise ValueError("job intervals must be at least one second")
     options: dict[str, Any] = {"timezone": "UTC"}
-    options["executors"] = {"default": executor if executor is not None else ThreadPoolExecutor(max_workers=4)}
+    options["executors"] = {"default": executor if executor is not None else ThreadPoolExecutor(max_workers=5)}
     if event_loop is not None:
         options["event_loop"] = event_loop
     scheduler = AsyncIOScheduler(**options)
