@@ -33,7 +33,18 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, String, and_, cast, delete, exists, func, or_, select, update
+from sqlalchemy import (
+    Select,
+    String,
+    and_,
+    cast,
+    delete,
+    exists,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -113,15 +124,14 @@ def _free(column: Any) -> ColumnElement[bool]:
     return or_(column.is_(None), column.not_in(_held()))
 
 
+@dataclass
 class _Purger:
-    def __init__(self, db: Database, media_dir: Path, *, dry_run: bool, batch_size: int,
-                 progress: Progress | None, report: PurgeReport) -> None:
-        self.db = db
-        self.media_dir = media_dir
-        self.dry_run = dry_run
-        self.batch_size = batch_size
-        self.progress = progress
-        self.report = report
+    db: Database
+    media_dir: Path
+    dry_run: bool
+    batch_size: int
+    progress: Progress | None
+    report: PurgeReport
 
     def drain(self, what: str, ids: Select[Any], apply: Callable[[Session, list[Any]], None]) -> int:
         """Apply ``apply`` to the rows ``ids`` selects (their primary keys), a batch per transaction;

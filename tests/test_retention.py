@@ -4,7 +4,7 @@ wins, a dry run deletes nothing, recordings' files go with their rows.  SQLite a
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -87,7 +87,7 @@ def rows(db: Database, bid: str) -> dict[str, int]:
     """Rows about a borrower per table, and how many still have text, a recording, a reply link."""
     with db.sessions() as s:
         calls = select(CallSession.id).where(CallSession.borrower_id == bid)
-        count = lambda stmt: s.scalar(select(func.count()).select_from(stmt.subquery()))  # noqa: E731
+        count = lambda stmt: s.scalar(select(func.count()).select_from(stmt.subquery()))
         return {
             "attempts": count(select(ContactAttempt.id).where(ContactAttempt.borrower_id == bid)),
             "calls": count(calls),

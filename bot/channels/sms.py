@@ -36,8 +36,8 @@ import asyncio
 import base64
 import hashlib
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -62,9 +62,9 @@ from bot.errors import (
 from bot.privacy import mask_phone
 
 __all__ = [
+    "CONFIGURATION_CODES",
     "PERMANENT_CODES",
     "TRANSIENT_CODES",
-    "CONFIGURATION_CODES",
     "SmsChannel",
     "TwilioAdapter",
     "TwilioConfigurationError",

@@ -44,7 +44,6 @@ from bot.channels.sms import (
     refusal,
 )
 from bot.domain import Channel as ChannelName
-from bot.errors import PermanentDeliveryError
 from bot.privacy import mask_phone
 from bot.voice.urls import answer_url, status_url
 

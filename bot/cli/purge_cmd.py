@@ -6,7 +6,14 @@ from datetime import UTC, date, datetime, time
 
 import click
 
-from bot.cli.common import App, err_console, out_console, pass_app, print_json, parse_instant
+from bot.cli.common import (
+    App,
+    err_console,
+    out_console,
+    parse_instant,
+    pass_app,
+    print_json,
+)
 
 
 class DateOrInstant(click.ParamType):
