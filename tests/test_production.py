@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bot.config import load_settings
@@ -85,3 +87,14 @@ def test_tick_refuses_a_bad_sender_number_in_any_mode(run_bot, db_url: str) -> N
                      env={"BOT_TWILIO_FROM_NUMBERS": "+15005550006,5005550007"})
     assert result.exit_code == 2
     assert "BOT_TWILIO_FROM_NUMBERS: number 2 is not a valid phone number in E.164 form" in result.stderr
+
+
+def test_the_web_factory_refuses_development_secrets_in_production(monkeypatch: pytest.MonkeyPatch,
+                                                                   tmp_path: Path) -> None:
+    from bot.errors import ConfigError
+    from bot.web.app import from_environment
+
+    monkeypatch.setenv("BOT_DATABASE_URL", f"sqlite:///{tmp_path / 'bot.db'}")
+    monkeypatch.setenv("BOT_ENVIRONMENT", "production")
+    with pytest.raises(ConfigError, match="BOT_UNSUBSCRIBE_SECRET: still the development default"):
+        from_environment()  # `uvicorn --factory bot.web.app:from_environment` does not start either
