@@ -28,6 +28,7 @@ from bot.db.models import (
 from bot.policy import load_policy
 from bot.retention import purge
 from bot.scheduler.service import RETENTION_JOB, PlannerService, build_scheduler
+from test_web_support import harness, web  # noqa: F401 - fixtures
 
 NOW = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)
 OLD = NOW - timedelta(days=2000)  # past every default period (1830 days)
@@ -153,6 +154,21 @@ def test_older_goes_newer_stays_and_a_legal_hold_keeps_everything(db: Database, 
         assert s.scalar(select(ContactAttempt.status).where(ContactAttempt.dedupe_key == "B1-open")) == "planned"
     # a second run finds nothing
     assert purge(db, settings, NOW).total == 0
+
+
+def test_a_legal_hold_placed_and_lifted_through_the_api(web, db: Database, clock: FixedClock,  # noqa: ANN001, F811
+                                                        settings: Settings, media: Path) -> None:
+    from api_support import Api, new_key
+
+    seed(db, media, holds={})
+    api = Api(web, new_key(db, clock)[1])
+    hold = api("POST", "/borrowers/B1/holds", json={"kind": "legal"})
+    assert hold.status_code == 201, hold.text
+    assert purge(db, settings, NOW).total == 0 and len(files(media)) == 2
+    assert rows(db, "B1") == {**ALL, "audit": 5}  # and the API's audit event of the hold
+    assert api("DELETE", f"/borrowers/B1/holds/{hold.json()['id']}").status_code in (200, 204)
+    assert purge(db, settings, NOW).counts["contact_attempts"] == 1  # lifted: the periods apply again
+    assert rows(db, "B1") == {**NEWER, "audit": 4} and len(files(media)) == 1  # the two API events are new
 
 
 def test_dry_run_counts_and_deletes_nothing(db: Database, settings: Settings, media: Path) -> None:
