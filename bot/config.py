@@ -19,6 +19,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from bot.errors import ConfigError
 
 DEFAULT_DATABASE_URL = "sqlite:///bot.db"
+# Contact attempts are kept at least this long (the planner's dedupe keys and the frequency
+# rules look back at them; the longest treatment ladder runs for a few weeks).
+MIN_ATTEMPTS_RETENTION_DAYS = 180
 # templates/ sits beside the package in a checkout; an installed bot (the Docker
 # image) sets BOT_TEMPLATES_DIR.
 DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
@@ -26,6 +29,10 @@ DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BOT_", extra="forbid", frozen=True)
+
+    # development (the default) or production: `bot run` in production refuses development
+    # secrets, sandbox credentials and an http:// public URL (bot.secrets, docs/operations.md)
+    environment: Literal["development", "production"] = "development"
 
     # Storage
     database_url: str = DEFAULT_DATABASE_URL
@@ -201,6 +208,24 @@ class Settings(BaseSettings):
     webhook_lease_seconds: int = Field(default=300, ge=10, le=86_400)  # a worker's hold on claimed deliveries
     webhook_batch_size: int = Field(default=20, ge=1, le=1000)  # deliveries claimed at a time
     webhook_interval_seconds: int = Field(default=10, ge=1, le=3600)  # bot run: how often the job runs
+
+    # Retention (bot.retention, docs/compliance.md "Record keeping"): days each category is
+    # kept, 0 or None: forever; `bot purge` and bot run's daily job delete what is older,
+    # except everything about a borrower on a legal hold
+    retention_recordings_days: int | None = Field(default=1830, ge=0, le=36_500)
+    retention_transcripts_days: int | None = Field(default=1830, ge=0, le=36_500)
+    retention_attempts_days: int | None = Field(default=1830, ge=0, le=36_500)
+    retention_audit_days: int | None = Field(default=1830, ge=0, le=36_500)
+    retention_webhooks_days: int | None = Field(default=90, ge=0, le=36_500)
+
+    @field_validator("retention_attempts_days")
+    @classmethod
+    def _attempts_outlive_policy(cls, value: int | None) -> int | None:
+        # The planner's idempotency and the frequency rules read recent attempts: deleting
+        # them sooner could send a step twice.
+        if value and value < MIN_ATTEMPTS_RETENTION_DAYS:
+            raise ValueError(f"must be 0 (keep forever) or at least {MIN_ATTEMPTS_RETENTION_DAYS} days")
+        return value
 
 
 def _read_file(path: Path) -> dict[str, Any]:

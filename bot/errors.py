@@ -58,3 +58,10 @@ class TransientDeliveryError(DeliveryError):
 
 class PermanentDeliveryError(DeliveryError):
     """Never retry (invalid number, recipient opted out, not a mobile)."""
+
+
+class ConfigurationDeliveryError(PermanentDeliveryError):
+    """The provider refused because of the bot's own configuration (credentials, sender number,
+    callback URL, a trial account, geographic permissions): never retried, since every try
+    fails alike until a person fixes the setting the message names; the dispatcher logs it
+    once per process as a configuration problem."""

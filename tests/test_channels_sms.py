@@ -15,13 +15,14 @@ from twilio.request_validator import RequestValidator
 from bot.channels.base import ApprovedMessage, SendResult, approve
 from bot.channels.sms import (
     SmsChannel,
+    TwilioConfigurationError,
     TwilioPermanentError,
     TwilioTransientError,
     classify_twilio_error,
 )
 from bot.compliance.types import Decision
 from bot.config import Settings
-from bot.errors import ConfigError, PermanentDeliveryError, TransientDeliveryError
+from bot.errors import ConfigError, ConfigurationDeliveryError, PermanentDeliveryError, TransientDeliveryError
 from bot.messages import sms_segments
 from bot.sandbox import Sandbox, SandboxConfig, SandboxServer
 from bot.sandbox.config import AccountConfig, NumberConfig
@@ -201,14 +202,24 @@ def test_transient_errors_then_success(sb: Sandbox, settings: Settings, inject: 
     assert len(sb.messages_to(PHONE)) == 1
 
 
-def test_configuration_errors_are_transient(sb: Sandbox, settings: Settings) -> None:
+def test_configuration_errors_are_permanent(sb: Sandbox, settings: Settings) -> None:
+    """The sandbox refuses like Twilio; each refusal is permanent and names the setting to fix."""
     wrong_token = settings.model_copy(update={"twilio_auth_token": "wrong"})
-    with pytest.raises(TwilioTransientError) as info:
-        send_one(SmsChannel(wrong_token), message())
-    assert (info.value.code, info.value.status) == (20003, 401) and "twilio_auth_token" in str(info.value)
-    with pytest.raises(TwilioTransientError) as info:
-        send_one(SmsChannel(settings), message(from_="+15005559999"))
-    assert info.value.code == 21606
+    cases = [
+        (SmsChannel(wrong_token), message(), 20003, 401, "twilio_auth_token"),
+        (SmsChannel(settings), message(from_="+15005559999"), 21606, 400, "twilio_from_numbers"),
+        (SmsChannel(settings), message(from_="not-a-number"), 21212, 400, "twilio_from_numbers"),
+        (SmsChannel(settings.model_copy(update={"public_base_url": "https://example.com"})),
+         message(settings=settings.model_copy(update={"public_base_url": "https://example.com"})), 21609, 400,
+         "public_base_url"),
+    ]
+    for channel, msg, code, status, setting in cases:
+        with pytest.raises(TwilioConfigurationError) as info:
+            send_one(channel, msg)
+        assert isinstance(info.value, PermanentDeliveryError) and isinstance(info.value, ConfigurationDeliveryError)
+        assert (info.value.code, info.value.status, info.value.effect) == (code, status, None)
+        assert setting in str(info.value)
+    assert sb.messages_to(PHONE) == []
 
 
 def _closed_port() -> int:
@@ -253,7 +264,7 @@ def test_find_sent_reconciles_by_recipient_body_and_time(sb: Sandbox, settings: 
 
 @pytest.mark.parametrize(("status", "code", "kind"), [
     (400, 21612, PermanentDeliveryError), (400, 99999, PermanentDeliveryError), (502, None, TransientDeliveryError),
-    (429, None, TransientDeliveryError), (404, 20404, TransientDeliveryError),
+    (429, None, TransientDeliveryError), (404, 20404, ConfigurationDeliveryError), (400, 21608, ConfigurationDeliveryError),
 ])
 def test_classification_of_other_codes(status: int, code: int | None, kind: type[Exception]) -> None:
     from twilio.base.exceptions import TwilioRestException

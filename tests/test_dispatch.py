@@ -453,6 +453,34 @@ def test_permanent_errors_fail_at_once_and_record_what_they_say(h: Harness, code
     assert h.sms.calls == 1  # never retried
 
 
+@pytest.mark.parametrize("code", [21609, 20003, 21606, 21212, 21608])
+def test_configuration_errors_fail_at_once_and_are_logged_once(h: Harness, code: int, caplog: Any,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from twilio.base.exceptions import TwilioRestException
+
+    from bot.channels.sms import classify_twilio_error
+    from bot.dispatch import runner
+
+    monkeypatch.setattr(runner, "_reported", set())  # "once" is per process: start this test afresh
+    for n in (1, 2, 3):
+        one_sms_borrower(h, f"B{n}", phone=f"+1212555000{n}")
+        h.sms.script[f"+1212555000{n}"] = [classify_twilio_error(TwilioRestException(400, "/x", code=code))]
+    h.plan()
+
+    with caplog.at_level(logging.INFO):
+        assert h.run().by_channel() == {"sms": {"failed": 3}}
+    rows = attempts(h.db)
+    assert [(r.status, r.tries) for r in rows] == [("failed", 1)] * 3
+    assert all(r.last_error.startswith(f"configuration: {code} ") for r in rows)
+    problems = [r for r in caplog.records if "configuration problem" in r.getMessage()]
+    assert len(problems) == 1 and problems[0].levelno == logging.ERROR
+    assert f"Twilio error {code}" in problems[0].getMessage()
+    assert all(consent(h.db, f"B{n}", "sms").address_flag is None for n in (1, 2, 3))  # nothing said about them
+    h.clock.set(AT + timedelta(hours=1))
+    h.run()
+    assert h.sms.calls == 3  # never retried
+
+
 # --- rate limits ---------------------------------------------------------------------------------
 
 

@@ -129,12 +129,12 @@ def test_with_settings_the_prompt_cache_is_pruned_daily(db: Database, tmp_path) 
     import os
 
     from bot.config import load_settings
-    from bot.scheduler.service import PRUNE_JOB, WEBHOOK_JOB
+    from bot.scheduler.service import PRUNE_JOB, RETENTION_JOB, WEBHOOK_JOB
 
     settings = load_settings(media_dir=str(tmp_path / "media"), prompt_retention_days=3, webhook_interval_seconds=7)
     service = PlannerService(db=db, clock=FixedClock(AT), policy=load_policy(), settings=settings)
     jobs = {job.id: job for job in build_scheduler(service, plan_interval=120).get_jobs()}
-    assert set(jobs) == {PLAN_JOB, DISPATCH_JOB, PRUNE_JOB, WEBHOOK_JOB}
+    assert set(jobs) == {PLAN_JOB, DISPATCH_JOB, PRUNE_JOB, RETENTION_JOB, WEBHOOK_JOB}
     assert jobs[WEBHOOK_JOB].trigger.interval == timedelta(seconds=7) and jobs[WEBHOOK_JOB].func == service.webhook_job
     assert jobs[PRUNE_JOB].trigger.interval == timedelta(days=1) and jobs[PRUNE_JOB].func == service.prune_job
     assert jobs[PRUNE_JOB].coalesce is True and jobs[PRUNE_JOB].max_instances == 1

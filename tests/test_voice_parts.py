@@ -20,7 +20,7 @@ from sqlalchemy import select, update
 from twilio.base.exceptions import TwilioRestException
 
 from bot.channels.base import approve
-from bot.channels.sms import TwilioPermanentError, TwilioTransientError
+from bot.channels.sms import TwilioConfigurationError, TwilioPermanentError, TwilioTransientError
 from bot.channels.voice import VoiceChannel, classify_call_error
 from bot.compliance.types import Decision
 from bot.db import Database
@@ -112,8 +112,10 @@ def test_adapter_errors_are_classified(world: VoiceWorld, db: Database) -> None:
     (21614, 400, TwilioPermanentError, "landline"),
     (13224, 400, TwilioPermanentError, None),
     (13225, 403, TwilioPermanentError, None),
-    (21215, 400, TwilioPermanentError, None),
-    (21210, 400, TwilioTransientError, None),
+    (21215, 400, TwilioConfigurationError, None),
+    (21210, 400, TwilioConfigurationError, None),
+    (21219, 400, TwilioConfigurationError, None),
+    (21609, 400, TwilioConfigurationError, None),
     (20429, 429, TwilioTransientError, None),
     (None, 503, TwilioTransientError, None),
     (99999, 400, TwilioPermanentError, None),

@@ -36,8 +36,8 @@ import asyncio
 import base64
 import hashlib
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -52,14 +52,22 @@ from twilio.rest import Client
 from bot.channels.base import ApprovedMessage, Channel, SendResult
 from bot.config import Settings
 from bot.domain import Channel as ChannelName
-from bot.errors import ConfigError, PermanentDeliveryError, TransientDeliveryError
+from bot.errors import (
+    ConfigError,
+    ConfigurationDeliveryError,
+    DeliveryError,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+)
 from bot.privacy import mask_phone
 
 __all__ = [
+    "CONFIGURATION_CODES",
     "PERMANENT_CODES",
     "TRANSIENT_CODES",
     "SmsChannel",
     "TwilioAdapter",
+    "TwilioConfigurationError",
     "TwilioPermanentError",
     "TwilioTransientError",
     "classify_twilio_error",
@@ -76,20 +84,26 @@ DEFAULT_CONCURRENCY = 64
 DEFAULT_TIMEOUT = 15.0  # seconds for a whole request; Twilio answers in well under one
 CONNECT_TIMEOUT = 5.0
 
-#: Twilio codes that are worth retrying: throttling, a full queue, server trouble,
-#: and configuration the operator can fix while the messages wait (credentials,
-#: account, sender, webhook URL) -- failing them permanently would lose them.
+#: Twilio codes that are worth retrying: throttling, a full queue, server trouble.
 TRANSIENT_CODES: dict[int, str] = {
     20429: "too many requests",
     20500: "internal server error",
     20503: "service unavailable",
     21611: "sender's queue is full",
+}
+
+#: Codes that say the bot's configuration is wrong (credentials, account, sender, webhook
+#: URL, a trial account, geographic permissions): permanent (every retry would fail alike
+#: until a person fixes the setting named), logged once per process by the dispatcher.
+CONFIGURATION_CODES: dict[int, str] = {
     20003: "authentication failed (check twilio_account_sid / twilio_auth_token)",
     20404: "resource not found (check twilio_account_sid / twilio_api_base_url)",
     21212: "invalid 'From' number (check twilio_from_numbers)",
     21603: "no 'From' number (check twilio_from_numbers)",
     21606: "'From' number is not a number of this account (check twilio_from_numbers)",
     21609: "invalid StatusCallback URL (check public_base_url)",
+    21608: "trial account: the 'To' number is not verified (upgrade the account or verify the number)",
+    21408: "sending to this region is not enabled on the account (geographic permissions)",
 }
 
 #: Codes about this message or recipient: never retried.  ``effect`` tells the
@@ -99,7 +113,6 @@ PERMANENT_CODES: dict[int, tuple[str, str | None]] = {
     21211: ("invalid 'To' number", "invalid"),
     21614: ("'To' number is not a mobile number", "landline"),
     21612: ("'To' number cannot be reached from this sender", None),
-    21408: ("sending to this region is not enabled on the account", None),
     21602: ("message body is required", None),
     21604: ("'To' number is required", None),
     21617: ("message body is too long", None),
@@ -130,21 +143,29 @@ class TwilioPermanentError(PermanentDeliveryError):
         self.outcome_unknown = False
 
 
+class TwilioConfigurationError(TwilioPermanentError, ConfigurationDeliveryError):
+    """Never retry: the bot's configuration is wrong (the message names the setting)."""
+
+
 def classify_twilio_error(
     exc: TwilioRestException,
     *,
     transient: Mapping[int, str] = TRANSIENT_CODES,
     permanent: Mapping[int, tuple[str, str | None]] = PERMANENT_CODES,
+    configuration: Mapping[int, str] = CONFIGURATION_CODES,
 ) -> TwilioTransientError | TwilioPermanentError:
     """Map a Twilio REST error to our exception (table in docs/channels.md).
 
-    Known codes first (``transient`` and ``permanent``: this module's Messages
-    tables unless a resource passes its own, as calls do); otherwise HTTP 429
-    and 5xx are transient, other 4xx permanent.  The message has the code, our
-    title and the HTTP status only.
+    Known codes first (``configuration``, ``transient`` and ``permanent``: this
+    module's Messages tables unless a resource passes its own, as calls do);
+    otherwise HTTP 429 and 5xx are transient, other 4xx permanent.  The message
+    has the code, our title and the HTTP status only.
     """
     status = int(exc.status) if exc.status is not None else None
     code = int(exc.code) if isinstance(exc.code, int) or (isinstance(exc.code, str) and exc.code.isdigit()) else None
+    if code in configuration:
+        return TwilioConfigurationError(f"Twilio error {code}: {configuration[code]} (HTTP {status})", code=code,
+                                        status=status)
     if code in permanent:
         title, effect = permanent[code]
         return TwilioPermanentError(f"Twilio error {code}: {title} (HTTP {status})", code=code, status=status,
@@ -156,6 +177,14 @@ def classify_twilio_error(
     if status is not None and (status == 429 or status >= 500):
         return TwilioTransientError(f"Twilio error {label} (HTTP {status})", code=label, status=status)
     return TwilioPermanentError(f"Twilio error {label} (HTTP {status})", code=label, status=status)
+
+
+def refusal(error: DeliveryError) -> tuple[int, str]:
+    """The log level and kind of a send the provider refused: a configuration problem at DEBUG
+    (the dispatcher logs it once per process), the others at WARNING."""
+    if isinstance(error, ConfigurationDeliveryError):
+        return logging.DEBUG, "configuration"
+    return logging.WARNING, "permanent" if isinstance(error, PermanentDeliveryError) else "transient"
 
 
 def _network_error(exc: BaseException) -> TwilioTransientError:
@@ -351,9 +380,9 @@ class SmsChannel(TwilioAdapter):
             created = await self._call(client, "create", **kwargs)
         except TwilioRestException as exc:
             error = classify_twilio_error(exc)
-            log.warning("sms attempt=%s to=%s refused: code=%s status=%s %s", message.attempt_id, masked,
-                        error.code, error.status, "permanent" if isinstance(error, PermanentDeliveryError)
-                        else "transient")
+            level, kind = refusal(error)
+            log.log(level, "sms attempt=%s to=%s refused: code=%s status=%s %s", message.attempt_id, masked,
+                    error.code, error.status, kind)
             raise error from None
         except _NETWORK_ERRORS as exc:
             error = _network_error(exc)

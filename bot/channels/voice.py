@@ -41,13 +41,14 @@ from bot.channels.sms import (
     TwilioTransientError,
     _network_error,
     classify_twilio_error,
+    refusal,
 )
 from bot.domain import Channel as ChannelName
-from bot.errors import PermanentDeliveryError
 from bot.privacy import mask_phone
 from bot.voice.urls import answer_url, status_url
 
-__all__ = ["CALL_EVENTS", "PERMANENT_CODES", "TRANSIENT_CODES", "VoiceChannel", "classify_call_error"]
+__all__ = ["CALL_EVENTS", "CONFIGURATION_CODES", "PERMANENT_CODES", "TRANSIENT_CODES", "VoiceChannel",
+           "classify_call_error"]
 
 log = logging.getLogger("bot.channels.voice")
 
@@ -56,12 +57,16 @@ MACHINE_DETECTION = "DetectMessageEnd"
 #: Calls are one per second per account by default: a few in flight is plenty.
 DEFAULT_CONCURRENCY = 8
 
-#: Worth retrying: throttling, server trouble, and configuration the operator can
-#: fix while the calls wait (credentials, caller id, webhook URLs).
+#: Worth retrying: throttling, server trouble.
 TRANSIENT_CODES: dict[int, str] = {
     20429: "too many requests",
     20500: "internal server error",
     20503: "service unavailable",
+}
+
+#: The bot's configuration is wrong (credentials, caller id, webhook URLs, a trial account,
+#: geographic permissions): permanent, logged once per process by the dispatcher.
+CONFIGURATION_CODES: dict[int, str] = {
     20003: "authentication failed (check twilio_account_sid / twilio_auth_token)",
     20404: "resource not found (check twilio_account_sid / twilio_api_base_url)",
     21210: "caller id is not a number of this account (check twilio_from_numbers)",
@@ -69,6 +74,9 @@ TRANSIENT_CODES: dict[int, str] = {
     21213: "no caller id (check twilio_from_numbers)",
     21205: "invalid answer URL (check public_base_url)",
     21609: "invalid StatusCallback URL (check public_base_url)",
+    21219: "trial account: the 'To' number is not verified (upgrade the account or verify the number)",
+    13227: "no permission to call this country (geographic permissions)",
+    21215: "the account is not authorised to call this number (geographic permissions)",
 }
 
 #: About this call or number: never retried.  ``effect`` is recorded on the number.
@@ -78,8 +86,6 @@ PERMANENT_CODES: dict[int, tuple[str, str | None]] = {
     21614: ("'To' number is not a mobile number", "landline"),
     13224: ("Twilio cannot call this number or it is invalid", None),  # also a carrier outage: no flag
     13225: ("calls to this number are blocked by Twilio", None),
-    13227: ("no permission to call this country (geo permissions)", None),
-    21215: ("the account is not authorised to call this number (geo permissions)", None),
     21216: ("the account is not allowed to call this number", None),
     21201: ("'To' number is required", None),
     21626: ("invalid StatusCallbackEvent", None),
@@ -89,7 +95,8 @@ PERMANENT_CODES: dict[int, tuple[str, str | None]] = {
 def classify_call_error(exc: TwilioRestException) -> TwilioTransientError | TwilioPermanentError:
     """Map a Twilio REST error of ``calls.create`` to our exception (table in docs/voice.md):
     the SMS classifier with the Calls code tables."""
-    return classify_twilio_error(exc, transient=TRANSIENT_CODES, permanent=PERMANENT_CODES)
+    return classify_twilio_error(exc, transient=TRANSIENT_CODES, permanent=PERMANENT_CODES,
+                                 configuration=CONFIGURATION_CODES)
 
 
 class VoiceChannel(TwilioAdapter):
@@ -135,9 +142,9 @@ class VoiceChannel(TwilioAdapter):
             created = await self._call(client, "create", **kwargs)
         except TwilioRestException as exc:
             error = classify_call_error(exc)
-            log.warning("call attempt=%s to=%s refused: code=%s status=%s %s", message.attempt_id, masked,
-                        error.code, error.status,
-                        "permanent" if isinstance(error, PermanentDeliveryError) else "transient")
+            level, kind = refusal(error)
+            log.log(level, "call attempt=%s to=%s refused: code=%s status=%s %s", message.attempt_id, masked,
+                    error.code, error.status, kind)
             raise error from None
         except _NETWORK_ERRORS as exc:
             error = _network_error(exc)

@@ -29,6 +29,7 @@ COMMAND_TABLE: dict[str, tuple[str, str, str]] = {
     "plan": ("bot.cli.plan_cmd", "plan_cmd", "Plan today's contacts (records them; --dry-run to only show)."),
     "why": ("bot.cli.plan_cmd", "why_cmd", "Explain step by step what would happen to a borrower and why."),
     "run": ("bot.cli.run_cmd", "run_cmd", "Run the service: scheduler and web app (webhooks, unsubscribe)."),
+    "purge": ("bot.cli.purge_cmd", "purge_cmd", "Delete what is past its retention (legal holds kept; --dry-run)."),
     "tick": ("bot.cli.tick_cmd", "tick_cmd", "Plan, then send what is due once (re-checked at send time)."),
     "attempts": ("bot.cli.attempts_cmd", "attempts_cmd", "List contact attempts that need a person (unknown, ...)."),
     "call": ("bot.cli.call_cmd", "call_cmd", "Place one scripted call to a borrower now (checked by the rules)."),

@@ -30,12 +30,16 @@ def checked_policy(app: App, policy_file: Path | None) -> Policy:
     (reply templates, SMS segment limit and opt-out instruction, the email's
     unsubscribe link: :func:`bot.messages.validate_templates`), so a broken template
     stops the command at start (exit status 2, each problem named with its file)
-    rather than failing every message at send time.  A public URL that is ``http://``
+    rather than failing every message at send time.  The Twilio settings' shape, and in
+    production every development default, are checked first (:func:`bot.production.check_startup`).
+    A public URL that is ``http://``
     on a host other than this machine is warned about (no TLS, no RFC 8058 one-click).
     """
     from bot.messages import public_url_warnings, validate_templates
+    from bot.production import check_startup
     from bot.rendering import get_renderer
 
+    check_startup(app.settings)  # Twilio settings' shape; in production, no development secrets (exit 2)
     policy = _policy(app, policy_file)
     validate_templates(get_renderer(str(app.settings.templates_dir)), policy=policy, settings=app.settings)
     for warning in public_url_warnings(app.settings.public_base_url):
@@ -95,6 +99,7 @@ def run_cmd(app: App, plan_interval: int | None, dispatch_interval: int, host: s
         report = service.plan_job()
         service.dispatch_job()
         service.prune_job()
+        service.retention_job()
         service.webhook_job()
         err_console.print(f"planned at {report.at.isoformat()}: {dict(report.by_status) or 'nothing'}")
         return

@@ -31,9 +31,9 @@ def tick_cmd(app: App, at: datetime | None, as_json: bool, no_rate_limit: bool, 
     payment) or cancelled (stale).  SMS go through Twilio (or the sandbox at
     twilio_api_base_url), email through the SMTP relay.  The output counts
     messages per channel and outcome; it never shows a number, address or text.
-    Cached prompt audio unused for prompt_retention_days is removed too (as
-    bot run does daily), and due event webhooks are delivered, so a cron job
-    running tick needs nothing else.
+    Cached prompt audio unused for prompt_retention_days and records past
+    their retention_*_days are removed too (as bot run does daily), and due
+    event webhooks are delivered, so a cron job running tick needs nothing else.
     """
     from bot.dispatch import DispatchOptions, dispatch_retrying
     from bot.scheduler.service import PlannerService
@@ -57,6 +57,9 @@ def tick_cmd(app: App, at: datetime | None, as_json: bool, no_rate_limit: bool, 
     from bot.voice.media import prune_prompts
 
     pruned = prune_prompts(settings, clock.now())  # what bot run's daily job does, for cron-driven installs
+    from bot.retention import purge
+
+    retention = purge(app.db, settings, clock.now())  # bot run's daily retention job, likewise
     from bot.events.delivery import DeliveryOptions, deliver_due
 
     webhooks = deliver_due(app.db, clock, DeliveryOptions.from_settings(settings))  # the events of this tick too
@@ -65,6 +68,7 @@ def tick_cmd(app: App, at: datetime | None, as_json: bool, no_rate_limit: bool, 
             "plan": plan_report.to_json(with_items=False) if plan_report is not None else None,
             "dispatch": report.to_json(),
             "prompts_pruned": pruned.removed,
+            "retention": retention.to_json(),
             "webhooks": webhooks.to_json(),
         })
         return
@@ -73,6 +77,9 @@ def tick_cmd(app: App, at: datetime | None, as_json: bool, no_rate_limit: bool, 
         counts = webhooks.to_json()
         err_console.print(f"webhooks: {counts['delivered']} delivered, {counts['retry']} to retry, "
                           f"{counts['dead']} dead")
+    if retention.total:
+        err_console.print("retention: " + ", ".join(f"{n} {what}" for what, n in retention.counts.items() if n)
+                          + " past their retention removed")
     if pruned.removed:
         err_console.print(f"prompt cache: {pruned.removed} prompts unused for {settings.prompt_retention_days} days "
                           "removed")

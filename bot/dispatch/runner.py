@@ -77,13 +77,29 @@ from bot.dispatch.statuses import (
 from bot.dispatch.voice import CALL_KEY, SessionSeed, compose_call, ensure_call_sessions, link_call_sids
 from bot.dispatch.writer import GroupWriter, Write
 from bot.domain import AttemptSource, AttemptStatus
-from bot.errors import PermanentDeliveryError, TransientDeliveryError
+from bot.errors import ConfigurationDeliveryError, PermanentDeliveryError, TransientDeliveryError
 from bot.metrics import provider_error
 from bot.policy import Policy
 from bot.ratelimit import Limit, TokenBuckets
 from bot.rendering import Renderer, get_renderer
 
 log = logging.getLogger(__name__)
+
+_reported: set[tuple[str, str]] = set()
+_reported_lock = threading.Lock()
+
+
+def configuration_problem(channel: str, exc: ConfigurationDeliveryError) -> bool:
+    """Log a provider's configuration refusal once per process, channel and code, at ERROR
+    (every send fails alike until the setting it names is fixed); True when it was logged."""
+    key = (str(channel), str(exc.code))
+    with _reported_lock:
+        if key in _reported:
+            return False
+        _reported.add(key)
+    log.error("configuration problem: %s: %s; the attempts it refuses fail without retry until it is fixed "
+              "(logged once)", channel, exc)
+    return True
 T = TypeVar("T")
 
 
@@ -460,7 +476,11 @@ class Dispatcher:
                          error_text("transient", exc, exc.code))
         except PermanentDeliveryError as exc:
             provider_error(item.channel, exc.code if exc.code is not None else "permanent")
-            return Failed(item.attempt_id, item.channel, error_text("permanent", exc, exc.code),
+            configuration = isinstance(exc, ConfigurationDeliveryError)
+            if configuration:
+                configuration_problem(item.channel, exc)
+            return Failed(item.attempt_id, item.channel,
+                          error_text("configuration" if configuration else "permanent", exc, exc.code),
                           effect=failure_effect(exc), code=None if exc.code is None else str(exc.code),
                           borrower_id=item.borrower_id, address=item.address)
         except asyncio.CancelledError:

@@ -24,6 +24,9 @@ Jobs (each ``coalesce=True``, ``max_instances=1``, a short ``misfire_grace_time`
 * ``prune-prompts`` once a day and at start, with the settings: cached prompt
   audio unused for ``prompt_retention_days`` is deleted
   (:func:`bot.voice.media.prune_prompts`).
+* ``retention`` once a day and at start, with the settings: what is past its
+  retention period goes, except everything about a borrower on a legal hold
+  (:func:`bot.retention.purge`; docs/operations.md, "Retention").
 
 Jobs take the injectable :class:`~bot.clock.Clock`, so tests call them with a
 FixedClock and inspect the scheduler's jobs instead of waiting.
@@ -69,6 +72,7 @@ PLAN_JOB = "plan"
 DISPATCH_JOB = "dispatch"
 PRUNE_JOB = "prune-prompts"
 WEBHOOK_JOB = "webhooks"
+RETENTION_JOB = "retention"
 PRUNE_INTERVAL = 86_400  # seconds: once a day (and at start)
 DEFAULT_DISPATCH_INTERVAL = 60
 MISFIRE_GRACE_SECONDS = 60
@@ -151,6 +155,12 @@ class PlannerService:
 
         return prune_prompts(self.settings, self.clock.now()).removed
 
+    def retention_job(self) -> int:
+        """Delete what is past its retention (bot.retention.purge), in batches; how many rows."""
+        from bot.retention import purge
+
+        return purge(self.db, self.settings, self.clock.now()).total
+
     def webhook_job(self) -> int:
         """Deliver the due event webhooks (bot.events.delivery); how many were delivered."""
         from bot.events.delivery import DeliveryOptions, deliver_due
@@ -180,17 +190,17 @@ def build_scheduler(
     executor: BaseExecutor | None = None,
     event_loop: asyncio.AbstractEventLoop | None = None,
 ) -> AsyncIOScheduler:
-    """The scheduler with its jobs (plan, dispatch; with settings also the daily prompt-cache prune
-    and the webhook deliveries), not started.
+    """The scheduler with its jobs (plan, dispatch; with settings also the daily prompt-cache prune,
+    the daily retention purge and the webhook deliveries), not started.
 
     The plan job's first run is due at once (``next_run_time`` = start), so
     starting after an outage plans immediately, once.  Jobs run in a thread pool
-    of four (one per job: ``max_instances=1``), whose shutdown waits for them.
+    of five (one per job: ``max_instances=1``), whose shutdown waits for them.
     """
     if plan_interval < 1 or dispatch_interval < 1:
         raise ValueError("job intervals must be at least one second")
     options: dict[str, Any] = {"timezone": "UTC"}
-    options["executors"] = {"default": executor if executor is not None else ThreadPoolExecutor(max_workers=4)}
+    options["executors"] = {"default": executor if executor is not None else ThreadPoolExecutor(max_workers=5)}
     if event_loop is not None:
         options["event_loop"] = event_loop
     scheduler = AsyncIOScheduler(**options)
@@ -204,6 +214,8 @@ def build_scheduler(
     if service.settings is not None:  # the media directory is known: expire the prompt cache
         scheduler.add_job(service.prune_job, IntervalTrigger(seconds=PRUNE_INTERVAL), id=PRUNE_JOB,
                           name="prune prompt cache", next_run_time=_now_utc(), **defaults)
+        scheduler.add_job(service.retention_job, IntervalTrigger(seconds=PRUNE_INTERVAL), id=RETENTION_JOB,
+                          name="delete what is past its retention", next_run_time=_now_utc(), **defaults)
         scheduler.add_job(service.webhook_job, IntervalTrigger(seconds=service.settings.webhook_interval_seconds),
                           id=WEBHOOK_JOB, name="deliver event webhooks", next_run_time=_now_utc(), **defaults)
     return scheduler

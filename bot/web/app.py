@@ -56,8 +56,12 @@ def create_app(settings: Settings, db: Database, clock: Clock | None = None) -> 
 def from_environment() -> FastAPI:
     """The app from the ``BOT_*`` settings, for ``uvicorn --factory bot.web.app:from_environment``.
 
-    Installs the redacting log filter on the root logger, as the ``bot`` command does.
+    Installs the redacting log filter on the root logger, as the ``bot`` command does, and
+    refuses to start on the settings ``bot run`` refuses (:func:`bot.production.check_startup`).
     """
+    from bot.production import check_startup
+
     install_log_filter()
     settings = load_settings()
+    check_startup(settings)
     return create_app(settings, Database(settings.database_url))
