@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     # development (the default) or production: `bot run` in production refuses development
     # secrets, sandbox credentials and an http:// public URL (bot.secrets, docs/operations.md)
     environment: Literal["development", "production"] = "development"
+    # Log lines as text or one JSON object per line (masked either way); read before the
+    # other settings, from BOT_LOG_FORMAT or bot --log-format (docs/operations.md)
+    log_format: Literal["text", "json"] = "text"
 
     # Storage
     database_url: str = DEFAULT_DATABASE_URL

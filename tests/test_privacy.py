@@ -566,3 +566,59 @@ def test_masked_show_writes_no_audit(run_bot, db_url: str, db: Database, sample_
     assert result.exit_code == 0, result.output
     with db.session() as session:
         assert session.scalars(select(AuditEvent)).all() == []
+
+
+# --- JSON log lines ----------------------------------------------------------------------------
+
+
+def test_json_log_lines_are_masked_like_text_ones() -> None:
+    import io
+    import json
+    import logging
+
+    from bot.cli.common import JsonFormatter
+    from bot.privacy import install_log_filter
+
+    stream = io.StringIO()
+    logger = logging.getLogger("bot.test.jsonlog")
+    logger.propagate = False
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger.addHandler(handler)
+    install_log_filter(logger)
+    try:
+        logger.warning("texting %s at 15:42:01.221597 about %d items", "+12125551234", 3)
+        try:
+            raise ValueError("bad address jane.doe@example.com")
+        except ValueError:
+            logger.exception("send failed for %s", "+12125551234")
+    finally:
+        logger.removeHandler(handler)
+    first, second = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert first["level"] == "warning" and first["logger"] == "bot.test.jsonlog"
+    assert "+12125551234" not in first["message"] and "15:42:01.221597" in first["message"]
+    assert "3 items" in first["message"] and first["time"].endswith("+00:00")
+    assert "+12125551234" not in second["message"] and "jane.doe@example.com" not in second["exception"]
+    assert "ValueError" in second["exception"]
+
+
+def test_bot_logs_json_lines_with_log_format_json(tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOT_")}
+    env["BOT_DATABASE_URL"] = f"sqlite:///{tmp_path / 'bot.db'}"
+    done = subprocess.run([sys.executable, "-m", "bot", "--log-format", "json", "-vv", "init"], env=env,
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    # Every log line is one JSON object; the command's own words to the user stay plain.
+    logs = [line for line in done.stderr.splitlines() if line.startswith("{")]
+    assert len(logs) >= 3 and all(set(json.loads(line)) >= {"time", "level", "logger", "message"} for line in logs)
+    text_log = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (DEBUG|INFO|WARNING|ERROR) ")
+    assert not [line for line in done.stderr.splitlines() if text_log.match(line)]
+    env["BOT_LOG_FORMAT"] = "xml"
+    bad = subprocess.run([sys.executable, "-m", "bot", "init"], env=env, capture_output=True, text=True,
+                         timeout=120, cwd=tmp_path)
+    assert bad.returncode == 2 and "BOT_LOG_FORMAT" in bad.stderr

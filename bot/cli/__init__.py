@@ -83,8 +83,11 @@ class LazyGroup(click.Group):
     help="Database URL; overrides BOT_DATABASE_URL (default: sqlite:///bot.db).",
 )
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default=None,
+              help="Log lines as text or JSON objects (default: BOT_LOG_FORMAT, else text); masked either way.")
 @click.pass_context
-def cli(ctx: click.Context, config_file: str | None, database_url: str | None, verbose: int) -> None:
+def cli(ctx: click.Context, config_file: str | None, database_url: str | None, verbose: int,
+        log_format: str | None) -> None:
     """Payment reminders and voice collection for lenders.
 
     \b
@@ -94,7 +97,7 @@ def cli(ctx: click.Context, config_file: str | None, database_url: str | None, v
       bot import demo/*.csv              load a portfolio
       bot show B000001                   inspect one borrower (masked)
     """
-    configure_logging(verbose)
+    configure_logging(verbose, log_format)
     app = App(config_file=config_file, database_url=database_url)
     ctx.obj = app
     ctx.call_on_close(app.close)

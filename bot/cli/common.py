@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ from rich.console import Console
 from bot.clock import Clock, FixedClock, SystemClock
 from bot.config import Settings, load_settings
 from bot.db import Database
+from bot.errors import UsageError
 from bot.privacy import install_log_filter, quiet_libraries
 
 log = logging.getLogger("bot.cli")
@@ -58,13 +60,44 @@ err_console = Console(stderr=True, highlight=False)
 out_console = Console(highlight=False, soft_wrap=True)
 
 
-def configure_logging(verbosity: int) -> None:
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ``time`` (UTC, ISO 8601), ``level``, ``logger``, ``message`` and,
+    for an error with one, ``exception`` (the traceback).  The redacting filter has already
+    masked the message and the traceback when this runs (bot.privacy)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_text or record.exc_info:
+            data["exception"] = record.exc_text or self.formatException(record.exc_info)  # type: ignore[arg-type]
+        return json.dumps(data, ensure_ascii=False)
+
+
+LOG_FORMATS = ("text", "json")
+
+
+def configure_logging(verbosity: int, log_format: str | None = None) -> None:
+    """Logs to stderr at WARNING (-v INFO, -vv DEBUG), as text or JSON lines (``--log-format``,
+    else ``BOT_LOG_FORMAT``), masked in every format."""
     level = logging.WARNING - 10 * verbosity
     root = logging.getLogger()
+    chosen = (log_format or os.environ.get("BOT_LOG_FORMAT") or "text").strip().lower()
+    if chosen not in LOG_FORMATS:
+        raise UsageError(f"BOT_LOG_FORMAT / --log-format: {chosen!r} is not one of {', '.join(LOG_FORMATS)}")
+    formatter = JsonFormatter() if chosen == "json" else \
+        logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not root.handlers:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(formatter)
         root.addHandler(handler)
+    elif chosen == "json":  # a handler set up earlier in this process (an embedding program)
+        for handler in root.handlers:
+            if type(handler) is logging.StreamHandler:
+                handler.setFormatter(formatter)
     root.setLevel(max(level, logging.DEBUG))
     install_log_filter(root)
     quiet_libraries(root)  # -v is for the bot's own loggers: libraries log message bodies and tokens
