@@ -17,17 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
-
 from api_support import Api, new_key
 from dispatch_support import FakeChannel, add_borrower, add_loan
+from sqlalchemy import func, select
 from test_web_support import OUR_NUMBER, WebHarness, harness, new_sid, web  # noqa: F401 - fixtures
 
 from bot.clock import FixedClock
 from bot.config import load_settings
 from bot.db import Database
 from bot.db.models import ContactAttempt, PlanDirty, PlanState
-from bot.dispatch import DispatchOptions, Dispatcher
+from bot.dispatch import Dispatcher, DispatchOptions
 from bot.policy import Policy, load_policy
 from bot.replies import InboundSms, process_inbound_sms
 from bot.replies.promises import create_promise
@@ -140,7 +139,8 @@ def test_a_promise_replans_its_borrower(portfolio: Database, policy: Policy) -> 
     assert report.items and all("promise_pending" in item.reasons for item in report.items), report.items
 
 
-def test_a_hold_through_the_api_replans_its_borrower(portfolio: Database, policy: Policy, web: WebHarness,
+def test_a_hold_through_the_api_replans_its_borrower(portfolio: Database, policy: Policy,
+                                                     web: WebHarness,  # noqa: F811 - the fixture
                                                      clock: FixedClock) -> None:
     api = Api(web, new_key(portfolio, clock)[1])
     assert dirty(portfolio) == 0  # an API key is no planning input
