@@ -11,7 +11,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import os
 import random
+import subprocess
+import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,6 +33,7 @@ from bot.dispatch import Dispatcher, DispatchOptions
 from bot.policy import Policy, load_policy
 from bot.replies import InboundSms, process_inbound_sms
 from bot.replies.promises import create_promise
+from bot.scheduler.incremental import inputs_hash
 from bot.scheduler.planner import PlanReport, plan
 
 AT = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)  # 10:00 in New York, 23:00 in Shanghai
@@ -211,3 +215,21 @@ def test_a_failed_pass_plans_its_borrowers_again(portfolio: Database, policy: Po
         run(portfolio, AT + timedelta(minutes=5), policy, batch_size=1, check=failing_check)
     report = incremental(portfolio, AT + timedelta(minutes=6), policy)
     assert planned_borrowers(report) == {"B3"}  # B1's batch was committed with its dirty marks cleared
+
+
+def test_the_inputs_hash_is_the_same_in_every_process(policy: Policy) -> None:
+    """Sets in the policy and the compliance rules iterate in a per-process order: the
+    hash must not, or every pass of a new process would be full."""
+    code = ("from bot.policy import load_policy; from bot.scheduler.incremental import inputs_hash; "
+            "print(inputs_hash(load_policy(), 'America/New_York'))")
+    hashes = {subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": seed},
+                             capture_output=True, text=True, check=True).stdout.strip() for seed in ("1", "2", "3")}
+    assert hashes == {inputs_hash(policy, "America/New_York")}
+
+
+def test_plan_command_is_incremental_and_full_on_demand(portfolio: Database, db_url: str, run_bot) -> None:
+    later = (AT + timedelta(minutes=5)).isoformat()
+    again = json.loads(run_bot("plan", "--at", later, "--json", db_url=db_url).stdout)
+    assert again["full"] is False and again["full_reason"] is None and again["selected_installments"] == 0
+    full = json.loads(run_bot("plan", "--at", later, "--json", "--full", db_url=db_url).stdout)
+    assert full["full"] is True and full["full_reason"] == "asked" and full["selected_installments"] == 3

@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import Enum
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -51,17 +53,30 @@ CLOCK_BACK = "clock_went_back"
 
 def inputs_hash(policy: Policy, default_timezone: str, compliance_config: Any = None) -> str:
     """What every decision depends on besides the borrower's rows and the clock: the
-    parsed policy (not its file name), the default zone and the compliance rules."""
-    text = repr((dataclasses.replace(policy, source=""), default_timezone, _config_repr(compliance_config)))
+    parsed policy (not its file name), the default zone and the compliance rules.
+    Stable across processes (sets are sorted: their order depends on the hash seed)."""
+    if compliance_config is None:
+        from bot.compliance.config import default_config
+
+        compliance_config = default_config()
+    text = repr(_canonical((dataclasses.replace(policy, source=""), default_timezone, compliance_config)))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _config_repr(config: Any) -> str:
-    if config is None:
-        from bot.compliance.config import default_config
-
-        config = default_config()
-    return repr({f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.repr})
+def _canonical(value: Any) -> Any:
+    """``value`` as nested tuples whose repr does not depend on the process."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return (type(value).__name__, tuple((f.name, _canonical(getattr(value, f.name)))
+                                            for f in dataclasses.fields(value) if f.repr))
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Mapping):
+        return ("{}", tuple(sorted(((_canonical(k), _canonical(v)) for k, v in value.items()), key=repr)))
+    if isinstance(value, (set, frozenset)):
+        return ("set", tuple(sorted((_canonical(v) for v in value), key=repr)))
+    if isinstance(value, (list, tuple)):
+        return tuple(_canonical(v) for v in value)
+    return value
 
 
 @dataclass(frozen=True, slots=True)
