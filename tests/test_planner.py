@@ -451,7 +451,7 @@ def test_statements_per_batch_do_not_grow_with_installments(db: Database, policy
     assert large == small
     # selection + a handful of context queries + upsert + tasks + cancel + zones, and once per pass
     # the watermark and its state (bot.scheduler.incremental)
-    assert small <= 17
+    assert small <= 18
 
 
 # --- bot plan / bot why ----------------------------------------------------------------------
