@@ -42,13 +42,19 @@ def _compliance_config(app: App) -> Any:
 @click.option("--at", type=INSTANT, help="Plan as of this instant (ISO 8601 with offset); default now.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--dry-run", is_flag=True, help="Show the plan without recording it.")
+@click.option("--full", is_flag=True,
+              help="Plan every installment in the window, not only the borrowers whose inputs changed.")
 @click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True,
               help="At most this many planned items in the output (counts are always complete).")
 @_POLICY_OPTION
 @pass_app
-def plan_cmd(app: App, at: datetime | None, as_json: bool, dry_run: bool, limit: int,
+def plan_cmd(app: App, at: datetime | None, as_json: bool, dry_run: bool, full: bool, limit: int,
              policy_file: Path | None) -> None:
     """Plan today's reminders: one current step per due or overdue installment.
+
+    Plans only the borrowers whose inputs changed since the last pass (or whose
+    local day turned), unless --full, or a full pass is due (first pass, another
+    policy, the last full pass a day ago).
 
     Records planned / deferred / blocked contact attempts (idempotently: running it
     again the same day updates them, never duplicates them, and never touches
@@ -59,7 +65,7 @@ def plan_cmd(app: App, at: datetime | None, as_json: bool, dry_run: bool, limit:
     policy = _policy(app, policy_file)
     instant = clock_for(app, at).now()
     with app.db.sessions() as session:
-        report = plan(session, instant, policy=policy, commit=not dry_run, limit=limit,
+        report = plan(session, instant, policy=policy, commit=not dry_run, limit=limit, incremental_pass=not full,
                       default_timezone=app.settings.default_timezone,
                       compliance_config=_compliance_config(app))
         if dry_run:
@@ -72,7 +78,8 @@ def plan_cmd(app: App, at: datetime | None, as_json: bool, dry_run: bool, limit:
 
 def _print_report(report: Any) -> None:
     title = "plan (dry run: nothing recorded)" if report.dry_run else "plan"
-    err_console.print(f"{title} at {report.at.isoformat()} with {report.policy}")
+    scope = f"full ({report.full_reason})" if report.full else "incremental"
+    err_console.print(f"{title} at {report.at.isoformat()} with {report.policy}, {scope}")
     out_console.print(f"{report.selected} installments selected, {report.contacts} contacts, "
                       f"{report.by_status.get('handoff', 0)} hand-offs "
                       f"({report.tasks_created} new), {report.attached} attached, "

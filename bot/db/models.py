@@ -31,6 +31,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -536,3 +537,47 @@ class WebhookDelivery(Base):
     delivered_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+# --- incremental planning (docs/scheduler.md, "Incremental planning") ---------------------
+
+
+class PlanDirty(Base):
+    """A borrower whose planning inputs changed since the planner last planned them.
+
+    Written by database triggers (migration 0013) in the transaction of the change:
+    borrowers, loans, installments, payments, consents, promises, holds, tasks and
+    contact attempts that really happened.  Append-only (no unique key, so a writer
+    never waits for another writer or for the planner); the planner deletes the rows
+    it has read (``id`` up to the pass's watermark) in the transaction that records
+    those borrowers' plan.
+    """
+
+    __tablename__ = "plan_dirty"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                    autoincrement=True)
+    borrower_id: Mapped[str] = mapped_column(ID, index=True)
+    changed_at: Mapped[datetime] = mapped_column(server_default=func.current_timestamp())
+
+
+class PlanBorrower(Base):
+    """The zone the planner last placed a borrower in: whose local day turned since the
+    last pass is a query on ``zone``."""
+
+    __tablename__ = "plan_borrowers"
+
+    borrower_id: Mapped[str] = mapped_column(ForeignKey("borrowers.id", ondelete="CASCADE"), primary_key=True)
+    zone: Mapped[str] = mapped_column(String(64), index=True)
+
+
+class PlanState(Base):
+    """The planner's watermark (one row, id 1): the last pass, the last full pass and the
+    hash of what every decision depends on (policy, default zone, compliance rules)."""
+
+    __tablename__ = "plan_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_at: Mapped[datetime]
+    last_full_at: Mapped[datetime]
+    inputs_hash: Mapped[str] = mapped_column(String(64))

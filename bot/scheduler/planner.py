@@ -46,12 +46,13 @@ from sqlalchemy import Connection, Engine, Select, bindparam, literal_column, se
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from bot.db.models import Borrower, ContactAttempt, Installment, Loan, Task
+from bot.db.models import Borrower, ContactAttempt, Installment, Loan, PlanBorrower, Task
 from bot.db.retry import lock_ids, retried
 from bot.domain import AttemptSource, AttemptStatus, TaskKind, TaskStatus
 from bot.events import Event, emit_many, subscribed
 from bot.ledger import OPEN
 from bot.policy import Policy
+from bot.scheduler import incremental
 from bot.scheduler.contexts import ContextLoader, default_loader
 from bot.scheduler.decide import (
     CheckFn,
@@ -130,6 +131,8 @@ class PlanReport:
     tasks_created: int = 0
     attached: int = 0
     superseded: int = 0
+    full: bool = True  # False: an incremental pass (only the borrowers whose inputs changed)
+    full_reason: str | None = None  # why full: asked, no_watermark, inputs_changed, daily, clock_went_back
     limit: int = 50
     items: list[PlanItem] = field(default_factory=list)
 
@@ -146,6 +149,8 @@ class PlanReport:
             "at": self.at.isoformat(),
             "policy": self.policy,
             "dry_run": self.dry_run,
+            "full": self.full,
+            "full_reason": self.full_reason,
             "selected_installments": self.selected,
             "batches": self.batches,
             "contacts": self.contacts,
@@ -196,18 +201,32 @@ def selection(policy: Policy, at: datetime, *, borrower_id: str | None = None) -
     return stmt.order_by(Loan.borrower_id, Installment.due_date, Installment.id)
 
 
-def _batches(rows: Iterator[Sequence[Any]], size: int) -> Iterator[list[InstallmentRow]]:
-    """Group rows into batches of about ``size``, cutting only between borrowers."""
+def _batches(rows: Iterator[Sequence[Any]], size: int) -> Iterator[tuple[list[InstallmentRow], dict[str, str]]]:
+    """Group rows into batches of about ``size``, cutting only between borrowers; with
+    each batch the zones its borrowers were last placed in (``plan_borrowers``)."""
     batch: list[InstallmentRow] = []
+    zones: dict[str, str] = {}
     last_borrower = None
     for r in rows:
         if len(batch) >= size and r[2] != last_borrower:
-            yield batch
-            batch = []
+            yield batch, zones
+            batch, zones = [], {}
         batch.append(InstallmentRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9]))
+        if r[10] is not None:
+            zones[r[2]] = r[10]
         last_borrower = r[2]
     if batch:
-        yield batch
+        yield batch, zones
+
+
+def _pass_selection(session: Session, policy: Policy, at: datetime, scope: incremental.Scope) -> Select[Any]:
+    """The planner's query for this pass: with the stored zone of each borrower and, for an
+    incremental pass, only the borrowers whose inputs changed or whose day turned."""
+    stmt = selection(policy, at).add_columns(PlanBorrower.zone).outerjoin(
+        PlanBorrower, PlanBorrower.borrower_id == Loan.borrower_id)
+    if not scope.full:
+        stmt = stmt.where(Loan.borrower_id.in_(incremental.targets(session, at, policy=policy, scope=scope)))
+    return stmt
 
 
 # --- writing ----------------------------------------------------------------------------
@@ -388,6 +407,18 @@ def _insert_tasks(session: Session, tasks: list[PlannedTask], at: datetime) -> i
     return created
 
 
+def _zone_upsert(session: Session) -> Any:
+    table = PlanBorrower.__table__
+    stmt = _insert(session, table).values({"borrower_id": bindparam("borrower_id"), "zone": bindparam("zone")})
+    return stmt.on_conflict_do_update(index_elements=[table.c.borrower_id], set_={"zone": stmt.excluded.zone})
+
+
+def _record_zones(session: Session, zones: dict[str, str]) -> None:
+    """Store the zones borrowers were placed in, where they differ from the stored ones."""
+    if zones:
+        _Bulk.run(session, "zones", _zone_upsert, [{"borrower_id": b, "zone": z} for b, z in sorted(zones.items())])
+
+
 def _cancel(session: Session, ids: list[int], at: datetime) -> int:
     """Cancel superseded planner rows by id (still only if not past planning)."""
     if not ids:
@@ -418,8 +449,15 @@ def plan(
     load_contexts: ContextLoader | None = None,
     compliance_config: Any = None,
     on_batch: Callable[[int], None] | None = None,
+    incremental_pass: bool = False,
+    full_every: timedelta = incremental.FULL_EVERY,
 ) -> PlanReport:
     """Plan every due and overdue installment at instant ``at`` (see the module docstring).
+
+    With ``incremental_pass`` only the borrowers whose inputs changed since the last
+    pass, whose local day turned or whose installments entered the window are planned
+    (bot.scheduler.incremental), unless a full pass is due (no watermark yet, another
+    policy or compliance configuration, the last full pass ``full_every`` ago).
 
     ``check`` defaults to :func:`bot.compliance.check`, ``load_contexts`` to the
     compliance engine's loader.  With ``commit=True`` the selection is read on a
@@ -440,7 +478,12 @@ def plan(
     since = history_since(at, policy, compliance_config)
     check_options: dict[str, Any] = {} if compliance_config is None else {"config": compliance_config}
 
-    stmt = selection(policy, at).execution_options(yield_per=batch_size)
+    scope = incremental.scope(session, at, policy=policy, full=not incremental_pass, full_every=full_every,
+                              inputs=incremental.inputs_hash(policy, default_timezone, compliance_config))
+    report.full, report.full_reason = scope.full, scope.reason
+    stmt = _pass_selection(session, policy, at, scope).execution_options(yield_per=batch_size)
+    if commit:
+        session.commit()  # the watermark is read; the batches write in transactions of their own
     with contextlib.ExitStack() as stack:
         if commit:
             # Read on a connection of its own (one consistent snapshot) and commit the
@@ -453,17 +496,36 @@ def plan(
             fetch_all_hint(session.connection())
             result = session.execute(stmt)  # one transaction: the caller rolls it back
         stack.callback(result.close)
-        for batch in _batches(iter(result), batch_size):
-            _plan_batch(session, batch, report, policy=policy, at=at, check=check, load=load, since=since,
-                        dates=dates, check_options=check_options, commit=commit)
+        for batch, zones in _batches(iter(result), batch_size):
+            _plan_batch(session, batch, zones, report, scope, policy=policy, at=at, check=check, load=load,
+                        since=since, dates=dates, check_options=check_options, commit=commit)
             if on_batch is not None:
                 on_batch(len(batch))
+    _finish(session, at, scope, commit=commit)
     log.info(
-        "planned at %s: %d installments, %d contacts %s, %d hand-off tasks created",
-        at.isoformat(timespec="seconds"), report.selected, report.contacts, dict(report.by_status),
+        "planned at %s (%s): %d installments, %d contacts %s, %d hand-off tasks created",
+        at.isoformat(timespec="seconds"), "full: " + str(report.full_reason) if report.full else "incremental",
+        report.selected, report.contacts, dict(report.by_status),
         report.tasks_created,
     )
     return report
+
+
+def _finish(session: Session, at: datetime, scope: incremental.Scope, *, commit: bool) -> None:
+    """Clear the dirty marks the pass has planned and record its watermark."""
+    if not commit:
+        incremental.finish(session, at, scope)
+        return
+
+    def write() -> None:
+        try:
+            incremental.finish(session, at, scope)
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+    retried(write, what="planner watermark")
 
 
 def fetch_all_hint(conn: Connection) -> None:
@@ -486,7 +548,9 @@ def _engine_of(session: Session) -> Engine:
 def _plan_batch(
     session: Session,
     batch: list[InstallmentRow],
+    stored_zones: dict[str, str],
     report: PlanReport,
+    scope: incremental.Scope,
     *,
     policy: Policy,
     at: datetime,
@@ -503,11 +567,20 @@ def _plan_batch(
     wanted = needs_context(placements)
     contexts = load(session, wanted, since) if wanted else {}
     plan_placements(placements, contexts, policy=policy, at=at, check=check, check_options=check_options)
+    zones = {p.row.borrower_id: p.zone for p in placements}
+    moved = {borrower: zone for borrower, zone in zones.items() if stored_zones.get(borrower) != zone}
+
+    def write_all() -> tuple[int, int, set[str]]:
+        written = _write_batch(session, batch, placements, at)
+        _record_zones(session, moved)
+        if not scope.full:  # planned now, in the transaction of its writes: a crash plans them again
+            incremental.clear(session, sorted(zones), scope.watermark)
+        return written
 
     if commit:
         def write() -> tuple[int, int, set[str]]:
             try:
-                written = _write_batch(session, batch, placements, at)
+                written = write_all()
                 session.commit()
             except BaseException:
                 session.rollback()  # PostgreSQL aborted the writes (a deadlock): the batch is written again
@@ -516,7 +589,7 @@ def _plan_batch(
 
         created, superseded, frozen = retried(write, what="planner batch")
     else:
-        created, superseded, frozen = _write_batch(session, batch, placements, at)
+        created, superseded, frozen = write_all()
     report.tasks_created += created
     report.superseded += superseded
     _count(report, placements, frozen)

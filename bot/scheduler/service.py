@@ -144,7 +144,7 @@ class PlannerService:
             check_promises(session, at, default_timezone=self.default_timezone)
         with self.db.sessions() as session:
             report = plan(session, at, policy=self.policy, check=self.check, commit=True,
-                          default_timezone=self.default_timezone, limit=0,
+                          default_timezone=self.default_timezone, limit=0, incremental_pass=True,
                           compliance_config=self.compliance_config)
         log.info("planning pass at %s: %s", at.isoformat(timespec="seconds"), dict(report.by_status))
         return report
