@@ -55,6 +55,7 @@ from bot.console.web import (
     safe_next,
     signed_in,
 )
+from bot.db.types import is_row_id
 from bot.domain import Intent, TaskKind
 from bot.web.context import WebContext, web_context
 
@@ -219,9 +220,10 @@ def _calls(ctx: WebContext, params: dict[str, str]) -> tuple[Any, queries.Page, 
     with ctx.db.session() as session:
         outcomes = queries.call_outcomes(session)
         filters = parse_call_filters(params, outcomes)
-        page = queries.list_calls(session, filters, zone_name=ctx.settings.default_timezone,
+        page = queries.list_calls(session, filters, zone_name=queries.display_zone(),
                                   low_confidence=ctx.settings.console_low_confidence,
-                                  page_size=ctx.settings.console_page_size)
+                                  page_size=ctx.settings.console_page_size,
+                                  default_timezone=ctx.settings.default_timezone)
         return filters, page, outcomes, queries.call_locales(session)
 
 
@@ -247,23 +249,30 @@ def calls_api(request: Request, user: SignedIn = Depends(viewer)) -> JSONRespons
     filters, page, _, _ = _calls(_ctx(request), dict(request.query_params))
     items = [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in item.items()} for item in page.items]
     return JSONResponse({"filters": filters.form_values(), "page": page.page, "pages": page.pages,
-                         "total": page.total, "items": items})
+                         "total": page.total, "answered": page.answered, "zone": queries.display_zone(),
+                         "items": items})
 
 
 def _call(ctx: WebContext, call_id: int) -> dict[str, Any]:
     with ctx.db.session() as session:
-        call = queries.load_call(session, call_id, zone_name=ctx.settings.default_timezone,
-                                 low_confidence=ctx.settings.console_low_confidence)
+        call = queries.load_call(session, call_id, zone_name=queries.display_zone(),
+                                 low_confidence=ctx.settings.console_low_confidence,
+                                 default_timezone=ctx.settings.default_timezone)
     if call is None:
         raise PageError(404, f"no call {call_id}")
     return call
 
 
+def _call_response(request: Request, user: SignedIn, call_id: int, *, status: int = 200,
+                   form_error: dict[str, Any] | None = None) -> HTMLResponse:
+    return render(request, "console/call.html.j2", user=user, status=status, call=_call(_ctx(request), call_id),
+                  done=_done(request), intents=[i.value for i in Intent], form_error=form_error,
+                  escalation_kinds=[k.value for k in actions.ESCALATION_KINDS])
+
+
 @router.get("/console/calls/{call_id:int}")
 def call_page(call_id: int, request: Request, user: SignedIn = Depends(viewer)) -> HTMLResponse:
-    return render(request, "console/call.html.j2", user=user, call=_call(_ctx(request), call_id),
-                  done=_done(request), intents=[i.value for i in Intent],
-                  escalation_kinds=[k.value for k in actions.ESCALATION_KINDS])
+    return _call_response(request, user, call_id)
 
 
 def _in_session(ctx: WebContext, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -294,12 +303,28 @@ async def correct_turn(call_id: int, turn_id: int, request: Request,
                        user: SignedIn = Depends(supervisor)) -> Response:
     ctx = _ctx(request)
     form = await read_form(request, user)
-    intent = intent_value((form.get("intent") or "").strip())
-    if intent is None:
-        raise InvalidInput("intent", "is required")
-    promise_date = iso_date((form.get("promise_date") or "").strip(), "promise_date")
-    await run_in_threadpool(_in_session, ctx, actions.correct_turn, call_id, turn_id, Intent(intent), promise_date,
-                            actor=user.name, at=ctx.clock.now(), default_timezone=ctx.settings.default_timezone)
+    raw_date = (form.get("promise_date") or "").strip()
+    try:
+        intent = intent_value((form.get("intent") or "").strip())
+        if intent is None:
+            # Never a default: a correction saved without a choice would opt the borrower out, or worse.
+            raise InvalidInput("intent", "choose what the borrower meant before saving")
+        promise_date = iso_date(raw_date, "promise_date")
+        await run_in_threadpool(_in_session, ctx, actions.correct_turn, call_id, turn_id, Intent(intent),
+                                promise_date, actor=user.name, at=ctx.clock.now(),
+                                default_timezone=ctx.settings.default_timezone)
+    except (InvalidInput, actions.ActionError) as exc:
+        if isinstance(exc, actions.ActionError) and exc.status != 400:
+            raise
+        field, _, message = (f"{exc.field}: {exc.message}" if isinstance(exc, InvalidInput) else exc.message
+                             ).partition(": ")
+        if not message:
+            field, message = "intent", field
+        # The call page again, nothing saved, the message beside the field of that turn's form.
+        return await run_in_threadpool(
+            lambda: _call_response(request, user, call_id, status=400, form_error={
+                "turn": turn_id, "field": field if field in ("intent", "promise_date") else "intent",
+                "message": message, "intent": form.get("intent") or "", "promise_date": raw_date[:10]}))
     return _back(f"/console/calls/{call_id}", "corrected")
 
 
@@ -370,7 +395,18 @@ def _borrower_response(request: Request, user: SignedIn, borrower_id: str, *,
 
 @router.get("/console/borrowers/{borrower_id}")
 def borrower_page(borrower_id: str, request: Request, user: SignedIn = Depends(viewer)) -> HTMLResponse:
-    return _borrower_response(request, user, valid_borrower_id(borrower_id))
+    borrower_id = valid_borrower_id(borrower_id)
+    revealed = None
+    reveal_id = request.query_params.get("revealed") or ""
+    if reveal_id:
+        if not reveal_id.isdigit() or not is_row_id(int(reveal_id)):
+            raise InvalidInput("revealed", "is not a reveal")
+        ctx = _ctx(request)
+        shown = _in_session(ctx, actions.show_revealed, borrower_id, int(reveal_id), actor=user.name,
+                            at=ctx.clock.now())
+        # A reload (or anybody else's link) finds the reveal already shown: masked, with a note.
+        revealed = {"field": shown[0], "value": shown[1]} if shown else {"field": "", "value": ""}
+    return _borrower_response(request, user, borrower_id, revealed=revealed)
 
 
 @router.post("/console/borrowers/{borrower_id}/reveal")
@@ -382,12 +418,13 @@ async def reveal(borrower_id: str, request: Request, user: SignedIn = Depends(su
     if field is None:
         raise InvalidInput("field", "is required")
     reason = text(form.get("reason"), "reason", minimum=5, maximum=500)
-    # The audit row is committed (the session block ends) before the value is put on the page.
-    value = await run_in_threadpool(_in_session, ctx, actions.reveal_field, borrower_id, field, reason,
-                                    actor=user.name, at=ctx.clock.now())
+    # The audit row is committed (the session block ends) before the value is put on any page;
+    # then Post/Redirect/Get: the value is on the GET that follows, once, so a reload of the
+    # result neither posts the reveal again nor shows the value again.
+    reveal_id = await run_in_threadpool(_in_session, ctx, actions.reveal_field, borrower_id, field, reason,
+                                        actor=user.name, at=ctx.clock.now())
     log.info("console reveal of %s for borrower %s by %s", field, borrower_id, user.name)
-    return await run_in_threadpool(_borrower_response, request, user, borrower_id,
-                                   revealed={"field": field, "value": value})
+    return RedirectResponse(f"/console/borrowers/{borrower_id}?revealed={reveal_id}", status_code=303)
 
 
 @router.post("/console/borrowers/{borrower_id}/notes")
@@ -409,7 +446,7 @@ def tasks_page(request: Request, user: SignedIn = Depends(viewer)) -> HTMLRespon
     ctx = _ctx(request)
     filters = parse_task_filters(dict(request.query_params))
     with ctx.db.session() as session:
-        page = queries.list_tasks(session, filters, me=user.name, zone_name=ctx.settings.default_timezone,
+        page = queries.list_tasks(session, filters, me=user.name, zone_name=queries.display_zone(),
                                   page_size=ctx.settings.console_page_size)
         assignees = queries.users_for_assignment(session)
     return render(request, "console/tasks.html.j2", user=user, page=page, filters=filters,
@@ -453,7 +490,7 @@ def audit_page(request: Request, user: SignedIn = Depends(admin)) -> HTMLRespons
     ctx = _ctx(request)
     filters = parse_audit_filters(dict(request.query_params))
     with ctx.db.session() as session:
-        page = queries.list_audit(session, filters, zone_name=ctx.settings.default_timezone,
+        page = queries.list_audit(session, filters, zone_name=queries.display_zone(),
                                   page_size=ctx.settings.console_page_size)
     return render(request, "console/audit.html.j2", user=user, page=page, filters=filters,
                   form=filters.form_values())

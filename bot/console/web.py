@@ -34,6 +34,7 @@ from bot.config import Settings
 from bot.console import charts
 from bot.console.actions import ActionError
 from bot.console.filters import InvalidInput
+from bot.console.queries import DISPLAY_ZONE
 from bot.console.sessions import LOGIN_CSRF_COOKIE, SignedIn, csrf_matches, load_session
 from bot.console.users import has_role
 from bot.db import Database
@@ -128,7 +129,7 @@ def environment(templates_dir: str) -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters.update(when=_when, day=_day, confidence=_confidence)
-    env.globals.update(bar_chart=charts.bar_chart, meter=charts.meter, pct=_pct)
+    env.globals.update(bar_chart=charts.bar_chart, meter=charts.meter, pct=_pct, display_zone=DISPLAY_ZONE)
     return env
 
 
