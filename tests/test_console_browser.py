@@ -24,6 +24,7 @@ from bot.db import Database
 from bot.db.models import AuditEvent, CallTurn, Consent, Promise
 from bot.sandbox.server import ThreadedServer
 from bot.web.app import create_app
+from test_console_review import add_keypad_turns
 from test_console_support import (
     B1_PHONE,
     NOW,
@@ -219,15 +220,7 @@ def _no_sideways_scroll(page: Page) -> None:
 def test_on_a_phone_corrections_are_fail_safe_and_the_pages_accessible(
         chromium: Browser, site: tuple[str, Database, Seeded]) -> None:
     base_url, db, seeded = site
-    with db.session() as session:  # the keypad and silent turns of the promise call
-        ids = []
-        for seq, source, said in ((6, "dtmf", "9"), (7, "silence", None)):
-            turn = CallTurn(session_id=seeded.call_promise, seq=seq, speaker="borrower", node="promise_date",
-                            at=NOW, source=source, text_redacted=said, flagged=False)
-            session.add(turn)
-            session.flush()
-            ids.append(turn.id)
-    keypad, silent = ids
+    keypad, silent = add_keypad_turns(db, seeded.call_promise)
     problems: list[str] = []
     page = _page(chromium, base_url, problems, width=390)
     _sign_in(page, "sam")

@@ -18,8 +18,6 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-
-from bot.db.models import AuditEvent, CallSession, CallTurn, Consent, Promise
 from test_console_support import (
     NOW,
     World,
@@ -29,15 +27,18 @@ from test_console_support import (
     world,  # noqa: F401 - fixture
 )
 
+from bot.db import Database
+from bot.db.models import AuditEvent, CallSession, CallTurn, Consent, Promise
+
 CSS = Path(__file__).resolve().parent.parent / "templates" / "web" / "static" / "console.css"
 
 
-def add_keypad_turns(world: World) -> tuple[int, int]:
-    """A keypad answer that meant nothing the script knew, and a silence, on the promise call."""
-    with world.db.session() as session:
+def add_keypad_turns(db: Database, call_id: int) -> tuple[int, int]:
+    """A keypad answer that meant nothing the script knew, and a silence, on a call."""
+    with db.session() as session:
         ids = []
         for seq, source, text in ((6, "dtmf", "9"), (7, "silence", None)):
-            turn = CallTurn(session_id=world.seeded.call_promise, seq=seq, speaker="borrower", node="promise_date",
+            turn = CallTurn(session_id=call_id, seq=seq, speaker="borrower", node="promise_date",
                             at=NOW - timedelta(minutes=50), source=source, text_redacted=text, flagged=False)
             session.add(turn)
             session.flush()
@@ -65,12 +66,12 @@ def _nothing_corrected(world: World) -> None:
 
 
 def test_a_correction_starts_on_no_intent_and_is_refused_without_one(world: World) -> None:
-    keypad, silent = add_keypad_turns(world)
+    keypad, silent = add_keypad_turns(world.db, world.seeded.call_promise)
     s = world.seeded
     sam = world.as_("sam")
     page = sam.get(f"/console/calls/{s.call_promise}").text
     for turn in (keypad, silent, s.promise_turn):
-        select_html = re.search(rf'<select[^>]*id="correct-intent-{turn}"[^>]*>.*?</select>', page, re.S)
+        select_html = re.search(rf'<select[^>]*id="correct-intent-{turn}"[^>]*>.*?</select>', page, re.DOTALL)
         assert select_html, turn
         options = re.findall(r'<option value="([^"]*)"( selected)?>', select_html.group(0))
         assert options[0] == ("", " selected") and all(not sel for _, sel in options[1:]), (turn, options)
@@ -157,7 +158,7 @@ def test_only_calls_that_need_a_person_are_to_review(world: World) -> None:
         assert items[call_id]["to_review"] and reason in items[call_id]["review_reasons"], (reason, items[call_id])
     assert not items[s.call_dispute]["to_review"]  # reviewed already
     page = world.as_("vic").get("/console/calls").text
-    rows = dict(re.findall(r'data-call="(\d+)">.*?<td data-label="Reviewed" class="review">(.*?)</td>', page, re.S))
+    rows = dict(re.findall(r'data-call="(\d+)">.*?<td data-label="Reviewed" class="review">(.*?)</td>', page, re.DOTALL))
     badge = '<span class="badge warn">to review</span>'
     for call_id in (s.call_voicemail, *quiet.values()):
         assert badge not in rows[str(call_id)] and "nothing to review" in rows[str(call_id)]
@@ -186,11 +187,11 @@ def test_times_are_in_one_stated_zone_with_the_borrowers_local_time_beside(world
 
 
 def _css_rules(text: str) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
-    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
-    text = re.sub(r"@media[^{]*\{(.*?\})\s*\}", "", text, flags=re.S)  # the base rules are the ones checked
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.DOTALL)
+    text = re.sub(r"@media[^{]*\{(.*?\})\s*\}", "", text, flags=re.DOTALL)  # the base rules are the ones checked
     rules: dict[str, dict[str, str]] = {}
     for selectors, body in re.findall(r"([^{}]+)\{([^{}]*)\}", text):
-        props = dict((k.strip(), v.strip()) for k, _, v in (d.partition(":") for d in body.split(";")) if v.strip())
+        props = {k.strip(): v.strip() for k, _, v in (d.partition(":") for d in body.split(";")) if v.strip()}
         for selector in selectors.split(","):
             rules.setdefault(" ".join(selector.split()), {}).update(props)
     variables = {k: v for k, v in rules.get(":root", {}).items() if k.startswith("--")}
