@@ -248,3 +248,20 @@ def test_text_colours_of_the_console_have_at_least_4_5_to_1_contrast() -> None:
     }
     low = {name: round(contrast(*pair), 2) for name, pair in pairs.items() if contrast(*pair) < 4.5}
     assert low == {}
+
+
+def test_a_user_with_a_zone_reads_times_in_it(world: World) -> None:
+    from bot.console.users import UserError, ensure_user, validate_timezone
+
+    ensure_user(world.db, "pia", "viewer", "correct horse battery staple", clock=world.clock,
+                timezone="Europe/Paris")
+    pia = world.as_("pia")
+    page = pia.get("/console/calls").text
+    assert "Times are in Europe/Paris" in page and "Started (Europe/Paris)" in page
+    assert re.search(r"2026-11-28 15:00 \+01:00<br><small[^>]*>2026-11-28 09:00 -05:00 America/New_York", page)
+    assert pia.get("/console/api/calls").json()["zone"] == "Europe/Paris"
+    assert "When (Europe/Paris)" in pia.get("/console/borrowers/B1").text
+    assert "Times are in UTC" in world.as_("vic").get("/console/calls").text  # others keep theirs
+    for bad in ("Mars/Olympus", "../etc/passwd", "x" * 80):
+        with pytest.raises(UserError, match="timezone: not a known IANA time zone"):
+            validate_timezone(bad)

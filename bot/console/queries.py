@@ -21,7 +21,7 @@ from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import ColumnElement, and_, case, exists, func, select
 from sqlalchemy.orm import Session
@@ -116,17 +116,25 @@ def _paged(total: int, page: int, page_size: int) -> tuple[int, int]:
     return page, (page - 1) * page_size
 
 
-#: The zone every instant of the console is shown in, stated on each page; users have no zone of
-#: their own yet (``display_zone``), so it is UTC, with the borrower's local time beside where one applies.
+#: The zone the console shows instants in for a user without a zone of their own (``users.timezone``);
+#: each page states its zone, with the borrower's local time beside where one applies.
 DISPLAY_ZONE = "UTC"
 
 #: Outcomes of calls nobody took part in: never "to review" by themselves.
 NOBODY_OUTCOMES = ("voicemail", "no_answer", "busy", "failed", "canceled")
 
 
+@lru_cache(maxsize=64)
 def display_zone(user_zone: str | None = None) -> str:
-    """The zone a console user reads times in: theirs when they have one, else UTC."""
-    return user_zone or DISPLAY_ZONE
+    """The zone a console user reads times in: theirs when they have one (and it is a known
+    zone: ``bot user add --timezone`` checks it), else UTC."""
+    if not user_zone:
+        return DISPLAY_ZONE
+    try:
+        ZoneInfo(user_zone)
+    except (ValueError, ZoneInfoNotFoundError):
+        return DISPLAY_ZONE
+    return user_zone
 
 
 def borrower_zone(borrower: Borrower, default_timezone: str) -> ZoneInfo:
@@ -488,7 +496,8 @@ def turn_audio(session: Session, turn_id: int) -> tuple[str, str, int] | None:
 # --- borrower ---------------------------------------------------------------------------------
 
 
-def borrower_page(session: Session, borrower_id: str, at: datetime, *, default_timezone: str) -> dict[str, Any] | None:
+def borrower_page(session: Session, borrower_id: str, at: datetime, *, default_timezone: str,
+                  zone_name: str = DISPLAY_ZONE) -> dict[str, Any] | None:
     """A borrower and everything that happened with them, most recent first (masked)."""
     borrower = session.get(Borrower, borrower_id)
     if borrower is None:
@@ -496,7 +505,7 @@ def borrower_page(session: Session, borrower_id: str, at: datetime, *, default_t
     zones = resolve_zones(borrower.country, borrower.region, borrower.timezone, borrower.phone_e164,
                           default_timezone)
     zone = zones.primary
-    shown = ZoneInfo(DISPLAY_ZONE)
+    shown = ZoneInfo(zone_name)
     today = at.astimezone(zone).date()
     locale = borrower.locale
 

@@ -216,11 +216,11 @@ def dashboard_api(request: Request, user: SignedIn = Depends(viewer)) -> JSONRes
 # --- calls -----------------------------------------------------------------------------------------
 
 
-def _calls(ctx: WebContext, params: dict[str, str]) -> tuple[Any, queries.Page, list[str], list[str]]:
+def _calls(ctx: WebContext, params: dict[str, str], zone: str) -> tuple[Any, queries.CallPage, list[str], list[str]]:
     with ctx.db.session() as session:
         outcomes = queries.call_outcomes(session)
         filters = parse_call_filters(params, outcomes)
-        page = queries.list_calls(session, filters, zone_name=queries.display_zone(),
+        page = queries.list_calls(session, filters, zone_name=zone,
                                   low_confidence=ctx.settings.console_low_confidence,
                                   page_size=ctx.settings.console_page_size,
                                   default_timezone=ctx.settings.default_timezone)
@@ -231,7 +231,8 @@ def _calls(ctx: WebContext, params: dict[str, str]) -> tuple[Any, queries.Page, 
 def calls_page(request: Request, user: SignedIn = Depends(viewer)) -> HTMLResponse:
     ctx = _ctx(request)
     try:
-        filters, page, outcomes, locales = _calls(ctx, dict(request.query_params))
+        filters, page, outcomes, locales = _calls(ctx, dict(request.query_params),
+                                                  queries.display_zone(user.timezone))
     except InvalidInput as exc:
         with ctx.db.session() as session:
             outcomes, locales = queries.call_outcomes(session), queries.call_locales(session)
@@ -246,16 +247,17 @@ def calls_page(request: Request, user: SignedIn = Depends(viewer)) -> HTMLRespon
 
 @router.get("/console/api/calls")
 def calls_api(request: Request, user: SignedIn = Depends(viewer)) -> JSONResponse:
-    filters, page, _, _ = _calls(_ctx(request), dict(request.query_params))
+    zone = queries.display_zone(user.timezone)
+    filters, page, _, _ = _calls(_ctx(request), dict(request.query_params), zone)
     items = [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in item.items()} for item in page.items]
     return JSONResponse({"filters": filters.form_values(), "page": page.page, "pages": page.pages,
-                         "total": page.total, "answered": page.answered, "zone": queries.display_zone(),
+                         "total": page.total, "answered": page.answered, "zone": zone,
                          "items": items})
 
 
-def _call(ctx: WebContext, call_id: int) -> dict[str, Any]:
+def _call(ctx: WebContext, call_id: int, zone: str) -> dict[str, Any]:
     with ctx.db.session() as session:
-        call = queries.load_call(session, call_id, zone_name=queries.display_zone(),
+        call = queries.load_call(session, call_id, zone_name=zone,
                                  low_confidence=ctx.settings.console_low_confidence,
                                  default_timezone=ctx.settings.default_timezone)
     if call is None:
@@ -265,7 +267,8 @@ def _call(ctx: WebContext, call_id: int) -> dict[str, Any]:
 
 def _call_response(request: Request, user: SignedIn, call_id: int, *, status: int = 200,
                    form_error: dict[str, Any] | None = None) -> HTMLResponse:
-    return render(request, "console/call.html.j2", user=user, status=status, call=_call(_ctx(request), call_id),
+    call = _call(_ctx(request), call_id, queries.display_zone(user.timezone))
+    return render(request, "console/call.html.j2", user=user, status=status, call=call,
                   done=_done(request), intents=[i.value for i in Intent], form_error=form_error,
                   escalation_kinds=[k.value for k in actions.ESCALATION_KINDS])
 
@@ -373,11 +376,12 @@ async def turn_media(turn_id: int, request: Request, user: SignedIn = Depends(vi
 # --- borrowers -------------------------------------------------------------------------------------
 
 
-def _borrower(ctx: WebContext, borrower_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def _borrower(ctx: WebContext, borrower_id: str, zone: str) -> tuple[dict[str, Any], dict[str, Any]]:
     s = ctx.settings
     now = ctx.clock.now()
     with ctx.db.sessions() as session:  # read only: closing the session rolls back whatever explain() touched
-        page = queries.borrower_page(session, borrower_id, now, default_timezone=s.default_timezone)
+        page = queries.borrower_page(session, borrower_id, now, default_timezone=s.default_timezone,
+                                     zone_name=zone)
         if page is None:
             raise PageError(404, "no such borrower")
         why = queries.why_not_today(session, borrower_id, now, default_timezone=s.default_timezone,
@@ -388,7 +392,7 @@ def _borrower(ctx: WebContext, borrower_id: str) -> tuple[dict[str, Any], dict[s
 
 def _borrower_response(request: Request, user: SignedIn, borrower_id: str, *,
                        revealed: dict[str, str] | None = None) -> HTMLResponse:
-    page, why = _borrower(_ctx(request), borrower_id)
+    page, why = _borrower(_ctx(request), borrower_id, queries.display_zone(user.timezone))
     return render(request, "console/borrower.html.j2", user=user, b=page, why=why, revealed=revealed,
                   done=_done(request), reveal_fields=REVEAL_FIELDS)
 
@@ -446,7 +450,7 @@ def tasks_page(request: Request, user: SignedIn = Depends(viewer)) -> HTMLRespon
     ctx = _ctx(request)
     filters = parse_task_filters(dict(request.query_params))
     with ctx.db.session() as session:
-        page = queries.list_tasks(session, filters, me=user.name, zone_name=queries.display_zone(),
+        page = queries.list_tasks(session, filters, me=user.name, zone_name=queries.display_zone(user.timezone),
                                   page_size=ctx.settings.console_page_size)
         assignees = queries.users_for_assignment(session)
     return render(request, "console/tasks.html.j2", user=user, page=page, filters=filters,
@@ -490,7 +494,7 @@ def audit_page(request: Request, user: SignedIn = Depends(admin)) -> HTMLRespons
     ctx = _ctx(request)
     filters = parse_audit_filters(dict(request.query_params))
     with ctx.db.session() as session:
-        page = queries.list_audit(session, filters, zone_name=queries.display_zone(),
+        page = queries.list_audit(session, filters, zone_name=queries.display_zone(user.timezone),
                                   page_size=ctx.settings.console_page_size)
     return render(request, "console/audit.html.j2", user=user, page=page, filters=filters,
                   form=filters.form_values())
