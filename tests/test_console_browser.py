@@ -21,9 +21,10 @@ from sqlalchemy import select
 
 from bot.clock import FixedClock
 from bot.db import Database
-from bot.db.models import AuditEvent, Promise
+from bot.db.models import AuditEvent, CallTurn, Consent, Promise
 from bot.sandbox.server import ThreadedServer
 from bot.web.app import create_app
+from test_console_review import add_keypad_turns
 from test_console_support import (
     B1_PHONE,
     NOW,
@@ -67,8 +68,8 @@ def chromium() -> Iterator[Browser]:
             browser.close()
 
 
-def _page(chromium: Browser, base_url: str, problems: list[str]) -> Page:
-    context = chromium.new_context(base_url=base_url, viewport={"width": 1280, "height": 900})
+def _page(chromium: Browser, base_url: str, problems: list[str], width: int = 1280) -> Page:
+    context = chromium.new_context(base_url=base_url, viewport={"width": width, "height": 900})
     page = context.new_page()
     # Any Content-Security-Policy violation or script error is a failure of the page.
     page.on("console", lambda m: problems.append(f"{page.url}: {m.text}") if m.type == "error" else None)
@@ -209,3 +210,81 @@ def test_a_supervisor_reviews_a_call_and_a_viewer_cannot_reveal(
 
     assert problems == []
     print(f"\nconsole screenshots: {SCREENSHOTS}")
+
+
+def _no_sideways_scroll(page: Page) -> None:
+    widths = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+    assert widths[0] <= widths[1], f"{page.url}: {widths[0]} px wide in a {widths[1]} px viewport"
+
+
+def test_on_a_phone_corrections_are_fail_safe_and_the_pages_accessible(
+        chromium: Browser, site: tuple[str, Database, Seeded]) -> None:
+    base_url, db, seeded = site
+    keypad, silent = add_keypad_turns(db, seeded.call_promise)
+    problems: list[str] = []
+    page = _page(chromium, base_url, problems, width=390)
+    _sign_in(page, "sam")
+
+    # The calls page at phone width: no sideways scroll; Chinese names carry their language.
+    page.goto("/console/calls")
+    expect(page.locator("#calls tbody tr")).to_have_count(3)
+    _no_sideways_scroll(page)
+    expect(page.locator(f'tr[data-call="{seeded.call_dispute}"] span.masked')).to_have_attribute("lang", "zh-CN")
+    expect(page.locator("footer")).to_contain_text("Times are in UTC")
+    _shot(page, "08-calls-phone")
+
+    # The call page: no sideways scroll, every player labelled, the correction boxes start empty.
+    page.goto(f"/console/calls/{seeded.call_promise}")
+    _no_sideways_scroll(page)
+    players = page.locator("audio")
+    assert players.count() == 4
+    for i in range(players.count()):
+        assert (players.nth(i).get_attribute("aria-label") or "").startswith("Recording of turn")
+    for turn in (keypad, silent, seeded.promise_turn):
+        assert page.locator(f"#correct-intent-{turn}").input_value() == ""
+    # Save pressed on an untouched keypad turn: nothing happens (nobody is opted out).
+    page.locator(f"#correct-{keypad} button").click()
+    assert page.url.endswith(f"/console/calls/{seeded.call_promise}")
+    assert page.locator(f"#correct-intent-{keypad}").evaluate("s => s.validity.valueMissing") is True
+    with db.session() as session:
+        assert session.scalars(select(Consent.id).where(Consent.opted_out_at.is_not(None))).all() == []
+        assert session.scalars(select(CallTurn.id).where(CallTurn.corrected_intent.is_not(None))).all() == []
+    _shot(page, "09-call-phone")
+
+    # A promise date out of range: the page stays, the message sits beside the field, nothing saved.
+    form = page.locator(f"#correct-{seeded.promise_turn}")
+    form.locator("select").select_option("promise_to_pay")
+    form.locator('input[name="promise_date"]').fill("2027-12-01")
+    form.locator("button").click()
+    error = page.locator(f"#correct-error-{seeded.promise_turn}")
+    expect(error).to_contain_text("promise_date: must lie between the call's day and 180 days after it")
+    expect(page.locator("h1")).to_contain_text(f"Call {seeded.call_promise}")
+    date_field = page.locator(f"#correct-date-{seeded.promise_turn}")
+    expect(date_field).to_have_value("2027-12-01")
+    expect(date_field).to_have_attribute("aria-describedby", f"correct-error-{seeded.promise_turn}")
+    with db.session() as session:
+        assert [(p.promised_date, p.status) for p in session.scalars(select(Promise))] == [
+            (date(2026, 12, 4), "pending")]
+    _no_sideways_scroll(page)
+    _shot(page, "10-call-phone-error")
+
+    # The Chinese transcript is marked as such.
+    page.goto(f"/console/calls/{seeded.call_dispute}")
+    expect(page.locator("td.said").first).to_have_attribute("lang", "zh-CN")
+    _no_sideways_scroll(page)
+
+    # A reveal is Post/Redirect/Get: reloading its result neither shows the value nor reveals again.
+    page.goto("/console/borrowers/B1")
+    page.select_option("#reveal-field", "phone")
+    page.fill("#reveal-reason", "borrower asked us to confirm the number on file")
+    page.click("#reveal-button")
+    expect(page.locator("#revealed-value")).to_have_text(B1_PHONE)
+    assert "?revealed=" in page.url
+    page.reload()
+    expect(page.locator("#revealed-gone")).to_be_visible()
+    _masked(page)
+    assert count(db, AuditEvent, AuditEvent.action == "reveal") == 1
+    page.context.close()
+    # The refused correction answers 400 (the browser logs it); nothing else may go wrong.
+    assert [p for p in problems if "/correct: Failed to load resource: the server responded with a status of 400"
+            not in p] == []

@@ -243,7 +243,7 @@ def test_the_dashboard_counts_today(world: World) -> None:
                              "sms": {"sent": 2, "delivered": 1, "failed": 1},
                              "voice": {"sent": 1, "delivered": 0, "failed": 0}}
     assert data["delivery"] == {"delivered": 1, "final": 2, "sent": 2}
-    assert data["calls"] == {"started": 1, "answered": 1, "human": 1, "flagged": 1, "low_confidence": 1,
+    assert data["calls"] == {"started": 1, "answered": 1, "machine": 0, "flagged": 1, "low_confidence": 1,
                              "flagged_unreviewed": 1}
     assert data["promises"] == {"made": 1, "kept": 0, "broken": 0, "pending": 1}
     assert data["replies"] == 1 and data["open_tasks"] == 2 and data["opt_outs_total"] == 0
@@ -252,7 +252,7 @@ def test_the_dashboard_counts_today(world: World) -> None:
     assert week["labels"][-1] == "2026-11-28" and len(week["labels"]) == 7
     assert week["sent"]["sms"][-1] == 2 and week["calls"][-3:] == [1, 1, 1] and week["promises_made"][-1] == 1
     html = vic.get("/console").text
-    assert html.count("<svg") >= 5 and "SMS delivery 50%" in html and "Calls answered 100%" in html
+    assert html.count("<svg") >= 5 and "SMS delivery 50%" in html and "Calls answered by a person 100%" in html
     # Opt-outs today show up.
     world.as_("sam").post(f"/console/calls/{world.seeded.call_promise}/turns/{world.seeded.promise_turn}/correct",
                           {"intent": "opt_out"})

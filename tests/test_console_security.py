@@ -378,10 +378,20 @@ def test_no_page_shows_unmasked_personal_data(world: World) -> None:
 def test_a_supervisor_reveals_one_field_once_with_an_audit_row(world: World) -> None:
     sam = world.as_("sam")
     reason = "borrower called back from +1 212 555 1234, verifying the number"
-    response = sam.post("/console/borrowers/B1/reveal", {"field": "phone", "reason": reason})
+    posted = sam.post("/console/borrowers/B1/reveal", {"field": "phone", "reason": reason})
+    assert posted.status_code == 303 and B1_PHONE not in posted.text  # Post/Redirect/Get
+    assert re.fullmatch(r"/console/borrowers/B1\?revealed=\d+", posted.headers["location"])
+    response = sam.get(posted.headers["location"])
     assert response.status_code == 200
     assert response.text.count(B1_PHONE) == 1 and B1_EMAIL not in response.text and "Jane Doe" not in response.text
     assert response.headers["cache-control"] == "no-store"
+    # A reload of the result neither shows the value again nor reveals (audits) again.
+    again = sam.get(posted.headers["location"])
+    assert again.status_code == 200 and B1_PHONE not in again.text and "shown once only" in again.text
+    assert count(world.db, AuditEvent, AuditEvent.action == "reveal") == 1
+    assert count(world.db, AuditEvent, AuditEvent.action == "reveal.shown") == 1
+    # Nobody else can use the link; nor can the revealer once it is old.
+    assert B1_PHONE not in world.as_("ada").get(posted.headers["location"]).text
     with world.db.session() as session:
         events = session.scalars(select(AuditEvent).where(AuditEvent.action == "reveal")).all()
     assert len(events) == 1
@@ -392,9 +402,12 @@ def test_a_supervisor_reveals_one_field_once_with_an_audit_row(world: World) -> 
     # Shown once: the page itself stays masked afterwards.
     assert B1_PHONE not in sam.get("/console/borrowers/B1").text
     # Each reveal is its own audit row; the email and name too.
-    assert sam.post("/console/borrowers/B1/reveal", {"field": "email", "reason": "send a statement"}).text.count(
-        B1_EMAIL) == 1
-    assert "Jane Doe" in sam.post("/console/borrowers/B1/reveal", {"field": "name", "reason": "identity check"}).text
+    assert sam.get(sam.post("/console/borrowers/B1/reveal", {"field": "email", "reason": "send a statement"}
+                            ).headers["location"]).text.count(B1_EMAIL) == 1
+    late = sam.post("/console/borrowers/B1/reveal", {"field": "name", "reason": "identity check"}).headers["location"]
+    world.clock.advance(timedelta(minutes=3))
+    assert "Jane Doe" not in sam.get(late).text  # fetched too late: shown never
+    assert sam.get("/console/borrowers/B1", params={"revealed": "x1"}).status_code == 400
     assert count(world.db, AuditEvent, AuditEvent.action == "reveal") == 3
     # The admin's audit page shows who, what, when and why, never the value.
     audit = world.as_("ada").get("/console/audit", params={"action": "reveal"}).text

@@ -60,10 +60,15 @@ def test_bot_user_add_list_disable_enable_unlock(db: Database, run_bot, monkeypa
     assert result.exit_code == 0, result.output
     assert "added user ada (admin)" in result.stderr and PASSWORD not in result.output
     _stdin(monkeypatch, "another long password\r\n")
-    assert run_bot("user", "add", "vic", "--role", "viewer", "--password-stdin", db_url=url).exit_code == 0
+    assert run_bot("user", "add", "vic", "--role", "viewer", "--password-stdin", "--timezone", "Asia/Seoul",
+                   db_url=url).exit_code == 0
     with db.session() as session:
         users = {u.name: u for u in session.scalars(select(User))}
     assert users["ada"].role == "admin" and users["ada"].password_hash.startswith("$argon2id$")
+    assert (users["ada"].timezone, users["vic"].timezone) == (None, "Asia/Seoul")
+    zone = run_bot("user", "add", "zed", "--role", "viewer", "--password-stdin", "--timezone", "Mars/Base",
+                   db_url=url)
+    assert zone.exit_code == 2 and "timezone: not a known IANA time zone" in zone.stderr
     assert FAST_HASHER.verify(users["vic"].password_hash, "another long password")  # \r\n stripped
 
     # Usage errors exit 2 and name the problem.

@@ -25,6 +25,8 @@ import pytest
 from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
+from bot.console.filters import parse_call_filters
+from bot.console.queries import list_calls
 from bot.db import Database
 from bot.db.models import (
     AuditEvent,
@@ -191,6 +193,18 @@ def test_a_person_asked_for_opens_a_callback_task(world: VoiceWorld, db: Databas
     with db.sessions() as s:
         [task] = s.scalars(select(Task)).all()
         assert (task.kind, task.borrower_id) == ("callback", "B4")
+    # The keys' meaning is stored on each turn as speech's is, so the console finds the call by intent.
+    answers = [(t.source, t.text_redacted, t.intent, t.promise_date) for t in world.turns(call.id)
+               if t.speaker == "borrower"]
+    assert [a[:3] for a in answers] == [("dtmf", "1", "affirm"), ("dtmf", "15", "promise_to_pay"),
+                                        ("dtmf", "0", "callback_request")]
+    assert answers[1][3] is not None and answers[1][3].day == 15
+    with db.sessions() as s:
+        for intent in ("promise_to_pay", "callback_request"):
+            found = list_calls(s, parse_call_filters({"intent": intent}), zone_name="UTC", low_confidence=0.6,
+                               page_size=10)
+            assert [item["id"] for item in found.items] == [call.id], intent
+            assert intent in found.items[0]["intents"]
 
 
 def test_stop_calling_records_the_voice_opt_out_and_confirms_it(world: VoiceWorld, db: Database,

@@ -8,7 +8,16 @@ import click
 from rich.table import Table
 
 from bot.cli.common import App, err_console, out_console, pass_app, print_json
-from bot.console.users import ROLES, UserError, add_user, list_users, set_disabled, unlock_user, validate_password
+from bot.console.users import (
+    ROLES,
+    UserError,
+    add_user,
+    list_users,
+    set_disabled,
+    unlock_user,
+    validate_password,
+    validate_timezone,
+)
 
 
 @click.group("user")
@@ -33,13 +42,16 @@ def _read_password(from_stdin: bool) -> str:
 @click.option("--role", type=click.Choice(ROLES), required=True, help="What the user may do (docs/console.md).")
 @click.option("--password-stdin", is_flag=True,
               help="Read the password from the first line of standard input instead of prompting.")
+@click.option("--timezone", default=None, metavar="ZONE",
+              help="The IANA zone the console shows this user times in (default UTC), e.g. Europe/Paris.")
 @pass_app
-def add_cmd(app: App, name: str, role: str, password_stdin: bool) -> None:
+def add_cmd(app: App, name: str, role: str, password_stdin: bool, timezone: str | None) -> None:
     """Add a console user.  The password (12 characters or more) is prompted for, or read with
     --password-stdin; it is stored as an argon2id hash only."""
+    validate_timezone(timezone)
     password = _read_password(password_stdin)
     with app.db.session() as session:
-        add_user(session, name, role, password, at=app.clock.now(), actor="cli")
+        add_user(session, name, role, password, at=app.clock.now(), actor="cli", timezone=timezone)
     err_console.print(f"added user {name} ({role})", markup=False)
 
 

@@ -31,14 +31,14 @@ clears it deliberately).  Every function runs inside the caller's transaction.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.compliance.zones import resolve_zones
 from bot.console.audit import record
-from bot.db.models import Borrower, CallSession, CallTurn, ContactAttempt, Note, Task, User
+from bot.db.models import AuditEvent, Borrower, CallSession, CallTurn, ContactAttempt, Note, Task, User
 from bot.domain import Channel, Intent, TaskKind, TaskStatus
 from bot.privacy import redact
 from bot.replies import create_promise, flag_address, paid_claim_consistent, record_opt_out
@@ -54,6 +54,7 @@ __all__ = [
     "escalate_call",
     "mark_reviewed",
     "reveal_field",
+    "show_revealed",
 ]
 
 SOURCE = "console"
@@ -249,11 +250,12 @@ def close_task(session: Session, task_id: int, note: str, *, actor: str, at: dat
 _FIELDS = {"phone": "phone_e164", "email": "email", "name": "full_name"}
 
 
-def reveal_field(session: Session, borrower_id: str, field: str, reason: str, *, actor: str, at: datetime) -> str:
-    """The unmasked value of one field, after writing the audit row (who, what, when, why).
+def reveal_field(session: Session, borrower_id: str, field: str, reason: str, *, actor: str, at: datetime) -> int:
+    """Write the audit row of a reveal (who, what, when, why) and return its id.
 
-    The reason is stored redacted; the value never is.  The caller commits
-    before showing the value: no audit row, no reveal.
+    The reason is stored redacted; the value never is.  The caller commits,
+    then sends the browser to the page that shows the value once
+    (:func:`show_revealed`): no audit row, no reveal.
     """
     if field not in _FIELDS:
         raise ActionError(400, "field: must be phone, email or name")
@@ -263,6 +265,42 @@ def reveal_field(session: Session, borrower_id: str, field: str, reason: str, *,
     value = getattr(borrower, _FIELDS[field])
     if not value:
         raise ActionError(404, f"the borrower has no {field} to reveal")
-    record(session, at, actor=actor, action="reveal", subject_type="borrower", subject_id=borrower_id,
-           detail={"fields": [field], "reason": redact(reason), "via": "console"})
-    return str(value)
+    event = record(session, at, actor=actor, action="reveal", subject_type="borrower", subject_id=borrower_id,
+                   detail={"fields": [field], "reason": redact(reason), "via": "console"})
+    return event.id
+
+
+#: How long after the reveal its value may be fetched (by the redirect that follows the POST).
+REVEAL_SHOW_WITHIN = timedelta(minutes=2)
+
+
+def show_revealed(session: Session, borrower_id: str, reveal_id: int, *, actor: str,
+                  at: datetime) -> tuple[str, str] | None:
+    """(field, value) of the reveal ``reveal_id``, once: the GET after the reveal's POST.
+
+    Only for the person who revealed, for that borrower, within
+    :data:`REVEAL_SHOW_WITHIN`, and only the first time: showing it writes
+    ``reveal.shown`` (subject the reveal's audit row), and a reload finds that
+    row and shows nothing, nor audits anything again.  The reveal row is locked
+    first (PostgreSQL), so two requests racing show it once between them.
+    """
+    event = session.scalar(select(AuditEvent).where(AuditEvent.id == reveal_id).with_for_update())
+    if (event is None or event.action != "reveal" or event.actor != actor or event.subject_type != "borrower"
+            or event.subject_id != borrower_id or not isinstance(event.detail, dict)):
+        return None
+    at_utc, event_at = at.astimezone(UTC), event.at if event.at.tzinfo else event.at.replace(tzinfo=UTC)
+    if not timedelta(0) <= at_utc - event_at <= REVEAL_SHOW_WITHIN:
+        return None
+    shown = session.scalar(select(AuditEvent.id).where(
+        AuditEvent.action == "reveal.shown", AuditEvent.subject_type == "audit",
+        AuditEvent.subject_id == str(reveal_id)).limit(1))
+    if shown is not None:
+        return None
+    fields = event.detail.get("fields") or []
+    field = fields[0] if len(fields) == 1 and fields[0] in _FIELDS else None
+    borrower = session.get(Borrower, borrower_id)
+    if field is None or borrower is None or not getattr(borrower, _FIELDS[field]):
+        return None
+    record(session, at, actor=actor, action="reveal.shown", subject_type="audit", subject_id=reveal_id,
+           detail={"borrower": borrower_id, "fields": [field]})
+    return field, str(getattr(borrower, _FIELDS[field]))

@@ -13,6 +13,7 @@ on the borrower page.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import ColumnElement, and_, case, exists, func, select
 from sqlalchemy.orm import Session
@@ -104,10 +105,79 @@ def _json_text(value: Any) -> str:
     return redact(json.dumps(value, ensure_ascii=False, sort_keys=True, default=str))
 
 
+def _lang(locale: str | None) -> str:
+    """The ``lang`` attribute of text in a borrower's language (``zh-CN``, ``ko-KR``, ``en-US``)."""
+    return locale if locale and len(locale) <= 16 and locale.replace("-", "").isalnum() else ""
+
+
 def _paged(total: int, page: int, page_size: int) -> tuple[int, int]:
     pages = max(math.ceil(total / page_size), 1)
     page = min(page, pages)
     return page, (page - 1) * page_size
+
+
+#: The zone the console shows instants in for a user without a zone of their own (``users.timezone``);
+#: each page states its zone, with the borrower's local time beside where one applies.
+DISPLAY_ZONE = "UTC"
+
+#: Outcomes of calls nobody took part in: never "to review" by themselves.
+NOBODY_OUTCOMES = ("voicemail", "no_answer", "busy", "failed", "canceled")
+
+
+@lru_cache(maxsize=64)
+def display_zone(user_zone: str | None = None) -> str:
+    """The zone a console user reads times in: theirs when they have one (and it is a known
+    zone: ``bot user add --timezone`` checks it), else UTC."""
+    if not user_zone:
+        return DISPLAY_ZONE
+    try:
+        ZoneInfo(user_zone)
+    except (ValueError, ZoneInfoNotFoundError):
+        return DISPLAY_ZONE
+    return user_zone
+
+
+def borrower_zone(borrower: Borrower, default_timezone: str) -> ZoneInfo:
+    """The borrower's primary local zone (as the planner and compliance rules resolve it)."""
+    return resolve_zones(borrower.country, borrower.region, borrower.timezone, borrower.phone_e164,
+                         default_timezone).primary
+
+
+def _machine(column: Any) -> ColumnElement[bool]:
+    return and_(column.is_not(None), (column.startswith("machine")) | (column == "fax"))
+
+
+def _answered_by_person() -> ColumnElement[bool]:
+    """A person took the call: AMD said human, or it could not tell and the borrower answered."""
+    c, t = CallSession, CallTurn
+    conversation = exists().where(t.session_id == c.id, t.speaker == "borrower", t.source.in_(("speech", "dtmf")))
+    return (c.answered_by == "human") | (
+        and_(c.answered_at.is_not(None), c.answered_by.is_(None) | (c.answered_by == "unknown"), conversation))
+
+
+def review_reasons(call: CallSession, low_confidence: float) -> list[str]:
+    """Why a call needs a person to look at it (empty: nothing to review).
+
+    The call's flags (low confidence, paid claim, dispute, paid during the call, ...),
+    and what its outcome and script facts say: a dispute, a wrong party, an opt-out,
+    a promise date offered but not confirmed, a conversation with the right party in
+    which the disclosure was never completed.  A voicemail, busy, unanswered or failed
+    call has none of these unless it was flagged.
+    """
+    reasons = [str(r) for r in ((call.flags or {}).get("reasons") or [])]
+    if call.flagged and not reasons:
+        reasons.append("flagged")
+    if call.min_confidence is not None and call.min_confidence < low_confidence:
+        reasons.append("low_confidence")
+    if call.outcome in ("dispute", "wrong_party", "opt_out", "paid_claim"):
+        reasons.append(call.outcome)
+    state = call.state if isinstance(call.state, dict) else {}
+    facts = state.get("facts") if isinstance(state.get("facts"), dict) else {}
+    if facts.get("promise_date") and not facts.get("promise_confirmed"):
+        reasons.append("unconfirmed_promise")
+    if facts.get("right_party_confirmed") and not facts.get("disclosed"):
+        reasons.append("disclosure_not_completed")
+    return [redact(r) for r in dict.fromkeys(reasons)]
 
 
 # --- dashboard ------------------------------------------------------------------------------
@@ -157,8 +227,8 @@ def dashboard(session: Session, at: datetime, *, zone_name: str, low_confidence:
 
     c = CallSession
     calls_row = session.execute(
-        select(func.count(), func.sum(case((c.answered_at.is_not(None), 1), else_=0)),
-               func.sum(case((c.answered_by == "human", 1), else_=0)),
+        select(func.count(), func.sum(case((_answered_by_person(), 1), else_=0)),
+               func.sum(case((_machine(c.answered_by), 1), else_=0)),
                func.sum(case((c.flagged.is_(True), 1), else_=0)),
                func.sum(case((c.min_confidence < low_confidence, 1), else_=0)))
         .where(_in(c.started_at, start, end))
@@ -192,7 +262,7 @@ def dashboard(session: Session, at: datetime, *, zone_name: str, low_confidence:
     channels = [ch.value for ch in Channel]
 
     sms = sends.get(Channel.SMS.value, {"sent": 0, "delivered": 0, "failed": 0})
-    total_calls, answered, human, flagged_today, low_today = (int(v or 0) for v in calls_row)
+    total_calls, answered, machine, flagged_today, low_today = (int(v or 0) for v in calls_row)
     return {
         "today": today.isoformat(),
         "zone": zone_name,
@@ -201,7 +271,8 @@ def dashboard(session: Session, at: datetime, *, zone_name: str, low_confidence:
         "sends": {ch: sends[ch] for ch in sorted(sends)},
         "sent_total": sum(v["sent"] for v in sends.values()),
         "delivery": {"delivered": sms["delivered"], "final": sms["delivered"] + sms["failed"], "sent": sms["sent"]},
-        "calls": {"started": total_calls, "answered": answered, "human": human, "flagged": flagged_today,
+        # "answered" counts people only; answering machines are counted apart.
+        "calls": {"started": total_calls, "answered": answered, "machine": machine, "flagged": flagged_today,
                   "low_confidence": low_today, "flagged_unreviewed": int(flagged_open)},
         "promises": {"made": int(promises_made), "kept": int(resolved.get(PromiseStatus.KEPT.value, 0)),
                      "broken": int(resolved.get(PromiseStatus.BROKEN.value, 0)), "pending": int(pending)},
@@ -257,15 +328,25 @@ def _call_conditions(f: CallFilters, zone: ZoneInfo, low_confidence: float) -> l
     return where
 
 
+@dataclass(frozen=True, slots=True)
+class CallPage(Page):
+    """A page of calls, and how the calls of the whole filtered list were answered."""
+
+    answered: dict[str, int] = dataclasses.field(default_factory=dict)
+
+
 def list_calls(session: Session, f: CallFilters, *, zone_name: str, low_confidence: float,
-               page_size: int) -> Page:
+               page_size: int, default_timezone: str = "UTC") -> CallPage:
     zone = ZoneInfo(zone_name)
     c = CallSession
     where = _call_conditions(f, zone, low_confidence)
-    total = int(session.scalar(select(func.count()).select_from(c).where(*where)) or 0)
+    total, person, machine = (int(v or 0) for v in session.execute(
+        select(func.count(), func.sum(case((_answered_by_person(), 1), else_=0)),
+               func.sum(case((_machine(c.answered_by), 1), else_=0))).select_from(c).where(*where)).one())
+    answered = {"person": person, "machine": machine, "other": total - person - machine}
     page, offset = _paged(total, f.page, page_size)
     rows = session.execute(
-        select(c, Borrower.full_name).join(Borrower, Borrower.id == c.borrower_id).where(*where)
+        select(c, Borrower).join(Borrower, Borrower.id == c.borrower_id).where(*where)
         .order_by(c.started_at.desc(), c.id.desc()).limit(page_size).offset(offset)
     ).all()
     ids = [row[0].id for row in rows]
@@ -278,12 +359,17 @@ def list_calls(session: Session, f: CallFilters, *, zone_name: str, low_confiden
         ):
             intents.setdefault(session_id, []).append(intent)
     items = []
-    for call, full_name in rows:
+    for call, borrower in rows:
+        local_zone = borrower_zone(borrower, default_timezone)
+        reasons = review_reasons(call, low_confidence)
         items.append({
             "id": call.id,
             "started_at": _local(call.started_at, zone),
+            "started_local": _local(call.started_at, local_zone),
+            "borrower_zone": local_zone.key,
             "borrower_id": call.borrower_id,
-            "name": mask_name(full_name),
+            "name": mask_name(borrower.full_name),
+            "name_lang": _lang(borrower.locale),
             "locale": call.locale,
             "status": call.status,
             "answered_by": call.answered_by,
@@ -295,10 +381,12 @@ def list_calls(session: Session, f: CallFilters, *, zone_name: str, low_confiden
             "flag_reasons": [redact(str(r)) for r in ((call.flags or {}).get("reasons") or [])],
             "reviewed": call.reviewed_at is not None,
             "reviewed_by": call.reviewed_by,
+            "review_reasons": reasons,
+            "to_review": call.reviewed_at is None and bool(reasons),
             "duration_s": call.duration_s,
             "intents": sorted(intents.get(call.id, [])),
         })
-    return Page(items, total, page, page_size)
+    return CallPage(items, total, page, page_size, answered)
 
 
 def _decision(decision: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -321,7 +409,8 @@ def _decision(decision: dict[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
-def load_call(session: Session, call_id: int, *, zone_name: str, low_confidence: float) -> dict[str, Any] | None:
+def load_call(session: Session, call_id: int, *, zone_name: str, low_confidence: float,
+              default_timezone: str = "UTC") -> dict[str, Any] | None:
     zone = ZoneInfo(zone_name)
     row = session.execute(
         select(CallSession, Borrower).join(Borrower, Borrower.id == CallSession.borrower_id)
@@ -342,10 +431,16 @@ def load_call(session: Session, call_id: int, *, zone_name: str, low_confidence:
         .order_by(Promise.created_at.desc(), Promise.id.desc()).limit(1)
     )
     state = call.state if isinstance(call.state, dict) else {}
+    local_zone = borrower_zone(borrower, default_timezone)
+    reasons = review_reasons(call, low_confidence)
     return {
         "id": call.id,
         "call_sid": call.call_sid,
-        "borrower": {"id": borrower.id, "name": mask_name(borrower.full_name), "locale": borrower.locale},
+        "borrower": {"id": borrower.id, "name": mask_name(borrower.full_name), "locale": borrower.locale,
+                     "lang": _lang(borrower.locale), "zone": local_zone.key},
+        "lang": _lang(call.locale),
+        "review_reasons": reasons,
+        "to_review": call.reviewed_at is None and bool(reasons),
         "address": masked_address(Channel.VOICE.value, address or borrower.phone_e164),
         "loan_id": call.loan_id,
         "locale": call.locale,
@@ -364,6 +459,7 @@ def load_call(session: Session, call_id: int, *, zone_name: str, low_confidence:
         "facts": {k: _json_text(v) for k, v in sorted((state.get("facts") or {}).items())}
         if isinstance(state.get("facts"), dict) else {},
         "started_at": _local(call.started_at, zone),
+        "started_local": _local(call.started_at, local_zone),
         "answered_at": _local(call.answered_at, zone),
         "ended_at": _local(call.ended_at, zone),
         "duration_s": call.duration_s,
@@ -400,7 +496,8 @@ def turn_audio(session: Session, turn_id: int) -> tuple[str, str, int] | None:
 # --- borrower ---------------------------------------------------------------------------------
 
 
-def borrower_page(session: Session, borrower_id: str, at: datetime, *, default_timezone: str) -> dict[str, Any] | None:
+def borrower_page(session: Session, borrower_id: str, at: datetime, *, default_timezone: str,
+                  zone_name: str = DISPLAY_ZONE) -> dict[str, Any] | None:
     """A borrower and everything that happened with them, most recent first (masked)."""
     borrower = session.get(Borrower, borrower_id)
     if borrower is None:
@@ -408,6 +505,7 @@ def borrower_page(session: Session, borrower_id: str, at: datetime, *, default_t
     zones = resolve_zones(borrower.country, borrower.region, borrower.timezone, borrower.phone_e164,
                           default_timezone)
     zone = zones.primary
+    shown = ZoneInfo(zone_name)
     today = at.astimezone(zone).date()
     locale = borrower.locale
 
@@ -432,7 +530,7 @@ def borrower_page(session: Session, borrower_id: str, at: datetime, *, default_t
     def event(when: datetime | None, kind: str, channel: str | None, title: str, detail: str = "",
               link: str | None = None, reasons: list[str] | None = None) -> None:
         if when is not None:
-            events.append({"at": when.astimezone(zone), "kind": kind, "channel": channel or "", "title": title,
+            events.append({"at": when.astimezone(shown), "local": when.astimezone(zone), "kind": kind, "channel": channel or "", "title": title,
                            "detail": detail, "link": link, "reasons": reasons or []})
 
     a = ContactAttempt
@@ -488,6 +586,7 @@ def borrower_page(session: Session, borrower_id: str, at: datetime, *, default_t
     return {
         "id": borrower.id,
         "name": mask_name(borrower.full_name),
+        "lang": _lang(borrower.locale),
         "phone": mask_phone(borrower.phone_e164) if borrower.phone_e164 else "",
         "email": mask_email(borrower.email) if borrower.email else "",
         "has": {"name": bool(borrower.full_name), "phone": bool(borrower.phone_e164), "email": bool(borrower.email)},

@@ -55,6 +55,7 @@ from bot.console.web import (
     safe_next,
     signed_in,
 )
+from bot.db.types import is_row_id
 from bot.domain import Intent, TaskKind
 from bot.web.context import WebContext, web_context
 
@@ -215,13 +216,14 @@ def dashboard_api(request: Request, user: SignedIn = Depends(viewer)) -> JSONRes
 # --- calls -----------------------------------------------------------------------------------------
 
 
-def _calls(ctx: WebContext, params: dict[str, str]) -> tuple[Any, queries.Page, list[str], list[str]]:
+def _calls(ctx: WebContext, params: dict[str, str], zone: str) -> tuple[Any, queries.CallPage, list[str], list[str]]:
     with ctx.db.session() as session:
         outcomes = queries.call_outcomes(session)
         filters = parse_call_filters(params, outcomes)
-        page = queries.list_calls(session, filters, zone_name=ctx.settings.default_timezone,
+        page = queries.list_calls(session, filters, zone_name=zone,
                                   low_confidence=ctx.settings.console_low_confidence,
-                                  page_size=ctx.settings.console_page_size)
+                                  page_size=ctx.settings.console_page_size,
+                                  default_timezone=ctx.settings.default_timezone)
         return filters, page, outcomes, queries.call_locales(session)
 
 
@@ -229,7 +231,8 @@ def _calls(ctx: WebContext, params: dict[str, str]) -> tuple[Any, queries.Page, 
 def calls_page(request: Request, user: SignedIn = Depends(viewer)) -> HTMLResponse:
     ctx = _ctx(request)
     try:
-        filters, page, outcomes, locales = _calls(ctx, dict(request.query_params))
+        filters, page, outcomes, locales = _calls(ctx, dict(request.query_params),
+                                                  queries.display_zone(user.timezone))
     except InvalidInput as exc:
         with ctx.db.session() as session:
             outcomes, locales = queries.call_outcomes(session), queries.call_locales(session)
@@ -244,26 +247,35 @@ def calls_page(request: Request, user: SignedIn = Depends(viewer)) -> HTMLRespon
 
 @router.get("/console/api/calls")
 def calls_api(request: Request, user: SignedIn = Depends(viewer)) -> JSONResponse:
-    filters, page, _, _ = _calls(_ctx(request), dict(request.query_params))
+    zone = queries.display_zone(user.timezone)
+    filters, page, _, _ = _calls(_ctx(request), dict(request.query_params), zone)
     items = [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in item.items()} for item in page.items]
     return JSONResponse({"filters": filters.form_values(), "page": page.page, "pages": page.pages,
-                         "total": page.total, "items": items})
+                         "total": page.total, "answered": page.answered, "zone": zone,
+                         "items": items})
 
 
-def _call(ctx: WebContext, call_id: int) -> dict[str, Any]:
+def _call(ctx: WebContext, call_id: int, zone: str) -> dict[str, Any]:
     with ctx.db.session() as session:
-        call = queries.load_call(session, call_id, zone_name=ctx.settings.default_timezone,
-                                 low_confidence=ctx.settings.console_low_confidence)
+        call = queries.load_call(session, call_id, zone_name=zone,
+                                 low_confidence=ctx.settings.console_low_confidence,
+                                 default_timezone=ctx.settings.default_timezone)
     if call is None:
         raise PageError(404, f"no call {call_id}")
     return call
 
 
+def _call_response(request: Request, user: SignedIn, call_id: int, *, status: int = 200,
+                   form_error: dict[str, Any] | None = None) -> HTMLResponse:
+    call = _call(_ctx(request), call_id, queries.display_zone(user.timezone))
+    return render(request, "console/call.html.j2", user=user, status=status, call=call,
+                  done=_done(request), intents=[i.value for i in Intent], form_error=form_error,
+                  escalation_kinds=[k.value for k in actions.ESCALATION_KINDS])
+
+
 @router.get("/console/calls/{call_id:int}")
 def call_page(call_id: int, request: Request, user: SignedIn = Depends(viewer)) -> HTMLResponse:
-    return render(request, "console/call.html.j2", user=user, call=_call(_ctx(request), call_id),
-                  done=_done(request), intents=[i.value for i in Intent],
-                  escalation_kinds=[k.value for k in actions.ESCALATION_KINDS])
+    return _call_response(request, user, call_id)
 
 
 def _in_session(ctx: WebContext, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -294,12 +306,28 @@ async def correct_turn(call_id: int, turn_id: int, request: Request,
                        user: SignedIn = Depends(supervisor)) -> Response:
     ctx = _ctx(request)
     form = await read_form(request, user)
-    intent = intent_value((form.get("intent") or "").strip())
-    if intent is None:
-        raise InvalidInput("intent", "is required")
-    promise_date = iso_date((form.get("promise_date") or "").strip(), "promise_date")
-    await run_in_threadpool(_in_session, ctx, actions.correct_turn, call_id, turn_id, Intent(intent), promise_date,
-                            actor=user.name, at=ctx.clock.now(), default_timezone=ctx.settings.default_timezone)
+    raw_date = (form.get("promise_date") or "").strip()
+    try:
+        intent = intent_value((form.get("intent") or "").strip())
+        if intent is None:
+            # Never a default: a correction saved without a choice would opt the borrower out, or worse.
+            raise InvalidInput("intent", "choose what the borrower meant before saving")
+        promise_date = iso_date(raw_date, "promise_date")
+        await run_in_threadpool(_in_session, ctx, actions.correct_turn, call_id, turn_id, Intent(intent),
+                                promise_date, actor=user.name, at=ctx.clock.now(),
+                                default_timezone=ctx.settings.default_timezone)
+    except (InvalidInput, actions.ActionError) as exc:
+        if isinstance(exc, actions.ActionError) and exc.status != 400:
+            raise
+        field, _, message = (f"{exc.field}: {exc.message}" if isinstance(exc, InvalidInput) else exc.message
+                             ).partition(": ")
+        if not message:
+            field, message = "intent", field
+        # The call page again, nothing saved, the message beside the field of that turn's form.
+        return await run_in_threadpool(
+            lambda: _call_response(request, user, call_id, status=400, form_error={
+                "turn": turn_id, "field": field if field in ("intent", "promise_date") else "intent",
+                "message": message, "intent": form.get("intent") or "", "promise_date": raw_date[:10]}))
     return _back(f"/console/calls/{call_id}", "corrected")
 
 
@@ -348,11 +376,12 @@ async def turn_media(turn_id: int, request: Request, user: SignedIn = Depends(vi
 # --- borrowers -------------------------------------------------------------------------------------
 
 
-def _borrower(ctx: WebContext, borrower_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def _borrower(ctx: WebContext, borrower_id: str, zone: str) -> tuple[dict[str, Any], dict[str, Any]]:
     s = ctx.settings
     now = ctx.clock.now()
     with ctx.db.sessions() as session:  # read only: closing the session rolls back whatever explain() touched
-        page = queries.borrower_page(session, borrower_id, now, default_timezone=s.default_timezone)
+        page = queries.borrower_page(session, borrower_id, now, default_timezone=s.default_timezone,
+                                     zone_name=zone)
         if page is None:
             raise PageError(404, "no such borrower")
         why = queries.why_not_today(session, borrower_id, now, default_timezone=s.default_timezone,
@@ -363,14 +392,25 @@ def _borrower(ctx: WebContext, borrower_id: str) -> tuple[dict[str, Any], dict[s
 
 def _borrower_response(request: Request, user: SignedIn, borrower_id: str, *,
                        revealed: dict[str, str] | None = None) -> HTMLResponse:
-    page, why = _borrower(_ctx(request), borrower_id)
+    page, why = _borrower(_ctx(request), borrower_id, queries.display_zone(user.timezone))
     return render(request, "console/borrower.html.j2", user=user, b=page, why=why, revealed=revealed,
                   done=_done(request), reveal_fields=REVEAL_FIELDS)
 
 
 @router.get("/console/borrowers/{borrower_id}")
 def borrower_page(borrower_id: str, request: Request, user: SignedIn = Depends(viewer)) -> HTMLResponse:
-    return _borrower_response(request, user, valid_borrower_id(borrower_id))
+    borrower_id = valid_borrower_id(borrower_id)
+    revealed = None
+    reveal_id = request.query_params.get("revealed") or ""
+    if reveal_id:
+        if not reveal_id.isdigit() or not is_row_id(int(reveal_id)):
+            raise InvalidInput("revealed", "is not a reveal")
+        ctx = _ctx(request)
+        shown = _in_session(ctx, actions.show_revealed, borrower_id, int(reveal_id), actor=user.name,
+                            at=ctx.clock.now())
+        # A reload (or anybody else's link) finds the reveal already shown: masked, with a note.
+        revealed = {"field": shown[0], "value": shown[1]} if shown else {"field": "", "value": ""}
+    return _borrower_response(request, user, borrower_id, revealed=revealed)
 
 
 @router.post("/console/borrowers/{borrower_id}/reveal")
@@ -382,12 +422,13 @@ async def reveal(borrower_id: str, request: Request, user: SignedIn = Depends(su
     if field is None:
         raise InvalidInput("field", "is required")
     reason = text(form.get("reason"), "reason", minimum=5, maximum=500)
-    # The audit row is committed (the session block ends) before the value is put on the page.
-    value = await run_in_threadpool(_in_session, ctx, actions.reveal_field, borrower_id, field, reason,
-                                    actor=user.name, at=ctx.clock.now())
+    # The audit row is committed (the session block ends) before the value is put on any page;
+    # then Post/Redirect/Get: the value is on the GET that follows, once, so a reload of the
+    # result neither posts the reveal again nor shows the value again.
+    reveal_id = await run_in_threadpool(_in_session, ctx, actions.reveal_field, borrower_id, field, reason,
+                                        actor=user.name, at=ctx.clock.now())
     log.info("console reveal of %s for borrower %s by %s", field, borrower_id, user.name)
-    return await run_in_threadpool(_borrower_response, request, user, borrower_id,
-                                   revealed={"field": field, "value": value})
+    return RedirectResponse(f"/console/borrowers/{borrower_id}?revealed={reveal_id}", status_code=303)
 
 
 @router.post("/console/borrowers/{borrower_id}/notes")
@@ -409,7 +450,7 @@ def tasks_page(request: Request, user: SignedIn = Depends(viewer)) -> HTMLRespon
     ctx = _ctx(request)
     filters = parse_task_filters(dict(request.query_params))
     with ctx.db.session() as session:
-        page = queries.list_tasks(session, filters, me=user.name, zone_name=ctx.settings.default_timezone,
+        page = queries.list_tasks(session, filters, me=user.name, zone_name=queries.display_zone(user.timezone),
                                   page_size=ctx.settings.console_page_size)
         assignees = queries.users_for_assignment(session)
     return render(request, "console/tasks.html.j2", user=user, page=page, filters=filters,
@@ -453,7 +494,7 @@ def audit_page(request: Request, user: SignedIn = Depends(admin)) -> HTMLRespons
     ctx = _ctx(request)
     filters = parse_audit_filters(dict(request.query_params))
     with ctx.db.session() as session:
-        page = queries.list_audit(session, filters, zone_name=ctx.settings.default_timezone,
+        page = queries.list_audit(session, filters, zone_name=queries.display_zone(user.timezone),
                                   page_size=ctx.settings.console_page_size)
     return render(request, "console/audit.html.j2", user=user, page=page, filters=filters,
                   form=filters.form_values())

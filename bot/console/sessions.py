@@ -67,6 +67,7 @@ class SignedIn:
     role: str
     csrf: str
     expires_at: datetime
+    timezone: str | None = None  # the user's own zone (users.timezone); None: UTC
 
 
 def create_session(session: Session, user_id: int, *, at: datetime, lifetime: timedelta) -> str:
@@ -84,13 +85,13 @@ def load_session(session: Session, token: str | None, *, at: datetime, idle: tim
         return None
     sid = session_id_for(token)
     row = session.execute(
-        select(ConsoleSession, User.name, User.role, User.disabled)
+        select(ConsoleSession, User.name, User.role, User.disabled, User.timezone)
         .join(User, User.id == ConsoleSession.user_id)
         .where(ConsoleSession.id == sid)
     ).first()
     if row is None:
         return None
-    console_session, name, role, disabled = row
+    console_session, name, role, disabled, timezone = row
     if disabled or console_session.expires_at <= at or console_session.last_seen_at + idle <= at:
         session.execute(delete(ConsoleSession).where(ConsoleSession.id == sid))
         return None
@@ -98,7 +99,7 @@ def load_session(session: Session, token: str | None, *, at: datetime, idle: tim
         session.execute(update(ConsoleSession).where(ConsoleSession.id == sid).values(last_seen_at=at)
                         .execution_options(synchronize_session=False))
     return SignedIn(sid, console_session.user_id, name, role, console_session.csrf_token,
-                    console_session.expires_at)
+                    console_session.expires_at, timezone)
 
 
 def end_session(session: Session, session_id: str) -> None:

@@ -51,6 +51,7 @@ __all__ = [
     "validate_name",
     "validate_password",
     "validate_role",
+    "validate_timezone",
 ]
 
 ROLES = ("viewer", "supervisor", "admin")
@@ -78,6 +79,21 @@ def validate_role(role: str) -> str:
     if role not in _RANK:
         raise UserError(f"role: must be one of {', '.join(ROLES)}")
     return role
+
+
+def validate_timezone(zone: str | None) -> str | None:
+    """An IANA zone name (``Europe/Paris``) the console can show times in, or None (UTC)."""
+    if zone is None or zone == "":
+        return None
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        if len(zone) > 64 or zone.startswith(("/", ".")) or ".." in zone:
+            raise ValueError(zone)
+        ZoneInfo(zone)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise UserError("timezone: not a known IANA time zone (e.g. Europe/Paris, America/New_York)") from None
+    return zone
 
 
 def validate_password(password: str) -> str:
@@ -111,14 +127,16 @@ def _by_name(session: Session, name: str) -> User:
     return user
 
 
-def add_user(session: Session, name: str, role: str, password: str, *, at: datetime, actor: str = "cli") -> User:
+def add_user(session: Session, name: str, role: str, password: str, *, at: datetime, actor: str = "cli",
+             timezone: str | None = None) -> User:
     """Create a user; :class:`UserError` if the name is taken or a value is not allowed."""
     validate_name(name)
     validate_role(role)
+    timezone = validate_timezone(timezone)
     if session.scalar(select(User.id).where(User.name == name)) is not None:
         raise UserError(f"user name: {name} exists already")
     user = User(name=name, password_hash=hash_password(password), role=role, failed_logins=0, locked_until=None,
-                disabled=False, created_at=at, last_login_at=None)
+                disabled=False, created_at=at, last_login_at=None, timezone=timezone)
     session.add(user)
     session.flush()
     record(session, at, actor=actor, action="user.added", subject_type="user", subject_id=name,
@@ -126,7 +144,8 @@ def add_user(session: Session, name: str, role: str, password: str, *, at: datet
     return user
 
 
-def ensure_user(db: Database, name: str, role: str, password: str, *, clock: Clock | None = None) -> User:
+def ensure_user(db: Database, name: str, role: str, password: str, *, clock: Clock | None = None,
+                timezone: str | None = None) -> User:
     """The user ``name`` with this role and password, enabled and unlocked, creating it if needed.
 
     For the demo and set-up scripts: calling it again resets the password and role.
@@ -134,10 +153,12 @@ def ensure_user(db: Database, name: str, role: str, password: str, *, clock: Clo
     at = (clock or SystemClock()).now()
     validate_name(name)
     validate_role(role)
+    timezone = validate_timezone(timezone)
     with db.session() as session:
         user = session.scalar(select(User).where(User.name == name))
         if user is None:
-            return add_user(session, name, role, password, at=at, actor="setup")
+            return add_user(session, name, role, password, at=at, actor="setup", timezone=timezone)
+        user.timezone = timezone
         user.password_hash = hash_password(password)
         user.role = role
         user.disabled = False

@@ -34,6 +34,7 @@ from bot.config import Settings
 from bot.console import charts
 from bot.console.actions import ActionError
 from bot.console.filters import InvalidInput
+from bot.console.queries import display_zone
 from bot.console.sessions import LOGIN_CSRF_COOKIE, SignedIn, csrf_matches, load_session
 from bot.console.users import has_role
 from bot.db import Database
@@ -141,6 +142,7 @@ def render(request: Request, template: str, *, user: SignedIn | None, status: in
         can_act=bool(user and has_role(user.role, "supervisor")),
         can_audit=bool(user and has_role(user.role, "admin")),
         path=request.url.path,
+        display_zone=display_zone(user.timezone if user else None),
         **context,
     )
     return HTMLResponse(page, status_code=status)

@@ -391,6 +391,7 @@ class User(Base):
     disabled: Mapped[bool] = mapped_column(Boolean, server_default="0")
     created_at: Mapped[datetime]
     last_login_at: Mapped[datetime | None]
+    timezone: Mapped[str | None] = mapped_column(String(64))  # the zone the console shows times in; None: UTC
 
 
 class ConsoleSession(Base):

@@ -33,6 +33,7 @@ from bot.scripts.engine import (
     SendSms,
     start,
     step,
+    understood,
 )
 from bot.scripts.loader import DEFAULT_SCRIPTS_DIR, ScriptError, load_script, script_file, validate_all
 from bot.scripts.model import OUTCOME_KINDS, Node, Script
@@ -65,5 +66,6 @@ __all__ = [
     "script_file",
     "start",
     "step",
+    "understood",
     "validate_all",
 ]

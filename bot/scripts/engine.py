@@ -311,6 +311,16 @@ def step(script: Script, state: CallState, event: Event) -> tuple[CallState, lis
     return run.finish()
 
 
+def understood(script: Script, state: CallState, heard: Heard) -> tuple[Intent, date | None] | None:
+    """What ``heard`` means at the state's node (intent and promise date), as :func:`step` reads it;
+    None when it is not understood there.  For keypad answers this is the only record of the
+    intent (the digits carry none): the call's turn stores it."""
+    node = script.nodes.get(state.node)
+    if node is None or node.listen is None or state.ended:
+        return None
+    return _Run(script, state).understand(node, heard)
+
+
 class _Run:
     """One start/step: a mutable copy of the state and the actions emitted so far."""
 

@@ -528,10 +528,13 @@ class CallService:
             low = (answer.source == "speech" and answer.confidence is not None
                    and answer.confidence < self.settings.voice_low_confidence)
             seq = int(extra.get("seq", 0)) + 1
+            intent, promise_date = answer.intent.value if answer.intent else None, answer.promise_date
+            if answer.source == "dtmf":  # the keys' meaning at this node: the turn records it as speech's
+                intent, promise_date = _keypad_meaning(call, answer.digits)
             _add_turn(session, call, seq, speaker="borrower", node=(call.state or {}).get("node"), at=now,
                       source=answer.source, text=text if answer.source == "speech" else (answer.digits or None),
-                      confidence=answer.confidence, intent=answer.intent.value if answer.intent else None,
-                      promise_date=answer.promise_date, audio_ref=answer.audio_ref, flagged=low)
+                      confidence=answer.confidence, intent=intent, promise_date=promise_date,
+                      audio_ref=answer.audio_ref, flagged=low)
             extra["seq"] = seq
             if answer.source == "speech" and answer.confidence is not None:
                 call.min_confidence = answer.confidence if call.min_confidence is None else min(
@@ -945,6 +948,19 @@ def _flag(call: CallSession, reason: str) -> None:
         reasons.append(reason[:64])
     call.flags = {"reasons": reasons}
     call.flagged = True
+
+
+def _keypad_meaning(call: CallSession, digits: str | None) -> tuple[str | None, date | None]:
+    """(intent, promise date) of keypad digits at the call's current node, as the script reads
+    them (``bot.scripts.understood``); (None, None) when they mean nothing there."""
+    from bot.scripts import CallState, Heard, load_script, understood
+
+    if not call.state or "node" not in call.state:
+        return None, None
+    state = CallState.from_json(call.state)
+    meaning = understood(load_script(call.script, call.locale), state,
+                         Heard(intent=Intent.OTHER, source="dtmf", digits=digits))
+    return (meaning[0].value, meaning[1]) if meaning else (None, None)
 
 
 def _add_turn(session: Session, call: CallSession, seq: int, *, speaker: str, node: str | None, at: datetime,
