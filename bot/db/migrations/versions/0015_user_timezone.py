@@ -1,7 +1,7 @@
 """console users' own time zone: the console shows times in it (docs/console.md)
 
 Revision ID: 0015
-Revises: 0008
+Revises: 0013
 Create Date: 2026-12-04 18:00:00
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 revision = '0015'
-down_revision = '0008'
+down_revision = '0013'
 branch_labels = None
 depends_on = None
 
