@@ -136,20 +136,22 @@ def _seed(db: Database) -> None:
 
 
 def _zero(**kw: Any) -> dict[str, Any]:
-    base: dict[str, Any] = dict(
-        contacts=0, reached=0, contact_rate=None, right_party_contacts=0, right_party_rate=None,
-        promises=0, kept=0, broken=0, kept_rate=None, payments=0, reached_overdue=0, cured=0, cure_rate=None,
-        opt_outs=0, opt_out_rate=None, disputes=0, dispute_rate=None, complaints=0, complaint_rate=None,
-        cost_minor=0, cost_currency="USD", promised_minor=0, recovered_minor=0, cost_per_recovered=None)
+    base: dict[str, Any] = {
+        "contacts": 0, "reached": 0, "contact_rate": None, "right_party_contacts": 0, "right_party_rate": None,
+        "promises": 0, "kept": 0, "broken": 0, "kept_rate": None, "payments": 0, "reached_overdue": 0,
+        "cured": 0, "cure_rate": None, "opt_outs": 0, "opt_out_rate": None, "disputes": 0, "dispute_rate": None,
+        "complaints": 0, "complaint_rate": None, "cost_minor": 0, "cost_currency": "USD", "promised_minor": 0,
+        "recovered_minor": 0, "cost_per_recovered": None,
+    }
     base.update(kw)
     return base
 
 
-def _contacted(contacts: int, reached: int, **kw: Any) -> dict[str, Any]:
-    return _zero(contacts=contacts, reached=reached, contact_rate=reached / contacts,
-                 right_party_rate=kw.pop("right_party_contacts", 0) / contacts,
-                 right_party_contacts=kw.get("rpc", 0), opt_out_rate=0.0, dispute_rate=kw.pop("dispute_rate", 0.0),
-                 complaint_rate=0.0, **{k: v for k, v in kw.items() if k != "rpc"})
+def _contacted(contacts: int, reached: int, *, rpc: int = 0, dispute_rate: float = 0.0, **kw: Any) -> dict[str, Any]:
+    """A group with contacts: its rates over contacts are numbers, not None."""
+    return _zero(contacts=contacts, reached=reached, contact_rate=reached / contacts, right_party_contacts=rpc,
+                 right_party_rate=rpc / contacts, opt_out_rate=0.0, dispute_rate=dispute_rate, complaint_rate=0.0,
+                 **kw)
 
 
 EXPECTED_BY_CHANNEL_ARM = {
@@ -162,12 +164,12 @@ EXPECTED_BY_CHANNEL_ARM = {
     ("sms", "A", "USD"): _contacted(1, 1, payments=1, recovered_minor=10000, reached_overdue=1, cured=1,
                                     cure_rate=1.0, cost_minor=5, cost_per_recovered=0.0005, currency="USD"),
     # C4 (11-01 in Seoul); the borrower's reply; P3; I2 reached overdue, only partly paid
-    ("sms", "B", "KRW"): _contacted(1, 1, rpc=1, right_party_contacts=1, payments=1, recovered_minor=200000,
+    ("sms", "B", "KRW"): _contacted(1, 1, rpc=1, payments=1, recovered_minor=200000,
                                     reached_overdue=1, cure_rate=0.0, cost_minor=5, currency="KRW"),
     # C11 imported, failed
     ("sms", "none", "EUR"): _contacted(1, 0, currency="EUR"),
     # C2 (conversation, 2 minutes) and C7 (voicemail, 1 minute); the promise and its keeping; P1
-    ("voice", "A", "USD"): _contacted(2, 1, rpc=1, right_party_contacts=1, promises=1, promised_minor=10000,
+    ("voice", "A", "USD"): _contacted(2, 1, rpc=1, promises=1, promised_minor=10000,
                                       kept=1, kept_rate=1.0, payments=1, recovered_minor=10000, cost_minor=30,
                                       cost_per_recovered=0.003, currency="USD"),
     # C10 imported, connected; P6; I4 cured

@@ -10,19 +10,27 @@ groups asked for (``step`` and ``arm`` come from the step label, ``week`` and
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    Column,
     ColumnElement,
+    Date,
+    MetaData,
     Select,
+    String,
+    Table,
     and_,
     case,
     func,
     literal,
+    null,
     or_,
     select,
+    text,
     union_all,
 )
 from sqlalchemy.orm import Session
@@ -39,10 +47,11 @@ from bot.db.models import (
     Promise,
     Task,
 )
+from bot.db.types import UTCDateTime
 from bot.domain import AttemptSource, Channel, ContactOutcome, PromiseStatus
 from bot.effectiveness.sql import local_day, minutes_started, shift_days
 
-__all__ = ["REACHED", "RawRow", "Window", "contact_rows", "cure_rows", "event_rows", "roll_counts"]
+__all__ = ["REACHED", "RawRow", "Window", "contact_rows", "cure_rows", "event_rows", "paid_on_table", "roll_counts"]
 
 #: Outcomes that mean the contact reached someone: a message delivered, a call answered
 #: by a person (connected), a conversation (a call where the right party was confirmed).
@@ -242,41 +251,70 @@ def event_rows(session: Session, window: Window) -> Iterator[RawRow]:
 # --- cures ----------------------------------------------------------------------------
 
 
-def paid_on() -> Any:
+def paid_on(window: Window) -> Any:
     """Approximately when each fully covered installment became paid (docs/metrics.md):
     the first of its loan's payments at which the loan's payments add up to the amounts
     due of its installments up to this one (oldest due date first, bot.ledger's order);
-    when the payments never do (a statement covered it), the loan's ``paid_stated_at``."""
-    cum_due = select(
-        _I.c.id, _I.c.loan_id, _I.c.amount_due_minor, _I.c.covered_minor,
-        func.sum(_I.c.amount_due_minor).over(partition_by=_I.c.loan_id, order_by=(_I.c.due_date, _I.c.id),
-                                             rows=(None, 0)).label("cum_due"),
-    ).subquery("cum_due")
-    cum_paid = select(
-        _P.c.loan_id, _P.c.paid_at,
-        func.sum(_P.c.amount_minor).over(partition_by=_P.c.loan_id, order_by=(_P.c.paid_at, _P.c.id),
-                                         rows=(None, 0)).label("cum_paid"),
-    ).subquery("cum_paid")
-    first = func.min(cum_paid.c.paid_at)
+    when the payments never do (a statement covered it), the loan's ``paid_stated_at``.
+
+    No inequality join: the running totals of amounts due and of payments are merged
+    into one sequence per loan, and each installment takes the earliest payment at or
+    after its place in it (a window over the following rows), one sort per loan."""
+    running = {"rows": (None, 0)}
+    paid = select(
+        _P.c.loan_id, func.sum(_P.c.amount_minor).over(
+            partition_by=_P.c.loan_id, order_by=(_P.c.paid_at, _P.c.id), **running).label("total"),
+        literal(1).label("kind"), _P.c.paid_at, null().label("installment_id"), literal(True).label("covered"),
+    )
+    due = select(
+        _I.c.loan_id, func.sum(_I.c.amount_due_minor).over(
+            partition_by=_I.c.loan_id, order_by=(_I.c.due_date, _I.c.id), **running).label("total"),
+        literal(0).label("kind"), null().label("paid_at"), _I.c.id.label("installment_id"),
+        (_I.c.covered_minor >= _I.c.amount_due_minor).label("covered"),
+    )
+    merged = union_all(paid, due).subquery("merged")
+    first_payment = func.min(merged.c.paid_at).over(
+        partition_by=merged.c.loan_id, order_by=(merged.c.total, merged.c.kind), rows=(0, None))
+    placed = select(merged.c.loan_id, merged.c.installment_id, merged.c.kind, merged.c.covered,
+                    first_payment.label("first_payment")).subquery("placed")
+    instant = func.coalesce(placed.c.first_payment, _L.c.paid_stated_at, type_=UTCDateTime())
     return (
-        select(cum_due.c.id.label("installment_id"),
-               func.coalesce(first, func.max(_L.c.paid_stated_at), type_=first.type).label("paid_on"))
-        .select_from(cum_due)
-        .join(_L, _L.c.id == cum_due.c.loan_id)
-        .outerjoin(cum_paid, and_(cum_paid.c.loan_id == cum_due.c.loan_id, cum_paid.c.cum_paid >= cum_due.c.cum_due))
-        .where(cum_due.c.covered_minor >= cum_due.c.amount_due_minor)
-        .group_by(cum_due.c.id)
+        select(placed.c.installment_id, instant.label("paid_on"), local_day(instant, _zone(window)).label("paid_day"))
+        .join(_L, _L.c.id == placed.c.loan_id)
+        .join(_B, _B.c.id == _L.c.borrower_id)
+        .where(placed.c.kind == 0, placed.c.covered == literal(True))
         .subquery("paid_on")
     )
+
+
+#: ``paid_on()`` materialised for one report: SQLite would evaluate the windowed query once
+#: per joined row; a temporary table with a primary key is read by both cure and roll rates.
+PAID_ON = Table("bot_report_paid_on", MetaData(), Column("installment_id", String(64), primary_key=True),
+                Column("paid_on", UTCDateTime()), Column("paid_day", Date()), prefixes=["TEMPORARY"])
+
+
+@contextmanager
+def paid_on_table(session: Session, window: Window) -> Iterator[Table]:
+    """:data:`PAID_ON` filled for this session's connection, dropped afterwards."""
+    connection = session.connection()
+    PAID_ON.drop(connection, checkfirst=True)
+    PAID_ON.create(connection)
+    try:
+        session.execute(PAID_ON.insert().from_select(["installment_id", "paid_on", "paid_day"], select(paid_on(window))))
+        if connection.dialect.name == "postgresql":
+            session.execute(text(f"ANALYZE {PAID_ON.name}"))
+        yield PAID_ON
+    finally:
+        PAID_ON.drop(connection, checkfirst=True)
 
 
 CURE_FIGURES = ("reached_overdue", "cured")
 
 
-def cure_rows(session: Session, window: Window) -> Iterator[RawRow]:
+def cure_rows(session: Session, window: Window, po: Table) -> Iterator[RawRow]:
     """Installments overdue at their first reached contact in the window (a contact naming
-    their loan), in that contact's group; ``cured`` if paid within ``cure_days`` of it."""
-    po = paid_on()
+    their loan), in that contact's group; ``cured`` if paid within ``cure_days`` of it.
+    ``po`` is :func:`paid_on_table`'s table."""
     zone = _zone(window)
     contact_day = local_day(_A.c.occurred_at, zone)
     ranked = (
@@ -325,16 +363,14 @@ def _bucket(end: date, paid_day: ColumnElement[Any]) -> ColumnElement[str]:
     return case(*whens, else_=BUCKETS[0][0])
 
 
-def roll_counts(session: Session, window: Window, first: date, second: date) -> dict[tuple[str, str], int]:
-    """Installments by (bucket at month end ``first``, bucket at month end ``second``)."""
-    po = paid_on()
-    paid_day = local_day(po.c.paid_on, _zone(window))
+def roll_counts(session: Session, po: Table, first: date, second: date) -> dict[tuple[str, str], int]:
+    """Installments by (bucket at month end ``first``, bucket at month end ``second``); an
+    installment is paid at a month end if its ``paid_day`` (:func:`paid_on_table`) is not after it."""
+    paid_day = po.c.paid_day
     b0, b1 = _bucket(first, paid_day).label("b0"), _bucket(second, paid_day).label("b1")
     stmt = (
         select(b0, b1, func.count().label("n"))
         .select_from(_I)
-        .join(_L, _L.c.id == _I.c.loan_id)
-        .join(_B, _B.c.id == _L.c.borrower_id)
         .outerjoin(po, po.c.installment_id == _I.c.id)
         .where(_I.c.due_date < second)
         .group_by(b0, b1)

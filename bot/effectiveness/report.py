@@ -18,8 +18,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from itertools import pairwise
 from typing import Any
 
+from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
 from bot.effectiveness.queries import (
@@ -33,6 +35,7 @@ from bot.effectiveness.queries import (
     contact_rows,
     cure_rows,
     event_rows,
+    paid_on_table,
     roll_counts,
 )
 from bot.effectiveness.sql import prepare
@@ -125,13 +128,13 @@ def month_ends(window: Window) -> list[date]:
     return ends
 
 
-def roll_rates(session: Session, window: Window) -> list[dict[str, Any]]:
+def roll_rates(session: Session, window: Window, po: Table) -> list[dict[str, Any]]:
     names = ["current", *(name for name, _ in BUCKETS)]
     out = []
     ends = month_ends(window)
-    for first, second in zip(ends, ends[1:], strict=False):
-        counts = roll_counts(session, window, first, second)
-        for bucket, following in zip(names, names[1:], strict=False):
+    for first, second in pairwise(ends):
+        counts = roll_counts(session, po, first, second)
+        for bucket, following in pairwise(names):
             total = sum(n for (b0, _b1), n in counts.items() if b0 == bucket)
             rolled = counts.get((bucket, following), 0)
             out.append({"from_month_end": first.isoformat(), "to_month_end": second.isoformat(), "from": bucket,
@@ -148,11 +151,13 @@ def build_report(session: Session, window: Window, by: Iterable[str] = (), costs
     costs = costs or Costs()
     prepare(session)
     groups: dict[tuple[tuple[str, str], ...], dict[str, int]] = defaultdict(lambda: dict.fromkeys(_FIGURES, 0))
-    for rows in (contact_rows(session, window), event_rows(session, window), cure_rows(session, window)):
-        for row in rows:
-            figures = groups[_key(row, by)]
-            for name, value in row.values.items():
-                figures[name] += value
+    with paid_on_table(session, window) as po:
+        for rows in (contact_rows(session, window), event_rows(session, window), cure_rows(session, window, po)):
+            for row in rows:
+                figures = groups[_key(row, by)]
+                for name, value in row.values.items():
+                    figures[name] += value
+        rolls = roll_rates(session, window, po)
     totals: dict[str, int] = dict.fromkeys(_FIGURES, 0)
     per_currency: dict[str, dict[str, int]] = defaultdict(lambda: {"promised_minor": 0, "recovered_minor": 0,
                                                                    "cost_minor": 0})
@@ -169,6 +174,6 @@ def build_report(session: Session, window: Window, by: Iterable[str] = (), costs
         out_groups.append({"key": dict(key), "metrics": _metrics(figures, costs, currency=currency)})
     total_metrics = _metrics(totals, costs, currency=None)
     total_metrics["currencies"] = [_amounts(per_currency[c], costs, c) for c in sorted(per_currency)]
-    total_metrics["roll_rates"] = roll_rates(session, window)
+    total_metrics["roll_rates"] = rolls
     return {"from": window.start.isoformat(), "to": window.end.isoformat(), "by": by,
             "groups": out_groups, "totals": total_metrics}

@@ -28,7 +28,7 @@ from bot.db.types import UTCDateTime
 __all__ = ["local_day", "minutes_started", "prepare", "shift_days"]
 
 
-class local_day(FunctionElement[Any]):  # noqa: N801 - reads like the SQL function it is
+class local_day(FunctionElement[Any]):
     """``local_day(instant, zone)``: the date of ``instant`` in ``zone``."""
 
     type = Date()
@@ -47,7 +47,7 @@ def _local_day_sqlite(element: local_day, compiler: SQLCompiler, **kw: Any) -> s
     return f"bot_local_day({compiler.process(element.clauses, **kw)})"
 
 
-class shift_days(FunctionElement[Any]):  # noqa: N801
+class shift_days(FunctionElement[Any]):
     """``shift_days(instant, n)``: the instant ``n`` (a literal integer, may be negative) days later."""
 
     type = UTCDateTime()
@@ -70,7 +70,7 @@ def _shift_days_sqlite(element: shift_days, compiler: SQLCompiler, **kw: Any) ->
     return f"strftime('%Y-%m-%d %H:%M:%f000', {compiler.process(element.clauses, **kw)}, '{element.days:+d} days')"
 
 
-class minutes_started(FunctionElement[Any]):  # noqa: N801
+class minutes_started(FunctionElement[Any]):
     """``minutes_started(seconds)``: whole minutes begun (61 s -> 2); 0 for NULL or 0."""
 
     type = Integer()
@@ -94,19 +94,13 @@ def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
-_FORMATS = ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S")
-
-
 def _sqlite_local_day(text: str | None, zone: str | None) -> str | None:
+    """SQLite stores instants as naive UTC text ``YYYY-MM-DD HH:MM:SS[.ffffff]``."""
     if text is None or zone is None:
         return None
-    for fmt in _FORMATS:
-        try:
-            instant = datetime.strptime(text, fmt).replace(tzinfo=UTC)
-            break
-        except ValueError:
-            continue
-    else:
+    try:
+        instant = datetime.fromisoformat(text).replace(tzinfo=UTC)
+    except ValueError:
         return None
     return instant.astimezone(_zone(zone)).date().isoformat()
 
