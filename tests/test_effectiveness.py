@@ -308,6 +308,10 @@ def test_report_command_json_csv_table(db_url: str, run_bot: Any, tmp_path: Any)
     assert "channel=voice  currency=EUR" in lines
     assert any(line.split()[:3] == ["contacts", "8", "reached"] for line in lines)
     assert any("1-30 -> 31-60" in line and "50.0%" in line for line in lines)
+    every = [x for key in ("step", "arm", "channel", "locale", "day", "week", "month") for x in ("--by", key)]
+    result = run_bot(*args, *every, db_url=db_url, env=ENV)  # long keys wrap, never widen the table
+    assert result.exit_code == 0 and max(len(line) for line in result.stdout.splitlines()) <= 80
+    assert "month=2026-11  currency=KRW" in result.stdout
 
 
 def test_report_command_errors(run_bot: Any, tmp_path: Any) -> None:

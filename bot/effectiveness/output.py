@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import textwrap
 from typing import Any
 
 from bot.portfolio import format_money
@@ -78,10 +79,11 @@ def _block(title: str, pairs: list[tuple[str, str]]) -> list[str]:
 def to_table(report: dict[str, Any]) -> str:
     """Blocks of two columns of ``label value`` per group, then the totals and roll rates."""
     by = ", ".join(report["by"]) or "nothing"
-    lines = [f"Effectiveness {report['from']} to {report['to']} (exclusive), by {by}", ""]
+    lines = [*textwrap.wrap(f"Effectiveness {report['from']} to {report['to']} (exclusive), by {by}", 80), ""]
     for group in report["groups"]:
         title = "  ".join(f"{k}={v}" for k, v in group["key"].items())
-        lines += [*_block(title, _pairs(group["metrics"])), ""]
+        block = _block(title, _pairs(group["metrics"]))
+        lines += [*textwrap.wrap(block[0], 80, break_on_hyphens=False), *block[1:], ""]
     totals = report["totals"]
     lines += _block("TOTAL", _pairs(totals))
     for money_row in totals["currencies"]:
