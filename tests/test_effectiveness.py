@@ -255,8 +255,11 @@ def test_attribution_window_is_a_setting(db: Database) -> None:
     """With 20 days, P4 (19 days after C6) and the opt-out (9 days) count for C6's email."""
     _seed(db)
     window = Window(WINDOW.start, WINDOW.end, WINDOW.default_timezone, attribution_days=20, cure_days=30)
+    with db.session() as s:  # the 7-day report first: the same statement shape must not reuse its SQL
+        seven = _by_key(build_report(s, WINDOW, ["channel"], COSTS), "channel")
     with db.session() as s:
         groups = _by_key(build_report(s, window, ["channel"], COSTS), "channel")
+    assert seven[("email", "USD")]["recovered_minor"] == 0
     assert groups[("email", "USD")]["recovered_minor"] == 5000
     assert groups[("email", "USD")]["opt_outs"] == 1
     assert groups[("unattributed", "USD")]["recovered_minor"] == 1000

@@ -1,7 +1,7 @@
-"""Two SQL expressions the metrics need that the databases spell differently.
+"""SQL expressions the metrics need that the databases spell differently.
 
 * :class:`local_day` — the calendar day of an instant in a borrower's IANA zone.
-  PostgreSQL: ``(ts AT TIME ZONE zone)::date``.  SQLite has no time zones: a
+  PostgreSQL: ``timezone(zone, ts)::date``.  SQLite has no time zones: a
   deterministic function ``bot_local_day(ts, zone)`` is registered on the
   connection (:func:`prepare`) and computes it with :mod:`zoneinfo`.
 * :class:`shift_days` — an instant ``n`` days later or earlier (PostgreSQL interval
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Date, Integer
@@ -28,65 +28,66 @@ from bot.db.types import UTCDateTime
 __all__ = ["local_day", "minutes_started", "prepare", "shift_days"]
 
 
-class local_day(FunctionElement[Any]):
+class _Portable(FunctionElement[Any]):
+    """A function each dialect spells its own way: ``templates`` maps a dialect name to a
+    :meth:`str.format` pattern over the compiled arguments (and :meth:`params`)."""
+
+    templates: ClassVar[dict[str, str]] = {}
+    inherit_cache = True
+
+    def params(self) -> dict[str, Any]:
+        return {}
+
+
+@compiles(_Portable)
+def _compile(element: _Portable, compiler: SQLCompiler, **kw: Any) -> str:
+    args = [compiler.process(clause, **kw) for clause in element.clauses]
+    return element.templates[compiler.dialect.name].format(*args, **element.params())
+
+
+class local_day(_Portable):
     """``local_day(instant, zone)``: the date of ``instant`` in ``zone``."""
 
     type = Date()
     inherit_cache = True
     name = "bot_local_day"
+    templates: ClassVar[dict[str, str]] = {
+        "postgresql": "CAST(timezone({1}, {0}) AS DATE)",
+        "sqlite": "bot_local_day({0}, {1})",
+    }
 
 
-@compiles(local_day, "postgresql")
-def _local_day_pg(element: local_day, compiler: SQLCompiler, **kw: Any) -> str:
-    instant, zone = list(element.clauses)
-    return f"CAST(timezone({compiler.process(zone, **kw)}, {compiler.process(instant, **kw)}) AS DATE)"
-
-
-@compiles(local_day, "sqlite")
-def _local_day_sqlite(element: local_day, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"bot_local_day({compiler.process(element.clauses, **kw)})"
-
-
-class shift_days(FunctionElement[Any]):
+class shift_days(_Portable):
     """``shift_days(instant, n)``: the instant ``n`` (a literal integer, may be negative) days later."""
 
     type = UTCDateTime()
-    inherit_cache = True
+    inherit_cache = False  # ``days`` is in the SQL text, not in a cache key: never reuse compiled SQL
     name = "bot_shift_days"
+    templates: ClassVar[dict[str, str]] = {
+        "postgresql": "({0} + INTERVAL '{days} days')",
+        # stored as text: written back in the stored form (to the millisecond) to compare as text
+        "sqlite": "strftime('%Y-%m-%d %H:%M:%f000', {0}, '{days:+d} days')",
+    }
 
     def __init__(self, instant: ColumnElement[Any], days: int) -> None:
         self.days = int(days)
         super().__init__(instant)
 
-
-@compiles(shift_days, "postgresql")
-def _shift_days_pg(element: shift_days, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"({compiler.process(element.clauses, **kw)} + INTERVAL '{element.days} days')"
+    def params(self) -> dict[str, Any]:
+        return {"days": self.days}
 
 
-@compiles(shift_days, "sqlite")
-def _shift_days_sqlite(element: shift_days, compiler: SQLCompiler, **kw: Any) -> str:
-    # strftime keeps the microseconds, so the result compares with stored instants as text
-    return f"strftime('%Y-%m-%d %H:%M:%f000', {compiler.process(element.clauses, **kw)}, '{element.days:+d} days')"
-
-
-class minutes_started(FunctionElement[Any]):
-    """``minutes_started(seconds)``: whole minutes begun (61 s -> 2); 0 for NULL or 0."""
+class minutes_started(_Portable):
+    """``minutes_started(seconds)``: whole minutes begun (61 s -> 2); 0 for NULL or 0.
+    The argument must be a column (SQLite's spelling repeats it)."""
 
     type = Integer()
     inherit_cache = True
     name = "bot_minutes_started"
-
-
-@compiles(minutes_started, "postgresql")
-def _minutes_pg(element: minutes_started, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"CAST(CEIL(COALESCE({compiler.process(element.clauses, **kw)}, 0) / 60.0) AS INTEGER)"
-
-
-@compiles(minutes_started, "sqlite")
-def _minutes_sqlite(element: minutes_started, compiler: SQLCompiler, **kw: Any) -> str:
-    m = f"(COALESCE({compiler.process(element.clauses, **kw)}, 0) / 60.0)"
-    return f"(CAST({m} AS INTEGER) + ({m} > CAST({m} AS INTEGER)))"
+    templates: ClassVar[dict[str, str]] = {
+        "postgresql": "CAST(CEIL(COALESCE({0}, 0) / 60.0) AS INTEGER)",
+        "sqlite": "(CAST(COALESCE({0}, 0) / 60.0 AS INTEGER) + (COALESCE({0}, 0) / 60.0 > CAST(COALESCE({0}, 0) / 60.0 AS INTEGER)))",
+    }
 
 
 @lru_cache(maxsize=512)
