@@ -10,10 +10,10 @@ from pathlib import Path
 import click
 
 from bot.cli.common import App, pass_app
+from bot.effectiveness import DIMENSIONS
 
 log = logging.getLogger("bot.cli.report")
 
-_DIMENSIONS = ("channel", "step", "arm", "locale", "day", "week", "month")  # bot.effectiveness.DIMENSIONS
 
 
 @click.command("report")
@@ -21,7 +21,7 @@ _DIMENSIONS = ("channel", "step", "arm", "locale", "day", "week", "month")  # bo
               help="First day of the window (borrower-local calendar day).")
 @click.option("--to", "end", type=click.DateTime(["%Y-%m-%d"]), required=True,
               help="Day after the window's last day (the window is [from, to)).")
-@click.option("--by", "by", type=click.Choice(_DIMENSIONS), multiple=True,
+@click.option("--by", "by", type=click.Choice(DIMENSIONS), multiple=True,
               help="Group by this (repeat for several); groups are always split by currency.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path),
