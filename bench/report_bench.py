@@ -21,7 +21,9 @@ year of history on PostgreSQL is under 10 s.
 
 Default database: SQLite in a temp dir.  For PostgreSQL give a URL such as
 ``postgresql+psycopg://postgres@127.0.0.1:5432/test``: the script works in a schema
-of its own (``report_bench_<pid>``) and drops it at the end.
+of its own (``report_bench_<pid>``) and drops it at the end; with ``--schema NAME``
+it keeps that schema, and a later run with the same name reuses its data (drop it
+yourself: ``DROP SCHEMA NAME CASCADE``).
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, date, datetime, time as dtime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
 from pathlib import Path
 
 CHUNK = 20_000
@@ -51,35 +54,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", help="PostgreSQL base URL (default: SQLite in a temp dir)")
     parser.add_argument("--by", action="append", default=None, help="grouping (repeat; default channel)")
     parser.add_argument("--last-month", default="2026-11-01", help="first day of the reported month")
+    parser.add_argument("--schema", help="PostgreSQL: work in this schema and keep it (data loaded once, reused)")
     parser.add_argument("--child", choices=("load", "report"), help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         return _child(args)
     with tempfile.TemporaryDirectory(prefix="report-bench-") as tmp:
-        schema = None
+        schema, load = None, True
         if args.database_url:
-            schema = f"report_bench_{os.getpid()}"
+            schema = args.schema or f"report_bench_{os.getpid()}"
             url = f"{args.database_url}{'&' if '?' in args.database_url else '?'}options=-csearch_path%3D{schema}"
-            _pg_schema(args.database_url, schema, create=True)
+            load = _pg_schema(args.database_url, schema, create=True)
         else:
             url = f"sqlite:///{Path(tmp) / 'bench.db'}"
         try:
-            subprocess.run([sys.executable, "-m", "bot", "--database-url", url, "init"], check=True,
-                           stdout=subprocess.DEVNULL)
-            started = time.perf_counter()
-            counts = _child_run(url, "load", args)
-            print(f"data: {counts['installments']:,} installments, {counts['payments']:,} payments, "
-                  f"{counts['contacts']:,} contacts, {counts['promises']:,} promises over {args.months} months "
-                  f"inserted in {time.perf_counter() - started:.1f} s "
-                  f"({'PostgreSQL' if url.startswith('postgres') else 'SQLite'})")
+            if load:
+                subprocess.run([sys.executable, "-m", "bot", "--database-url", url, "init"], check=True,
+                               stdout=subprocess.DEVNULL)
+                started = time.perf_counter()
+                counts = _child_run(url, "load", args)
+                print(f"data: {counts['installments']:,} installments, {counts['payments']:,} payments, "
+                      f"{counts['contacts']:,} contacts, {counts['promises']:,} promises over {args.months} "
+                      f"months inserted in {time.perf_counter() - started:.1f} s "
+                      f"({'PostgreSQL' if url.startswith('postgres') else 'SQLite'})")
+            else:
+                print(f"data: reused from schema {schema}")
             for name in ("cold", "warm"):
                 r = _child_run(url, "report", args)
                 print(f"report {args.last_month} + 1 month by {','.join(args.by or ['channel'])} ({name}): "
                       f"{r['seconds']:.2f} s, peak RSS {r['maxrss_mb']:.0f} MB, {r['groups']} groups, "
                       f"{r['contacts']:,} contacts, {r['payments']:,} payments")
         finally:
-            if schema:
+            if schema and not args.schema:
                 _pg_schema(args.database_url, schema, create=False)
     return 0
 
@@ -93,11 +100,18 @@ def _child_run(url: str, what: str, args: argparse.Namespace) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def _pg_schema(url: str, schema: str, *, create: bool) -> None:
+def _pg_schema(url: str, schema: str, *, create: bool) -> bool:
+    """Create (True) or drop the schema; False when it exists already (its data is reused)."""
     import psycopg
 
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"' if create else f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        if not create:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            return False
+        if conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone():
+            return False
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+        return True
 
 
 def _child(args: argparse.Namespace) -> int:
@@ -140,7 +154,14 @@ def _at(day: date, hour: int) -> datetime:
 def _load(db: object, args: argparse.Namespace) -> dict:
     from sqlalchemy import insert
 
-    from bot.db.models import Borrower, ContactAttempt, Installment, Loan, Payment, Promise
+    from bot.db.models import (
+        Borrower,
+        ContactAttempt,
+        Installment,
+        Loan,
+        Payment,
+        Promise,
+    )
 
     rng = random.Random(7)
     last = date.fromisoformat(args.last_month)
@@ -149,7 +170,6 @@ def _load(db: object, args: argparse.Namespace) -> dict:
     rows: dict[str, list[dict]] = {k: [] for k in ("b", "l", "i", "p", "c", "pr")}
     counts = dict.fromkeys(("installments", "payments", "contacts", "promises"), 0)
     tables = {"b": Borrower, "l": Loan, "i": Installment, "p": Payment, "c": ContactAttempt, "pr": Promise}
-    seq = 0
 
     def flush(force: bool = False) -> None:
         with db.session() as s:  # type: ignore[attr-defined]
@@ -186,13 +206,13 @@ def _load(db: object, args: argparse.Namespace) -> dict:
                                   "amount_minor": amount, "created_at": T0, "updated_at": T0})
                 counts["payments"] += 1
 
-            def contact(day: date, channel: str, step: str, outcome: str, hour: int) -> None:
-                nonlocal seq
-                seq += 1
+            def contact(day: date, channel: str, step: str, outcome: str, hour: int,
+                        ids: tuple[str, str, str, str] = (bid, lid, iid, arm)) -> None:
                 instant = _at(day, hour)
-                rows["c"].append({"dedupe_key": f"c{seq}", "borrower_id": bid, "loan_id": lid, "installment_id": iid,
-                                  "channel": channel, "source": "planner", "status": "sent", "outcome": outcome,
-                                  "step": f"{arm}:{step}:{channel}", "occurred_at": instant, "sent_at": instant,
+                rows["c"].append({"dedupe_key": f"c{counts['contacts']}", "borrower_id": ids[0],
+                                  "loan_id": ids[1], "installment_id": ids[2], "channel": channel,
+                                  "source": "planner", "status": "sent", "outcome": outcome,
+                                  "step": f"{ids[3]}:{step}:{channel}", "occurred_at": instant, "sent_at": instant,
                                   "tries": 1, "created_at": instant, "updated_at": instant})
                 counts["contacts"] += 1
 
