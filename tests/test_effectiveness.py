@@ -6,7 +6,8 @@ Every expected figure below was worked out by hand from the rows this file write
 The window is November 2026, ``[2026-11-01, 2026-12-01)``; attribution 7 days, cure
 30 days; unit costs 5 per SMS, 10 per call minute started, 1 per email (USD).
 
-* B1 (UTC, USD), loan L1: I1a due 10-15 (100.00), I1b due 11-15 (100.00).
+* B1 (UTC, USD), loan L1: I1z due 09-15 (50.00, paid in full 09-20: neither reached
+  overdue nor in a roll), I1a due 10-15 (100.00), I1b due 11-15 (100.00).
   C1 imported SMS 11-02 delivered; C2 the bot's call A:D+20 11-04 conversation (61 s);
   promise 11-04 10:05 kept 11-05; P1 11-05 100.00 (two reached contacts before it: C2
   wins); C3 the bot's SMS A:D+1 11-16 delivered; P2 11-20 100.00 (to C3).
@@ -67,7 +68,8 @@ def at(text: str) -> datetime:
 def _seed(db: Database) -> None:
     with db.session() as s:
         for bid, locale, zone, cur, inst in [
-            ("B1", "en-US", "UTC", "USD", [("I1a", "2026-10-15", 10000), ("I1b", "2026-11-15", 10000)]),
+            ("B1", "en-US", "UTC", "USD", [("I1z", "2026-09-15", 5000), ("I1a", "2026-10-15", 10000),
+                                           ("I1b", "2026-11-15", 10000)]),
             ("B2", "ko-KR", "Asia/Seoul", "KRW", [("I2", "2026-10-20", 500000)]),
             ("B3", "en-US", "America/New_York", "USD", [("I3", "2026-09-01", 30000)]),
             ("B4", "en-US", "UTC", "EUR", [("I4", "2026-11-01", 8000)]),
@@ -113,6 +115,7 @@ def _seed(db: Database) -> None:
             ("P3", "L2", "2026-11-03 00:00", 200000), ("P4", "L3", "2026-11-20 12:00", 5000),
             ("P5", "L3", "2026-12-01 03:00", 1000), ("P6", "L4", "2026-11-06 10:00", 8000),
             ("P0", "L3", "2026-10-31 03:00", 700),  # 10-30 in New York: before the window
+            ("Pz", "L1", "2026-09-20 10:00", 5000),  # pays I1z in full before the window
         ]:
             s.add(Payment(id=pid, loan_id=lid, paid_at=at(when), amount_minor=amount, created_at=T0, updated_at=T0))
         s.add_all([

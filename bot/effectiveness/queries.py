@@ -252,37 +252,55 @@ def event_rows(session: Session, window: Window) -> Iterator[RawRow]:
 
 
 def paid_on(window: Window) -> Any:
-    """Approximately when each fully covered installment became paid (docs/metrics.md):
-    the first of its loan's payments at which the loan's payments add up to the amounts
-    due of its installments up to this one (oldest due date first, bot.ledger's order);
-    when the payments never do (a statement covered it), the loan's ``paid_stated_at``.
+    """When the fully covered installments that were not paid before the window became
+    paid (docs/metrics.md "Paid in full"): the first of the loan's payments at which its
+    payments add up to the amounts due of its installments up to this one (oldest due
+    date first, bot.ledger's order); when they never do (a statement covered it), the
+    loan's ``paid_stated_at``.
 
-    No inequality join: the running totals of amounts due and of payments are merged
-    into one sequence per loan, and each installment takes the earliest payment at or
-    after its place in it (a window over the following rows), one sort per loan."""
+    Only payments from a day before the window are read one by one: what the loan was
+    paid before that is one sum, and an installment it covers (running amount due not
+    above it) was paid before the window and gets no row.  So a covered installment
+    *without* a row was paid before every day of the window.  No inequality join: the
+    running totals of amounts due and of payments are merged into one sequence per
+    loan, and each installment takes the earliest payment at or after its place in it
+    (a window over the following rows)."""
+    since = window.utc_bounds[0]
     running = {"rows": (None, 0)}
-    paid = select(
-        _P.c.loan_id, func.sum(_P.c.amount_minor).over(
-            partition_by=_P.c.loan_id, order_by=(_P.c.paid_at, _P.c.id), **running).label("total"),
-        literal(1).label("kind"), _P.c.paid_at, null().label("installment_id"), literal(True).label("covered"),
+    before = (select(_P.c.loan_id, func.sum(_P.c.amount_minor).label("amount"))
+              .where(_P.c.paid_at < since).group_by(_P.c.loan_id).subquery("before"))
+    earlier = func.coalesce(before.c.amount, 0)
+    recent = (
+        select(
+            _P.c.loan_id, (earlier + func.sum(_P.c.amount_minor).over(
+                partition_by=_P.c.loan_id, order_by=(_P.c.paid_at, _P.c.id), **running)).label("total"),
+            literal(1).label("kind"), _P.c.paid_at, null().label("installment_id"),
+        )
+        .outerjoin(before, before.c.loan_id == _P.c.loan_id)
+        .where(_P.c.paid_at >= since)
     )
-    due = select(
-        _I.c.loan_id, func.sum(_I.c.amount_due_minor).over(
+    running_due = select(
+        _I.c.loan_id, _I.c.id, (_I.c.covered_minor >= _I.c.amount_due_minor).label("covered"),
+        func.sum(_I.c.amount_due_minor).over(
             partition_by=_I.c.loan_id, order_by=(_I.c.due_date, _I.c.id), **running).label("total"),
-        literal(0).label("kind"), null().label("paid_at"), _I.c.id.label("installment_id"),
-        (_I.c.covered_minor >= _I.c.amount_due_minor).label("covered"),
+    ).subquery("running_due")
+    due = (
+        select(running_due.c.loan_id, running_due.c.total, literal(0).label("kind"), null().label("paid_at"),
+               running_due.c.id.label("installment_id"))
+        .outerjoin(before, before.c.loan_id == running_due.c.loan_id)
+        .where(running_due.c.covered == literal(True), running_due.c.total > earlier)
     )
-    merged = union_all(paid, due).subquery("merged")
+    merged = union_all(recent, due).subquery("merged")
     first_payment = func.min(merged.c.paid_at).over(
         partition_by=merged.c.loan_id, order_by=(merged.c.total, merged.c.kind), rows=(0, None))
-    placed = select(merged.c.loan_id, merged.c.installment_id, merged.c.kind, merged.c.covered,
+    placed = select(merged.c.loan_id, merged.c.installment_id, merged.c.kind,
                     first_payment.label("first_payment")).subquery("placed")
     instant = func.coalesce(placed.c.first_payment, _L.c.paid_stated_at, type_=UTCDateTime())
     return (
         select(placed.c.installment_id, instant.label("paid_on"), local_day(instant, _zone(window)).label("paid_day"))
         .join(_L, _L.c.id == placed.c.loan_id)
         .join(_B, _B.c.id == _L.c.borrower_id)
-        .where(placed.c.kind == 0, placed.c.covered == literal(True))
+        .where(placed.c.kind == 0)
         .subquery("paid_on")
     )
 
@@ -295,7 +313,8 @@ PAID_ON = Table("bot_report_paid_on", MetaData(), Column("installment_id", Strin
 
 @contextmanager
 def paid_on_table(session: Session, window: Window) -> Iterator[Table]:
-    """:data:`PAID_ON` filled for this session's connection, dropped afterwards."""
+    """:data:`PAID_ON` filled for this session's connection, dropped afterwards.  A fully
+    covered installment without a row was paid before the window (:func:`paid_on`)."""
     connection = session.connection()
     PAID_ON.drop(connection, checkfirst=True)
     PAID_ON.create(connection)
@@ -329,7 +348,7 @@ def cure_rows(session: Session, window: Window, po: Table) -> Iterator[RawRow]:
         .join(_L, _L.c.id == _I.c.loan_id)
         .outerjoin(po, po.c.installment_id == _I.c.id)
         .where(reached(), _in_window(_A.c.occurred_at, window), _I.c.due_date < contact_day,
-               or_(po.c.paid_on.is_(None), po.c.paid_on > _A.c.occurred_at))
+               or_(_I.c.covered_minor < _I.c.amount_due_minor, po.c.paid_on > _A.c.occurred_at))
         .subquery("ranked")
     )
     a = _A.alias("a")
@@ -354,8 +373,9 @@ BUCKETS = (("1-30", 1), ("31-60", 31), ("61-90", 61), ("91+", 91))
 
 
 def _bucket(end: date, paid_day: ColumnElement[Any]) -> ColumnElement[str]:
+    covered = _I.c.covered_minor >= _I.c.amount_due_minor  # without a paid_day: paid before the window
     whens: list[tuple[ColumnElement[bool], str]] = [
-        (and_(paid_day.is_not(None), paid_day <= end), "paid"),
+        (and_(covered, or_(paid_day.is_(None), paid_day <= end)), "paid"),
         (_I.c.due_date >= end, "current"),
     ]
     for name, least in reversed(BUCKETS[1:]):
