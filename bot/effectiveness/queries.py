@@ -56,6 +56,8 @@ __all__ = ["REACHED", "RawRow", "Window", "contact_rows", "cure_rows", "event_ro
 #: Outcomes that mean the contact reached someone: a message delivered, a call answered
 #: by a person (connected), a conversation (a call where the right party was confirmed).
 REACHED = (ContactOutcome.DELIVERED.value, ContactOutcome.CONNECTED.value, ContactOutcome.CONVERSATION.value)
+#: Joins a touch's channel, source and step in one text (the ASCII unit separator).
+_SEP = "\x1f"
 #: The one outcome that means the right party was on the line.
 RIGHT_PARTY = ContactOutcome.CONVERSATION.value
 
@@ -223,8 +225,10 @@ def event_rows(session: Session, window: Window) -> Iterator[RawRow]:
     ``attribution_days`` before it (last touch); without one, unattributed (channel None)."""
     ev = _events(window)
     t = _A.alias("touch")
-    touch_id = (
-        select(t.c.id)
+    # channel, source and step of the touch in one text (a join back to contact_attempts
+    # would make PostgreSQL hash the whole table): "sms<US>planner<US>=A:D+1:sms"
+    touch = (
+        select(t.c.channel + _SEP + t.c.source + _SEP + func.coalesce(literal("=") + t.c.step, ""))
         .where(t.c.borrower_id == ev.c.borrower_id, reached(t), t.c.occurred_at < ev.c.touch_at,
                t.c.occurred_at >= shift_days(ev.c.touch_at, -window.attribution_days))
         .order_by(t.c.occurred_at.desc(), t.c.id.desc())
@@ -232,20 +236,22 @@ def event_rows(session: Session, window: Window) -> Iterator[RawRow]:
         .correlate(ev)
         .scalar_subquery()
     )
-    touched = select(ev, touch_id.label("touch_id")).subquery("touched")
-    a = _A.alias("a")
-    columns = [a.c.channel.label("channel"), a.c.step.label("step"), a.c.source.label("source"),
-               touched.c.locale.label("locale"), touched.c.day.label("day"), touched.c.currency.label("currency")]
+    touched = select(ev, touch.label("touch")).subquery("touched")
+    columns = [touched.c.touch, touched.c.locale, touched.c.day, touched.c.currency]
     figures = [_flag(touched.c.kind == kind).label(kind) for kind in EVENT_KINDS]
     figures += [func.sum(case((touched.c.kind == kind, touched.c.amount), else_=0)).label(name)
                 for kind, name in EVENT_AMOUNTS.items()]
-    stmt = (
-        select(*columns, *figures)
-        .select_from(touched)
-        .outerjoin(a, a.c.id == touched.c.touch_id)
-        .group_by(*(c.element for c in columns))  # type: ignore[attr-defined]
-    )
-    return _rows(session, stmt, (*EVENT_KINDS, *EVENT_AMOUNTS.values()))
+    stmt = select(*columns, *figures).group_by(*columns)
+    names = (*EVENT_KINDS, *EVENT_AMOUNTS.values())
+    for row in session.execute(stmt):
+        m = row._mapping
+        channel = source = step = None
+        if m["touch"] is not None:
+            channel, source, rest = m["touch"].split(_SEP, 2)
+            step = rest[1:] if rest else None
+        yield RawRow(channel, step, source, m["locale"], m["day"], m["currency"],
+                     {name: int(m[name] or 0) for name in names})
+
 
 
 # --- cures ----------------------------------------------------------------------------
@@ -338,7 +344,7 @@ def cure_rows(session: Session, window: Window, po: Table) -> Iterator[RawRow]:
     contact_day = local_day(_A.c.occurred_at, zone)
     ranked = (
         select(
-            _I.c.id.label("installment_id"), _A.c.id.label("attempt_id"), _A.c.occurred_at, po.c.paid_on,
+            _I.c.id.label("installment_id"), _A.c.channel, _A.c.step, _A.c.source, _A.c.occurred_at, po.c.paid_on,
             contact_day.label("day"), _B.c.locale, _L.c.currency,
             func.row_number().over(partition_by=_I.c.id, order_by=(_A.c.occurred_at, _A.c.id)).label("rn"),
         )
@@ -351,16 +357,13 @@ def cure_rows(session: Session, window: Window, po: Table) -> Iterator[RawRow]:
                or_(_I.c.covered_minor < _I.c.amount_due_minor, po.c.paid_on > _A.c.occurred_at))
         .subquery("ranked")
     )
-    a = _A.alias("a")
-    columns = [a.c.channel.label("channel"), a.c.step.label("step"), a.c.source.label("source"),
-               ranked.c.locale.label("locale"), ranked.c.day.label("day"), ranked.c.currency.label("currency")]
+    columns = [ranked.c.channel, ranked.c.step, ranked.c.source, ranked.c.locale, ranked.c.day, ranked.c.currency]
     cured = and_(ranked.c.paid_on.is_not(None), ranked.c.paid_on <= shift_days(ranked.c.occurred_at, window.cure_days))
     stmt = (
         select(*columns, func.count().label("reached_overdue"), _flag(cured).label("cured"))
         .select_from(ranked)
-        .join(a, a.c.id == ranked.c.attempt_id)
         .where(ranked.c.rn == 1)
-        .group_by(*(c.element for c in columns))  # type: ignore[attr-defined]
+        .group_by(*columns)
     )
     return _rows(session, stmt, CURE_FIGURES)
 
