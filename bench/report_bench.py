@@ -7,7 +7,9 @@ Data (not timed): a direct bulk insert of ``--installments`` installments, 12 pe
 borrower (one loan each, monthly, the last due in the reported month), over
 ``--months`` months of history in four zones and three currencies:
 
-* 60 % paid two days before the due date, 30 % paid 1-40 days late, 10 % never;
+* 60 % paid two days before the due date, 30 % paid 1-40 days late, 10 % never (and
+  then none of the loan's later installments either, so payments and ``covered_minor``
+  agree with the ledger's oldest-first allocation);
 * an email reminder at D-3 for half of them; an SMS at D+1 (arm A or B) for every
   installment still open then, delivered 90 %; a call at D+5 for those still open,
   conversation 30 %, connected 20 %, voicemail 30 %, failed 20 %, with a promise
@@ -189,11 +191,13 @@ def _load(db: object, args: argparse.Namespace) -> dict:
                           "currency": currency, "opened_on": _months_before(first_month, 1),
                           "paid_stated_minor": None, "paid_stated_at": None, "credit_minor": 0,
                           "created_at": T0, "updated_at": T0})
+        defaulted = False
         for k in range(args.months):
             m = _months_before(last, args.months - 1 - k)
             due = m.replace(day=1 + b % 28)
             iid = f"I{b:07d}{k:02d}"
-            luck = rng.random()
+            luck = rng.random() if not defaulted else 1.0  # after a missed installment nothing more is paid
+            defaulted = defaulted or luck >= 0.9
             paid_day = due - timedelta(days=2) if luck < 0.6 else (
                 due + timedelta(days=rng.randint(1, 40)) if luck < 0.9 else None)
             paid = paid_day is not None and paid_day < last + timedelta(days=31)

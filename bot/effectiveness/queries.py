@@ -306,7 +306,7 @@ def paid_on(window: Window) -> Any:
         select(placed.c.installment_id, instant.label("paid_on"), local_day(instant, _zone(window)).label("paid_day"))
         .join(_L, _L.c.id == placed.c.loan_id)
         .join(_B, _B.c.id == _L.c.borrower_id)
-        .where(placed.c.kind == 0)
+        .where(placed.c.kind == 0, instant.is_not(None))  # undated (payments never reach it): as if paid before
         .subquery("paid_on")
     )
 
@@ -342,19 +342,28 @@ def cure_rows(session: Session, window: Window, po: Table) -> Iterator[RawRow]:
     ``po`` is :func:`paid_on_table`'s table."""
     zone = _zone(window)
     contact_day = local_day(_A.c.occurred_at, zone)
+    # Candidates first: installments still owed, or paid during or after the window (a
+    # row in ``po``); most of a loan's installments were paid before it and drop out here.
+    owed = _I.c.covered_minor < _I.c.amount_due_minor
+    candidate = (
+        select(_I.c.id, _I.c.loan_id, _I.c.due_date, owed.label("owed"), po.c.paid_on)
+        .outerjoin(po, po.c.installment_id == _I.c.id)
+        .where(or_(owed, po.c.installment_id.is_not(None)))
+        .cte("candidate")
+        .prefix_with("MATERIALIZED", dialect="postgresql")  # filtered before the join, not after
+    )
     ranked = (
         select(
-            _I.c.id.label("installment_id"), _A.c.channel, _A.c.step, _A.c.source, _A.c.occurred_at, po.c.paid_on,
-            contact_day.label("day"), _B.c.locale, _L.c.currency,
-            func.row_number().over(partition_by=_I.c.id, order_by=(_A.c.occurred_at, _A.c.id)).label("rn"),
+            candidate.c.id.label("installment_id"), _A.c.channel, _A.c.step, _A.c.source, _A.c.occurred_at,
+            candidate.c.paid_on, contact_day.label("day"), _B.c.locale, _L.c.currency,
+            func.row_number().over(partition_by=candidate.c.id, order_by=(_A.c.occurred_at, _A.c.id)).label("rn"),
         )
         .select_from(_A)
         .join(_B, _B.c.id == _A.c.borrower_id)
-        .join(_I, _I.c.loan_id == _A.c.loan_id)
-        .join(_L, _L.c.id == _I.c.loan_id)
-        .outerjoin(po, po.c.installment_id == _I.c.id)
-        .where(reached(), _in_window(_A.c.occurred_at, window), _I.c.due_date < contact_day,
-               or_(_I.c.covered_minor < _I.c.amount_due_minor, po.c.paid_on > _A.c.occurred_at))
+        .join(candidate, candidate.c.loan_id == _A.c.loan_id)
+        .join(_L, _L.c.id == candidate.c.loan_id)
+        .where(reached(), _in_window(_A.c.occurred_at, window), candidate.c.due_date < contact_day,
+               or_(candidate.c.owed == literal(True), candidate.c.paid_on > _A.c.occurred_at))
         .subquery("ranked")
     )
     columns = [ranked.c.channel, ranked.c.step, ranked.c.source, ranked.c.locale, ranked.c.day, ranked.c.currency]

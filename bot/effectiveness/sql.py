@@ -107,8 +107,11 @@ def _sqlite_local_day(text: str | None, zone: str | None) -> str | None:
 
 
 def prepare(session: Session) -> None:
-    """Make :class:`local_day` work on this session's connection (SQLite only)."""
+    """Make :class:`local_day` work on this session's connection (SQLite); give the
+    transaction's sorts more memory (PostgreSQL, ``SET LOCAL``: this transaction only)."""
     connection = session.connection()
+    if connection.dialect.name == "postgresql":  # the report's sorts and hashes stay in memory
+        connection.exec_driver_sql("SET LOCAL work_mem = '64MB'")
     if connection.dialect.name == "sqlite":
         raw = connection.connection.driver_connection
         raw.create_function("bot_local_day", 2, _sqlite_local_day, deterministic=True)  # type: ignore[union-attr]
