@@ -9,7 +9,7 @@ groups asked for (``step`` and ``arm`` come from the step label, ``week`` and
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -131,11 +131,16 @@ def _borrower_currency() -> Any:
     return select(_L.c.borrower_id, func.min(_L.c.currency).label("currency")).group_by(_L.c.borrower_id).subquery()
 
 
-def _rows(session: Session, stmt: Select[Any], names: Sequence[str]) -> Iterator[RawRow]:
+def _own(m: Any) -> tuple[str | None, str | None, str | None]:
+    return m["channel"], m["step"], m["source"]
+
+
+def _rows(session: Session, stmt: Select[Any], names: Sequence[str],
+          attempt: Callable[[Any], tuple[str | None, str | None, str | None]] = _own) -> Iterator[RawRow]:
+    """The statement's rows; ``attempt`` reads (channel, step, source) from a row."""
     for row in session.execute(stmt):
         m = row._mapping
-        yield RawRow(m["channel"], m["step"], m["source"], m["locale"], m["day"], m["currency"],
-                     {name: int(m[name] or 0) for name in names})
+        yield RawRow(*attempt(m), m["locale"], m["day"], m["currency"], {name: int(m[name] or 0) for name in names})
 
 
 # --- contacts -----------------------------------------------------------------------
@@ -242,16 +247,15 @@ def event_rows(session: Session, window: Window) -> Iterator[RawRow]:
     figures += [func.sum(case((touched.c.kind == kind, touched.c.amount), else_=0)).label(name)
                 for kind, name in EVENT_AMOUNTS.items()]
     stmt = select(*columns, *figures).group_by(*columns)
-    names = (*EVENT_KINDS, *EVENT_AMOUNTS.values())
-    for row in session.execute(stmt):
-        m = row._mapping
-        channel = source = step = None
-        if m["touch"] is not None:
-            channel, source, rest = m["touch"].split(_SEP, 2)
-            step = rest[1:] if rest else None
-        yield RawRow(channel, step, source, m["locale"], m["day"], m["currency"],
-                     {name: int(m[name] or 0) for name in names})
+    return _rows(session, stmt, (*EVENT_KINDS, *EVENT_AMOUNTS.values()), _touch)
 
+
+def _touch(m: Any) -> tuple[str | None, str | None, str | None]:
+    """(channel, step, source) of an event's touch text; all None when unattributed."""
+    if m["touch"] is None:
+        return None, None, None
+    channel, source, rest = m["touch"].split(_SEP, 2)
+    return channel, (rest[1:] if rest else None), source
 
 
 # --- cures ----------------------------------------------------------------------------
