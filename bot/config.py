@@ -109,6 +109,16 @@ class Settings(BaseSettings):
     database_retries: int = Field(default=3, ge=1, le=100)
     database_retry_pause_seconds: float = Field(default=2.0, ge=0, le=300)
 
+    # Effectiveness reports (docs/metrics.md): a payment, promise or reply counts for the last
+    # contact that reached the borrower in the attribution_days before it; an installment reached
+    # while overdue is cured if paid in full within cure_days; unit costs of the bot's own contacts
+    attribution_days: int = Field(default=7, ge=1, le=90)
+    cure_days: int = Field(default=30, ge=1, le=365)
+    cost_sms_segment_minor: int = Field(default=0, ge=0)
+    cost_call_minute_minor: int = Field(default=0, ge=0)  # per minute started
+    cost_email_minor: int = Field(default=0, ge=0)
+    cost_currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+
     # Time
     default_timezone: str = "America/New_York"
     default_country: str = "US"

@@ -39,6 +39,7 @@ COMMAND_TABLE: dict[str, tuple[str, str, str]] = {
     "demo": ("bot.cli.demo_cmd", "demo_cmd", "Run the demo on a local SQLite database."),
     "user": ("bot.cli.user_cmd", "user_group", "Console users: add, list, disable, enable, unlock."),
     "apikey": ("bot.cli.apikey_cmd", "apikey_group", "REST API keys: create (shown once), list, revoke."),
+    "report": ("bot.cli.report_cmd", "report_cmd", "Effectiveness: contact, promise, cure, recovery rates, cost."),
     "webhook": ("bot.cli.webhook_cmd", "webhook_group", "Signed event webhooks: add, list, remove, deliveries, replay."),
 }
 
