@@ -1,7 +1,7 @@
 """incremental planning: plan_dirty (written by triggers), plan_borrowers, plan_state
 (docs/scheduler.md, "Incremental planning")
 
-Revision ID: 0013
+Revision ID: 0009
 Revises: 0008
 Create Date: 2026-12-04 17:20:00
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import bot.db.types
 
 
-revision = '0013'
+revision = '0009'
 down_revision = '0008'
 branch_labels = None
 depends_on = None

@@ -1,7 +1,7 @@
 """console users' own time zone: the console shows times in it (docs/console.md)
 
-Revision ID: 0015
-Revises: 0013
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-04 18:00:00
 """
 
@@ -9,8 +9,8 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0015'
-down_revision = '0013'
+revision = '0010'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 
