@@ -26,12 +26,12 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection, delete, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.clock import Clock
 from bot.db import Database
-from bot.db.models import AuditEvent
+from bot.db.models import AuditEvent, Loan, PlanBulk, PlanDirty
 from bot.errors import BotError, InputFileError, UsageError
 from bot.importer.kinds import Kind
 from bot.importer.rejects import RejectsFile, rejects_path
@@ -154,9 +154,11 @@ def import_files(
     try:
         with write_transaction(db) as conn:
             state = RunState()
+            bulk = _begin_bulk(conn)
             for source, rejects_file in zip(sources, rejects, strict=True):
                 reports.append(_import_file(conn, source, rejects_file, state, at, progress))
             result = settle_run(conn, state, at, source="import")
+            _end_bulk(conn, bulk, state.loans_changed)
             if settled is not None:
                 settled.update(result)
             _audit(conn, at, reports, result)
@@ -192,6 +194,24 @@ def write_transaction(db: Database) -> Iterator[Connection]:
         if conn.dialect.name == "sqlite":
             _sqlite_write_transaction(conn)
         yield conn
+
+
+def _begin_bulk(conn: Connection) -> int:
+    """Hold a ``plan_bulk`` row for this run: the installments and payments triggers then
+    mark nothing row by row (bot.db.models.PlanBulk).  Inside the run's transaction, so
+    no other writer ever sees it."""
+    return int(conn.execute(insert(PlanBulk).values().returning(PlanBulk.id)).scalar_one())
+
+
+def _end_bulk(conn: Connection, bulk: int, loans: set[str]) -> None:
+    """Mark the borrowers of the loans whose installments or payments the run changed (what
+    the triggers would have marked one row at a time), then give the ``plan_bulk`` row back."""
+    ids = sorted(loans)
+    for start in range(0, len(ids), 5000):
+        chunk = ids[start:start + 5000]
+        conn.execute(insert(PlanDirty).from_select(
+            ["borrower_id"], select(Loan.borrower_id).distinct().where(Loan.id.in_(chunk))))
+    conn.execute(delete(PlanBulk).where(PlanBulk.id == bulk))
 
 
 def _sqlite_write_transaction(conn: Connection) -> None:

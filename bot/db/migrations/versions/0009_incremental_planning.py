@@ -33,6 +33,10 @@ SOURCES = (
 # Contact history: only attempts that really happened count (bot.compliance.loader),
 # so the planner's own rows (planned, deferred, blocked, cancelled) never fire.
 REAL = "('sending','sent','done','failed','unknown')"
+# While an import run holds a row in plan_bulk (inside its own transaction), installments
+# and payments mark nothing row by row: the run marks its loans' borrowers at its end.
+NOT_BULK = "NOT EXISTS (SELECT 1 FROM plan_bulk)"
+BULK_TABLES = ('installments', 'payments')
 # The planner's own hand-off tasks do not make their borrower dirty when opened.
 WHEN = {
     ('contact_attempts', 'INSERT'): f"NEW.status IN {REAL}",
@@ -58,6 +62,8 @@ def _upgrade_sqlite() -> None:
     for table, key, kinds in SOURCES:
         for kind in kinds:
             when = WHEN.get((table, kind), '').replace('IS DISTINCT FROM', 'IS NOT')
+            if table in BULK_TABLES:
+                when = f"{when} AND {NOT_BULK}" if when else NOT_BULK
             body = _sqlite_insert(key, 'OLD' if kind == 'DELETE' else 'NEW')
             if kind == 'UPDATE' and key != 'id':  # a row moved to another borrower: both are dirty
                 body += " " + _sqlite_insert(key, 'OLD', f"OLD.{key} IS NOT NEW.{key} AND ")
@@ -76,6 +82,9 @@ PG_FUNCTIONS = {
         END IF;
         RETURN NULL;""",
     'loan_id': """
+        IF EXISTS (SELECT 1 FROM plan_bulk) THEN
+            RETURN NULL;
+        END IF;
         IF TG_OP <> 'INSERT' AND (TG_OP = 'DELETE' OR OLD.loan_id IS DISTINCT FROM NEW.loan_id) THEN
             INSERT INTO plan_dirty (borrower_id) SELECT borrower_id FROM loans WHERE id = OLD.loan_id;
         END IF;
@@ -108,6 +117,10 @@ def upgrade() -> None:
     with op.batch_alter_table('plan_dirty', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_plan_dirty_borrower_id'), ['borrower_id'], unique=False)
 
+    op.create_table('plan_bulk',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_plan_bulk'))
+    )
     op.create_table('plan_borrowers',
     sa.Column('borrower_id', sa.String(length=64), nullable=False),
     sa.Column('zone', sa.String(length=64), nullable=False),
@@ -140,6 +153,7 @@ def downgrade() -> None:
         for key in PG_FUNCTIONS:
             op.execute(f"DROP FUNCTION IF EXISTS plan_dirty_by_{key}()")
     op.drop_table('plan_state')
+    op.drop_table('plan_bulk')
     with op.batch_alter_table('plan_borrowers', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_plan_borrowers_zone'))
     op.drop_table('plan_borrowers')
