@@ -563,11 +563,11 @@ class PlanDirty(Base):
 
 
 class PlanBulk(Base):
-    """While an import run holds a row here (inserted and deleted inside its own transaction,
-    so no one else ever sees it), the installments and payments triggers do not mark
-    borrowers one row at a time: the run marks the borrowers of the loans it changed in
-    one statement at its end (bot.importer.run).  A million-row import otherwise paid a
-    trigger per row (about twice the time on PostgreSQL)."""
+    """While an import run holds a row here on SQLite (inserted and deleted inside its own
+    transaction, so no one else ever sees it; on PostgreSQL a transaction-local setting
+    ``bot.plan_bulk`` read in the triggers' WHEN), the installments and payments triggers
+    do not mark borrowers one row at a time: the run marks the borrowers of the loans it
+    changed in one statement at its end (bot.importer.run)."""
 
     __tablename__ = "plan_bulk"
 

@@ -197,9 +197,12 @@ def write_transaction(db: Database) -> Iterator[Connection]:
 
 
 def _begin_bulk(conn: Connection) -> int:
-    """Hold a ``plan_bulk`` row for this run: the installments and payments triggers then
-    mark nothing row by row (bot.db.models.PlanBulk).  Inside the run's transaction, so
-    no other writer ever sees it."""
+    """Tell the installments and payments triggers to mark nothing row by row for this run
+    (bot.db.models.PlanBulk): on PostgreSQL a setting local to the run's transaction, on
+    SQLite a ``plan_bulk`` row inside it; no other writer ever sees either."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SELECT set_config('bot.plan_bulk', 'on', true)")
+        return 0
     return int(conn.execute(insert(PlanBulk).values().returning(PlanBulk.id)).scalar_one())
 
 
@@ -211,7 +214,10 @@ def _end_bulk(conn: Connection, bulk: int, loans: set[str]) -> None:
         chunk = ids[start:start + 5000]
         conn.execute(insert(PlanDirty).from_select(
             ["borrower_id"], select(Loan.borrower_id).distinct().where(Loan.id.in_(chunk))))
-    conn.execute(delete(PlanBulk).where(PlanBulk.id == bulk))
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SELECT set_config('bot.plan_bulk', 'off', true)")
+    else:
+        conn.execute(delete(PlanBulk).where(PlanBulk.id == bulk))
 
 
 def _sqlite_write_transaction(conn: Connection) -> None:

@@ -35,7 +35,9 @@ SOURCES = (
 REAL = "('sending','sent','done','failed','unknown')"
 # While an import run holds a row in plan_bulk (inside its own transaction), installments
 # and payments mark nothing row by row: the run marks its loans' borrowers at its end.
-NOT_BULK = "NOT EXISTS (SELECT 1 FROM plan_bulk)"
+NOT_BULK = "NOT EXISTS (SELECT 1 FROM plan_bulk)"  # SQLite: the run's row in plan_bulk
+# PostgreSQL: the run's transaction-local setting, read in the trigger's WHEN (no function call)
+PG_NOT_BULK = "current_setting('bot.plan_bulk', true) IS DISTINCT FROM 'on'"
 BULK_TABLES = ('installments', 'payments')
 # The planner's own hand-off tasks do not make their borrower dirty when opened.
 WHEN = {
@@ -82,9 +84,6 @@ PG_FUNCTIONS = {
         END IF;
         RETURN NULL;""",
     'loan_id': """
-        IF EXISTS (SELECT 1 FROM plan_bulk) THEN
-            RETURN NULL;
-        END IF;
         IF TG_OP <> 'INSERT' AND (TG_OP = 'DELETE' OR OLD.loan_id IS DISTINCT FROM NEW.loan_id) THEN
             INSERT INTO plan_dirty (borrower_id) SELECT borrower_id FROM loans WHERE id = OLD.loan_id;
         END IF;
@@ -102,6 +101,8 @@ def _upgrade_postgresql() -> None:
     for table, key, kinds in SOURCES:
         for kind in kinds:
             when = WHEN.get((table, kind))
+            if table in BULK_TABLES:
+                when = f"({when}) AND {PG_NOT_BULK}" if when else PG_NOT_BULK
             op.execute(f"CREATE TRIGGER {_name(table, kind)} AFTER {kind} ON {table} FOR EACH ROW"
                        f"{' WHEN (' + when + ')' if when else ''} EXECUTE FUNCTION plan_dirty_by_{key}()")
 
