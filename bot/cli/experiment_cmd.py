@@ -66,13 +66,15 @@ def _line(label: str, r: dict[str, Any]) -> str:
     ci = "" if r["ci95"] is None else f" [{_pct(r['ci95'][0])}, {_pct(r['ci95'][1])}]"
     text = f"  {label:<15}{r['count']:>7} of {r['of']:<7}{_pct(r['rate']):>7}{ci}"
     if r.get("difference") is not None:
-        text += f"  {r['difference'] * 100:+.1f} pt p={r['p_value']:.3f} mde {_pct(r['mde'])}"
+        text += f"  {r['difference'] * 100:+.1f} pt p={r['p_value']:.3f} mde {r['mde'] * 100:.1f} pt"
     if r.get("flagged"):
         text += "  WORSE"
     return text
 
 
 def to_text(status: dict[str, Any]) -> str:
+    from bot.effectiveness.output import money
+
     lines = [f"Experiment {status['experiment']} ({status['start']} to {status['end']}), "
              f"days {status['from']} to {status['to']} (exclusive)",
              f"champion {status['champion']}, challenger {status['challenger']}: differences are challenger - "
@@ -81,9 +83,9 @@ def to_text(status: dict[str, Any]) -> str:
         lines.append(f"arm {arm['arm']} ({arm['role']}): {arm['contacts']} contacts")
         for name, r in arm["rates"].items():
             lines.append(_line(name.replace("_", " "), r))
-        recovered = ", ".join(f"{c} {v}" for c, v in arm["recovered_minor"].items()) or "0"
+        recovered = ", ".join(money(v, c) for c, v in arm["recovered_minor"].items()) or "-"
         cpr = "-" if arm["cost_per_recovered"] is None else f"{arm['cost_per_recovered']:.4f}"
-        lines.append(f"  recovered (minor) {recovered}; cost {arm['cost_minor']} {arm['cost_currency']}, "
+        lines.append(f"  recovered {recovered}; cost {money(arm['cost_minor'], arm['cost_currency'])}, "
                      f"cost/recovered {cpr}")
         for name, r in arm["guardrails"].items():
             lines.append(_line(name.replace("_", " "), r))
