@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import pytest
 
-from bot.effectiveness.stats import min_detectable_effect, two_proportion_z, wilson, z_quantile
+from bot.effectiveness.stats import (
+    min_detectable_effect,
+    two_proportion_z,
+    wilson,
+    z_quantile,
+)
 
 
 def test_quantiles() -> None:

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from bot.db import Database
-from bot.db.models import Borrower, Consent, ContactAttempt, Installment, Loan, Payment, Promise, Task
+from bot.db import models as m
 from bot.ledger import settle_loans
 from bot.policy import Policy, load_policy
 
@@ -69,31 +69,31 @@ def _seed(db: Database, policy: Policy) -> None:
             delivered, promises, kept, broken, paid, opt_outs, disputes = PLAN[arm]
             for i, bid in enumerate(bids):
                 lid = "L" + bid
-                s.add(Borrower(id=bid, full_name="Test Person", phone_e164=f"+1555{i:07d}", email=None,
+                s.add(m.Borrower(id=bid, full_name="Test Person", phone_e164=f"+1555{i:07d}", email=None,
                                locale="en-US", timezone="UTC", region=None, country="US", created_at=T0, updated_at=T0))
                 s.flush()
-                s.add(Loan(id=lid, borrower_id=bid, product="p", principal_minor=10000, currency="USD",
+                s.add(m.Loan(id=lid, borrower_id=bid, product="p", principal_minor=10000, currency="USD",
                            opened_on=date(2026, 1, 1), created_at=T0, updated_at=T0))
                 s.flush()
-                s.add(Installment(id="I" + bid, loan_id=lid, due_date=date(2026, 11, 1), amount_due_minor=10000,
+                s.add(m.Installment(id="I" + bid, loan_id=lid, due_date=date(2026, 11, 1), amount_due_minor=10000,
                                   amount_paid_minor=0, created_at=T0, updated_at=T0))
-                s.add(ContactAttempt(dedupe_key=f"plan:I{bid}:{arm}:4:sms", borrower_id=bid, loan_id=lid,
+                s.add(m.ContactAttempt(dedupe_key=f"plan:I{bid}:{arm}:4:sms", borrower_id=bid, loan_id=lid,
                                      channel="sms", source="planner", status="sent",
                                      outcome="delivered" if i < delivered else "failed", step=f"{arm}:D+4:sms",
                                      occurred_at=CONTACT, sent_at=CONTACT, created_at=T0, updated_at=T0))
                 if i < promises:
                     status = "kept" if i < kept else "broken" if i < kept + broken else "pending"
-                    s.add(Promise(borrower_id=bid, loan_id=lid, promised_date=date(2026, 11, 7), amount_minor=10000,
+                    s.add(m.Promise(borrower_id=bid, loan_id=lid, promised_date=date(2026, 11, 7), amount_minor=10000,
                                   status=status, source="sms", created_at=at("2026-11-05T11:00+00:00"),
                                   resolved_at=None if status == "pending" else at("2026-11-08T12:00+00:00")))
                 if i < paid:
-                    s.add(Payment(id="P" + bid, loan_id=lid, paid_at=at("2026-11-06T09:00+00:00"), amount_minor=10000,
+                    s.add(m.Payment(id="P" + bid, loan_id=lid, paid_at=at("2026-11-06T09:00+00:00"), amount_minor=10000,
                                   created_at=T0, updated_at=T0))
                 if i < opt_outs:
-                    s.add(Consent(borrower_id=bid, channel="sms", address=f"+1555{i:07d}", granted=True,
+                    s.add(m.Consent(borrower_id=bid, channel="sms", address=f"+1555{i:07d}", granted=True,
                                   opted_out_at=at("2026-11-06T12:00+00:00"), updated_at=T0))
                 if i < disputes:
-                    s.add(Task(borrower_id=bid, loan_id=lid, kind="dispute", status="open", source="sms",
+                    s.add(m.Task(borrower_id=bid, loan_id=lid, kind="dispute", status="open", source="sms",
                                created_at=at("2026-11-06T13:00+00:00")))
         s.flush()
         settle_loans(s, [f"L{b}" for bids in _ids(policy).values() for b in bids], at=at("2026-11-20T00:00+00:00"))

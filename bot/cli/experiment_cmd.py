@@ -75,10 +75,11 @@ def _line(label: str, r: dict[str, Any]) -> str:
 def to_text(status: dict[str, Any]) -> str:
     from bot.effectiveness.output import money
 
-    lines = [f"Experiment {status['experiment']} ({status['start']} to {status['end']}), "
-             f"days {status['from']} to {status['to']} (exclusive)",
-             f"champion {status['champion']}, challenger {status['challenger']}: differences are challenger - "
-             f"champion, two-sided p, MDE at alpha {status['alpha']} power {status['power']}", ""]
+    title = (f"Experiment {status['experiment']} ({status['start']} to {status['end']}), "
+             f"days {status['from']} to {status['to']} (exclusive)")
+    legend = (f"champion {status['champion']}, challenger {status['challenger']}: differences are challenger - "
+              f"champion, two-sided p, MDE at alpha {status['alpha']} power {status['power']}")
+    lines = [title, legend, ""]
     for arm in status["arms"]:
         lines.append(f"arm {arm['arm']} ({arm['role']}): {arm['contacts']} contacts")
         for name, r in arm["rates"].items():
