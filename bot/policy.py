@@ -17,7 +17,9 @@ policy stops ``bot plan`` / ``bot run`` at once with every problem listed as
   loader's own checks, docs/voice-scripts.md, with the script's file:line).
 
 A/B testing: instead of ``steps`` the file may hold an ``experiment`` with two
-ladders ``a`` and ``b`` and the percentage ``split`` of borrowers that get ``a``.
+ladders ``a`` and ``b``, the percentage ``split`` of borrowers that get ``a`` (the
+arms' weights), its ``start`` and ``end`` days, the ``champion`` arm (``a`` unless
+said) and the ``guardrail_margin`` ``bot experiment status`` flags a challenger by.
 A borrower's arm is ``sha256("<experiment name>:<borrower id>")`` modulo 100, so it
 is stable across runs, processes and machines (unlike ``hash()``), and renaming the
 experiment reshuffles the borrowers.
@@ -46,6 +48,7 @@ __all__ = [
     "DEFAULT_POLICY_FILE",
     "DEFAULT_SCRIPTS_DIR",
     "Conditions",
+    "Experiment",
     "Ladder",
     "Policy",
     "PolicyError",
@@ -140,6 +143,15 @@ class Ladder:
 class Experiment:
     name: str
     split: int  # percent of borrowers in arm A
+    start: date | None = None  # first day measured by ``bot experiment status``
+    end: date | None = None  # last day measured (inclusive)
+    champion: str = "A"  # the arm the other is compared with
+    guardrail_margin: float = 0.005  # how much worse a guardrail rate may be (absolute)
+
+    @property
+    def arms(self) -> tuple[str, str]:
+        """(champion, challenger)."""
+        return (self.champion, "B" if self.champion == "A" else "A")
 
 
 @dataclass(frozen=True)
@@ -223,6 +235,10 @@ class _Ladder(_Strict):
 class _Experiment(_Strict):
     name: StrictStr
     split: Annotated[StrictInt, Field(ge=1, le=99)]
+    start: date
+    end: date
+    champion: Literal["a", "b"] = "a"
+    guardrail_margin: Annotated[float, Field(ge=0, le=1)] = 0.005
     a: _Ladder
     b: _Ladder
 
@@ -336,7 +352,10 @@ class _Builder:
             assert exp is not None
             if not _EXPERIMENT_RE.match(exp.name):
                 self.error(("experiment", "name"), "experiment.name: letters, digits, '.', '_' or '-' (at most 40)")
-            experiment = Experiment(exp.name, exp.split)
+            if exp.end < exp.start:
+                self.error(("experiment", "end"), f"experiment.end {exp.end} is before experiment.start {exp.start}")
+            experiment = Experiment(exp.name, exp.split, exp.start, exp.end, exp.champion.upper(),
+                                    exp.guardrail_margin)
             arms["A"] = self._ladder("A", exp.a.steps, ("experiment", "a", "steps"), locales)
             arms["B"] = self._ladder("B", exp.b.steps, ("experiment", "b", "steps"), locales)
         return Policy(

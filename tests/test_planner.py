@@ -305,7 +305,7 @@ def test_batches_never_split_a_borrower(db: Database, policy: Policy) -> None:
 def test_experiment_arm_is_recorded(db: Database, tmp_path: Path) -> None:
     path = tmp_path / "ab.yaml"
     path.write_text(
-        "version: 1\nexperiment:\n  name: ab1\n  split: 50\n"
+        "version: 1\nexperiment:\n  name: ab1\n  split: 50\n  start: 2026-01-01\n  end: 2026-12-31\n"
         "  a:\n    steps:\n      - {day: 1, channel: sms, template: reminder_overdue}\n"
         "  b:\n    steps:\n      - {day: 1, channel: email, template: reminder_overdue}\n",
         encoding="utf-8",

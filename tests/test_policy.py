@@ -338,6 +338,8 @@ EXPERIMENT = yaml_text("""
     experiment:
       name: sms-vs-email
       split: 50
+      start: 2026-11-01
+      end: 2026-11-30
       a:
         steps:
           - {day: -3, channel: sms, template: reminder_upcoming}
@@ -382,4 +384,33 @@ def test_steps_and_experiment_are_exclusive(tmp_path: Path) -> None:
 def test_experiment_errors_point_into_the_arm(tmp_path: Path) -> None:
     path = write_policy(tmp_path, EXPERIMENT.replace("{day: 2, channel: email", "{day: 0, channel: email"))
     [problem] = problems_of(path)
-    assert problem.startswith(f"{path}:12: ") and "overlaps the step at line 11" in problem
+    assert problem.startswith(f"{path}:14: ") and "overlaps the step at line 13" in problem
+
+
+def test_experiment_window_champion_and_margin(tmp_path: Path) -> None:
+    policy = load_policy(write_policy(tmp_path, EXPERIMENT))
+    exp = policy.experiment
+    assert exp is not None
+    assert (exp.start, exp.end) == (date(2026, 11, 1), date(2026, 11, 30))
+    assert exp.arms == ("A", "B") and exp.guardrail_margin == 0.005  # defaults: a is the champion
+    body = EXPERIMENT.replace("  split: 50\n", "  split: 50\n  champion: b\n  guardrail_margin: 0.02\n")
+    exp = load_policy(write_policy(tmp_path, body)).experiment
+    assert exp is not None and exp.arms == ("B", "A") and exp.guardrail_margin == 0.02
+
+
+def test_experiment_needs_a_window_and_a_known_champion(tmp_path: Path) -> None:
+    path = write_policy(tmp_path, EXPERIMENT.replace("  end: 2026-11-30\n", ""))
+    [problem] = problems_of(path)
+    assert problem == f"{path}:2: experiment.end: missing key"
+    path = write_policy(tmp_path, EXPERIMENT.replace("end: 2026-11-30", "end: 2026-10-30"))
+    [problem] = problems_of(path)
+    assert problem == f"{path}:6: experiment.end 2026-10-30 is before experiment.start 2026-11-01"
+    path = write_policy(tmp_path, EXPERIMENT.replace("  split: 50\n", "  split: 50\n  champion: c\n"))
+    [problem] = problems_of(path)
+    assert problem.startswith(f"{path}:5: experiment.champion: ")
+    path = write_policy(tmp_path, EXPERIMENT.replace("start: 2026-11-01", "start: soon"))
+    [problem] = problems_of(path)
+    assert problem.startswith(f"{path}:5: experiment.start: ")
+    path = write_policy(tmp_path, EXPERIMENT.replace("  split: 50\n", "  split: 50\n  guardrail_margin: 2\n"))
+    [problem] = problems_of(path)
+    assert problem.startswith(f"{path}:5: experiment.guardrail_margin: ")

@@ -40,6 +40,8 @@ COMMAND_TABLE: dict[str, tuple[str, str, str]] = {
     "user": ("bot.cli.user_cmd", "user_group", "Console users: add, list, disable, enable, unlock."),
     "apikey": ("bot.cli.apikey_cmd", "apikey_group", "REST API keys: create (shown once), list, revoke."),
     "report": ("bot.cli.report_cmd", "report_cmd", "Effectiveness: contact, promise, cure, recovery rates, cost."),
+    "experiment": ("bot.cli.experiment_cmd", "experiment_group",
+                   "A/B experiment status: rates with intervals, p-values, MDE, guardrails."),
     "webhook": ("bot.cli.webhook_cmd", "webhook_group", "Signed event webhooks: add, list, remove, deliveries, replay."),
 }
 
