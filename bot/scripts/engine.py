@@ -463,7 +463,10 @@ class _Run:
         intent, promise_date = understood
         assert heard is not None
         question = self.script.readback.get(target)
-        if question is not None and question != node.name and self.unsure(heard):
+        if question is not None and self.unsure(heard) and not (question == node.name and intent is Intent.AFFIRM):
+            if question == node.name:  # the same request again, still unsure: only a yes acts
+                self.fail(node, failure)
+                return
             # not sure enough to act: ask "is that right?" first, remember where "no" returns
             self.enter(question)
             if self.state.resume is None or node.check != "readback":
