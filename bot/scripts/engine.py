@@ -20,6 +20,10 @@ Rules the engine applies (docs/voice-scripts.md explains them):
   with at least ``min_confidence`` (a ``promise_to_pay`` needs a date); the node's own
   transition wins, then the global fallback for the phase (before / after the right
   party is confirmed); ``opt_out`` is always the global one;
+* a spoken answer below the context's ``readback_below`` that would enter a node of the
+  script's ``readback`` map (opt-out, wrong number, paid claim, dispute) enters that
+  node's yes/no read-back instead, acting on nothing; there ``affirm`` enters the action
+  node, ``deny`` returns to the question (``state.resume``), failures hand over;
 * anything else is a failed answer: a re-ask, after ``keypad_after`` failures the keypad
   menu (and the keypad for the rest of the call), after ``retries`` the ``on_fail`` node;
 * a hang-up before an ending is ``Outcome("partial")``; an answering machine reported

@@ -9,6 +9,9 @@ Everything is checked when a script is loaded, and every problem is reported as
   goes on (``end`` / ``listen`` / ``next``, exactly one), no loop of nodes that never
   listen, ``on_fail`` leads to an ending without asking anything;
 * prompts: Jinja2 syntax, only the documented variables (StrictUndefined at run time);
+* read-back: each ``readback`` entry names an action node and a ``check: readback`` yes/no
+  question whose ``affirm`` enters it, with no ``deny`` of its own (the engine returns to
+  the question) and an ``on_fail`` that hands over without recording anything;
 * keypad: every listening node has a keypad prompt that says keys are used and names
   each of its keys, and every key leads somewhere;
 * compliance, by walking every path of the dialog with the facts the engine keeps
