@@ -384,21 +384,19 @@ def test_a_read_back_script_is_valid_and_its_checks(tmp_path: Path) -> None:
     write(tmp_path, READBACK)
     script = load_script("demo", "en-US", scripts_dir=tmp_path)
     assert script.readback == {"opt_out": "confirm_stop"}
-    text = mutate(READBACK, "opt_out: confirm_stop", "opt_out: verify")
-    assert_problem(tmp_path, text, "opt_out: verify", "node 'verify' must be marked 'check: readback'")
-    text = mutate(READBACK, "opt_out: confirm_stop", "opt_out: confrm_stop")
-    assert_problem(tmp_path, text, "opt_out: confrm_stop", "no node named 'confrm_stop'")
-    text = mutate(READBACK, "on: {affirm: opt_out}", "on: {affirm: bye}")
-    assert_problem(tmp_path, text, "    check: readback", "its 'affirm' enters 'opt_out'")
-    text = mutate(READBACK, "on: {affirm: opt_out}", "on: {affirm: opt_out, deny: bye}")
-    assert_problem(tmp_path, text, "on: {affirm: opt_out, deny: bye}",
-                   "a 'no' to a read-back always returns to the question")
-    text = mutate(READBACK, "    on_fail: bye\n", "")
-    assert_problem(tmp_path, text, "  confirm_stop:", "a read-back needs its own 'on_fail'")
-    text = mutate(READBACK, "    on_fail: bye\n", "    on_fail: opt_out\n")
-    assert_problem(tmp_path, text, "on_fail: opt_out", "an unconfirmed read-back must not act")
-    text = mutate(READBACK, "readback:\n  opt_out: confirm_stop\n", "")
-    assert_problem(tmp_path, text, "    check: readback", "a read-back question must be named in 'readback'")
+    for old, new, fragment, message in [  # (changed text, the line reported, the problem)
+        ("opt_out: confirm_stop", "opt_out: verify", "opt_out: verify",
+         "node 'verify' must be marked 'check: readback'"),
+        ("opt_out: confirm_stop", "opt_out: confrm_stop", "opt_out: confrm_stop", "no node named 'confrm_stop'"),
+        ("on: {affirm: opt_out}", "on: {affirm: bye}", "    check: readback", "its 'affirm' enters 'opt_out'"),
+        ("on: {affirm: opt_out}", "on: {affirm: opt_out, deny: bye}", "on: {affirm: opt_out, deny: bye}",
+         "a 'no' to a read-back always returns to the question"),
+        ("    on_fail: bye\n", "", "  confirm_stop:", "a read-back needs its own 'on_fail'"),
+        ("    on_fail: bye\n", "    on_fail: opt_out\n", "on_fail: opt_out", "an unconfirmed read-back must not act"),
+        ("readback:\n  opt_out: confirm_stop\n", "", "    check: readback",
+         "a read-back question must be named in 'readback'"),
+    ]:
+        assert_problem(tmp_path, mutate(READBACK, old, new), fragment, message)
 
 
 # compliance: the voicemail is a limited-content message
@@ -801,12 +799,17 @@ READ_BACKS = [  # (answers before, the unsure answer, the question it returns to
 ]
 
 
+def _unsure(scripts, locale, before, unsure):
+    """The call up to the question, then the unsure answer: (script, the question's actions, state, actions)."""
+    script = scripts[locale]
+    state, first = run(script, before, locale=locale)
+    return (script, first, *step(script, state, unsure))
+
+
 @pytest.mark.parametrize(("before", "unsure", "question", "readback", "effect"), READ_BACKS)
 def test_an_unsure_answer_is_read_back_and_yes_acts(scripts, locale, before, unsure, question, readback,
                                                     effect) -> None:
-    script = scripts[locale]
-    state, _ = run(script, before, locale=locale)
-    state, actions = step(script, state, unsure)
+    script, _, state, actions = _unsure(scripts, locale, before, unsure)
     assert state.node == readback and state.resume == question and not state.ended
     assert _acts(actions) == [] and kinds(actions) == [Say, Listen] and actions[-1].expect == "yes_no"
     assert state.to_json()["resume"] == question and CallState.from_json(state.to_json()) == state
@@ -818,10 +821,8 @@ def test_an_unsure_answer_is_read_back_and_yes_acts(scripts, locale, before, uns
 @pytest.mark.parametrize(("before", "unsure", "question", "readback", "effect"), READ_BACKS)
 def test_no_to_a_read_back_returns_to_the_question_and_does_nothing(scripts, locale, before, unsure, question,
                                                                     readback, effect) -> None:
-    script = scripts[locale]
-    state, first = run(script, before, locale=locale)
+    script, first, state, _ = _unsure(scripts, locale, before, unsure)
     asked = says(first)[-1]  # the question, as first asked
-    state, actions = step(script, state, unsure)
     for answer in (heard(Intent.DENY), keys("2")):
         back, actions = step(script, state, answer)
         assert back.node == question and back.resume is None and back.retries == 0 and not back.ended
@@ -832,9 +833,7 @@ def test_no_to_a_read_back_returns_to_the_question_and_does_nothing(scripts, loc
 @pytest.mark.parametrize(("before", "unsure", "question", "readback", "effect"), READ_BACKS)
 def test_no_answer_to_a_read_back_hands_over_without_acting(scripts, locale, before, unsure, question, readback,
                                                             effect) -> None:
-    script = scripts[locale]
-    state, _ = run(script, before, locale=locale)
-    state, _ = step(script, state, unsure)
+    script, _, state, _ = _unsure(scripts, locale, before, unsure)
     everything = []
     for event in (NoInput(), heard(Intent.OTHER), NoInput()):
         state, actions = step(script, state, event)
