@@ -201,6 +201,8 @@ class Settings(BaseSettings):
     # date and the borrower's initials); at least a day, so a prompt in a live call's TwiML stays
     prompt_retention_days: int = Field(default=7, ge=1, le=3650)
     voice_low_confidence: float = Field(default=0.6, ge=0.0, le=1.0)  # borrower turns below it are flagged
+    # a spoken opt-out, paid claim, wrong number or dispute below it is read back (yes/no) before acting
+    voice_readback_below: float = Field(default=0.9, ge=0.0, le=1.0)
     voice_keep_recordings: bool = True  # false: recordings are deleted once recognised
     call_ring_timeout_seconds: int = Field(default=30, ge=5, le=600)  # Timeout of calls.create
     call_time_limit_seconds: int = Field(default=600, ge=60, le=14_400)  # TimeLimit of calls.create

@@ -197,6 +197,26 @@ def test_yes_is_an_answer_outside_sms_but_stop_still_stops(context: str) -> None
     assert classify("START", locale="en-US", today=WED, context=context).intent is Intent.OTHER
 
 
+KO_YES = ("네", "예", "맞아요", "맞습니다", "본인입니다", "그래요")
+KO_NO = ("아니요", "아닙니다", "아니에요", "틀려요")
+
+
+@pytest.mark.parametrize("context", ["yes_no", "voice"])
+def test_the_common_korean_yes_and_no_forms(context: str) -> None:
+    """The answers to a read-back ("is that right?") or a right-party check, also with the
+    spaces a recogniser puts between its pieces ("틀 려요")."""
+    from bot.speech.grammars import phrase_groups
+
+    groups = phrase_groups("ko-KR", "yes_no")
+    assert groups is not None
+    for words, intent, label in ((KO_YES, Intent.AFFIRM, "affirm"), (KO_NO, Intent.DENY, "deny")):
+        for word in words:
+            for text in (word, " ".join(word), f"{word}."):
+                got = classify(text, locale="ko-KR", today=WED, context=context)
+                assert got.intent is intent, (text, got)
+            assert word in groups[label], word  # the recogniser may hear it
+
+
 def test_affirm_and_deny_never_come_from_sms() -> None:
     for text in ("yeah", "no", "是的", "네", "👍"):
         assert classify(text, locale="en-US", today=WED).intent not in (Intent.AFFIRM, Intent.DENY)

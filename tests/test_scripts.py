@@ -363,6 +363,42 @@ def test_promise_read_back_and_ending_need_a_promise(tmp_path: Path) -> None:
     assert_problem(tmp_path, text, "You will pay then", "the promise read-back must say the date")
 
 
+# read-back before a consequential action
+
+READBACK = BASE.replace("\nnodes:\n", """
+readback:
+  opt_out: confirm_stop
+nodes:
+  confirm_stop:
+    check: readback
+    say: "You would like us to stop calling. Right? Press 1 for yes, 2 for no."
+    keypad_say: "Press 1 to stop calls, 2 if not."
+    listen: {expect: yes_no}
+    keypad: {"1": affirm, "2": deny}
+    on: {affirm: opt_out}
+    on_fail: bye
+""", 1)
+
+
+def test_a_read_back_script_is_valid_and_its_checks(tmp_path: Path) -> None:
+    write(tmp_path, READBACK)
+    script = load_script("demo", "en-US", scripts_dir=tmp_path)
+    assert script.readback == {"opt_out": "confirm_stop"}
+    for old, new, fragment, message in [  # (changed text, the line reported, the problem)
+        ("opt_out: confirm_stop", "opt_out: verify", "opt_out: verify",
+         "node 'verify' must be marked 'check: readback'"),
+        ("opt_out: confirm_stop", "opt_out: confrm_stop", "opt_out: confrm_stop", "no node named 'confrm_stop'"),
+        ("on: {affirm: opt_out}", "on: {affirm: bye}", "    check: readback", "its 'affirm' enters 'opt_out'"),
+        ("on: {affirm: opt_out}", "on: {affirm: opt_out, deny: bye}", "on: {affirm: opt_out, deny: bye}",
+         "a 'no' to a read-back always returns to the question"),
+        ("    on_fail: bye\n", "", "  confirm_stop:", "a read-back needs its own 'on_fail'"),
+        ("    on_fail: bye\n", "    on_fail: opt_out\n", "on_fail: opt_out", "an unconfirmed read-back must not act"),
+        ("readback:\n  opt_out: confirm_stop\n", "", "    check: readback",
+         "a read-back question must be named in 'readback'"),
+    ]:
+        assert_problem(tmp_path, mutate(READBACK, old, new), fragment, message)
+
+
 # compliance: the voicemail is a limited-content message
 
 
@@ -741,6 +777,116 @@ def test_too_many_turns_end_the_call(scripts) -> None:
     assert state.ended and only(actions, Outcome) == Outcome("partial")
 
 
+# --- read-back: an unsure spoken answer never acts ----------------------------------------------
+
+UNSURE = 0.7  # understood (>= min_confidence 0.5) but below the default read-back setting 0.9
+ACTS = (OptOut, FlagNumber, Flag)
+
+
+def _acts(actions) -> list:
+    return [a for a in actions if isinstance(a, ACTS) or a == OpenTask(TaskKind.DISPUTE)]
+
+
+READ_BACKS = [  # (answers before, the unsure answer, the question it returns to, read-back node, what acting does)
+    ([], heard(Intent.OPT_OUT, confidence=UNSURE), "verify", "confirm_opt_out", OptOut()),
+    ([], heard(Intent.DENY, confidence=UNSURE), "verify", "confirm_wrong_party", FlagNumber("wrong_party")),
+    ([heard(Intent.AFFIRM)], heard(Intent.WRONG_NUMBER, confidence=UNSURE), "ask_date", "confirm_wrong_party",
+     FlagNumber("wrong_party")),
+    ([heard(Intent.AFFIRM)], heard(Intent.PAID, confidence=UNSURE), "ask_date", "confirm_paid", Flag("paid_claim")),
+    ([heard(Intent.AFFIRM)], heard(Intent.DISPUTE, confidence=UNSURE), "ask_date", "confirm_dispute",
+     OpenTask(TaskKind.DISPUTE)),
+    ([heard(Intent.AFFIRM)], heard(Intent.OPT_OUT, confidence=UNSURE), "ask_date", "confirm_opt_out", OptOut()),
+]
+
+
+def _unsure(scripts, locale, before, unsure):
+    """The call up to the question, then the unsure answer: (script, the question's actions, state, actions)."""
+    script = scripts[locale]
+    state, first = run(script, before, locale=locale)
+    return (script, first, *step(script, state, unsure))
+
+
+@pytest.mark.parametrize(("before", "unsure", "question", "readback", "effect"), READ_BACKS)
+def test_an_unsure_answer_is_read_back_and_yes_acts(scripts, locale, before, unsure, question, readback,
+                                                    effect) -> None:
+    script, _, state, actions = _unsure(scripts, locale, before, unsure)
+    assert state.node == readback and state.resume == question and not state.ended
+    assert _acts(actions) == [] and kinds(actions) == [Say, Listen] and actions[-1].expect == "yes_no"
+    assert state.to_json()["resume"] == question and CallState.from_json(state.to_json()) == state
+    state, actions = step(script, state, heard(Intent.AFFIRM, confidence=UNSURE))  # the yes is not read back
+    acting = next(a for a, q in script.readback.items() if q == readback)
+    assert _acts(actions) == [effect] and state.ended and state.path[-2:] == (readback, acting)
+
+
+@pytest.mark.parametrize(("before", "unsure", "question", "readback", "effect"), READ_BACKS)
+def test_no_to_a_read_back_returns_to_the_question_and_does_nothing(scripts, locale, before, unsure, question,
+                                                                    readback, effect) -> None:
+    script, first, state, _ = _unsure(scripts, locale, before, unsure)
+    asked = says(first)[-1]  # the question, as first asked
+    for answer in (heard(Intent.DENY), keys("2")):
+        back, actions = step(script, state, answer)
+        assert back.node == question and back.resume is None and back.retries == 0 and not back.ended
+        assert _acts(actions) == [] and not any(isinstance(a, Outcome) for a in actions)
+        assert says(actions) == [asked] and actions[-1] == first[-1]  # asked again, the same way
+
+
+@pytest.mark.parametrize(("before", "unsure", "question", "readback", "effect"), READ_BACKS)
+def test_no_answer_to_a_read_back_hands_over_without_acting(scripts, locale, before, unsure, question, readback,
+                                                            effect) -> None:
+    script, _, state, _ = _unsure(scripts, locale, before, unsure)
+    everything = []
+    for event in (NoInput(), heard(Intent.OTHER), NoInput()):
+        state, actions = step(script, state, event)
+        everything += actions
+    assert state.ended and state.path[-1] == "handover" and _acts(everything) == []
+    assert only(everything, OpenTask) == OpenTask(TaskKind.HANDOFF)
+    assert only(everything, Outcome) == Outcome("partial")
+
+
+def test_a_sure_answer_or_a_key_acts_at_once(scripts) -> None:
+    script = scripts["en-US"]
+    state, actions = run(script, [heard(Intent.OPT_OUT, confidence=0.95)])
+    assert state.path[-1] == "opt_out" and actions.count(OptOut()) == 1
+    state, actions = run(script, [keys("9")])  # keys are exact
+    assert state.path[-1] == "opt_out" and actions.count(OptOut()) == 1
+    state, actions = run(script, [heard(Intent.OPT_OUT, confidence=0.95, source="dtmf", digits="9")])
+    assert state.path[-1] == "opt_out"
+    # the setting moves the line
+    ctx = replace(context(), readback_below=0.5)
+    state, _ = start(script, ctx, answered_by="human")
+    state, actions = step(script, state, heard(Intent.OPT_OUT, confidence=UNSURE))
+    assert state.path[-1] == "opt_out" and actions.count(OptOut()) == 1
+    with pytest.raises(ValueError, match="readback_below"):
+        replace(context(), readback_below=1.5)
+
+
+def test_the_read_back_says_what_it_would_do(scripts) -> None:
+    script = scripts["en-US"]
+    _, actions = run(script, [heard(Intent.OPT_OUT, confidence=UNSURE)])
+    assert says(actions)[-1].startswith("You'd like us to stop calling you. Is that right?")
+    for locale in LOCALES:  # said before the right party is confirmed: nothing about the debt
+        for intent in (Intent.OPT_OUT, Intent.DENY):
+            state, actions = run(scripts[locale], [heard(intent, confidence=UNSURE), NoInput(), NoInput(), NoInput()],
+                                 locale=locale)
+            for text in says(actions):
+                assert not debt_words_in(text, locale.split("-")[0]), text
+
+
+def test_an_unsure_answer_inside_a_read_back_is_read_back_and_no_still_returns(scripts) -> None:
+    script = scripts["en-US"]
+    state, _ = run(script, [heard(Intent.AFFIRM), heard(Intent.PAID, confidence=UNSURE)])
+    state, actions = step(script, state, heard(Intent.DISPUTE, confidence=UNSURE))
+    assert state.node == "confirm_dispute" and state.resume == "ask_date" and _acts(actions) == []
+    state, actions = step(script, state, heard(Intent.DENY))
+    assert state.node == "ask_date" and _acts(actions) == []
+    # "stop calling" again, still unsure, at its own read-back: asked again; only a yes (or a sure request) acts
+    state, _ = run(script, [heard(Intent.OPT_OUT, confidence=UNSURE)])
+    state, actions = step(script, state, heard(Intent.OPT_OUT, confidence=UNSURE))
+    assert state.node == "confirm_opt_out" and state.retries == 1 and _acts(actions) == []
+    state, actions = step(script, state, heard(Intent.OPT_OUT, confidence=0.95))
+    assert state.path[-1] == "opt_out" and _acts(actions) == [OptOut()]
+
+
 def test_state_json_round_trip_and_determinism(scripts) -> None:
     script = scripts["zh-CN"]
     state, _ = run(script, [NoInput(), heard(Intent.AFFIRM), heard(Intent.PROMISE_TO_PAY, promise_date=PROMISE)],
@@ -771,6 +917,8 @@ EVENTS = [
     heard(Intent.PROMISE_TO_PAY, promise_date=PROMISE),
     heard(Intent.PROMISE_TO_PAY),
     heard(Intent.AFFIRM, confidence=0.2),
+    *(heard(i, confidence=UNSURE) for i in (Intent.OPT_OUT, Intent.PAID, Intent.DISPUTE, Intent.WRONG_NUMBER,
+                                            Intent.DENY, Intent.AFFIRM)),
     *(keys(d) for d in ("1", "2", "0", "9", "5", "15#", "99", "*")),
     NoInput(), HungUp(), Answered("machine"), Answered("human"),
 ]
@@ -815,6 +963,10 @@ def test_every_path_keeps_the_debt_private_and_acts_once(scripts, locale, speech
                 said_disclosure = said_disclosure or disclosure in text
                 if amount in text or due in text:
                     assert said_disclosure, (state.path, event)
+            # an unsure spoken answer never acts, unless it is the yes to that very read-back
+            if isinstance(event, Heard) and event.source == "speech" and event.confidence < ctx.readback_below \
+                    and event.intent is not Intent.AFFIRM:
+                assert _acts(actions) == [], (state.path, event, actions)
             # side effects at most once per call, the outcome exactly once when the call ends
             once = [a for a in actions if isinstance(a, ONCE)]
             assert len(once) == len(set(once)), actions

@@ -226,6 +226,48 @@ def test_stop_calling_records_the_voice_opt_out_and_confirms_it(world: VoiceWorl
     assert not again.placed and again.status == "blocked" and "opted_out" in again.reasons
 
 
+READBACK_BELOW = 0.99  # the clips are clear: a setting this high makes the recogniser's "stop calling" unsure
+
+
+def test_an_unsure_stop_calling_is_read_back_and_recorded_only_after_yes(
+        world: VoiceWorld, db: Database, clips: dict[str, Path]) -> None:
+    world.use(db, voice_readback_below=READBACK_BELOW)
+    phone = korean(world, "B15", [{"audio": clips["stop"]}, {"audio": clips["yes"]}])
+    placed = world.place("B15")
+    world.run()
+    played = world.played(placed.call_sid)
+    assert "더 이상 전화를 받지 않으시겠다는 말씀이 맞으십니까" in played[2]  # read back, as a yes/no question
+    assert "다시 전화드리지 않겠습니다" in played[-1] and said_nothing_about_the_debt(played)
+    call = world.session(placed.attempt_id)
+    assert call.outcome == "opt_out"
+    answers = [t for t in world.turns(call.id) if t.speaker == "borrower"]
+    assert [(t.source, t.intent) for t in answers] == [("speech", "opt_out"), ("speech", "affirm")]
+    assert answers[0].confidence is not None and answers[0].confidence < READBACK_BELOW
+    with db.sessions() as s:
+        voice = s.scalar(select(Consent).where(Consent.channel == "voice", Consent.address == phone))
+        assert voice is not None and voice.opted_out_at is not None and voice.opt_out_source == "voice"
+
+
+def test_no_to_an_unsure_stop_calling_records_nothing(world: VoiceWorld, db: Database,
+                                                      clips: dict[str, Path]) -> None:
+    world.use(db, voice_readback_below=READBACK_BELOW)
+    phone = korean(world, "B16", [{"audio": clips["stop"]}, {"audio": clips["no"]}, {"hangup": True}])
+    placed = world.place("B16")
+    world.run()
+    played = world.played(placed.call_sid)
+    assert "더 이상 전화를 받지 않으시겠다는 말씀이 맞으십니까" in played[2]
+    assert played[3] == played[1]  # "no": the right-party question again, nothing done
+    assert not any("다시 전화드리지 않겠습니다" in text for text in played)
+    call = world.session(placed.attempt_id)
+    assert call.outcome == "partial"
+    with db.sessions() as s:
+        voice = s.scalar(select(Consent).where(Consent.channel == "voice", Consent.address == phone))
+        assert voice is not None and voice.opted_out_at is None
+    assert count(db, Task) == 0
+    again = world.place("B16")  # and the number may still be called
+    assert again.placed, again
+
+
 def test_wrong_person_hears_nothing_about_the_debt_and_the_number_is_flagged(
         world: VoiceWorld, db: Database, clips: dict[str, Path]) -> None:
     world.use(db)

@@ -75,6 +75,7 @@ NO_PHRASES: frozenset[str] = frozenset({
     "아니요", "아니오", "아뇨", "아니", "아니에요", "아닙니다", "싫어요", "안돼요", "아니요아닙니다",
     "아닌데요", "아닌데", "아니거든요", "아니요아니에요", "아니요아닌데요", "아뇨아닙니다",
     "아님니다",  # 아닙니다 as it is pronounced, and as a recogniser may spell it
+    "틀려요", "틀렸어요", "틀립니다", "아니요틀려요", "아니틀려요",  # "that's wrong": a no to a read-back
 })
 # Greetings and acknowledgements: recognised so that "other" is said with confidence.
 ACKS: frozenset[str] = frozenset({

@@ -20,6 +20,10 @@ Rules the engine applies (docs/voice-scripts.md explains them):
   with at least ``min_confidence`` (a ``promise_to_pay`` needs a date); the node's own
   transition wins, then the global fallback for the phase (before / after the right
   party is confirmed); ``opt_out`` is always the global one;
+* a spoken answer below the context's ``readback_below`` that would enter a node of the
+  script's ``readback`` map (opt-out, wrong number, paid claim, dispute) enters that
+  node's yes/no read-back instead, acting on nothing; there ``affirm`` enters the action
+  node, ``deny`` returns to the question (``state.resume``), failures hand over;
 * anything else is a failed answer: a re-ask, after ``keypad_after`` failures the keypad
   menu (and the keypad for the rest of the call), after ``retries`` the ``on_fail`` node;
 * a hang-up before an ending is ``Outcome("partial")``; an answering machine reported
@@ -83,8 +87,14 @@ class CallContext:
     #: the caller refreshes it before every step, so prompts say what is true when said,
     #: and ``send_sms`` actions are emitted only with "sms"
     confirmation: str = "sms"
+    #: a spoken answer below this confidence that leads to a node of the script's ``readback``
+    #: map (opt-out, paid claim, wrong number, dispute) is read back as a yes/no question
+    #: first; keypad answers are exact and never read back
+    readback_below: float = 0.9
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.readback_below <= 1.0:
+            raise ValueError("CallContext.readback_below must be between 0 and 1")
         if self.confirmation not in CONFIRMATIONS:
             raise ValueError(f"CallContext.confirmation must be one of {', '.join(CONFIRMATIONS)}")
         for name in ("lender_name", "party_initials", "amount_text", "due_date_text", "callback_number_text"):
@@ -224,6 +234,7 @@ class CallState:
     path: tuple[str, ...] = ()  # every node entered, in order
     ended: bool = False
     emitted: tuple[str, ...] = ()  # once-per-call actions already emitted
+    resume: str | None = None  # in a read-back: the question a "no" returns to
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-compatible dict (``json.dumps`` it, or store it in a JSON column)."""
@@ -242,6 +253,7 @@ class CallState:
             "path": list(self.path),
             "ended": self.ended,
             "emitted": list(self.emitted),
+            "resume": self.resume,
         }
 
     @classmethod
@@ -265,6 +277,7 @@ class CallState:
             path=tuple(data["path"]),
             ended=bool(data["ended"]),
             emitted=tuple(data["emitted"]),
+            resume=data.get("resume"),
         )
 
 
@@ -378,6 +391,8 @@ class _Run:
         for _ in range(_MAX_CHAIN):
             self.update(node=name, retries=0, path=(*self.state.path, name))
             node = self.node
+            if node.check != "readback":
+                self.update(resume=None)
             self.side_effects(node)
             if node.listen is not None and self.keypad_mode(node):
                 assert node.keypad_say is not None
@@ -441,6 +456,8 @@ class _Run:
         if understood is not None:
             intent, _ = understood
             target = node.on.get(intent)
+            if target is None and node.check == "readback" and intent is Intent.DENY:
+                target = self.state.resume  # "no": back to the question, nothing done
             if target is None and intent in self.script.globals:
                 route = self.script.globals[intent]
                 target = route.to if self.state.facts.right_party_confirmed else route.unconfirmed
@@ -448,6 +465,17 @@ class _Run:
             self.fail(node, failure)
             return
         intent, promise_date = understood
+        assert heard is not None
+        question = self.script.readback.get(target)
+        if question is not None and self.unsure(heard) and not (question == node.name and intent is Intent.AFFIRM):
+            if question == node.name:  # the same request again, still unsure: only a yes acts
+                self.fail(node, failure)
+                return
+            # not sure enough to act: ask "is that right?" first, remember where "no" returns
+            self.enter(question)
+            if self.state.resume is None or node.check != "readback":
+                self.update(resume=node.name)
+            return
         if node.check == "right_party" and intent is Intent.AFFIRM:
             self.facts(right_party_confirmed=True)
         if intent is Intent.PROMISE_TO_PAY:
@@ -457,6 +485,11 @@ class _Run:
         if node.check == "promise" and intent is Intent.DENY:
             self.facts(promise_date=None, promise_confirmed=False)
         self.enter(target)
+
+    def unsure(self, heard: Heard) -> bool:
+        """A spoken answer below the context's read-back confidence (keys are exact)."""
+        spoken = heard.source == "speech" and heard.digits is None
+        return spoken and heard.confidence < self.state.context.readback_below
 
     def understand(self, node: Node, heard: Heard) -> tuple[Intent, date | None] | None:
         """The intent (and promise date) of an answer, or None when it is not understood."""

@@ -9,6 +9,9 @@ Everything is checked when a script is loaded, and every problem is reported as
   goes on (``end`` / ``listen`` / ``next``, exactly one), no loop of nodes that never
   listen, ``on_fail`` leads to an ending without asking anything;
 * prompts: Jinja2 syntax, only the documented variables (StrictUndefined at run time);
+* read-back: each ``readback`` entry names an action node and a ``check: readback`` yes/no
+  question whose ``affirm`` enters it, with no ``deny`` of its own (the engine returns to
+  the question) and an ``on_fail`` that hands over without recording anything;
 * keypad: every listening node has a keypad prompt that says keys are used and names
   each of its keys, and every key leads somewhere;
 * compliance, by walking every path of the dialog with the facts the engine keeps
@@ -105,7 +108,7 @@ class _Node(_Strict):
     on: dict[Intent, StrictStr] = {}
     next: StrictStr | None = None
     end: OutcomeKind | None = None
-    check: Literal["right_party", "promise"] | None = None
+    check: Literal["right_party", "promise", "readback"] | None = None
     actions: _Actions = _Actions()
     on_fail: StrictStr | None = None
 
@@ -134,6 +137,7 @@ class _ScriptFile(_Strict):
     debt_words: list[StrictStr] = []
     keypad: dict[str, Intent] = {}
     globals: dict[Intent, _Global]
+    readback: dict[str, StrictStr] = {}
     nodes: Annotated[dict[str, _Node], Field(min_length=1)]
 
 
@@ -343,9 +347,10 @@ class _Builder:
             name=self.name, locale=self.locale, source=self.lines.file, start=raw.start, voicemail=raw.voicemail,
             on_fail=raw.on_fail, max_turns=raw.max_turns, min_confidence=raw.min_confidence,
             disclosure=disclosure, no_input=no_input, not_understood=not_understood,
-            keypad=keypad, globals=routes, nodes=nodes,
+            keypad=keypad, globals=routes, nodes=nodes, readback=dict(raw.readback),
         )
         self._check_nodes(script)
+        self._check_readback(script)
         if self.problems:
             return None
         self._check_loops(script)
@@ -503,6 +508,44 @@ class _Builder:
             if node.listen is not None:
                 self._check_keypad(script, node)
 
+    def _check_readback(self, script: Script) -> None:
+        """Each ``readback`` entry: an existing acting node -> a ``check: readback`` yes/no question
+        whose yes enters that node, whose no is the engine's (back to the question), and whose
+        ``on_fail`` hands over without acting."""
+        questions = {q: a for a, q in script.readback.items()}
+        for acting, question in script.readback.items():
+            path = ("readback", acting)
+            if acting not in script.nodes:
+                self.error(path, f"readback.{acting}: no node named '{acting}'")
+            node = script.nodes.get(question)
+            if node is None:
+                self.error(path, f"readback.{acting}: no node named '{question}'")
+                continue
+            if node.check != "readback":
+                self.error(path, f"readback.{acting}: node '{question}' must be marked 'check: readback'")
+        for name, node in script.nodes.items():
+            if node.check != "readback":
+                continue
+            path = ("nodes", name)
+            acting = questions.get(name)
+            assert node.listen is not None
+            if acting is None:
+                self.error((*path, "check"), f"nodes.{name}: a read-back question must be named in 'readback'")
+            elif node.listen.expect != "yes_no" or node.on.get(Intent.AFFIRM) != acting:
+                self.error((*path, "check"), f"nodes.{name}: a read-back asks a yes/no question (expect: yes_no) "
+                                             f"and its 'affirm' enters '{acting}'")
+            if Intent.DENY in node.on:
+                self.error((*path, "on", "deny"), f"nodes.{name}.on.deny: a 'no' to a read-back always returns "
+                                                  "to the question asked before it")
+            if node.on_fail is None:
+                self.error(path, f"nodes.{name}: a read-back needs its own 'on_fail' (a hand-over to a person)")
+                continue
+            for step in self._chain(script, node.on_fail) if node.on_fail in script.nodes else ():
+                if step.actions.opt_out or step.actions.flag_number or step.actions.flag:
+                    self.error((*path, "on_fail"), f"nodes.{name}.on_fail: an unconfirmed read-back must not act "
+                                                   f"(node '{step.name}' records it); hand over to a person")
+                    break
+
     def _check_keypad(self, script: Script, node: Node) -> None:
         assert node.listen is not None and node.keypad_say is not None
         path = ("nodes", node.name)
@@ -516,6 +559,8 @@ class _Builder:
                 self.error((*path, "keypad", key), f"nodes.{node.name}.keypad '{key}': keypad_say does not tell "
                                                    "the caller about this key")
         for key, intent in node.keypad.items():
+            if node.check == "readback" and intent is Intent.DENY:
+                continue  # "no" to a read-back returns to the question
             if intent not in node.on and intent not in script.globals:
                 self.error((*path, "keypad", key), f"nodes.{node.name}.keypad '{key}': {intent.value} has no "
                                                    "transition in this node nor a global fallback")
@@ -588,12 +633,17 @@ class _Builder:
             return
         for intent, target in node.on.items():
             yield target, _effect(node, intent, facts), intent.value
+            if script.readback.get(target, node.name) != node.name:
+                yield script.readback[target], facts, f"{intent.value} (unsure: read back)"
         for intent, route in script.globals.items():
             if intent in node.on:
                 continue
             target = route.to if facts.confirmed else route.unconfirmed
             if target is not None:
                 yield target, _effect(node, intent, facts), f"{intent.value} (global)"
+                if script.readback.get(target, node.name) != node.name:
+                    yield script.readback[target], facts, f"{intent.value} (global, unsure: read back)"
+        # a read-back's "no" returns to the question with the same facts: nothing new to walk
         yield node.on_fail or script.on_fail, facts, "not understood"
 
     def _walk_conversation(self, script: Script) -> set[str]:

@@ -7,7 +7,7 @@ lists before a :class:`Script` exists; the engine trusts it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import jinja2
@@ -63,7 +63,7 @@ OutcomeKind = Literal[
 ]
 INPUTS = ("speech", "keypad", "both")
 EXPECTS = ("yes_no", "date", "intent", "digits")
-CHECKS = ("right_party", "promise")
+CHECKS = ("right_party", "promise", "readback")
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +124,7 @@ class Node:
     on: Mapping[Intent, str]
     next: str | None
     end: str | None  # outcome kind
-    check: str | None  # right_party | promise
+    check: str | None  # right_party | promise | readback
     actions: NodeActions
     on_fail: str | None
 
@@ -156,6 +156,8 @@ class Script:
     keypad: Mapping[str, Intent]  # global keys
     globals: Mapping[Intent, Route]
     nodes: Mapping[str, Node]
+    #: acting node -> the yes/no question asked before entering it on an unsure spoken answer
+    readback: Mapping[str, str] = field(default_factory=dict)
 
     def keypad_for(self, node: Node) -> dict[str, Intent]:
         """The keys that work in ``node``: the script's global keys (not while a date is

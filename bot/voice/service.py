@@ -415,6 +415,7 @@ class CallService:
             speech_available=speech,
             today=today,
             confirmation=_confirmation(session, call.borrower_id, attempt.address),
+            readback_below=self.settings.voice_readback_below,
         )
 
     # --- input ----------------------------------------------------------------------------------
