@@ -14,7 +14,7 @@ from bot.rendering import Renderer, TemplateProblem, money, render_email, render
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "templates"
-LOCALES = ("en-US", "zh-CN", "ko-KR")
+LOCALES = ("en-US", "zh-CN", "ko-KR", "es-US")
 
 
 @pytest.fixture

@@ -38,7 +38,7 @@ from bot.scripts import (
 )
 from bot.scripts.words import debt_words_in
 
-LOCALES = ("en-US", "zh-CN", "ko-KR")
+LOCALES = ("en-US", "zh-CN", "ko-KR", "es-US")
 TODAY = date(2026, 1, 20)  # a Tuesday
 ONCE = (OpenTask, OptOut, FlagNumber, SendSms, Flag, Outcome)
 
@@ -239,8 +239,8 @@ def test_file_must_match_its_name_and_locale(tmp_path: Path) -> None:
 
 
 def test_a_language_without_word_lists_cannot_be_loaded(tmp_path: Path) -> None:
-    text = mutate(BASE, "locale: en-US", "locale: fr-FR")
-    assert_problem(tmp_path, text, "locale: fr-FR", "no debt and keypad word lists for language 'fr'", locale="fr-FR")
+    text = mutate(BASE, "locale: en-US", "locale: de-DE")
+    assert_problem(tmp_path, text, "locale: de-DE", "no debt and keypad word lists for language 'de'", locale="de-DE")
 
 
 # the graph
