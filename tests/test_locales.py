@@ -133,8 +133,8 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     config = etc / "bot.toml"
     config.write_text('[bot]\ntemplates_dir = "../site/templates"\nvoice_scripts_dir = "../site/scripts"\n',
                       encoding="utf-8")
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
+    elsewhere = tmp_path / "work" / "elsewhere"  # "../site/templates" from here does not exist
+    elsewhere.mkdir(parents=True)
     monkeypatch.chdir(elsewhere)
     for name in ("BOT_TEMPLATES_DIR", "BOT_VOICE_SCRIPTS_DIR", "BOT_CONFIG_FILE"):
         monkeypatch.delenv(name, raising=False)
