@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -17,28 +15,12 @@ from bot.messages.checks import ends_with_opt_out, with_opt_out
 from bot.policy import load_policy
 from bot.rendering import Renderer
 from bot.scripts import load_script
+from test_messages import Attempt
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "templates"
 SCRIPTS = ROOT / "bot" / "scripts"
-AT = datetime(2026, 1, 18, 15, 0, tzinfo=UTC)
 FRENCH_LINE = "Répondez ARRET pour vous désabonner."
-
-
-@dataclass
-class Attempt:
-    """Stands in for ContactAttempt (compose reads only these fields)."""
-
-    id: int = 7
-    dedupe_key: str = "plan:I1:main:1:sms"
-    borrower_id: str = "B1"
-    installment_id: str | None = "I1"
-    channel: str = "sms"
-    source: str = "planner"
-    template: str | None = "reminder_due"
-    address: str | None = "+15145551234"
-    decision: dict[str, Any] | None = field(default_factory=dict)
-    next_attempt_at: datetime | None = AT
 
 
 def data(locale: str, full_name: str = "Marie Tremblay") -> MessageData:
@@ -56,11 +38,13 @@ def test_a_spanish_speaking_borrower_gets_spanish_reminders(borrower_locale: str
     locale = load_policy().locale_for(borrower_locale)
     assert locale == "es-US"
     planner = {"planner": {"locale": locale, "zone": "America/New_York"}}
-    sms = compose(data(borrower_locale, "Ana García"), Attempt(decision=planner), settings, renderer=renderer)
+    sms = compose(data(borrower_locale, "Ana García"), Attempt(template="reminder_due", decision=planner), settings,
+                  renderer=renderer)
     assert sms.locale == "es-US" and sms.body.startswith("Example Lending: Hola Ana, su pago de $123.45")
     assert sms.body.endswith("Responda ALTO para cancelar.") and sms.encoding == "GSM-7"
-    email = compose(data(borrower_locale, "Ana García"), Attempt(channel="email", address="ana@example.com",
-                                                                  decision=planner), settings, renderer=renderer)
+    email = compose(data(borrower_locale, "Ana García"), Attempt(channel="email", template="reminder_due",
+                                                                  address="ana@example.com", decision=planner),
+                    settings, renderer=renderer)
     assert email.subject == "Example Lending: su pago de $123.45 vence hoy"
     assert "cancele la suscripción aquí" in email.body and 'lang="es-US"' in email.html
     assert load_script("first_stage", script_locale("first_stage", borrower_locale)).locale in ("es-US", "en-US")

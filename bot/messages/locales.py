@@ -62,8 +62,8 @@ def _parse(path: Path, label: str) -> tuple[OptOutWording | None, list[str]]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return None, [f"{label}: missing: every SMS locale names its opt-out wording here "
-                      "(opt_out: a list of lines, e.g. 'Reply STOP to opt out.'; docs/locales.md)"]
+        return None, [(f"{label}: missing: every SMS locale names its opt-out wording here "
+                       "(opt_out: a list of lines, e.g. 'Reply STOP to opt out.'; docs/locales.md)")]
     except (OSError, UnicodeDecodeError) as exc:
         return None, [f"{label}: cannot be read ({type(exc).__name__})"]
     lines = Lines(label)
