@@ -25,6 +25,10 @@ MIN_ATTEMPTS_RETENTION_DAYS = 180
 # templates/ sits beside the package in a checkout; an installed bot (the Docker
 # image) sets BOT_TEMPLATES_DIR.
 DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+# Voice scripts (<name>/<locale>.yaml) ship inside the package.
+DEFAULT_VOICE_SCRIPTS_DIR = Path(__file__).resolve().parent / "scripts"
+# Directory settings that a configuration file gives relative to its own folder.
+FILE_RELATIVE_DIRS = ("templates_dir", "voice_scripts_dir")
 
 
 class Settings(BaseSettings):
@@ -80,8 +84,11 @@ class Settings(BaseSettings):
     payment_link_ttl_days: int = Field(default=30, ge=1, le=365)  # a link works this long after planning
     payment_short_links: bool = False  # true: messages carry {public_base_url}/p/<code>, clicks recorded
 
-    # Message templates (templates/sms, templates/email, templates/web)
+    # Message templates (templates/sms, templates/email, templates/web) and voice scripts
+    # (<name>/<locale>.yaml): a locale is added here, not in the package (docs/locales.md).
+    # Relative paths in a configuration file are relative to that file's folder.
     templates_dir: Path = DEFAULT_TEMPLATES_DIR
+    voice_scripts_dir: Path = DEFAULT_VOICE_SCRIPTS_DIR
 
     # Treatment policy and scheduler (docs/policy.md, docs/scheduler.md)
     policy_file: Path | None = None  # None: the policy shipped as bot/policy.yaml
@@ -135,11 +142,11 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown IANA time zone {value!r}") from None
         return value
 
-    @field_validator("templates_dir")
+    @field_validator("templates_dir", "voice_scripts_dir")
     @classmethod
-    def _templates_exist(cls, value: Path) -> Path:
+    def _directory_exists(cls, value: Path) -> Path:
         if not value.is_dir():
-            raise ValueError(f"templates directory {value} does not exist")
+            raise ValueError(f"directory {value} does not exist")
         return value
 
     @field_validator("twilio_from_numbers", mode="before")
@@ -243,6 +250,17 @@ class Settings(BaseSettings):
         return value
 
 
+def _file_relative(table: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The directory settings of a configuration file, relative paths taken from its folder
+    (so the file means the same whatever the working directory is)."""
+    base = path.resolve().parent
+    for key in FILE_RELATIVE_DIRS:
+        value = table.get(key)
+        if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+            table[key] = str(base / value)
+    return table
+
+
 def _read_file(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as fh:
@@ -254,7 +272,7 @@ def _read_file(path: Path) -> dict[str, Any]:
     table = data.get("bot", data)
     if not isinstance(table, dict):
         raise ConfigError(f"configuration file {path}: [bot] must be a table")
-    return table
+    return _file_relative(dict(table), path)
 
 
 def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:

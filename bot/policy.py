@@ -59,7 +59,7 @@ __all__ = [
 
 DEFAULT_POLICY_FILE = Path(__file__).resolve().parent / "policy.yaml"
 DEFAULT_SCRIPTS_DIR = Path(__file__).resolve().parent / "scripts"
-DEFAULT_LOCALES = ("en-US", "zh-CN", "ko-KR")
+DEFAULT_LOCALES = ("en-US", "zh-CN", "ko-KR", "es-US")
 MIN_DAY, MAX_DAY = -60, 365
 SINGLE_ARM = "main"
 
@@ -192,11 +192,16 @@ class Policy:
         return today - timedelta(days=self.last_day + 1), today - timedelta(days=self.first_day - 1)
 
     def locale_for(self, locale: str | None) -> str:
-        """The borrower's locale if the policy serves it, else the fallback."""
+        """The borrower's locale if the policy serves it, else the first of the policy's
+        locales in the same language (es-MX, es → es-US), else the fallback."""
         if locale:
             tag = locale.replace("_", "-")
             if tag in self.locales:
                 return tag
+            language = tag.split("-")[0].lower()
+            for served in self.locales:
+                if served.split("-")[0].lower() == language:
+                    return served
         return self.fallback_locale
 
     def steps(self) -> Iterable[tuple[str, Step]]:

@@ -302,6 +302,7 @@ _SAMPLE_BY_LANGUAGE: dict[str, tuple[str, str, int]] = {
     "en": ("Alex Sample", "USD", 12345),
     "zh": ("张伟", "CNY", 123456),
     "ko": ("김민준", "KRW", 150000),
+    "es": ("Ana García", "USD", 12345),
 }
 
 

@@ -588,7 +588,7 @@ def test_the_service_dispatcher_checks_the_templates_when_it_is_built(tmp_path: 
     (templates / "sms/en-US/reminder_upcoming.txt.j2").write_text("{{ lender_name }}: pay now.\n")
     with pytest.raises(TemplateCheckError) as info:
         make_dispatcher(load_settings(templates_dir=templates), policy=policy)
-    assert info.value.problems[0].startswith("templates/sms/en-US/reminder_upcoming.txt.j2: ")
+    assert info.value.problems[0].startswith("templates/sms/en-US/reminder_upcoming.txt.j2:1: ")
     assert "opt-out" in info.value.problems[0]
 
 

@@ -14,7 +14,7 @@ from bot.rendering import Renderer, TemplateProblem, money, render_email, render
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "templates"
-LOCALES = ("en-US", "zh-CN", "ko-KR")
+LOCALES = ("en-US", "zh-CN", "ko-KR", "es-US")
 
 
 @pytest.fixture
@@ -89,13 +89,22 @@ def test_step_labels() -> None:
 
 @pytest.mark.parametrize("locale", LOCALES)
 def test_sms_templates_render_and_end_with_the_opt_out(locale: str) -> None:
-    endings = {"en-US": "Reply STOP to opt out.", "zh-CN": "回T退订", "ko-KR": "수신거부: STOP 회신"}
+    endings = {"en-US": "Reply STOP to opt out.", "zh-CN": "回T退订", "ko-KR": "수신거부: STOP 회신",
+               "es-US": "Responda ALTO para cancelar."}
     context = sample_context("sms", locale) | {"lender_name": "Acme Loans", "lender_phone": "+18005550199"}
     for name in ("reminder_upcoming", "reminder_due", "reminder_overdue"):
         text = render_sms(name, locale, context)
         assert text.endswith(endings[locale]), (name, locale)
         assert "Acme Loans" in text and "+18005550199" in text
         assert "\n" not in text
+
+
+@pytest.mark.parametrize(("borrower", "served"), [
+    ("es-US", "es-US"), ("es-MX", "es-US"), ("es_ES", "es-US"), ("es", "es-US"),
+    ("en-GB", "en-US"), ("fr-CA", "en-US"), (None, "en-US"),
+])
+def test_borrowers_get_the_served_locale_of_their_language(borrower: str | None, served: str) -> None:
+    assert load_policy().locale_for(borrower) == served
 
 
 def test_money_and_date_follow_the_locale() -> None:
@@ -183,8 +192,8 @@ def test_unknown_channel_names_file_and_line(tmp_path: Path) -> None:
 def test_unknown_template_names_file_and_line(tmp_path: Path, templates: Path) -> None:
     path = write_policy(tmp_path, GOOD_STEPS.replace("template: reminder_due", "template: reminder_nope"))
     problems = problems_of(path, templates_dir=templates)
-    assert len(problems) == len(LOCALES)  # one per locale the step serves
-    for locale, problem in zip(LOCALES, problems, strict=True):
+    assert len(problems) == 3  # one per locale the step serves (GOOD_STEPS: en-US, zh-CN, ko-KR)
+    for locale, problem in zip(LOCALES[:3], problems, strict=True):
         assert problem.startswith(f"{path}:9: ")
         assert f"email/{locale}/reminder_nope.subject.j2" in problem and "does not exist" in problem
 

@@ -274,7 +274,7 @@ EXPECTED = [
     ("templates/sms/en-US/reply_paid.txt.j2:1: undefined variable", "borrower_ssn"),
     ("templates/sms/en-US/reminder_overdue.txt.j2: template 'reminder_overdue' for locale en-US:",
      "exceed sms_max_segments=4"),
-    ("templates/sms/zh-CN/reminder_upcoming.txt.j2: template 'reminder_upcoming' for locale zh-CN:", "opt-out"),
+    ("templates/sms/zh-CN/reminder_upcoming.txt.j2:1: template 'reminder_upcoming' for locale zh-CN:", "opt-out"),
     ("templates/email/ko-KR/reminder_due.txt.j2: template 'reminder_due' for locale ko-KR:", "unsubscribe"),
 ]
 

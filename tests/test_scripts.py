@@ -38,7 +38,8 @@ from bot.scripts import (
 )
 from bot.scripts.words import debt_words_in
 
-LOCALES = ("en-US", "zh-CN", "ko-KR")
+LOCALES = ("en-US", "zh-CN", "ko-KR", "es-US")
+SPOKEN_LOCALES = ("en-US", "zh-CN", "ko-KR")  # es-US is keypad only (no Spanish speech model)
 TODAY = date(2026, 1, 20)  # a Tuesday
 ONCE = (OpenTask, OptOut, FlagNumber, SendSms, Flag, Outcome)
 
@@ -47,6 +48,7 @@ CONTEXTS = {
     "en-US": ("$123.45", "January 15, 2026"),
     "zh-CN": ("¥1,234.56", "2026年1月15日"),
     "ko-KR": ("₩150,000", "2026. 1. 15."),
+    "es-US": ("US$123.45", "15 de enero de 2026"),
 }
 
 
@@ -239,8 +241,8 @@ def test_file_must_match_its_name_and_locale(tmp_path: Path) -> None:
 
 
 def test_a_language_without_word_lists_cannot_be_loaded(tmp_path: Path) -> None:
-    text = mutate(BASE, "locale: en-US", "locale: fr-FR")
-    assert_problem(tmp_path, text, "locale: fr-FR", "no debt and keypad word lists for language 'fr'", locale="fr-FR")
+    text = mutate(BASE, "locale: en-US", "locale: de-DE")
+    assert_problem(tmp_path, text, "locale: de-DE", "no debt and keypad word lists for language 'de'", locale="de-DE")
 
 
 # the graph
@@ -513,7 +515,7 @@ def test_the_shipped_scripts_are_valid_for_the_shipped_policy() -> None:
 # --- the engine -----------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module", params=LOCALES)
+@pytest.fixture(scope="module", params=SPOKEN_LOCALES)
 def locale(request) -> str:
     return request.param
 
@@ -666,6 +668,35 @@ def test_keypad_only_when_speech_is_unavailable(scripts, locale) -> None:
     assert state.facts.promise_date == date(2026, 1, 25) and actions[-1].mode == "dtmf"
     state, actions = step(script, state, keys("1"))
     assert only(actions, Outcome) == Outcome("promise", date(2026, 1, 25))
+
+
+@pytest.mark.parametrize("speech", [True, False], ids=["model-configured", "no-model"])
+def test_the_spanish_script_is_answered_on_the_keypad(scripts, speech) -> None:
+    script = scripts["es-US"]
+    state, actions = start(script, context("es-US", speech=speech), answered_by="human")
+    assert [a.key for a in actions if isinstance(a, Say)] == ["greeting.say", "verify.keypad_say"]
+    assert actions[-1].mode == "dtmf" and "presione 1" in actions[1].text
+    assert not debt_words_in(" ".join(says(actions)), "es")
+    state, actions = step(script, state, keys("1"))  # the right party: disclosure, then the amount
+    text = " ".join(says(actions))
+    assert text.index("cobro de una deuda") < text.index("US$123.45")
+    assert actions[-1] == Listen("dtmf", "digits", 8, 10, None)
+    state, actions = step(script, state, keys("25#"))
+    assert state.facts.promise_date == date(2026, 1, 25) and actions[-1].mode == "dtmf"
+    state, actions = step(script, state, keys("1"))
+    assert only(actions, Outcome) == Outcome("promise", date(2026, 1, 25))
+    test_every_path_keeps_the_debt_private_and_acts_once(scripts, "es-US", speech)
+
+
+def test_the_spanish_script_tells_a_wrong_person_nothing(scripts) -> None:
+    script = scripts["es-US"]
+    state, _ = start(script, context("es-US", speech=False), answered_by="human")
+    state, actions = step(script, state, keys("2"))
+    assert only(actions, Outcome).kind == "wrong_party"
+    assert not debt_words_in(" ".join(says(actions)), "es")
+    state, actions = start(script, context("es-US", speech=False), answered_by="machine")
+    assert only(actions, Outcome).kind == "voicemail"
+    assert not debt_words_in(" ".join(says(actions)), "es")
 
 
 @pytest.mark.parametrize(("digits", "expected"), [

@@ -23,6 +23,7 @@ from bot.speech.tts import PromptRenderer, RenderedPrompt, TtsError, voice_for
 PROMPT_EN = "Hello, this is Example Lending calling about your payment."
 PROMPT_KO = "안녕하세요, 예시 대출입니다. 지금 통화 가능하세요?"
 PROMPT_ZH = "您好，这里是示例贷款，关于您的还款。"
+PROMPT_ES = "Hola, le llama Example Lending. Si es usted, presione 1."
 
 FAULTY_WORKER = textwrap.dedent(
     """
@@ -87,11 +88,13 @@ def test_voices_for_locales() -> None:
     assert voice_for("ko") == "ko"
     assert voice_for("en_AU") == "en-us"
     assert voice_for("zh-TW") == "cmn"
+    assert voice_for("es-US") == voice_for("es-MX") == voice_for("es") == "es-419"  # Latin American Spanish
     with pytest.raises(ValueError, match="no text-to-speech voice for locale 'fr-FR'"):
         voice_for("fr-FR")
 
 
-@pytest.mark.parametrize(("text", "locale"), [(PROMPT_EN, "en-US"), (PROMPT_KO, "ko-KR"), (PROMPT_ZH, "zh-CN")])
+@pytest.mark.parametrize(("text", "locale"), [(PROMPT_EN, "en-US"), (PROMPT_KO, "ko-KR"), (PROMPT_ZH, "zh-CN"),
+                                                (PROMPT_ES, "es-US")])
 def test_renders_telephone_wav_and_second_render_is_a_cache_hit(renderer: PromptRenderer, text: str,
                                                                  locale: str) -> None:
     first = renderer.render(text, locale)

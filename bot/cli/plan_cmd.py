@@ -25,7 +25,8 @@ _POLICY_OPTION = click.option(
 
 def _policy(app: App, policy_file: Path | None) -> Policy:
     file = policy_file or app.settings.policy_file
-    return load_policy(file, templates_dir=getattr(app.settings, "templates_dir", None))
+    return load_policy(file, templates_dir=getattr(app.settings, "templates_dir", None),
+                       scripts_dir=getattr(app.settings, "voice_scripts_dir", None))
 
 
 def _compliance_config(app: App) -> Any:

@@ -605,10 +605,10 @@ def borrower_page(session: Session, borrower_id: str, at: datetime, *, default_t
 
 
 @lru_cache(maxsize=8)
-def _policy(policy_file: str | None, templates_dir: str | None) -> Any:
+def _policy(policy_file: str | None, templates_dir: str | None, scripts_dir: str | None = None) -> Any:
     from bot.policy import load_policy
 
-    return load_policy(policy_file, templates_dir=templates_dir)
+    return load_policy(policy_file, templates_dir=templates_dir, scripts_dir=scripts_dir)
 
 
 @lru_cache(maxsize=8)
@@ -620,7 +620,7 @@ def _compliance(path: str) -> Any:
 
 def why_not_today(session: Session, borrower_id: str, at: datetime, *, default_timezone: str,
                   policy_file: Path | None, templates_dir: Path | None,
-                  compliance_file: Path | None) -> dict[str, Any]:
+                  compliance_file: Path | None, scripts_dir: Path | None = None) -> dict[str, Any]:
     """``bot why`` for the borrower page: per installment, what the planner does today and why.
 
     Never raises: a policy or compliance file that cannot be loaded gives
@@ -629,7 +629,8 @@ def why_not_today(session: Session, borrower_id: str, at: datetime, *, default_t
     from bot.scheduler.explain import explain
 
     try:
-        policy = _policy(str(policy_file) if policy_file else None, str(templates_dir) if templates_dir else None)
+        policy = _policy(str(policy_file) if policy_file else None, str(templates_dir) if templates_dir else None,
+                         str(scripts_dir) if scripts_dir else None)
         options: dict[str, Any] = {}
         if compliance_file:
             options["config"] = _compliance(str(compliance_file))

@@ -386,7 +386,7 @@ def _borrower(ctx: WebContext, borrower_id: str, zone: str) -> tuple[dict[str, A
             raise PageError(404, "no such borrower")
         why = queries.why_not_today(session, borrower_id, now, default_timezone=s.default_timezone,
                                     policy_file=s.policy_file, templates_dir=s.templates_dir,
-                                    compliance_file=s.compliance_file)
+                                    compliance_file=s.compliance_file, scripts_dir=s.voice_scripts_dir)
     return page, why
 
 

@@ -153,7 +153,8 @@ class Demo:
             self.step("start the bot's webhooks, the Twilio sandbox and a mail server (127.0.0.1 only)")
             world.start_servers()
             policy = load_policy(opts.policy_file or world.settings.policy_file,
-                                 templates_dir=world.settings.templates_dir)
+                                 templates_dir=world.settings.templates_dir,
+                                 scripts_dir=world.settings.voice_scripts_dir)
             compliance = (load_compliance_config(world.settings.compliance_file)
                           if world.settings.compliance_file else None)
             for extension in self.extensions:

@@ -106,6 +106,10 @@ def _script_ok(name: str, locale: str, scripts_dir: str | None) -> str | None:
     return None
 
 
+def _dir(value: Any) -> str | None:
+    return str(value) if value else None
+
+
 def script_locale(name: str, wanted: str | None, *, scripts_dir: str | None = None) -> str:
     """The locale to speak script ``name`` in: the borrower's if the script has it, else en-US."""
     tag = (wanted or FALLBACK_LOCALE).replace("_", "-")
@@ -131,7 +135,7 @@ def compose_call(data: Any, attempt: Any, settings: Any, *, at: datetime | None 
     planner = (attempt.decision or {}).get("planner") if isinstance(attempt.decision, Mapping) else None
     wanted = planner.get("locale") if isinstance(planner, Mapping) and planner.get("locale") else data.locale
     try:
-        locale = script_locale(script, wanted, scripts_dir=getattr(settings, "scripts_dir", None))
+        locale = script_locale(script, wanted, scripts_dir=_dir(getattr(settings, "voice_scripts_dir", None)))
     except CallComposeError as exc:
         raise ComposeError(exc.reason, str(exc), template=script) from None
     return ComposedCall(

@@ -3,22 +3,15 @@
 * **Opt-out instruction last.** Carriers (CTIA) and the TCPA expect every
   recurring text to say how to stop; the shipped templates end with it
   (docs/policy.md).  A template edited without it is refused at compose time
-  instead of reaching a borrower.  Accepted endings, per language of the
-  message locale (English ones are accepted in every locale, since STOP is
-  the keyword carriers act on everywhere):
-
-  ========  ==============================================
-  en        "Reply STOP to opt out", "Text STOP to opt out",
-            "Reply STOP to unsubscribe"
-  zh        "回T退订", "回复T退订", "退订回T"
-  ko        "수신거부: STOP 회신", "무료수신거부"
-  ========  ==============================================
-
-  Trailing spaces and a final ``.`` / ``。`` / ``!`` are ignored, case too.
+  instead of reaching a borrower.  The accepted endings are the locale's own,
+  read from ``<templates_dir>/sms/<locale>/locale.yaml`` (:mod:`bot.messages.locales`,
+  docs/locales.md), and en-US's, accepted in every locale since STOP is the
+  keyword carriers act on everywhere.  Trailing spaces and a final
+  ``.`` / ``。`` / ``!`` are ignored, case too.
 * **The first text to a number carries it too.** A reply (a promise
   confirmation after a call, an answer) can be the first SMS a number ever gets
   from a sender; CTIA wants the first message of a programme to say how to stop,
-  so :func:`with_opt_out` appends the locale's :data:`OPT_OUT_LINES` line to a
+  so :func:`with_opt_out` appends the locale's first ``opt_out`` line to a
   text that does not end with an instruction already.
 * **Segment limit.** ``sms_max_segments`` (default 4) bounds cost and keeps
   messages readable; longer ones are refused.
@@ -29,23 +22,22 @@ the text.
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from bot.errors import BotError
+from bot.messages.locales import accepted_endings, normalise, opt_out_wording
 from bot.messages.segments import SmsSegments, sms_segments
+from bot.rendering import default_templates_dir
 
-__all__ = ["OPT_OUT_ENDINGS", "OPT_OUT_LINES", "ComposeError", "check_sms", "ends_with_opt_out", "with_opt_out"]
+__all__ = ["ComposeError", "check_sms", "ends_with_opt_out", "with_opt_out"]
 
-OPT_OUT_ENDINGS: dict[str, tuple[str, ...]] = {
-    "en": ("reply stop to opt out", "text stop to opt out", "reply stop to unsubscribe"),
-    "zh": ("回t退订", "回复t退订", "退订回t"),
-    "ko": ("수신거부: stop 회신", "무료수신거부"),
-    "es": ("responda alto para cancelar", "responda stop para cancelar"),
-}
+#: Characters of scripts written without spaces between words: no space before an appended line.
+_UNSPACED = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]")
 
-#: The line appended to a first text that lacks an instruction, per language (en: every other).
-OPT_OUT_LINES: dict[str, str] = {"en": "Reply STOP to opt out.", "zh": "回T退订", "ko": "수신거부: STOP 회신",
-                                 "es": "Responda ALTO para cancelar."}
 
-_TRAILING = " \t\r\n.。!！"
+def _templates(templates_dir: Path | str | None) -> Path:
+    return Path(templates_dir) if templates_dir is not None else default_templates_dir()
 
 
 class ComposeError(BotError):
@@ -83,27 +75,26 @@ class ComposeError(BotError):
         self.locale = locale
 
 
-def ends_with_opt_out(body: str, locale: str) -> bool:
-    """Whether ``body`` ends with an opt-out instruction for ``locale`` (or English)."""
-    tail = body.rstrip(_TRAILING).casefold()
-    language = locale.split("-")[0].lower()
-    endings = OPT_OUT_ENDINGS.get(language, ()) + OPT_OUT_ENDINGS["en"]
-    return any(tail.endswith(ending) for ending in endings)
+def ends_with_opt_out(body: str, locale: str, templates_dir: Path | str | None = None) -> bool:
+    """Whether ``body`` ends with an opt-out instruction for ``locale`` (or en-US), as the
+    locale files of ``templates_dir`` (default: the shipped templates) word it."""
+    tail = normalise(body)
+    return any(tail.endswith(ending) for ending in accepted_endings(_templates(templates_dir), locale))
 
 
-def with_opt_out(body: str, locale: str) -> str:
+def with_opt_out(body: str, locale: str, templates_dir: Path | str | None = None) -> str:
     """``body`` ending with an opt-out instruction: as it is when it does, else with the
-    locale's :data:`OPT_OUT_LINES` line appended (after a space; none after CJK text)."""
-    if ends_with_opt_out(body, locale):
+    locale's first ``opt_out`` line appended (after a space; none before CJK text)."""
+    if ends_with_opt_out(body, locale, templates_dir):
         return body
-    language = locale.split("-")[0].lower()
-    line = OPT_OUT_LINES.get(language, OPT_OUT_LINES["en"])
+    line = opt_out_wording(_templates(templates_dir), locale).line
     text = body.rstrip()
-    joiner = "" if language == "zh" else " "
+    joiner = "" if _UNSPACED.match(line) else " "
     return f"{text}{joiner}{line}"
 
 
-def check_sms(body: str, *, template: str, locale: str, max_segments: int, needs_opt_out: bool) -> SmsSegments:
+def check_sms(body: str, *, template: str, locale: str, max_segments: int, needs_opt_out: bool,
+              templates_dir: Path | str | None = None) -> SmsSegments:
     """Segments of ``body``; :class:`ComposeError` when it breaks a rule above."""
     if not body.strip():
         raise ComposeError("template_error", "the SMS body is empty", template=template, locale=locale)
@@ -116,10 +107,11 @@ def check_sms(body: str, *, template: str, locale: str, max_segments: int, needs
             template=template,
             locale=locale,
         )
-    if needs_opt_out and not ends_with_opt_out(body, locale):
+    if needs_opt_out and not ends_with_opt_out(body, locale, templates_dir):
         raise ComposeError(
             "no_opt_out",
-            "the SMS must end with the opt-out instruction (e.g. 'Reply STOP to opt out.')",
+            "the SMS must end with the opt-out instruction "
+            f"(e.g. '{opt_out_wording(_templates(templates_dir), locale).line}')",
             template=template,
             locale=locale,
         )

@@ -481,8 +481,9 @@ def _compose_reply(data: MessageData, attempt: AttemptLike, template: str, setti
     # confirmation, the last text the number gets.
     first_text = first_text and kind != "opt_out"
     if first_text:
-        body = with_opt_out(body, locale)
-    return _sms(attempt, template, locale, body, settings, needs_opt_out=first_text or kind in REPLY_FOOTER_KINDS)
+        body = with_opt_out(body, locale, renderer.templates_dir)
+    return _sms(attempt, template, locale, body, settings, renderer,
+                needs_opt_out=first_text or kind in REPLY_FOOTER_KINDS)
 
 
 def _compose_reminder(data: MessageData, attempt: AttemptLike, template: str, settings: Settings,
@@ -512,7 +513,7 @@ def _compose_reminder(data: MessageData, attempt: AttemptLike, template: str, se
     if attempt.channel == Channel.SMS.value:
         context = reminder_context(**common)
         body = _render(lambda: renderer.render_sms(template, locale, context), template, locale)
-        return _sms(attempt, template, locale, body, settings, needs_opt_out=True)
+        return _sms(attempt, template, locale, body, settings, renderer, needs_opt_out=True)
     return _email(attempt, template, locale, common, settings, renderer)
 
 
@@ -533,10 +534,10 @@ def payment_link(settings: Settings, attempt: AttemptLike, loan_id: str, at: dat
     return payment_url(settings.payment_url_template, token)
 
 
-def _sms(attempt: AttemptLike, template: str, locale: str, body: str, settings: Settings, *,
+def _sms(attempt: AttemptLike, template: str, locale: str, body: str, settings: Settings, renderer: Renderer, *,
          needs_opt_out: bool) -> ComposedMessage:
     info = check_sms(body, template=template, locale=locale, max_segments=settings.sms_max_segments,
-                     needs_opt_out=needs_opt_out)
+                     needs_opt_out=needs_opt_out, templates_dir=renderer.templates_dir)
     assert attempt.address is not None
     return ComposedMessage(
         attempt_id=attempt.id,

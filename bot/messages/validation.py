@@ -16,12 +16,14 @@ from __future__ import annotations
 import html as html_lib
 from collections.abc import Iterable
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from bot.config import Settings
 from bot.errors import ConfigError
 from bot.messages.checks import ComposeError, check_sms
 from bot.messages.compose import DEFAULT_LOCALE, REPLY_FOOTER_KINDS, REPLY_KINDS, VERIFIED_KINDS
+from bot.messages.locales import check_locale_file
 from bot.rendering import Renderer, TemplateProblem, first_name, money, sample_context
 
 __all__ = [
@@ -82,17 +84,32 @@ def _problem(problem: TemplateProblem) -> str:
     return f"templates/{problem.path}" + (f":{problem.line}" if problem.line else "") + f": {problem.message}"
 
 
+def _last_line(file: Path) -> int | None:
+    """The number of the file's last non-blank line (where an SMS template's ending is)."""
+    try:
+        lines = file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    for number in range(len(lines), 0, -1):
+        if lines[number - 1].strip():
+            return number
+    return None
+
+
 def _check(renderer: Renderer, name: str, locale: str, context: dict[str, Any], max_segments: int,
            needs_opt_out: bool, problems: list[str]) -> None:
     path = f"templates/{renderer.sms_path(name, locale)}"
     try:
         renderer.validate("sms", name, locale, context)
         body = renderer.render_sms(name, locale, context)
-        check_sms(body, template=name, locale=locale, max_segments=max_segments, needs_opt_out=needs_opt_out)
+        check_sms(body, template=name, locale=locale, max_segments=max_segments, needs_opt_out=needs_opt_out,
+                  templates_dir=renderer.templates_dir)
     except TemplateProblem as problem:
         problems.append(_problem(problem))
     except ComposeError as exc:
-        problems.append(f"{path}: {exc}")
+        line = _last_line(renderer.templates_dir / renderer.sms_path(name, locale)) \
+            if exc.reason == "no_opt_out" else None
+        problems.append(f"{path}" + (f":{line}" if line else "") + f": {exc}")
     except ValueError as exc:  # a bad name or locale tag
         problems.append(f"{path}: {exc}")
 
@@ -186,7 +203,9 @@ def validate_templates(renderer: Renderer, *, policy: Any = None, settings: Sett
     * the policy's SMS steps, in every locale a step serves: renders, ends with
       the opt-out instruction, at most ``sms_max_segments`` segments;
     * the policy's email steps: renders, a subject, the unsubscribe link in the
-      text and the HTML part.
+      text and the HTML part;
+    * every SMS locale folder, and every locale a policy SMS step serves, has a
+      usable ``locale.yaml`` with its opt-out wording (:mod:`bot.messages.locales`).
 
     Raises :class:`TemplateCheckError` listing every problem with its file.
     """
@@ -216,5 +235,19 @@ def validate_templates(renderer: Renderer, *, policy: Any = None, settings: Sett
                            problems)
                 else:
                     _check_email(renderer, step.template, locale, problems)
+    for locale in _sms_locales(renderer, policy):
+        problems.extend(check_locale_file(renderer.templates_dir, locale))
     if problems:
         raise TemplateCheckError(list(dict.fromkeys(problems)), directory=renderer.templates_dir)
+
+
+def _sms_locales(renderer: Renderer, policy: Any) -> list[str]:
+    """Locales whose opt-out wording is checked: every folder under ``sms/`` and every
+    locale a policy SMS step serves (it must have a folder, with its ``locale.yaml``)."""
+    root = renderer.templates_dir / "sms"
+    found = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    if policy is not None:
+        for _arm, step in policy.steps():
+            if step.channel == "sms":
+                found.extend(sorted(step.when.locales) if step.when.locales is not None else policy.locales)
+    return list(dict.fromkeys(found))

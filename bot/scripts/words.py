@@ -11,7 +11,8 @@ whose language has no list here cannot be loaded; add one in a reviewed change.
   reworded prompt, a miss costs a disclosure to a stranger.
 * ``KEYPAD_WORDS``: a keypad prompt must say that keys are used ("press", "按", "누르").
 
-English words match as whole words (so the list spells out plurals and other forms);
+English, Spanish and French words match as whole words (so the list spells out plurals
+and other forms);
 Chinese and Korean ones match anywhere in the text (no spaces between words).
 """
 
@@ -39,15 +40,30 @@ DEBT_WORDS: dict[str, tuple[str, ...]] = {
         "빚", "채무", "채권", "대출", "빌린", "연체", "상환", "납부", "결제", "금액", "추심", "미납", "만기", "청구",
         "잔액", "잔금", "계좌", "할부", "이자", "원금", "신용", "갚", "돈",
     ),
+    "es": (
+        "deuda", "deudas", "deudor", "préstamo", "préstamos", "prestamo", "prestar", "prestado", "debe", "debes",
+        "deber", "adeuda", "adeudo", "cobro", "cobros", "cobrar", "cobranza", "cobranzas", "cobrador", "vencido",
+        "vencida", "vencimiento", "vence", "venció", "atraso", "atrasado", "mora", "saldo", "pendiente", "pago",
+        "pagos", "pagar", "pague", "pagó", "pagado", "pagando", "abono", "cuota", "cuotas", "monto", "importe",
+        "factura", "cuenta", "crédito", "credito", "dinero", "plazo",
+    ),
+    "fr": (
+        "dette", "dettes", "débiteur", "prêt", "prêts", "pret", "emprunt", "emprunté", "dû", "due", "dus", "doit",
+        "devez", "recouvrement", "recouvrer", "créance", "créancier", "retard", "impayé", "impayée", "échéance",
+        "échu", "solde", "paiement", "paiements", "payer", "payez", "payé", "remboursement", "rembourser",
+        "versement", "versements", "montant", "facture", "compte", "crédit", "argent",
+    ),
 }
 
 KEYPAD_WORDS: dict[str, tuple[str, ...]] = {
     "en": ("press", "enter", "keypad", "key"),
     "zh": ("按", "输入", "键"),
     "ko": ("누르", "눌러", "입력", "버튼"),
+    "es": ("presione", "marque", "oprima", "teclado", "tecla"),
+    "fr": ("appuyez", "composez", "clavier", "touche"),
 }
 
-_SPACED = frozenset({"en"})
+_SPACED = frozenset({"en", "es", "fr"})
 
 
 def language_of(locale: str) -> str:
@@ -59,7 +75,7 @@ def _pattern(language: str, extra: tuple[str, ...]) -> re.Pattern[str]:
     words = sorted({*DEBT_WORDS[language], *extra}, key=len, reverse=True)
     body = "|".join(re.escape(w.lower()) for w in words)
     if language in _SPACED:
-        return re.compile(rf"(?<![a-z0-9_])(?:{body})(?![a-z0-9_])")
+        return re.compile(rf"(?<![\w])(?:{body})(?![\w])")
     return re.compile(body)
 
 
@@ -75,5 +91,5 @@ def debt_words_in(text: str, language: str, extra: Iterable[str] = ()) -> list[s
 def has_keypad_word(text: str, language: str) -> bool:
     lowered = text.lower()
     if language in _SPACED:
-        return any(re.search(rf"(?<![a-z_]){re.escape(w)}", lowered) for w in KEYPAD_WORDS[language])
+        return any(re.search(rf"(?<![\w]){re.escape(w)}", lowered) for w in KEYPAD_WORDS[language])
     return any(w in lowered for w in KEYPAD_WORDS[language])

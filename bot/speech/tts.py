@@ -57,9 +57,13 @@ VOICES: dict[str, str] = {
     "zh-TW": "cmn",
     "zh-HK": "yue",
     "ko-KR": "ko",
+    "es-US": "es-419",
+    "es-MX": "es-419",
+    "es-ES": "es",
     "en": "en-us",
     "zh": "cmn",
     "ko": "ko",
+    "es": "es-419",
 }
 
 

@@ -46,6 +46,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -315,7 +316,7 @@ class CallService:
                 call.state = {"call": {"turn": 0, "seq": 0, "plan": plan.to_json(), "listening": False}}
                 return plan
             machine = bool(answered_by and answered_by.startswith("machine"))
-            script = load_script(call.script, call.locale)
+            script = load_script(call.script, call.locale, scripts_dir=self.settings.voice_scripts_dir)
             speech = self.speech_available(call.locale)
             call.speech = speech
             context = self._context(session, call, attempt, now, speech)
@@ -531,7 +532,7 @@ class CallService:
             seq = int(extra.get("seq", 0)) + 1
             intent, promise_date = answer.intent.value if answer.intent else None, answer.promise_date
             if answer.source == "dtmf":  # the keys' meaning at this node: the turn records it as speech's
-                intent, promise_date = _keypad_meaning(call, answer.digits)
+                intent, promise_date = _keypad_meaning(call, answer.digits, self.settings.voice_scripts_dir)
             _add_turn(session, call, seq, speaker="borrower", node=(call.state or {}).get("node"), at=now,
                       source=answer.source, text=text if answer.source == "speech" else (answer.digits or None),
                       confidence=answer.confidence, intent=intent, promise_date=promise_date,
@@ -546,7 +547,7 @@ class CallService:
                 call.recording_dir = f"{media.RECORDINGS}/{call.id}"
             if self._paid_now(session, call, attempt):
                 return self._paid_end(session, call, attempt, seq, now)
-            script = load_script(call.script, call.locale)
+            script = load_script(call.script, call.locale, scripts_dir=self.settings.voice_scripts_dir)
             state = CallState.from_json(call.state)
             # What the bot may do to confirm a promise, as it is now (the borrower may have
             # texted STOP during the call): the next prompts say only that.
@@ -607,7 +608,7 @@ class CallService:
             elif not call.state.get("ended"):
                 from bot.scripts import CallState, HungUp, load_script, step
 
-                script = load_script(call.script, call.locale)
+                script = load_script(call.script, call.locale, scripts_dir=self.settings.voice_scripts_dir)
                 state, actions = step(script, CallState.from_json(call.state), HungUp())
                 extra = dict(call.state.get("call") or {})
                 if attempt is not None:
@@ -951,7 +952,8 @@ def _flag(call: CallSession, reason: str) -> None:
     call.flagged = True
 
 
-def _keypad_meaning(call: CallSession, digits: str | None) -> tuple[str | None, date | None]:
+def _keypad_meaning(call: CallSession, digits: str | None,
+                    scripts_dir: Path | None = None) -> tuple[str | None, date | None]:
     """(intent, promise date) of keypad digits at the call's current node, as the script reads
     them (``bot.scripts.understood``); (None, None) when they mean nothing there."""
     from bot.scripts import CallState, Heard, load_script, understood
@@ -959,7 +961,7 @@ def _keypad_meaning(call: CallSession, digits: str | None) -> tuple[str | None, 
     if not call.state or "node" not in call.state:
         return None, None
     state = CallState.from_json(call.state)
-    meaning = understood(load_script(call.script, call.locale), state,
+    meaning = understood(load_script(call.script, call.locale, scripts_dir=scripts_dir), state,
                          Heard(intent=Intent.OTHER, source="dtmf", digits=digits))
     return (meaning[0].value, meaning[1]) if meaning else (None, None)
 
