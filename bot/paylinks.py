@@ -31,8 +31,8 @@ from typing import Any
 
 import jwt
 
-__all__ = ["ISSUER", "AUDIENCE", "PaymentClaim", "decode_code", "make_code", "make_token", "payment_url",
-           "read_token", "short_url"]
+__all__ = ["ISSUER", "AUDIENCE", "PaymentClaim", "decode_code", "lender_url", "link_ttl", "make_code", "make_token",
+           "payment_url", "read_token", "short_url"]
 
 ISSUER = "lender-reminder-bot"
 AUDIENCE = "payment"
@@ -85,6 +85,19 @@ def read_token(secret: str, token: str, *, now: datetime) -> PaymentClaim | None
 def payment_url(template: str, token: str) -> str:
     """The lender's URL for this token (``{token}`` in the template replaced)."""
     return template.replace("{token}", token)
+
+
+def link_ttl(settings: Any) -> timedelta:
+    """How long a link works after its attempt was created (``payment_link_ttl_days``)."""
+    return timedelta(days=settings.payment_link_ttl_days)
+
+
+def lender_url(settings: Any, *, installment_id: str, loan_id: str, attempt_id: int, issued_at: datetime) -> str:
+    """The lender's payment page for one attempt's installment: the message's long link, and
+    where a short link redirects (the same token, issued as of the attempt's creation)."""
+    token = make_token(settings.payment_link_secret, installment_id=installment_id, loan_id=loan_id,
+                       attempt_id=attempt_id, issued_at=issued_at, ttl=link_ttl(settings))
+    return payment_url(settings.payment_url_template, token)
 
 
 def _mac(secret: str, attempt_id: int) -> bytes:

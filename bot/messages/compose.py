@@ -18,7 +18,7 @@ from __future__ import annotations
 import html as html_lib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -36,7 +36,7 @@ from bot.messages.unsubscribe import (
     make_unsubscribe_token,
     unsubscribe_url,
 )
-from bot.paylinks import make_code, make_token, payment_url, short_url
+from bot.paylinks import lender_url, make_code, short_url
 from bot.ledger import OPEN, OUTSTANDING
 from bot.rendering import Renderer, first_name, money, reminder_context
 
@@ -529,9 +529,8 @@ def payment_link(settings: Settings, attempt: AttemptLike, loan_id: str, at: dat
     issued = getattr(attempt, "created_at", None) or at or attempt.next_attempt_at
     if issued is None:
         return ""
-    token = make_token(settings.payment_link_secret, installment_id=attempt.installment_id, loan_id=loan_id,
-                       attempt_id=attempt.id, issued_at=issued, ttl=timedelta(days=settings.payment_link_ttl_days))
-    return payment_url(settings.payment_url_template, token)
+    return lender_url(settings, installment_id=attempt.installment_id, loan_id=loan_id, attempt_id=attempt.id,
+                      issued_at=issued)
 
 
 def _sms(attempt: AttemptLike, template: str, locale: str, body: str, settings: Settings, renderer: Renderer, *,

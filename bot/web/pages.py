@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from html import escape
+from typing import Protocol
 
 __all__ = ["PAGE_HEADERS", "PageText", "page", "texts_for"]
 
@@ -72,7 +73,20 @@ def texts_for(locale: str | None) -> PageText:
     return _TEXTS.get(language, _TEXTS["en"])
 
 
-def page(text: PageText, message: str, *, form: bool = False, **values: str) -> str:
+class Titled(Protocol):
+    """What :func:`page` reads of a page's texts (``button`` only with ``form``)."""
+
+    @property
+    def lang(self) -> str: ...
+
+    @property
+    def title(self) -> str: ...
+
+    @property
+    def button(self) -> str: ...
+
+
+def page(text: Titled, message: str, *, form: bool = False, **values: str) -> str:
     """A complete HTML page: the title, ``message`` filled with escaped ``values`` and, with
     ``form``, the one-click button (a POST of ``List-Unsubscribe=One-Click`` to this same URL)."""
     body = escape(message).format(**{k: escape(v) for k, v in values.items()})

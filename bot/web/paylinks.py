@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from html import escape
+from datetime import datetime
 
 from fastapi import APIRouter
 from sqlalchemy import select
@@ -29,9 +28,9 @@ from bot.config import Settings
 from bot.db import Database
 from bot.db.models import AuditEvent, Borrower, ContactAttempt, Installment
 from bot.events import emit
-from bot.paylinks import decode_code, make_token, payment_url
+from bot.paylinks import decode_code, lender_url, link_ttl
 from bot.web.context import web_context
-from bot.web.pages import PAGE_HEADERS
+from bot.web.pages import PAGE_HEADERS, page
 
 __all__ = ["router"]
 
@@ -48,6 +47,7 @@ class _Texts:
     paid: str
     expired: str  # {lender_phone}
     invalid: str
+    button: str = ""  # these pages have no form
 
 
 _TEXTS = {
@@ -64,12 +64,7 @@ _TEXTS = {
 
 def _page(status: int, locale: str | None, message: str, **values: str) -> HTMLResponse:
     texts = _TEXTS.get((locale or "en").split("-")[0].lower(), _TEXTS["en"])
-    body = escape(getattr(texts, message)).format(**{k: escape(v) for k, v in values.items()})
-    html = (f'<!doctype html><html lang="{texts.lang}"><head><meta charset="utf-8">'
-            '<meta name="viewport" content="width=device-width, initial-scale=1"><meta name="robots" content="noindex">'
-            f"<title>{escape(texts.title)}</title></head><body><h1>{escape(texts.title)}</h1><p>{body}</p>"
-            "</body></html>")
-    return HTMLResponse(html, status_code=status, headers=PAGE_HEADERS)
+    return HTMLResponse(page(texts, getattr(texts, message), **values), status_code=status, headers=PAGE_HEADERS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +87,7 @@ def _click(db: Database, settings: Settings, attempt_id: int, now: datetime) -> 
         if row is None or not settings.payment_url_template:
             return _Click("unknown")
         borrower_id, installment_id, loan_id, created_at, locale, covered, due = row
-        ttl = timedelta(days=settings.payment_link_ttl_days)
-        if now >= created_at + ttl:
+        if now >= created_at + link_ttl(settings):
             outcome = "expired"
         elif covered >= due:
             outcome = "paid"
@@ -108,9 +102,8 @@ def _click(db: Database, settings: Settings, attempt_id: int, now: datetime) -> 
                    "outcome": outcome, "clicked_at": now.isoformat().replace("+00:00", "Z")})
         if outcome != "redirect":
             return _Click(outcome, locale)
-        token = make_token(settings.payment_link_secret, installment_id=installment_id, loan_id=loan_id or "",
-                           attempt_id=attempt_id, issued_at=created_at, ttl=ttl)
-        return _Click("redirect", locale, payment_url(settings.payment_url_template, token))
+        return _Click("redirect", locale, lender_url(settings, installment_id=installment_id, loan_id=loan_id or "",
+                                                     attempt_id=attempt_id, issued_at=created_at))
 
 
 @router.get("/p/{code}")
