@@ -244,7 +244,6 @@ def _settle_chunk(conn: Connection, ids: list[str], at: datetime) -> dict[str, L
     out: dict[str, LoanSettlement] = {}
     loan_updates: list[dict[str, Any]] = []
     cover_updates: list[dict[str, Any]] = []
-    newly_paid: list[str] = []
     for loan_id, borrower_id, currency, old_stated, old_stated_at, old_credit in loans:
         installments = rows.get(loan_id, [])
         stated = sum(r[3] for r in installments)
@@ -264,7 +263,6 @@ def _settle_chunk(conn: Connection, ids: list[str], at: datetime) -> dict[str, L
                 cover_updates.append({"b_id": cover.installment_id, "b_covered": cover.covered_minor, "b_at": at})
                 if cover.paid and old < cover.amount_due_minor:
                     settlement.newly_paid.append(cover.installment_id)
-        newly_paid.extend(settlement.newly_paid)
         if changed_statement or credit != old_credit:
             loan_updates.append({"b_id": loan_id, "b_stated": stated, "b_stated_at": stated_at, "b_credit": credit})
         out[loan_id] = settlement
@@ -272,11 +270,11 @@ def _settle_chunk(conn: Connection, ids: list[str], at: datetime) -> dict[str, L
         conn.execute(_WRITE_COVER, cover_updates)
     if loan_updates:
         conn.execute(_WRITE_LOAN, loan_updates)
-    _cancel_paid(conn, out, newly_paid, at)
+    _cancel_paid(conn, out, at)
     return out
 
 
-def _cancel_paid(conn: Connection, settled: dict[str, LoanSettlement], newly_paid: list[str], at: datetime) -> None:
+def _cancel_paid(conn: Connection, settled: dict[str, LoanSettlement], at: datetime) -> None:
     """Cancel the waiting attempts about what is now paid (see the module docstring)."""
     by_installment: dict[str, str] = {}
     for s in settled.values():

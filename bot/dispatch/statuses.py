@@ -112,13 +112,17 @@ async def fetch_call_statuses(lookup: StatusLookup, due: Sequence[tuple[int, str
 
 
 def touch(session: Session, attempt_ids: Sequence[int], now: datetime) -> None:
-    """Mark attempts as checked now (the next check waits ``status_check_after_minutes`` again)."""
+    """Lock these attempts (the lock order) and mark them checked now."""
+    lock_ids(session, ContactAttempt, sorted(attempt_ids))
+    _mark_checked(session, attempt_ids, now)
+
+
+def _mark_checked(session: Session, attempt_ids: Sequence[int], now: datetime) -> None:
+    """Checked now: the next check waits ``status_check_after_minutes`` again (rows already locked)."""
     ids = sorted(attempt_ids)
-    if not ids:
-        return
-    lock_ids(session, ContactAttempt, ids)
-    session.execute(update(ContactAttempt).where(ContactAttempt.id.in_(ids), ContactAttempt.updated_at < now)
-                    .values(updated_at=now).execution_options(synchronize_session=False))
+    if ids:
+        session.execute(update(ContactAttempt).where(ContactAttempt.id.in_(ids), ContactAttempt.updated_at < now)
+                        .values(updated_at=now).execution_options(synchronize_session=False))
 
 
 async def twilio_call_status(client: Any, sid: str) -> dict[str, str] | None:
@@ -158,13 +162,7 @@ def record_statuses(session: Session, checked: Sequence[Checked], now: datetime)
         if c.status in STATUS_RANK:
             moved += apply_status(session, message_sid=c.provider_id, status=c.status, error_code=c.error_code,
                                   attempt_id=c.attempt_id, at=now).applied
-    answered = sorted(c.attempt_id for c in checked if c.status is not None)
-    if not answered:
-        return moved
-    session.execute(  # checked: the next check waits status_check_after_minutes again
-        update(ContactAttempt).where(ContactAttempt.id.in_(answered),
-                                     ContactAttempt.updated_at < now)
-        .values(updated_at=now).execution_options(synchronize_session=False))
+    _mark_checked(session, [c.attempt_id for c in checked if c.status is not None], now)
     return moved
 
 

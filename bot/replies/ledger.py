@@ -29,20 +29,17 @@ from bot.ledger import OPEN, OUTSTANDING
 
 __all__ = ["owed_by_loan", "owed_on_loan", "paid_on_loan", "to_minor", "has_outstanding"]
 
-_OUTSTANDING = OUTSTANDING
-_OPEN = OPEN
-
 
 def owed_on_loan(session: Session, loan_id: str, through: date) -> int:
     """What the loan owes through ``through`` (see the module docstring)."""
     due = session.scalar(
-        select(func.coalesce(func.sum(_OUTSTANDING), 0))
-        .where(Installment.loan_id == loan_id, _OPEN, Installment.due_date <= through)
+        select(func.coalesce(func.sum(OUTSTANDING), 0))
+        .where(Installment.loan_id == loan_id, OPEN, Installment.due_date <= through)
     )
     if due:
         return int(due)
     upcoming = session.scalar(
-        select(_OUTSTANDING).where(Installment.loan_id == loan_id, _OPEN)
+        select(OUTSTANDING).where(Installment.loan_id == loan_id, OPEN)
         .order_by(Installment.due_date, Installment.id).limit(1)
     )
     return int(upcoming or 0)
@@ -53,7 +50,7 @@ def owed_by_loan(session: Session, borrower_id: str, through: date) -> dict[str,
     loans = session.scalars(
         select(Installment.loan_id).distinct()
         .join(Loan, Loan.id == Installment.loan_id)
-        .where(Loan.borrower_id == borrower_id, _OPEN)
+        .where(Loan.borrower_id == borrower_id, OPEN)
     ).all()
     return {loan_id: owed for loan_id in sorted(loans) if (owed := owed_on_loan(session, loan_id, through))}
 
@@ -62,7 +59,7 @@ def has_outstanding(session: Session, loan_ids: list[str]) -> bool:
     """Whether any installment of these loans is still outstanding."""
     if not loan_ids:
         return False
-    return session.scalar(select(Installment.id).where(Installment.loan_id.in_(loan_ids), _OPEN).limit(1)) is not None
+    return session.scalar(select(Installment.id).where(Installment.loan_id.in_(loan_ids), OPEN).limit(1)) is not None
 
 
 def paid_on_loan(session: Session, loan_ids: list[str], since: datetime, until: datetime) -> int:
