@@ -24,6 +24,7 @@ from bot.api.portfolio import IdempotencyHeader
 from bot.errors import NotFoundError, UsageError
 from bot.events import EVENT_TYPES
 from bot.events.subscriptions import (
+    DeliveryView,
     add_subscription,
     list_deliveries,
     list_subscriptions,
@@ -69,23 +70,8 @@ class SubscriptionList(BaseModel):
     subscriptions: list[Subscription]
 
 
-class Delivery(BaseModel):
-    id: int
-    event: str
-    type: str
-    subscription_id: int
-    borrower_id: str | None
-    status: str
-    tries: int
-    next_attempt_at: datetime | None
-    last_error: str | None
-    last_status_code: int | None
-    created_at: datetime | None
-    delivered_at: datetime | None
-
-
 class DeliveryList(BaseModel):
-    deliveries: list[Delivery]
+    deliveries: list[DeliveryView]  # the service's own view is the schema
 
 
 class Replayed(BaseModel):
