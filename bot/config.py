@@ -163,6 +163,17 @@ class Settings(BaseSettings):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
 
+    @field_validator("payment_url_template")
+    @classmethod
+    def _payment_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        if value.count("{token}") != 1:
+            raise ValueError("must hold {token} once, where the signed token goes")
+        return value
+
     @field_validator("default_country")
     @classmethod
     def _country(cls, value: str) -> str:

@@ -180,3 +180,15 @@ def test_a_click_is_an_event_for_the_lender(db: Database, web: WebHarness, attem
         [(kind, borrower, data)] = s.execute(select(OutboxEvent.type, OutboxEvent.borrower_id, OutboxEvent.data)).all()
     assert (kind, borrower) == ("payment_link.clicked", "B1")
     assert data["attempt_id"] == attempt.id and data["outcome"] == "redirect" and data["installment_id"] == "B1-L1-I1"
+
+
+@pytest.mark.parametrize(("template", "message"), [
+    ("pay.example.com/{token}", "must start with http:// or https://"),
+    ("https://pay.example.com/checkout", "must hold {token} once"),
+    ("https://pay.example.com/{token}/{token}", "must hold {token} once"),
+])
+def test_a_payment_url_template_without_its_token_is_refused(run_bot, template: str, message: str) -> None:
+    result = run_bot("init", env={"BOT_PAYMENT_URL_TEMPLATE": template})
+    assert result.exit_code == 2
+    assert "BOT_PAYMENT_URL_TEMPLATE" in result.output.upper() or "payment_url_template" in result.output
+    assert message in result.output
