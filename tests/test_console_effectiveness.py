@@ -127,8 +127,13 @@ def test_the_page_shows_the_hand_worked_figures_and_equals_the_report(world: Wor
         assert cells["promised_minor"] == money(m["promised_minor"], m["currency"])
         assert cells["cost_minor"] == money(m["cost_minor"], m["cost_currency"])
 
-    weeks = _rows(html, "week")  # 2026-11-22 is a Sunday (W47), the rest W48
-    assert list(weeks) == ["2026-W47", "2026-W48"] or list(weeks) == ["2026-W48"]
+    # The trend: every event falls in ISO week 48 (11-23 to 11-29); as the report by week has it.
+    weeks = _rows(html, "week")
+    assert weeks == {"2026-W48": {"contacts": "5", "reached": "2", "promises": "3", "kept": "1",
+                                  "recovered": f"{money(0, 'CNY')}, $100.00"}}
+    by_week = vic.get("/console/api/effectiveness", params={"by": "week"}).json()
+    for name in ("contacts", "reached", "promises", "kept"):
+        assert weeks["2026-W48"][name] == str(sum(g["metrics"][name] for g in by_week["groups"]))
     assert "<svg" in html and 'class="chart funnel"' in html and "style=" not in html
 
 
@@ -194,6 +199,11 @@ def test_the_dashboard_shows_broken_promises_kept_rate_and_amounts(world: World)
     assert (api["promises"], api["kept"], api["broken"], api["kept_rate"]) == (3, 1, 1, 0.5)
     assert api["currencies"] == [{"currency": "CNY", "promised_minor": 8_800, "recovered_minor": 0},
                                  {"currency": "USD", "promised_minor": 15_000, "recovered_minor": 10_000}]
+    totals = vic.get("/console/api/effectiveness").json()["totals"]  # the report's totals, same days
+    assert {k: api[k] for k in ("promises", "kept", "broken", "kept_rate", "payments")} == \
+        {k: totals[k] for k in ("promises", "kept", "broken", "kept_rate", "payments")}
+    assert api["currencies"] == [{k: c[k] for k in ("currency", "promised_minor", "recovered_minor")}
+                                 for c in totals["currencies"]]
 
 
 EXPERIMENT_POLICY = """\
