@@ -250,3 +250,10 @@ def test_the_experiment_block_shows_the_experiment_status(world: World, tmp_path
     world.server.use(console_settings(world.settings.media_dir, policy_file=later), world.db, world.clock)
     block = vic.get("/console/effectiveness").text.split('id="experiment"')[1]
     assert "starts on 2026-12-01, after 2026-11-28" in block
+    # A policy that cannot be read: the figures still show, the page says why the experiment does not.
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("version: 1\nexperiment: [\n", encoding="utf-8")
+    world.server.use(console_settings(world.settings.media_dir, policy_file=broken), world.db, world.clock)
+    response = vic.get("/console/effectiveness")
+    assert response.status_code == 200 and 'id="groups"' in response.text
+    assert 'id="experiment-unavailable"' in response.text and 'id="experiment"' not in response.text

@@ -232,20 +232,19 @@ def _effectiveness_filters(ctx: WebContext, request: Request) -> EffectivenessFi
     return parse_effectiveness_filters(dict(request.query_params), _today(ctx), DIMENSIONS)
 
 
-def _policy(ctx: WebContext) -> Any:
-    s = ctx.settings
-    return queries.cached_policy(str(s.policy_file) if s.policy_file else None, str(s.templates_dir),
-                           str(s.voice_scripts_dir))
-
-
 def _effectiveness(ctx: WebContext, filters: EffectivenessFilters) -> dict[str, Any]:
+    s = ctx.settings
+    policy, policy_error = None, None
     try:
-        policy = _policy(ctx)
-    except Exception as exc:  # the figures still show; the experiment block says why it is missing
-        log.warning("effectiveness page: the policy could not be loaded (%s)", type(exc).__name__)
-        policy = None
+        policy = queries.cached_policy(str(s.policy_file) if s.policy_file else None, str(s.templates_dir),
+                                       str(s.voice_scripts_dir))
+    except Exception as exc:  # the figures still show; the page says the experiment's status is missing
+        policy_error = type(exc).__name__
+        log.warning("effectiveness page: the policy could not be loaded (%s)", policy_error)
     with ctx.db.session() as session:
-        return eff.page(session, ctx.settings, filters, policy=policy, today=_today(ctx))
+        data = eff.page(session, s, filters, policy=policy, today=_today(ctx))
+    data["policy_error"] = policy_error
+    return data
 
 
 @router.get("/console/effectiveness")
