@@ -22,6 +22,7 @@ __all__ = [
     "EffectivenessFilters",
     "InvalidInput",
     "KNOWN_OUTCOMES",
+    "NO_GROUPING",
     "REVEAL_FIELDS",
     "TaskFilters",
     "borrower_id",
@@ -252,8 +253,8 @@ class EffectivenessFilters:
     def form_values(self) -> dict[str, str]:
         return {"from": self.date_from.isoformat(), "to": self.date_to.isoformat(), "by": self.by}
 
-    def query(self, by: str | None = None) -> str:
-        return _query({**self.form_values(), **({"by": by} if by else {})})
+    def query(self) -> str:
+        return _query(dict(self.form_values()))
 
 
 def default_report_window(today: date, days: int = 7) -> tuple[date, date]:

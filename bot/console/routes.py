@@ -29,6 +29,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Redire
 from bot.console import actions, queries
 from bot.console import effectiveness as eff
 from bot.console.filters import (
+    NO_GROUPING,
     REVEAL_FIELDS,
     EffectivenessFilters,
     InvalidInput,
@@ -250,7 +251,7 @@ def _effectiveness(ctx: WebContext, filters: EffectivenessFilters) -> dict[str, 
 @router.get("/console/effectiveness")
 def effectiveness_page(request: Request, user: SignedIn = Depends(viewer)) -> HTMLResponse:
     ctx = _ctx(request)
-    options = ["total", *DIMENSIONS]
+    options = [NO_GROUPING, *DIMENSIONS]
     try:
         filters = _effectiveness_filters(ctx, request)
     except InvalidInput as exc:
