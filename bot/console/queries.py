@@ -50,6 +50,7 @@ __all__ = [
     "Page",
     "borrower_page",
     "call_outcomes",
+    "cached_policy",
     "dashboard",
     "day_bounds",
     "list_audit",
@@ -605,7 +606,8 @@ def borrower_page(session: Session, borrower_id: str, at: datetime, *, default_t
 
 
 @lru_cache(maxsize=8)
-def _policy(policy_file: str | None, templates_dir: str | None, scripts_dir: str | None = None) -> Any:
+def cached_policy(policy_file: str | None, templates_dir: str | None, scripts_dir: str | None = None) -> Any:
+    """The treatment policy, loaded (and its templates checked) once per file for the process."""
     from bot.policy import load_policy
 
     return load_policy(policy_file, templates_dir=templates_dir, scripts_dir=scripts_dir)
@@ -629,7 +631,7 @@ def why_not_today(session: Session, borrower_id: str, at: datetime, *, default_t
     from bot.scheduler.explain import explain
 
     try:
-        policy = _policy(str(policy_file) if policy_file else None, str(templates_dir) if templates_dir else None,
+        policy = cached_policy(str(policy_file) if policy_file else None, str(templates_dir) if templates_dir else None,
                          str(scripts_dir) if scripts_dir else None)
         options: dict[str, Any] = {}
         if compliance_file:
