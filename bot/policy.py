@@ -39,6 +39,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
 from bot.errors import ConfigError
+from bot.policy_risk import RiskCondition, RiskWhenFields, build_condition
 from bot.rendering import Renderer, TemplateProblem, babel_locale
 from bot.scripts import ScriptError, validate_all
 from bot.scripts.yamlmarks import Lines, read_yaml
@@ -86,9 +87,10 @@ class Conditions:
     min_outstanding_minor: int = 0
     locales: frozenset[str] | None = None  # None: every locale of the policy
     no_conversation_within_days: int | None = None  # skip after a recent conversation
+    risk: RiskCondition | None = None  # segments and risk score band (bot.policy_risk)
 
     def describe(self) -> list[str]:
-        out = []
+        out = self.risk.describe() if self.risk is not None else []
         if self.min_outstanding_minor:
             out.append(f"outstanding >= {self.min_outstanding_minor} minor units")
         if self.locales is not None:
@@ -209,6 +211,11 @@ class Policy:
             for step in ladder.steps:
                 yield arm, step
 
+    @property
+    def uses_risk(self) -> bool:
+        """Whether a step has a segment or risk score condition (the planner then loads bot.risk facts)."""
+        return any(step.when.risk is not None for _arm, step in self.steps())
+
 
 # --- file schema (pydantic) -------------------------------------------------------
 
@@ -219,7 +226,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class _When(_Strict):
+class _When(RiskWhenFields, _Strict):
     min_outstanding_minor: Annotated[StrictInt, Field(ge=0)] = 0
     locales: list[StrictStr] | None = None
     no_conversation_within_days: Annotated[StrictInt, Field(ge=1, le=90)] | None = None
@@ -411,6 +418,8 @@ class _Builder:
                 min_outstanding_minor=raw.when.min_outstanding_minor,
                 locales=frozenset(raw.when.locales) if raw.when.locales is not None else None,
                 no_conversation_within_days=raw.when.no_conversation_within_days,
+                risk=build_condition(raw.when, lambda key, message, at=step_path: self.error(
+                    (*at, "when", *key), message)),
             )
             steps.append(Step(raw.day, raw.channel, content, when, line))
         steps.sort(key=lambda s: s.day)

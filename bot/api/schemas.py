@@ -52,6 +52,8 @@ class BorrowerIn(_In):
     consent_sms: bool
     consent_voice: bool
     consent_email: bool
+    risk_score: int | None = Field(default=None, description="The lender's risk score, 0-1000 (higher is riskier).")
+    segment: Short | None = Field(default=None, description="The lender's segment, e.g. prime.")
 
 
 class LoanIn(_In):
@@ -64,6 +66,10 @@ class LoanIn(_In):
     principal: Short = Field(description="Decimal amount in the currency, e.g. 1200.00.")
     currency: Short = Field(description="ISO 4217, e.g. USD.")
     opened_on: Short = Field(description="YYYY-MM-DD.")
+    risk_score: int | None = Field(default=None, description="The lender's risk score for this loan, 0-1000; "
+                                   "overrides the borrower's.")
+    segment: Short | None = Field(default=None, description="The lender's segment for this loan; overrides the "
+                                  "borrower's.")
 
 
 class InstallmentIn(_In):

@@ -8,8 +8,8 @@ policy, :func:`decide_batch` places every installment:
    else the configured default);
 2. the borrower's policy arm and the step current at that offset (one step per
    installment; never a backlog of earlier steps);
-3. the step's conditions (minimum outstanding amount, locales, no recent
-   conversation);
+3. the step's conditions (minimum outstanding amount, the lender's segment and
+   the risk score band (bot.policy_risk), locales, no recent conversation);
 4. grouping: one contact per borrower and channel per run; the oldest installment
    (earliest due date, then id) carries it and the others are *attached* (listed in
    the carrier's decision under ``covers``); human steps open one hand-off task per
@@ -34,6 +34,7 @@ from bot.compliance.types import Decision, HistoryEntry, StopState, Subject
 from bot.compliance.zones import resolve_zones
 from bot.domain import AttemptStatus, Channel, ContactOutcome
 from bot.policy import Policy, Step, step_label
+from bot.risk import RiskFacts
 
 CheckFn = Callable[..., Decision]
 Context = tuple[Subject, list[HistoryEntry], StopState]
@@ -116,6 +117,7 @@ class Placement:
     contact: PlannedContact | None = None
     task: PlannedTask | None = None
     attached_to: str | None = None  # the carrier's dedupe key
+    risk: dict[str, Any] | None = None  # a step with risk conditions: the segment/score compared, what held
 
 
 # --- local dates -------------------------------------------------------------------
@@ -181,17 +183,21 @@ def decide_batch(
     check: CheckFn,
     dates: LocalDates,
     check_options: Mapping[str, Any] | None = None,
+    risk: Mapping[str, RiskFacts] | None = None,
 ) -> list[Placement]:
     """Place every row (see the module docstring).  ``contexts`` must hold every
     borrower of ``rows`` that has a current step; others are skipped with
-    :data:`SKIP_NO_CONTEXT`."""
-    placements = place(rows, policy=policy, dates=dates)
+    :data:`SKIP_NO_CONTEXT`.  ``risk`` holds the borrowers' bot.risk facts when the
+    policy has risk conditions."""
+    placements = place(rows, policy=policy, dates=dates, risk=risk)
     plan_placements(placements, contexts, policy=policy, at=at, check=check, check_options=check_options)
     return placements
 
 
-def place(rows: Iterable[InstallmentRow], *, policy: Policy, dates: LocalDates) -> list[Placement]:
-    """Steps 1-2 and the amount condition: needs no compliance context."""
+def place(rows: Iterable[InstallmentRow], *, policy: Policy, dates: LocalDates,
+          risk: Mapping[str, RiskFacts] | None = None) -> list[Placement]:
+    """Steps 1-2, the amount and the risk conditions: needs no compliance context.
+    ``risk``: the borrowers' bot.risk facts (a borrower without any: no segment, score 0)."""
     out: list[Placement] = []
     arms: dict[str, str] = {}
     horizon = policy.horizon_days
@@ -208,6 +214,8 @@ def place(rows: Iterable[InstallmentRow], *, policy: Policy, dates: LocalDates) 
             p.skip = SKIP_NO_STEP
         elif step.when.min_outstanding_minor and row.outstanding_minor < step.when.min_outstanding_minor:
             p.skip = SKIP_MIN_OUTSTANDING
+        elif step.when.risk is not None:
+            p.skip, p.risk = step.when.risk.evaluate(risk.get(row.borrower_id) if risk else None, row.loan_id)
         out.append(p)
     return out
 
@@ -318,6 +326,8 @@ def _contact(p: Placement, ctx: Context, *, policy: Policy, at: datetime, check:
         "zone": p.zone,
         "locale": locale,
     }
+    if p.risk is not None:
+        payload["planner"]["risk"] = p.risk
     return PlannedContact(
         dedupe_key=attempt_key(p.row.installment_id, p.arm, step.day, step.channel),
         borrower_id=p.row.borrower_id,

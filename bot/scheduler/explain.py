@@ -35,6 +35,8 @@ from bot.scheduler.decide import (
     place,
     plan_placements,
 )
+from bot.policy_risk import SKIP_RISK_SCORE, SKIP_SEGMENT
+from bot.risk import early_warning, load_facts
 from bot.scheduler.planner import default_check, history_since, selection
 
 
@@ -60,7 +62,8 @@ def explain(
     load = load_contexts or default_loader()
     rows = [InstallmentRow(*r) for r in session.execute(selection(policy, at, borrower_id=borrower_id))]
     dates = LocalDates(at, default_timezone)
-    placements = place(rows, policy=policy, dates=dates)
+    facts = load_facts(session, {borrower_id}, at, default_timezone)
+    placements = place(rows, policy=policy, dates=dates, risk=facts)
     contexts = load(session, {borrower_id}, history_since(at, policy, (check_options or {}).get("config")))
     plan_placements(placements, contexts, policy=policy, at=at, check=check, check_options=check_options)
 
@@ -83,6 +86,7 @@ def explain(
             "region": borrower.region,
             "timezone": borrower.timezone,
         },
+        "risk": _risk(facts.get(borrower_id)),
         "steps": [f"{step_label(s.day)}:{s.channel}" for s in policy.arms[arm].steps],
         "installments": [_installment(p, policy, existing) for p in placements],
         # Paid in full by the rule of bot.ledger: never contacted about (reason ``paid``).
@@ -96,6 +100,14 @@ def explain(
             )
         ],
     }
+
+
+def _risk(facts: Any) -> dict[str, Any]:
+    """The lender's score and segment (the borrower's; a loan's may differ) and the early warning."""
+    if facts is None:
+        return {}
+    return {"lender_score": facts.lender_score(), "segment": facts.segment,
+            "early_warning": early_warning(facts).to_json()}
 
 
 def _existing(session: Session, keys: list[str]) -> dict[str, dict[str, Any]]:
@@ -134,6 +146,8 @@ def _installment(p: Placement, policy: Policy, existing: dict[str, dict[str, Any
         item["step"] = f"{p.arm}:{step_label(p.step.day)}:{p.step.channel}"
         item["template"] = p.step.template
         item["conditions"] = p.step.when.describe()
+        if p.risk is not None:
+            item["risk"] = p.risk
     if p.contact is not None:
         c = p.contact
         d = c.decision
@@ -193,5 +207,7 @@ def _skip_action(p: Placement, policy: Policy) -> str:
         SKIP_LOCALE: "nothing: the step does not serve the borrower's locale",
         SKIP_CONVERSATION: "nothing: there was a conversation recently (step condition)",
         SKIP_NO_CONTEXT: "nothing: the borrower's compliance data could not be loaded",
+        SKIP_SEGMENT: "nothing: the lender's segment is not one the step serves",
+        SKIP_RISK_SCORE: "nothing: the risk score is outside the step's band",
     }
     return reasons.get(p.skip or "", f"nothing ({p.skip})")
