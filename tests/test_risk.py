@@ -344,3 +344,24 @@ def test_the_console_borrower_page_shows_score_source_and_reasons(world: World) 
         s.execute(update(Borrower).where(Borrower.id == "B1").values(risk_score=None))
     html = world.as_("vic").get("/console/borrowers/B1").text
     assert "(early warning)" in html[html.index('id="b-risk"'):] and 'id="risk-lender"' not in html
+
+
+# --- effectiveness reports by the lender's segment ------------------------------------------------------
+
+
+def test_reports_group_by_the_lenders_segment_the_loans_first(db: Database) -> None:
+    from test_effectiveness import COSTS, WINDOW, _by_key, _seed
+
+    from bot.effectiveness import build_report
+
+    _seed(db)
+    with db.session() as s:
+        s.execute(update(Borrower).where(Borrower.id.in_(["B1", "B3"])).values(segment="prime"))
+        s.execute(update(Loan).where(Loan.id == "L3").values(segment="subprime"))  # B3's loan: overrides
+    with db.session() as s:
+        report = build_report(s, WINDOW, ["segment"], COSTS)
+    groups = _by_key(report, "segment")
+    assert set(groups) == {("prime", "USD"), ("subprime", "USD"), ("none", "KRW"), ("none", "EUR")}
+    assert (groups[("prime", "USD")]["contacts"], groups[("subprime", "USD")]["contacts"]) == (3, 2)
+    assert groups[("prime", "USD")]["recovered_minor"] == 20000  # P1 and P2 on B1's loan
+    assert groups[("subprime", "USD")]["recovered_minor"] == 6000  # P4 and P5 on L3
