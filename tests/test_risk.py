@@ -365,3 +365,75 @@ def test_reports_group_by_the_lenders_segment_the_loans_first(db: Database) -> N
     assert (groups[("prime", "USD")]["contacts"], groups[("subprime", "USD")]["contacts"]) == (3, 2)
     assert groups[("prime", "USD")]["recovered_minor"] == 20000  # P1 and P2 on B1's loan
     assert groups[("subprime", "USD")]["recovered_minor"] == 6000  # P4 and P5 on L3
+
+
+# --- whole ladders chosen by segment or score ------------------------------------------------------------
+
+LADDERS = (
+    "version: 1\nladders:\n"
+    "  - name: watch\n    when: {min_risk_score: 700}\n    steps:\n"
+    "      - {day: -7, channel: sms, template: reminder_upcoming}\n"
+    "      - {day: 1, channel: voice, script: first_stage}\n"
+    "  - name: prime\n    when: {segments: [prime]}\n    steps:\n"
+    "      - {day: 3, channel: email, template: reminder_overdue}\n"
+    "  - name: standard\n    steps:\n"
+    "      - {day: 1, channel: sms, template: reminder_overdue}\n"
+)
+
+
+def test_ladders_are_chosen_by_score_then_segment_then_the_default(db: Database, tmp_path: Path) -> None:
+    path = tmp_path / "ladders.yaml"
+    path.write_text(LADDERS, encoding="utf-8")
+    policy = load_policy(path)
+    assert policy.chooses_ladders and list(policy.arms) == ["watch", "prime", "standard"]
+    for n, (bid, score, segment) in enumerate((("RISKY", 850, "prime"), ("PRIME", 100, "prime"),
+                                               ("OTHER", None, "subprime"))):
+        add_borrower(db, bid, phone=f"+121255502{n}3", email=f"{bid.lower()}@example.com")
+        add_loan(db, bid, f"{bid}-L", [(f"{bid}-I", due(1))])
+        with db.session() as s:
+            s.execute(update(Borrower).where(Borrower.id == bid).values(risk_score=score, segment=segment))
+    report = run_plan(db, AT, policy, check=FakeCheck())
+    rows = {r.borrower_id: r for r in attempts(db)}
+    # PRIME's D+3 email is not current on D+1: nothing for it yet
+    assert {b: r.step for b, r in rows.items()} == {"RISKY": "watch:D+1:voice", "OTHER": "standard:D+1:sms"}
+    assert rows["RISKY"].dedupe_key == "plan:RISKY-I:watch:1:voice"
+    assert rows["RISKY"].decision["planner"]["risk"] == {
+        "risk_score": 850, "score_source": "lender", "ladder_when": ["risk score (lender's, else early warning) 700-1000"]}
+    assert report.by_reason["no_current_step"] == 1
+    with db.session() as s:
+        assert explain(s, "PRIME", AT, policy=policy, check=FakeCheck())["arm"] == "prime"
+
+
+def test_ladders_without_a_default_and_their_errors(db: Database, tmp_path: Path) -> None:
+    path = tmp_path / "ladders.yaml"
+    path.write_text(LADDERS.split("  - name: standard")[0], encoding="utf-8")
+    policy = load_policy(path)
+    add_borrower(db, "B1")
+    add_loan(db, "B1", "B1-L", [("B1-I", due(1))])
+    report = run_plan(db, AT, policy, check=FakeCheck())
+    assert report.by_reason["no_ladder"] == 1 and attempts(db) == []
+    with db.session() as s:
+        why = explain(s, "B1", AT, policy=policy, check=FakeCheck())
+    assert why["installments"][0]["action"] == "nothing: no ladder's condition holds for the borrower"
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "version: 1\nladders:\n"
+        "  - name: all\n    steps: [{day: 1, channel: sms, template: reminder_overdue}]\n"  # line 3
+        "  - name: late\n    when: {min_risk_score: 900, max_risk_score: 100}\n"  # line 5
+        "    steps: [{day: 1, channel: sms, template: reminder_overdue}]\n"
+        "  - name: all\n    steps: [{day: 2, channel: sms, template: reminder_overdue}]\n",  # line 8
+        encoding="utf-8")
+    with pytest.raises(PolicyError) as caught:
+        load_policy(bad)
+    assert caught.value.problems == [
+        f"{bad}:5: ladders[1] can never be chosen: ladders[0] before it has no 'when' and takes every borrower",
+        f"{bad}:6: when.min_risk_score 900 is above when.max_risk_score 100",
+        f"{bad}:8: ladders[2].name: 'all' is used twice",
+    ]
+    both = tmp_path / "both.yaml"
+    both.write_text("version: 1\nsteps: [{day: 1, channel: sms, template: reminder_overdue}]\n"
+                    "ladders:\n  - name: x\n    steps: [{day: 1, channel: sms, template: reminder_overdue}]\n",
+                    encoding="utf-8")
+    with pytest.raises(PolicyError, match="give one of 'steps', 'experiment' .* or 'ladders'"):
+        load_policy(both)

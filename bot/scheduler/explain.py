@@ -27,6 +27,7 @@ from bot.scheduler.decide import (
     SKIP_LOCALE,
     SKIP_MIN_OUTSTANDING,
     SKIP_NO_CONTEXT,
+    SKIP_NO_LADDER,
     SKIP_NO_STEP,
     CheckFn,
     InstallmentRow,
@@ -69,7 +70,7 @@ def explain(
 
     keys = [p.contact.dedupe_key for p in placements if p.contact] + [p.task.dedupe_key for p in placements if p.task]
     existing = _existing(session, keys)
-    arm = policy.arm_for(borrower_id)
+    arm = placements[0].arm if placements else policy.arm_for(borrower_id)
     return {
         "at": at.isoformat(),
         "policy": policy.source,
@@ -87,7 +88,7 @@ def explain(
             "timezone": borrower.timezone,
         },
         "risk": _risk(facts.get(borrower_id)),
-        "steps": [f"{step_label(s.day)}:{s.channel}" for s in policy.arms[arm].steps],
+        "steps": [f"{step_label(s.day)}:{s.channel}" for s in policy.arms[arm].steps] if arm in policy.arms else [],
         "installments": [_installment(p, policy, existing) for p in placements],
         # Paid in full by the rule of bot.ledger: never contacted about (reason ``paid``).
         "paid_installments": [
@@ -195,6 +196,8 @@ def _contact_action(status: str, channel: str, next_at: datetime | None, zone: s
 
 
 def _skip_action(p: Placement, policy: Policy) -> str:
+    if p.skip == SKIP_NO_LADDER:
+        return "nothing: no ladder's condition holds for the borrower"
     ladder = policy.arms[p.arm]
     if p.skip == SKIP_NO_STEP:
         if p.offset < ladder.steps[0].day:
