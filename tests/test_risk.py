@@ -166,6 +166,9 @@ def test_the_api_takes_them_with_the_importers_messages(db: Database, web: WebHa
     assert response.status_code == 422, response.text
     assert response.json()["error"] == {"code": "invalid", "field": "risk_score",
                                         "message": "out of range: a risk score is from 0 to 1000"}
+    for wrong in ("640", True, 6.5):  # a JSON number, whole: not text, a boolean or a fraction
+        response = api("PUT", "/borrowers/B1", json={**BORROWER, "risk_score": wrong})
+        assert response.status_code == 422 and response.json()["error"]["field"] == "risk_score", wrong
     assert api("PUT", "/borrowers/B1", json={**BORROWER, "risk_score": 640, "segment": "prime"}).status_code == 201
     loan = {"borrower_id": "B1", "principal": "10", "currency": "USD", "opened_on": "2026-01-01"}
     bad = api("PUT", "/loans/L1", json={**loan, "segment": "no spaces"})

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
 from bot.domain import Channel, StrEnum
 
@@ -52,7 +52,8 @@ class BorrowerIn(_In):
     consent_sms: bool
     consent_voice: bool
     consent_email: bool
-    risk_score: int | None = Field(default=None, description="The lender's risk score, 0-1000 (higher is riskier).")
+    risk_score: StrictInt | None = Field(default=None,
+                                         description="The lender's risk score, 0-1000 (higher is riskier).")
     segment: Short | None = Field(default=None, description="The lender's segment, e.g. prime.")
 
 
@@ -66,7 +67,7 @@ class LoanIn(_In):
     principal: Short = Field(description="Decimal amount in the currency, e.g. 1200.00.")
     currency: Short = Field(description="ISO 4217, e.g. USD.")
     opened_on: Short = Field(description="YYYY-MM-DD.")
-    risk_score: int | None = Field(default=None, description="The lender's risk score for this loan, 0-1000; "
+    risk_score: StrictInt | None = Field(default=None, description="The lender's risk score for this loan, 0-1000; "
                                    "overrides the borrower's.")
     segment: Short | None = Field(default=None, description="The lender's segment for this loan; overrides the "
                                   "borrower's.")
