@@ -440,3 +440,32 @@ def test_ladders_without_a_default_and_their_errors(db: Database, tmp_path: Path
                     encoding="utf-8")
     with pytest.raises(PolicyError, match="give one of 'steps', 'experiment' .* or 'ladders'"):
         load_policy(both)
+
+
+def test_the_dispatcher_sends_a_ladders_step_and_cancels_it_once_stale(db: Database, tmp_path: Path) -> None:
+    from dispatch_support import add_borrower as add_dispatch_borrower
+    from dispatch_support import due_in
+    from test_dispatch import Harness
+
+    from bot.config import load_settings
+
+    path = tmp_path / "ladders.yaml"
+    path.write_text(LADDERS.replace("{day: -7, channel: sms", "{day: -3, channel: sms"), encoding="utf-8")
+    h = Harness(db, load_settings(twilio_from_numbers=["+15005550006"], rate_limits_enabled=False),
+                load_policy(path))
+    def risky(bid: str) -> None:
+        add_dispatch_borrower(db, bid)
+        add_loan(db, bid, f"L{bid}", [(f"I{bid}", due_in(3))])  # D-3
+        with db.session() as s:
+            s.execute(update(Borrower).where(Borrower.id == bid).values(risk_score=800))
+
+    risky("B1")
+    assert h.plan().by_status["planned"] == 1
+    # B1's text goes out today (before, the re-check took the last ladder for everybody's: stale)
+    assert h.run().by_channel() == {"sms": {"sent": 1}}
+    risky("B2")
+    assert h.plan().by_status["planned"] == 1
+    h.clock.set(AT + timedelta(days=3))  # an outage: on D0 the watch ladder's D-3 text is no longer current
+    assert h.run().by_channel() == {"sms": {"cancelled": 1}}
+    assert sorted((r.borrower_id, r.step, r.status, r.last_error) for r in attempts(db)) == [
+        ("B1", "watch:D-3:sms", "sent", None), ("B2", "watch:D-3:sms", "cancelled", "stale")]
