@@ -178,6 +178,10 @@ def test_the_api_takes_them_with_the_importers_messages(db: Database, web: WebHa
         b, loan_row = s.get(Borrower, "B1"), s.get(Loan, "L1")
         assert b is not None and (b.risk_score, b.segment) == (640, "prime")
         assert loan_row is not None and (loan_row.risk_score, loan_row.segment) == (900, None)
+    standing = api("GET", "/borrowers/B1")
+    assert standing.status_code == 200, standing.text
+    assert standing.json()["risk"] == {"score": 900, "source": "lender", "lender_score": 900, "segment": "prime",
+                                       "early_warning": {"score": 0, "source": "early_warning", "reasons": []}}
 
 
 # --- policy conditions --------------------------------------------------------------------------

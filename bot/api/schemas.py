@@ -224,6 +224,26 @@ class ConsentState(BaseModel):
     address_flag: str | None
 
 
+class RiskReason(BaseModel):
+    points: int
+    code: str
+    text: str
+
+
+class EarlyWarning(BaseModel):
+    score: int = Field(description="0-1000, the sum of the reasons' points (docs/risk.md).")
+    source: Literal["early_warning"]
+    reasons: list[RiskReason]
+
+
+class Risk(BaseModel):
+    score: int = Field(description="What a policy condition compares: the lender's score, else the early warning.")
+    source: Literal["lender", "early_warning"]
+    lender_score: int | None = Field(description="The highest of the loans' risk_score, else the borrower's.")
+    segment: str | None = Field(description="The borrower's segment (a loan's may differ).")
+    early_warning: EarlyWarning
+
+
 class Borrower(BaseModel):
     id: str
     masked: bool = Field(description="True unless the key has pii:read.")
@@ -245,6 +265,7 @@ class Borrower(BaseModel):
     holds: list[Hold] = Field(description="Active holds.")
     consents: list[ConsentState]
     contact: dict[str, Decision] = Field(description="Per channel (sms, voice, email): may the bot contact now?")
+    risk: Risk = Field(description="The risk score and its reasons (docs/risk.md).")
 
 
 class ConsentResult(BaseModel):
