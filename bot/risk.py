@@ -45,6 +45,7 @@ __all__ = [
     "early_warning",
     "load_facts",
     "score_for",
+    "summary",
     "watch_list",
 ]
 
@@ -170,6 +171,15 @@ def score_for(facts: RiskFacts, loan_id: str | None = None, source: str | None =
         if source == LENDER:
             return None
     return early_warning(facts)
+
+
+def summary(facts: RiskFacts) -> dict[str, Any]:
+    """The borrower as a whole, for people (``bot why``, the console, the API): the score a
+    condition compares with its source, the lender's values, the early warning with its reasons."""
+    chosen = score_for(facts)
+    assert chosen is not None  # without a source asked for there is always the early warning
+    return {"score": chosen.score, "source": chosen.source, "lender_score": facts.lender_score(),
+            "segment": facts.segment, "early_warning": early_warning(facts).to_json()}
 
 
 # --- loading, set-based --------------------------------------------------------------------

@@ -272,7 +272,7 @@ def test_the_planner_picks_steps_by_score_band_and_segment(db: Database, tmp_pat
     [item] = why["installments"]
     assert item["risk"] == {"risk_score": 699, "score_source": "lender"}
     assert item["action"] == "nothing: the risk score is outside the step's band"
-    assert why["risk"] == {"lender_score": 699, "segment": None,
+    assert why["risk"] == {"score": 699, "source": "lender", "lender_score": 699, "segment": None,
                            "early_warning": {"score": 0, "source": "early_warning", "reasons": []}}
 
 

@@ -37,7 +37,7 @@ from bot.errors import NotFoundError
 from bot.portfolio import borrower_document, load_borrower, money
 from bot.privacy import mask_email, mask_phone
 from bot.replies.consent import record_opt_in, record_opt_out
-from bot.risk import early_warning, load_facts, score_for
+from bot.risk import load_facts, summary
 
 __all__ = ["router"]
 
@@ -89,7 +89,6 @@ def _standing(session: Session, caller: Caller, borrower_id: str) -> dict[str, A
                                   "next_allowed_at": decision.next_allowed_at.isoformat()
                                   if decision.next_allowed_at else None}
     facts = load_facts(session, [borrower_id], at, caller.ctx.settings.default_timezone)[borrower_id]
-    chosen = score_for(facts)
     holds = session.scalars(select(HoldRow).where(HoldRow.borrower_id == borrower_id, HoldRow.lifted_at.is_(None))
                             .order_by(HoldRow.id)).all()
     return {
@@ -108,9 +107,7 @@ def _standing(session: Session, caller: Caller, borrower_id: str) -> dict[str, A
         "holds": [hold_json(h) for h in holds],
         "consents": doc["consents"],
         "contact": contact,
-        "risk": {"score": chosen.score if chosen else None, "source": chosen.source if chosen else None,
-                 "lender_score": facts.lender_score(), "segment": facts.segment,
-                 "early_warning": early_warning(facts).to_json()},
+        "risk": summary(facts),
     }
 
 

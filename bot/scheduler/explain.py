@@ -37,7 +37,7 @@ from bot.scheduler.decide import (
     plan_placements,
 )
 from bot.policy_risk import SKIP_RISK_SCORE, SKIP_SEGMENT
-from bot.risk import early_warning, load_facts
+from bot.risk import load_facts, summary
 from bot.scheduler.planner import default_check, history_since, selection
 
 
@@ -87,7 +87,7 @@ def explain(
             "region": borrower.region,
             "timezone": borrower.timezone,
         },
-        "risk": _risk(facts.get(borrower_id)),
+        "risk": summary(facts[borrower_id]),
         "steps": [f"{step_label(s.day)}:{s.channel}" for s in policy.arms[arm].steps] if arm in policy.arms else [],
         "installments": [_installment(p, policy, existing) for p in placements],
         # Paid in full by the rule of bot.ledger: never contacted about (reason ``paid``).
@@ -101,14 +101,6 @@ def explain(
             )
         ],
     }
-
-
-def _risk(facts: Any) -> dict[str, Any]:
-    """The lender's score and segment (the borrower's; a loan's may differ) and the early warning."""
-    if facts is None:
-        return {}
-    return {"lender_score": facts.lender_score(), "segment": facts.segment,
-            "early_warning": early_warning(facts).to_json()}
 
 
 def _existing(session: Session, keys: list[str]) -> dict[str, dict[str, Any]]:
