@@ -294,8 +294,8 @@ def watch_list(session: Session, at: datetime, *, default_timezone: str, top: in
     ranked = []
     for bid, f in facts.items():
         warning = early_warning(f)
-        chosen = score_for(f)
-        assert chosen is not None
+        lender = f.lender_score()
+        chosen = warning if lender is None else RiskScore(lender, LENDER)  # score_for, computed once
         ranked.append((chosen.score, warning.score, bid, chosen, warning, f))
     ranked.sort(key=lambda r: (-r[0], -r[1], r[2]))
     shown = ranked[:top]
