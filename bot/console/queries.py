@@ -45,6 +45,7 @@ from bot.db.models import (
 from bot.domain import AttemptSource, Channel, PromiseStatus, TaskStatus
 from bot.portfolio import format_money, installment_status
 from bot.privacy import mask_email, mask_name, mask_phone, redact
+from bot.risk import load_facts, summary
 
 __all__ = [
     "Page",
@@ -583,9 +584,11 @@ def borrower_page(session: Session, borrower_id: str, at: datetime, *, default_t
     ):
         event(note.created_at, "note", None, f"note by {note.author}", _text(note.text_redacted))
     events.sort(key=lambda e: e["at"], reverse=True)
+    facts = load_facts(session, [borrower_id], at, default_timezone)[borrower_id]
 
     return {
         "id": borrower.id,
+        "risk": summary(facts),
         "name": mask_name(borrower.full_name),
         "lang": _lang(borrower.locale),
         "phone": mask_phone(borrower.phone_e164) if borrower.phone_e164 else "",
