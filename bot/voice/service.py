@@ -84,7 +84,7 @@ FINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "cancele
 #: call_sessions.outcome of a call that never connected.
 _UNANSWERED_OUTCOME = {"no-answer": "no_answer", "busy": "busy", "failed": "failed", "canceled": "canceled"}
 _REPLY_KINDS = ("opt_out", "opt_in", "help", "paid", "promise", "dispute", "wrong_number", "hardship",
-                "callback", "other", "identity", "balance")
+                "callback", "other", "identity", "balance", "survey", "survey_thanks")
 #: The polite end when the rules no longer allow the call at the moment it is answered.
 _POLITE_END = {
     "en": "Sorry, we cannot continue this call now. Goodbye.",
@@ -180,8 +180,10 @@ class CallService:
 
     def __init__(self, settings: Any, db: Database, clock: Any, *, understand: Callable[..., Any] | None = None,
                  renderer: Any = None, fetch: Callable[[str], bytes] | None = None,
-                 compliance_config: Any = None, speech_available: Callable[[str], bool] | None = None) -> None:
+                 compliance_config: Any = None, speech_available: Callable[[str], bool] | None = None,
+                 survey: Any = None) -> None:
         self.settings = settings
+        self.survey = survey  # the policy's SurveySettings: a call ending with a promise or paid may be followed by one
         self.db = db
         self.clock = clock
         self._understand = understand
@@ -641,7 +643,7 @@ class CallService:
         seq = int(extra.get("seq", 0))
         turn = int(extra.get("turn", 0))
         plan = Plan(call.id, call.locale, attempt_id=attempt.id)
-        effects = Effects(session, call, attempt, now, self.settings)
+        effects = Effects(session, call, attempt, now, self.settings, self.survey)
         for action in actions:
             if isinstance(action, Say):
                 seq += 1
@@ -732,8 +734,9 @@ class Effects:
     """What the script's side-effect actions do to the database (docs/voice.md, "Effects")."""
 
     def __init__(self, session: Session, call: CallSession, attempt: ContactAttempt, now: datetime,
-                 settings: Any) -> None:
+                 settings: Any, survey: Any = None) -> None:
         self.session = session
+        self.survey = survey
         self.call = call
         self.attempt = attempt
         self.now = now
@@ -765,6 +768,7 @@ class Effects:
                 return
             self.call.promise_date = promise_date
             create_promise(self.session, self.call.borrower_id, promise_date, source=ACTOR, at=self.now)
+            self._survey("promise")
         elif kind == "paid_claim":
             today = self.now.date()
             context = (self.call.state or {}).get("context")
@@ -775,8 +779,16 @@ class Effects:
                   detail={"call_session_id": self.call.id, "consistent_with_payments": consistent})
             if not consistent:
                 self._task(self.call.borrower_id, TaskKind.REVIEW)
+            self._survey("paid")
         elif kind == "dispute":
             _flag(self.call, "dispute")
+
+    def _survey(self, trigger: str) -> None:
+        """The satisfaction survey's text after this call (bot.replies.surveys), when the policy asks for one."""
+        from bot.replies.surveys import ask_by_sms
+
+        ask_by_sms(self.session, self.survey, borrower_id=self.call.borrower_id, trigger=trigger,
+                   address=self.number, at=self.now)
 
     def opt_out(self) -> None:
         from bot.replies import record_opt_out
