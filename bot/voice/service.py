@@ -85,6 +85,8 @@ FINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "cancele
 _UNANSWERED_OUTCOME = {"no-answer": "no_answer", "busy": "busy", "failed": "failed", "canceled": "canceled"}
 _REPLY_KINDS = ("opt_out", "opt_in", "help", "paid", "promise", "dispute", "wrong_number", "hardship",
                 "callback", "other", "identity", "balance", "survey", "survey_thanks")
+#: Survey triggers (bot.replies.surveys) -> the call outcome that is one.
+_SURVEY_OUTCOMES = {"promise": "promise", "paid": "paid_claim"}
 #: The polite end when the rules no longer allow the call at the moment it is answered.
 _POLITE_END = {
     "en": "Sorry, we cannot continue this call now. Goodbye.",
@@ -419,7 +421,15 @@ class CallService:
             today=today,
             confirmation=_confirmation(session, call.borrower_id, attempt.address),
             readback_below=self.settings.voice_readback_below,
+            survey_after=self._survey_after(session, call.borrower_id, now),
         )
+
+    def _survey_after(self, session: Session, borrower_id: str, now: datetime) -> tuple[str, ...]:
+        """The call outcomes after which the script's keypad survey may be asked (bot.replies.surveys)."""
+        from bot.replies.surveys import may_ask
+
+        return tuple(kind for trigger, kind in _SURVEY_OUTCOMES.items()
+                     if may_ask(session, self.survey, borrower_id, trigger, Channel.VOICE.value, now) is None)
 
     # --- input ----------------------------------------------------------------------------------
 
@@ -636,6 +646,7 @@ class CallService:
             OpenTask,
             OptOut,
             Outcome,
+            Rating,
             Say,
             SendSms,
         )
@@ -669,6 +680,8 @@ class CallService:
                 effects.send_sms(action.template, action.promise_date)
             elif isinstance(action, Flag):
                 _flag(call, action.reason)
+            elif isinstance(action, Rating):
+                effects.rating(action.score)
         if plan.listen is None:
             plan.hangup = True
         extra.update(seq=seq, turn=turn, plan=plan.to_json(), listening=plan.listen is not None and not state.ended)
@@ -784,11 +797,23 @@ class Effects:
             _flag(self.call, "dispute")
 
     def _survey(self, trigger: str) -> None:
-        """The satisfaction survey's text after this call (bot.replies.surveys), when the policy asks for one."""
+        """The satisfaction survey's text after this call (bot.replies.surveys), when the policy asks
+        for one by SMS; with ``voice`` among its channels the script's keypad question asks instead."""
         from bot.replies.surveys import ask_by_sms
 
+        if self.survey is not None and Channel.VOICE.value in self.survey.channels:
+            return
         ask_by_sms(self.session, self.survey, borrower_id=self.call.borrower_id, trigger=trigger,
                    address=self.number, at=self.now)
+
+    def rating(self, score: int) -> None:
+        """The caller's key 1-5 to the script's survey question."""
+        from bot.replies.surveys import record_keypad
+
+        trigger = next((t for t, kind in _SURVEY_OUTCOMES.items() if kind == self.call.outcome), None)
+        if trigger is not None:
+            record_keypad(self.session, self.survey, borrower_id=self.call.borrower_id, trigger=trigger,
+                          attempt_id=self.attempt.id, score=score, at=self.now)
 
     def opt_out(self) -> None:
         from bot.replies import record_opt_out
