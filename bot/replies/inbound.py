@@ -62,7 +62,7 @@ from bot.policy import SurveySettings
 from bot.replies.effects import Effects, Sender, apply_effects
 from bot.replies.records import audit, insert_ignore
 from bot.replies.redaction import redact_reply
-from bot.replies.surveys import THANKS_KIND, answer_pending, ask_by_sms
+from bot.replies.surveys import THANKS_KIND, ask_by_sms, pending_rating, record_rating
 
 __all__ = [
     "KEYWORD_REPLIES",
@@ -303,12 +303,12 @@ def handle_inbound_sms(
     locale = chosen.locale if chosen else _guess_locale(sms.from_)
     today = _local_date(at, chosen, sms.from_, default_timezone, default_country)
     interp, outcome.locale = _classify(sms.body, locale, today)
-    score = None
+    rating = None
     if chosen is not None and interp.intent is Intent.OTHER:  # STOP, HELP ... always win over a rating
-        score = answer_pending(session, chosen.id, sms.from_, sms.body, at)
-        if score is not None:
+        rating = pending_rating(session, chosen.id, sms.from_, sms.body, at)
+        if rating is not None:
             interp = dataclasses.replace(interp, intent=Intent.SURVEY_RESPONSE, confidence=1.0,
-                                         matched=f"survey:{score}")
+                                         matched=f"survey:{rating[1]}")
     outcome.intent = interp.intent.value
     outcome.borrower_id = chosen.id if chosen else None
     message = InboundMessage(
@@ -335,8 +335,12 @@ def handle_inbound_sms(
             outcome.direct_reply = _unknown_sender_answer(session, sms.from_, interp.intent, message.id)
         log.info("sms %s from an unknown number %s: %s", sms.provider_id, mask_phone(sms.from_), interp.intent.value)
         return outcome
-    if score is not None:
-        effects = Effects(reply=THANKS_KIND, done=[f"survey_response:{score}"])
+    if rating is not None:
+        assert chosen is not None
+        recorded = record_rating(session, chosen.id, *rating, at)
+        # a concurrent copy of the same answer recorded it first: thanked once
+        effects = Effects(reply=THANKS_KIND if recorded else None,
+                          done=[f"survey_response:{rating[1]}" if recorded else "survey_response:already_answered"])
     else:
         effects = apply_effects(session, interp, at=at, today=today, inbound_id=message.id,
                                 provider_id=sms.provider_id, number=sms.from_, senders=senders)
@@ -344,7 +348,7 @@ def handle_inbound_sms(
     if effects.reply is not None:
         _queue_reply(session, outcome, effects.reply, sms, at, keyword_replies)
         message.reply_attempt_id = outcome.reply_attempt_id
-    trigger = {"promise": "promise", "paid": "paid"}.get(effects.reply or "")
+    trigger = effects.reply if effects.reply in ("promise", "paid") else None  # the survey's triggers by SMS
     if survey is not None and trigger is not None and outcome.reply_attempt_id is not None:
         outcome.survey_id = ask_by_sms(session, survey, borrower_id=chosen.id, trigger=trigger,
                                        address=sms.from_, at=at)

@@ -45,12 +45,13 @@ from bot.replies.records import audit
 __all__ = [
     "SURVEY_TEMPLATE",
     "THANKS_KIND",
-    "answer_pending",
     "ask_by_sms",
     "may_ask",
+    "pending_rating",
     "pending_survey",
     "read_score",
     "record_keypad",
+    "record_rating",
     "survey_dedupe_key",
 ]
 
@@ -146,24 +147,27 @@ def pending_survey(session: Session, borrower_id: str, address: str, at: datetim
     ).first()
 
 
-def answer_pending(session: Session, borrower_id: str, address: str, text: str, at: datetime) -> int | None:
-    """If ``text`` is a rating and a survey is pending for the borrower and number, record it
-    (once: a conditional UPDATE) and return the score; else None and nothing changes."""
+def pending_rating(session: Session, borrower_id: str, address: str, text: str,
+                   at: datetime) -> tuple[int, int] | None:
+    """(survey id, score) when ``text`` is a rating and a survey is pending for the borrower
+    and the number at ``at``; else None.  Reads only: :func:`record_rating` stores it."""
     score = read_score(text)
     if score is None:
         return None
     pending = pending_survey(session, borrower_id, address, at)
-    if pending is None:
-        return None
+    return None if pending is None else (pending.id, score)
+
+
+def record_rating(session: Session, borrower_id: str, survey_id: int, score: int, at: datetime) -> bool:
+    """Store an SMS survey's answer once (a conditional UPDATE); False when it was answered already."""
     changed = session.execute(
-        update(Survey).where(Survey.id == pending.id, Survey.answered_at.is_(None))
+        update(Survey).where(Survey.id == survey_id, Survey.answered_at.is_(None))
         .values(answered_at=at, score=score).execution_options(synchronize_session=False)
     ).rowcount  # type: ignore[attr-defined]
-    if not changed:
-        return None
-    audit(session, at, actor=ACTOR, action="survey.answered", borrower_id=borrower_id,
-          detail={"survey_id": pending.id, "channel": Channel.SMS.value, "score": score})
-    return score
+    if changed:
+        audit(session, at, actor=ACTOR, action="survey.answered", borrower_id=borrower_id,
+              detail={"survey_id": survey_id, "channel": Channel.SMS.value, "score": score})
+    return bool(changed)
 
 
 def record_keypad(session: Session, survey: SurveySettings | None, *, borrower_id: str, trigger: str,
