@@ -492,7 +492,7 @@ class _Run:
         assert heard is not None
         if intent is Intent.SURVEY_RESPONSE:
             digits = (heard.digits or "").strip().rstrip("#")
-            if heard.source != "dtmf" and heard.digits is None or not digits.isdigit():
+            if (heard.source != "dtmf" and heard.digits is None) or not digits.isdigit():
                 self.fail(node, failure)  # a rating is a key, never a guess from speech
                 return
             self.actions.append(Rating(int(digits)))
