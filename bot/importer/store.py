@@ -110,6 +110,25 @@ def _insert(conn: Connection, table: Table) -> Any:
     return sqlite.insert(table)
 
 
+_NEW_ROW: dict[tuple[str, str, tuple[str, ...]], Any] = {}
+
+
+def insert_new(conn: Connection, table: Table, columns: Sequence[str]) -> Any:
+    """``INSERT ... ON CONFLICT (id) DO NOTHING RETURNING id`` of one row (``id``, ``columns``, and
+    ``at`` for both instants): a row back means it was new.  Built once per dialect and table."""
+    key = (conn.dialect.name, table.name, tuple(columns))
+    statement = _NEW_ROW.get(key)
+    if statement is None:
+        at = bindparam("at", type_=table.c.updated_at.type)
+        statement = _NEW_ROW[key] = (
+            _insert(conn, table)
+            .values(id=bindparam("id"), **{c: bindparam(c, type_=table.c[c].type) for c in columns}, created_at=at, updated_at=at)
+            .on_conflict_do_nothing(index_elements=[table.c.id])
+            .returning(table.c.id)
+        )
+    return statement
+
+
 def _instant(conn: Connection, table: Table, at: datetime) -> ColumnElement[Any]:
     """The run's instant as an SQL literal, stored exactly as a bound value would be.
 
