@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot.db.models import ContactAttempt, Installment, Loan, Payment
@@ -207,23 +207,19 @@ _WRITE_LOAN = update(_L).where(_L.c.id == bindparam("b_id")).values(
     credit_minor=bindparam("b_credit"))
 _CANCELLED = {"status": AttemptStatus.CANCELLED.value, "next_attempt_at": None, "claimed_by": None,
               "claimed_until": None}
-_CANCEL_ABOUT = (
-    update(_A)
-    .where(_A.c.installment_id.in_(_IDS), _A.c.status.in_(_WAITING), _A.c.source != AttemptSource.REPLY.value)
-    .values(decision=bindparam("b_decision", _A.c.decision.type), updated_at=bindparam("b_at", _A.c.updated_at.type),
-            **_CANCELLED)
-    .returning(_A.c.id, _A.c.installment_id, _A.c.loan_id)
-)
 _OWING = (
     select(_I.c.id).select_from(_I.join(_L, _L.c.id == _I.c.loan_id))
     .where(_L.c.borrower_id == _A.c.borrower_id, _I.c.covered_minor < _I.c.amount_due_minor)
     .exists()
 )
-# Waiting attempts about no installment in particular, of borrowers who owe nothing now.
-_CANCEL_GENERAL = (
+# Waiting attempts (not replies) about a paid installment, and waiting attempts about no
+# installment in particular of borrowers who owe nothing now: one statement for both.
+_CANCEL_PAID = (
     update(_A)
-    .where(_A.c.borrower_id.in_(_IDS), _A.c.installment_id.is_(None), _A.c.status.in_(_WAITING),
-           _A.c.source != AttemptSource.REPLY.value, ~_OWING)
+    .where(_A.c.status.in_(_WAITING), _A.c.source != AttemptSource.REPLY.value,
+           or_(_A.c.installment_id.in_(bindparam("paid", expanding=True)),
+               and_(_A.c.borrower_id.in_(bindparam("borrowers", expanding=True)), _A.c.installment_id.is_(None),
+                    ~_OWING)))
     .values(decision=bindparam("b_decision", _A.c.decision.type), updated_at=bindparam("b_at", _A.c.updated_at.type),
             **_CANCELLED)
     .returning(_A.c.id, _A.c.installment_id, _A.c.loan_id)
@@ -266,10 +262,11 @@ def _settle_chunk(conn: Connection, ids: list[str], at: datetime) -> dict[str, L
         if changed_statement or credit != old_credit:
             loan_updates.append({"b_id": loan_id, "b_stated": stated, "b_stated_at": stated_at, "b_credit": credit})
         out[loan_id] = settlement
+    # one row (an API payment): a plain execute, not the executemany path
     if cover_updates:
-        conn.execute(_WRITE_COVER, cover_updates)
+        conn.execute(_WRITE_COVER, cover_updates[0] if len(cover_updates) == 1 else cover_updates)
     if loan_updates:
-        conn.execute(_WRITE_LOAN, loan_updates)
+        conn.execute(_WRITE_LOAN, loan_updates[0] if len(loan_updates) == 1 else loan_updates)
     _cancel_paid(conn, out, at)
     return out
 
@@ -285,11 +282,10 @@ def _cancel_paid(conn: Connection, settled: dict[str, LoanSettlement], at: datet
                              "detail": "what this contact is about is paid"}, "b_at": at}
     cancelled: list[Any] = []
     paid_ids = sorted(by_installment)
-    for start in range(0, len(paid_ids), _CHUNK):
-        cancelled.extend(conn.execute(_CANCEL_ABOUT, {"ids": paid_ids[start:start + _CHUNK], **params}).all())
     borrowers = sorted({s.borrower_id for s in settled.values()})
-    for start in range(0, len(borrowers), _CHUNK):
-        cancelled.extend(conn.execute(_CANCEL_GENERAL, {"ids": borrowers[start:start + _CHUNK], **params}).all())
+    for start in range(0, max(len(paid_ids), len(borrowers)), _CHUNK):
+        chunk = {"paid": paid_ids[start:start + _CHUNK], "borrowers": borrowers[start:start + _CHUNK]}
+        cancelled.extend(conn.execute(_CANCEL_PAID, {**chunk, **params}).all())
     for attempt_id, installment_id, loan_id in cancelled:
         owner = by_installment.get(installment_id or "") or loan_id
         if owner in settled:

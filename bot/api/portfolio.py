@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Header, Path
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 from starlette.responses import JSONResponse
 
@@ -106,12 +106,15 @@ def put_installment(body: InstallmentIn, installment_id: str = IdPath(),
     return _put(caller, Kind.INSTALLMENTS, installment_id, body)
 
 
+_PAYMENT = (  # built once: every POST reads it
+    select(Payment.loan_id, Payment.paid_at, Payment.amount_minor, Loan.currency, Borrower.locale)
+    .join(Loan, Loan.id == Payment.loan_id).join(Borrower, Borrower.id == Loan.borrower_id)
+    .where(Payment.id == bindparam("payment_id"))
+)
+
+
 def _payment(session: Session, payment_id: str) -> dict[str, Any]:
-    row = session.execute(
-        select(Payment.loan_id, Payment.paid_at, Payment.amount_minor, Loan.currency, Borrower.locale)
-        .join(Loan, Loan.id == Payment.loan_id).join(Borrower, Borrower.id == Loan.borrower_id)
-        .where(Payment.id == payment_id)
-    ).one()
+    row = session.execute(_PAYMENT, {"payment_id": payment_id}).one()
     return {"payment_id": payment_id, "loan_id": row.loan_id, "paid_at": row.paid_at.isoformat(),
             "amount": money(row.amount_minor, row.currency, row.locale)}
 

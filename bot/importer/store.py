@@ -93,12 +93,18 @@ def existing_ids(conn: Connection, table: Table, ids: Collection[str]) -> set[st
     return set(conn.execute(query, id_list.param(list(ids))).scalars())
 
 
+_LOAN_FACTS: dict[bool, Any] = {}
+
+
 def loan_facts(conn: Connection, ids: Collection[str]) -> dict[str, tuple[str, str]]:
     """``loan id -> (borrower id, currency)`` for the loans among these ids."""
     if not ids:
         return {}
     id_list = IdList(conn)
-    query = select(loans.c.id, loans.c.borrower_id, loans.c.currency).where(id_list.where(loans.c.id))
+    query = _LOAN_FACTS.get(id_list.sqlite)
+    if query is None:  # built once per dialect: the REST API runs it for every payment
+        query = _LOAN_FACTS[id_list.sqlite] = select(loans.c.id, loans.c.borrower_id, loans.c.currency).where(
+            id_list.where(loans.c.id))
     rows = conn.execute(query, id_list.param(list(ids)))
     return {loan_id: (borrower_id, currency) for loan_id, borrower_id, currency in rows}
 
