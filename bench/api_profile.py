@@ -117,6 +117,7 @@ def main() -> None:
         print(f"Python function calls a request: {stats.total_calls // PROFILED}")  # type: ignore[attr-defined]
         if args.profile:
             stats.sort_stats("tottime").print_stats(args.profile)
+            stats.dump_stats("/tmp/apiperf/last.prof")
     finally:
         db.dispose()
         with psycopg.connect(plain, autocommit=True) as admin:

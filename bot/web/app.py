@@ -66,4 +66,4 @@ def from_environment() -> FastAPI:
     install_log_filter()
     settings = load_settings()
     check_startup(settings)
-    return create_app(settings, Database(settings.database_url))
+    return create_app(settings, Database(settings.database_url, pool_size=settings.database_pool_size))
