@@ -48,7 +48,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
-from bot.db.models import ContactAttempt, Installment, Loan, Payment
+from bot.db.models import Borrower, ContactAttempt, Installment, Loan, Payment
 from bot.domain import AttemptSource, AttemptStatus
 
 __all__ = [
@@ -118,6 +118,7 @@ class LoanSettlement:
     installments: list[Cover] = field(default_factory=list)
     newly_paid: list[str] = field(default_factory=list)  # fully covered now, not before
     cancelled_attempts: list[int] = field(default_factory=list)
+    locale: str | None = None  # the borrower's, for amounts shown in an answer (not part of the JSON)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -193,9 +194,12 @@ _A = ContactAttempt.__table__
 # The statements are built once (an API request settles one loan: building and hashing
 # them each time cost more than running them).
 _IDS = bindparam("ids", expanding=True)
+_B = Borrower.__table__
 _LOCK_LOANS = (
-    select(_L.c.id, _L.c.borrower_id, _L.c.currency, _L.c.paid_stated_minor, _L.c.paid_stated_at, _L.c.credit_minor)
-    .where(_L.c.id.in_(_IDS)).order_by(_L.c.id).with_for_update()
+    select(_L.c.id, _L.c.borrower_id, _L.c.currency, _L.c.paid_stated_minor, _L.c.paid_stated_at, _L.c.credit_minor,
+           _B.c.locale)
+    .select_from(_L.join(_B, _B.c.id == _L.c.borrower_id))
+    .where(_L.c.id.in_(_IDS)).order_by(_L.c.id).with_for_update(of=_L)
 )
 _INSTALLMENTS = select(_I.c.id, _I.c.loan_id, _I.c.due_date, _I.c.amount_due_minor, _I.c.amount_paid_minor,
                        _I.c.covered_minor).where(_I.c.loan_id.in_(_IDS))
@@ -240,7 +244,7 @@ def _settle_chunk(conn: Connection, ids: list[str], at: datetime) -> dict[str, L
     out: dict[str, LoanSettlement] = {}
     loan_updates: list[dict[str, Any]] = []
     cover_updates: list[dict[str, Any]] = []
-    for loan_id, borrower_id, currency, old_stated, old_stated_at, old_credit in loans:
+    for loan_id, borrower_id, currency, old_stated, old_stated_at, old_credit, locale in loans:
         installments = rows.get(loan_id, [])
         stated = sum(r[3] for r in installments)
         changed_statement = old_stated is None or old_stated_at is None or stated != old_stated
@@ -251,7 +255,7 @@ def _settle_chunk(conn: Connection, ids: list[str], at: datetime) -> dict[str, L
         settlement = LoanSettlement(
             loan_id=loan_id, borrower_id=borrower_id, currency=currency, stated_minor=stated,
             payments_minor=sum(a for _, a in payments.get(loan_id, [])), total_minor=total,
-            credit_minor=credit, installments=covers,
+            credit_minor=credit, installments=covers, locale=locale,
         )
         for cover in covers:
             old = before[cover.installment_id]

@@ -7,6 +7,7 @@ Each row goes through the importer's own checker and store
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 from fastapi import APIRouter, Depends, Header, Path
@@ -119,6 +120,16 @@ def _payment(session: Session, payment_id: str) -> dict[str, Any]:
             "amount": money(row.amount_minor, row.currency, row.locale)}
 
 
+def _new_payment(written: RowWrite) -> dict[str, Any]:
+    """:func:`_payment` of the payment this request inserted, from the row written and its loan's
+    settlement (currency, the borrower's locale): no read back."""
+    row = written.inserted
+    assert row is not None
+    settled = written.settled[row["loan_id"]]
+    return {"payment_id": row["id"], "loan_id": row["loan_id"], "paid_at": row["paid_at"].astimezone(UTC).isoformat(),
+            "amount": money(row["amount_minor"], settled.currency, settled.locale)}
+
+
 def _first_settlement(session: Session, payment_id: str, loan_id: str, caller: Caller) -> dict[str, Any]:
     """The settlement answered when the payment was recorded (kept in its audit event), so a repeat of
     the request gets the same body; for a payment that came in by file, the loan as it stands now."""
@@ -150,7 +161,7 @@ def post_payment(body: PaymentIn, caller: Caller = Depends(require(Scope.PAYMENT
         result, written = _write(session, caller, Kind.PAYMENTS, values)
         if result == "updated":  # rolled back with the transaction
             raise ApiError(409, "conflict", f"payment {payment_id} was recorded with other values", "payment_id")
-        payment = _payment(session, payment_id)
+        payment = _payment(session, payment_id) if written.inserted is None else _new_payment(written)
         if result == "created":
             settlement = written.settled[payment["loan_id"]].to_json()
             audit(session, caller, "api.payment.post", "payment", payment_id,

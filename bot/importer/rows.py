@@ -391,17 +391,18 @@ class PaymentChecker(_LoanRowChecker):
         self.counts.add(self._payments.write(self._rows))
         self._rows.clear()
 
-    def flush_one(self) -> None:
+    def flush_one(self) -> dict[str, Any] | None:
         """:meth:`flush` for :func:`write_row`'s one row: a new payment takes one ``INSERT ... ON
         CONFLICT DO NOTHING``; a payment_id already stored goes through :meth:`flush` (unchanged or
-        updated, counted as an import counts it)."""
+        updated, counted as an import counts it).  Returns the row when it was new."""
         [row] = self._rows
         if self.conn.execute(store.insert_new(self.conn, store.payments, self.COLUMNS), {**row, "at": self._at}).first():
             self.counts.inserted += 1
             self.state.note_loans(self._rows)
             self._rows.clear()
-        else:
-            self.flush()
+            return row
+        self.flush()
+        return None
 
 
 class ContactChecker(_LoanRowChecker):
@@ -478,6 +479,7 @@ class RowWrite:
 
     counts: Counts
     settled: dict[str, LoanSettlement]
+    inserted: dict[str, Any] | None = None  # a new payment's row as written (id, loan_id, paid_at, amount_minor)
 
 
 def write_row(conn: Connection, kind: Kind, values: Values, at: datetime) -> RowWrite:
@@ -498,11 +500,12 @@ def write_row(conn: Connection, kind: Kind, values: Values, at: datetime) -> Row
     checker = CHECKERS[kind](conn, state, at)
     checker.prepare([row])
     checker.check(row)
+    inserted = None
     if isinstance(checker, PaymentChecker):
-        checker.flush_one()
+        inserted = checker.flush_one()
     else:
         checker.flush()
-    return RowWrite(checker.counts, settle_run(conn, state, at, source="api"))
+    return RowWrite(checker.counts, settle_run(conn, state, at, source="api"), inserted)
 
 
 def settle_run(conn: Connection, state: RunState, at: datetime, *, source: str) -> dict[str, LoanSettlement]:
