@@ -190,7 +190,8 @@ def test_a_payment_post_runs_a_bounded_number_of_statements(api: Api, db: Databa
     finally:
         event.remove(db.engine, "before_cursor_execute", count)
     assert paid.status_code == 201, paid.text
-    assert paid.json()["settlement"]["newly_paid"] == ["B1-I1"] and len(paid.json()["settlement"]["cancelled_attempts"]) == 1
+    settlement = paid.json()["settlement"]
+    assert settlement["newly_paid"] == ["B1-I1"] and len(settlement["cancelled_attempts"]) == 1
     # key, loan, insert, lock, installments, payments, cover, loan, cancellations, subscriptions, audit
     assert len(statements) <= 11, "\n".join(s.split("\n")[0][:120] for s in statements)
 

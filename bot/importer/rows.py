@@ -396,7 +396,8 @@ class PaymentChecker(_LoanRowChecker):
         CONFLICT DO NOTHING``; a payment_id already stored goes through :meth:`flush` (unchanged or
         updated, counted as an import counts it).  Returns the row when it was new."""
         [row] = self._rows
-        if self.conn.execute(store.insert_new(self.conn, store.payments, self.COLUMNS), {**row, "at": self._at}).first():
+        insert = store.insert_new(self.conn, store.payments, self.COLUMNS)
+        if self.conn.execute(insert, {**row, "at": self._at}).first():
             self.counts.inserted += 1
             self.state.note_loans(self._rows)
             self._rows.clear()

@@ -128,7 +128,8 @@ def insert_new(conn: Connection, table: Table, columns: Sequence[str]) -> Any:
         at = bindparam("at", type_=table.c.updated_at.type)
         statement = _NEW_ROW[key] = (
             _insert(conn, table)
-            .values(id=bindparam("id"), **{c: bindparam(c, type_=table.c[c].type) for c in columns}, created_at=at, updated_at=at)
+            .values(id=bindparam("id"), **{c: bindparam(c, type_=table.c[c].type) for c in columns},
+                    created_at=at, updated_at=at)
             .on_conflict_do_nothing(index_elements=[table.c.id])
             .returning(table.c.id)
         )
