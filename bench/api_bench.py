@@ -10,7 +10,8 @@ a payment must cancel), written straight into a schema of its own
 
 The bot's web app runs as it does in production: ``uvicorn --factory
 bot.web.app:from_environment`` in its own processes (``--web-workers``), with its
-access log off, on 127.0.0.1.  The client is httpx with ``--clients`` requests in
+access log off, on 127.0.0.1, each keeping a database connection open for every
+request it has in flight (``BOT_DATABASE_POOL_SIZE`` = clients / workers).  The client is httpx with ``--clients`` requests in
 flight at once, each paying one loan in full.
 
 Timed:
@@ -18,7 +19,8 @@ Timed:
 1. **throughput and latency**: after ``--warmup`` requests (not counted), ``--requests``
    payments by ``--clients`` concurrent clients: requests per second, and latency
    p50/p95/p99/max as the client sees it (connect, TLS-less HTTP, the app, the
-   transaction that writes the payment, settles the loan and cancels the reminder);
+   transaction that writes the payment, settles the loan and cancels the reminder), and
+   the CPU time the web app's processes and the client spent a request (from /proc);
 2. **from the 201 to the cancellation**: ``--lag-samples`` payments one after another;
    right after each 201 the reminder's status is read from the database (a separate
    connection) until it is ``cancelled``: the time from the 201 to seeing it.  The
@@ -93,8 +95,9 @@ def seed(db: Database, count: int) -> None:
                 conn.execute(insert(model), rows[start:start + 5000])
 
 
-def start_server(url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
+def start_server(url: str, port: int, workers: int, pool: int) -> subprocess.Popen[bytes]:
     env = dict(os.environ, BOT_DATABASE_URL=url, BOT_PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
+               BOT_DATABASE_POOL_SIZE=str(pool),
                PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     cmd = [sys.executable, "-m", "uvicorn", "--factory", "bot.web.app:from_environment", "--host", "127.0.0.1",
            "--port", str(port), "--workers", str(workers), "--no-access-log", "--log-level", "warning",
@@ -112,6 +115,20 @@ def start_server(url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
         time.sleep(0.2)
     proc.kill()
     raise SystemExit("the web app did not answer /healthz within 60 s")
+
+
+def cpu_seconds(parent: int) -> float:
+    """User + system CPU time of ``parent`` and its child processes (the uvicorn workers), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        if int(stat.parent.name) == parent or int(fields[1]) == parent:  # fields[1]: the parent's pid
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
 
 
 def body(n: int) -> dict[str, str]:
@@ -200,18 +217,25 @@ def main() -> None:
             _info, key = create_key(session, "bench", ["payments:write"], AT)
         print(f"seeded {total} loans with a planned reminder each in {time.perf_counter() - t0:.1f} s", flush=True)
         port = free_port()
-        proc = start_server(url, port, args.web_workers)
+        pool = -(-args.clients // args.web_workers)  # a connection for each request a worker has in flight
+        proc = start_server(url, port, args.web_workers, pool)
         base = f"http://127.0.0.1:{port}"
-        print(f"web app: {args.web_workers} uvicorn worker(s) on {base}; {args.clients} clients", flush=True)
+        print(f"web app: {args.web_workers} uvicorn worker(s) on {base}, {pool} database connections each; "
+              f"{args.clients} clients", flush=True)
         asyncio.run(run_load(base, key, range(0, args.warmup), args.clients))
+        server_cpu, client_cpu = cpu_seconds(proc.pid), time.process_time()
         latencies, elapsed, errors = asyncio.run(
             run_load(base, key, range(args.warmup, args.warmup + args.requests), args.clients))
+        server_cpu, client_cpu = cpu_seconds(proc.pid) - server_cpu, time.process_time() - client_cpu
         ms = [x * 1000 for x in latencies]
         rate = len(latencies) / elapsed
         print(f"POST /api/v1/payments: {len(latencies)} requests in {elapsed:.2f} s = {rate:.0f} requests/s, "
               f"{errors} not 201", flush=True)
         print(f"  latency ms: p50 {statistics.median(ms):.1f}  p95 {pct(ms, 95):.1f}  p99 {pct(ms, 99):.1f}  "
               f"max {max(ms):.1f}", flush=True)
+        print(f"  CPU a request (less changed by other load than the rates): web app "
+              f"{server_cpu / args.requests * 1000:.2f} ms, this client {client_cpu / args.requests * 1000:.2f} ms",
+              flush=True)
         verdict = "met" if pct(ms, 95) < 50 and rate >= 300 else "NOT met"
         print(f"  target p95 < 50 ms at >= 300 requests/s: {verdict}", flush=True)
         lag_from = args.warmup + args.requests

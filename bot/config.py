@@ -43,6 +43,9 @@ class Settings(BaseSettings):
 
     # Storage
     database_url: str = DEFAULT_DATABASE_URL
+    # PostgreSQL: connections each process keeps open (more are opened for a burst and closed after
+    # it); the web app's threads each hold one while a request uses the database
+    database_pool_size: int = Field(default=15, ge=1, le=200)
 
     # Lender identity (used in templates, HELP answers, voice scripts)
     lender_name: str = "Example Lending"

@@ -45,10 +45,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
-from bot.db.models import ContactAttempt, Installment, Loan, Payment
+from bot.db.models import Borrower, ContactAttempt, Installment, Loan, Payment
 from bot.domain import AttemptSource, AttemptStatus
 
 __all__ = [
@@ -118,6 +118,7 @@ class LoanSettlement:
     installments: list[Cover] = field(default_factory=list)
     newly_paid: list[str] = field(default_factory=list)  # fully covered now, not before
     cancelled_attempts: list[int] = field(default_factory=list)
+    locale: str | None = None  # the borrower's, for amounts shown in an answer (not part of the JSON)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -193,9 +194,12 @@ _A = ContactAttempt.__table__
 # The statements are built once (an API request settles one loan: building and hashing
 # them each time cost more than running them).
 _IDS = bindparam("ids", expanding=True)
+_B = Borrower.__table__
 _LOCK_LOANS = (
-    select(_L.c.id, _L.c.borrower_id, _L.c.currency, _L.c.paid_stated_minor, _L.c.paid_stated_at, _L.c.credit_minor)
-    .where(_L.c.id.in_(_IDS)).order_by(_L.c.id).with_for_update()
+    select(_L.c.id, _L.c.borrower_id, _L.c.currency, _L.c.paid_stated_minor, _L.c.paid_stated_at, _L.c.credit_minor,
+           _B.c.locale)
+    .select_from(_L.join(_B, _B.c.id == _L.c.borrower_id))
+    .where(_L.c.id.in_(_IDS)).order_by(_L.c.id).with_for_update(of=_L)
 )
 _INSTALLMENTS = select(_I.c.id, _I.c.loan_id, _I.c.due_date, _I.c.amount_due_minor, _I.c.amount_paid_minor,
                        _I.c.covered_minor).where(_I.c.loan_id.in_(_IDS))
@@ -207,23 +211,19 @@ _WRITE_LOAN = update(_L).where(_L.c.id == bindparam("b_id")).values(
     credit_minor=bindparam("b_credit"))
 _CANCELLED = {"status": AttemptStatus.CANCELLED.value, "next_attempt_at": None, "claimed_by": None,
               "claimed_until": None}
-_CANCEL_ABOUT = (
-    update(_A)
-    .where(_A.c.installment_id.in_(_IDS), _A.c.status.in_(_WAITING), _A.c.source != AttemptSource.REPLY.value)
-    .values(decision=bindparam("b_decision", _A.c.decision.type), updated_at=bindparam("b_at", _A.c.updated_at.type),
-            **_CANCELLED)
-    .returning(_A.c.id, _A.c.installment_id, _A.c.loan_id)
-)
 _OWING = (
     select(_I.c.id).select_from(_I.join(_L, _L.c.id == _I.c.loan_id))
     .where(_L.c.borrower_id == _A.c.borrower_id, _I.c.covered_minor < _I.c.amount_due_minor)
     .exists()
 )
-# Waiting attempts about no installment in particular, of borrowers who owe nothing now.
-_CANCEL_GENERAL = (
+# Waiting attempts (not replies) about a paid installment, and waiting attempts about no
+# installment in particular of borrowers who owe nothing now: one statement for both.
+_CANCEL_PAID = (
     update(_A)
-    .where(_A.c.borrower_id.in_(_IDS), _A.c.installment_id.is_(None), _A.c.status.in_(_WAITING),
-           _A.c.source != AttemptSource.REPLY.value, ~_OWING)
+    .where(_A.c.status.in_(_WAITING), _A.c.source != AttemptSource.REPLY.value,
+           or_(_A.c.installment_id.in_(bindparam("paid", expanding=True)),
+               and_(_A.c.borrower_id.in_(bindparam("borrowers", expanding=True)), _A.c.installment_id.is_(None),
+                    ~_OWING)))
     .values(decision=bindparam("b_decision", _A.c.decision.type), updated_at=bindparam("b_at", _A.c.updated_at.type),
             **_CANCELLED)
     .returning(_A.c.id, _A.c.installment_id, _A.c.loan_id)
@@ -244,7 +244,7 @@ def _settle_chunk(conn: Connection, ids: list[str], at: datetime) -> dict[str, L
     out: dict[str, LoanSettlement] = {}
     loan_updates: list[dict[str, Any]] = []
     cover_updates: list[dict[str, Any]] = []
-    for loan_id, borrower_id, currency, old_stated, old_stated_at, old_credit in loans:
+    for loan_id, borrower_id, currency, old_stated, old_stated_at, old_credit, locale in loans:
         installments = rows.get(loan_id, [])
         stated = sum(r[3] for r in installments)
         changed_statement = old_stated is None or old_stated_at is None or stated != old_stated
@@ -255,7 +255,7 @@ def _settle_chunk(conn: Connection, ids: list[str], at: datetime) -> dict[str, L
         settlement = LoanSettlement(
             loan_id=loan_id, borrower_id=borrower_id, currency=currency, stated_minor=stated,
             payments_minor=sum(a for _, a in payments.get(loan_id, [])), total_minor=total,
-            credit_minor=credit, installments=covers,
+            credit_minor=credit, installments=covers, locale=locale,
         )
         for cover in covers:
             old = before[cover.installment_id]
@@ -266,10 +266,11 @@ def _settle_chunk(conn: Connection, ids: list[str], at: datetime) -> dict[str, L
         if changed_statement or credit != old_credit:
             loan_updates.append({"b_id": loan_id, "b_stated": stated, "b_stated_at": stated_at, "b_credit": credit})
         out[loan_id] = settlement
+    # one row (an API payment): a plain execute, not the executemany path
     if cover_updates:
-        conn.execute(_WRITE_COVER, cover_updates)
+        conn.execute(_WRITE_COVER, cover_updates[0] if len(cover_updates) == 1 else cover_updates)
     if loan_updates:
-        conn.execute(_WRITE_LOAN, loan_updates)
+        conn.execute(_WRITE_LOAN, loan_updates[0] if len(loan_updates) == 1 else loan_updates)
     _cancel_paid(conn, out, at)
     return out
 
@@ -285,11 +286,10 @@ def _cancel_paid(conn: Connection, settled: dict[str, LoanSettlement], at: datet
                              "detail": "what this contact is about is paid"}, "b_at": at}
     cancelled: list[Any] = []
     paid_ids = sorted(by_installment)
-    for start in range(0, len(paid_ids), _CHUNK):
-        cancelled.extend(conn.execute(_CANCEL_ABOUT, {"ids": paid_ids[start:start + _CHUNK], **params}).all())
     borrowers = sorted({s.borrower_id for s in settled.values()})
-    for start in range(0, len(borrowers), _CHUNK):
-        cancelled.extend(conn.execute(_CANCEL_GENERAL, {"ids": borrowers[start:start + _CHUNK], **params}).all())
+    for start in range(0, max(len(paid_ids), len(borrowers)), _CHUNK):
+        chunk = {"paid": paid_ids[start:start + _CHUNK], "borrowers": borrowers[start:start + _CHUNK]}
+        cancelled.extend(conn.execute(_CANCEL_PAID, {**chunk, **params}).all())
     for attempt_id, installment_id, loan_id in cancelled:
         owner = by_installment.get(installment_id or "") or loan_id
         if owner in settled:

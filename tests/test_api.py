@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from api_support import BORROWER, Api, new_key, seed
 from bot.api.keys import SCOPES
@@ -168,6 +168,32 @@ def test_a_payment_settles_its_loan_and_cancels_what_is_now_paid(api: Api, db: D
     standing = api("GET", "/borrowers/B1").json()
     assert standing["outstanding"] == [{"minor": 0, "currency": "USD", "text": "$0.00"}]
     assert all("paid" in d["reasons"] for d in standing["contact"].values())
+
+
+def test_a_payment_post_runs_a_bounded_number_of_statements(api: Api, db: Database, clock: FixedClock) -> None:
+    """The hot path stays lean: a regression that adds a look-up or a write per payment fails here."""
+    seed(api)
+    with db.session() as s:
+        s.add(ContactAttempt(dedupe_key="plan:B1-I1:sms", borrower_id="B1", loan_id="B1-L1", installment_id="B1-I1",
+                             channel="sms", source="planner", status="planned", next_attempt_at=clock.now(),
+                             created_at=clock.now(), updated_at=clock.now()))
+    statements: list[str] = []
+
+    def count(_conn, _cursor, statement: str, *_args) -> None:  # noqa: ANN001
+        if statement.split()[0].upper() in {"SELECT", "INSERT", "UPDATE", "DELETE", "WITH"}:
+            statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        paid = api("POST", "/payments", json={"payment_id": "P1", "loan_id": "B1-L1",
+                                              "paid_at": "2026-11-27T10:00:00Z", "amount": "100.00"})
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    assert paid.status_code == 201, paid.text
+    settlement = paid.json()["settlement"]
+    assert settlement["newly_paid"] == ["B1-I1"] and len(settlement["cancelled_attempts"]) == 1
+    # key, loan, insert, lock, installments, payments, cover, loan, cancellations, subscriptions, audit
+    assert len(statements) <= 11, "\n".join(s.split("\n")[0][:120] for s in statements)
 
 
 # --- idempotency keys --------------------------------------------------------------------------

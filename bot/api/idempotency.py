@@ -63,16 +63,16 @@ def _stored(session: Session, caller: Caller, key: str, fingerprint: str) -> Out
 def idempotent(caller: Caller, key: str | None, path: str, body: BaseModel,
                run: Callable[[Session], Outcome]) -> JSONResponse:
     """The response of a POST to ``path``: ``run`` in a write transaction, or a replay for ``key``."""
-    status, data = _outcome(caller, key, "POST", path, body.model_dump(mode="json"), run)
+    status, data = _outcome(caller, key, "POST", path, body, run)
     return JSONResponse(data, status_code=status)
 
 
-def _outcome(caller: Caller, key: str | None, method: str, path: str, body: dict[str, Any],
+def _outcome(caller: Caller, key: str | None, method: str, path: str, body: BaseModel,
              run: Callable[[Session], Outcome]) -> Outcome:
     if key is None:
         with writing(caller) as session:
             return run(session)
-    fingerprint = _fingerprint(method, path, body)
+    fingerprint = _fingerprint(method, path, body.model_dump(mode="json"))
     for attempt in range(2):
         try:
             with writing(caller) as session:

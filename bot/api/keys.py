@@ -16,7 +16,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from bot.db.models import ApiKey
@@ -104,15 +104,25 @@ def revoke_key(session: Session, key_id: str, at: datetime) -> KeyInfo:
     return _info(row)
 
 
-def authenticate(session: Session, key: str, at: datetime) -> KeyInfo | None:
-    """The active key ``key`` is, or None (unknown, malformed or revoked)."""
+_K = ApiKey.__table__
+# Built once: a request pays only for running them.
+_BY_ID = select(_K.c.id, _K.c.name, _K.c.key_hash, _K.c.scopes, _K.c.created_at, _K.c.revoked_at,
+                _K.c.last_used_at).where(_K.c.id == bindparam("id"))
+_TOUCH = update(_K).where(_K.c.id == bindparam("b_id")).values(last_used_at=bindparam("b_at", _K.c.last_used_at.type))
+
+
+def authenticate(bind: Connection | Session, key: str, at: datetime) -> KeyInfo | None:
+    """The active key ``key`` is, or None (unknown, malformed or revoked).
+
+    One look-up by the key's id (the primary key) reads the hash, the scopes and the
+    revocation together, on every request: a revoke takes effect on the next one."""
     match = _KEY_RE.fullmatch(key)
     if match is None:
         return None
-    row = session.get(ApiKey, match.group(1))
+    row = bind.execute(_BY_ID, {"id": match.group(1)}).first()
     if row is None or not hmac.compare_digest(row.key_hash, _digest(key)) or row.revoked_at is not None:
         return None
     # last use at a minute's precision: a busy client does not rewrite the row on every call
     if row.last_used_at is None or (at - row.last_used_at).total_seconds() >= 60:
-        session.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=at))
-    return _info(row)
+        bind.execute(_TOUCH, {"b_id": row.id, "b_at": at})
+    return KeyInfo(row.id, row.name, tuple(row.scopes), row.created_at, row.revoked_at, row.last_used_at)

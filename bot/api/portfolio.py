@@ -7,11 +7,12 @@ Each row goes through the importer's own checker and store
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 from fastapi import APIRouter, Depends, Header, Path
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 from starlette.responses import JSONResponse
 
@@ -106,14 +107,27 @@ def put_installment(body: InstallmentIn, installment_id: str = IdPath(),
     return _put(caller, Kind.INSTALLMENTS, installment_id, body)
 
 
+_PAYMENT = (  # built once: every POST reads it
+    select(Payment.loan_id, Payment.paid_at, Payment.amount_minor, Loan.currency, Borrower.locale)
+    .join(Loan, Loan.id == Payment.loan_id).join(Borrower, Borrower.id == Loan.borrower_id)
+    .where(Payment.id == bindparam("payment_id"))
+)
+
+
 def _payment(session: Session, payment_id: str) -> dict[str, Any]:
-    row = session.execute(
-        select(Payment.loan_id, Payment.paid_at, Payment.amount_minor, Loan.currency, Borrower.locale)
-        .join(Loan, Loan.id == Payment.loan_id).join(Borrower, Borrower.id == Loan.borrower_id)
-        .where(Payment.id == payment_id)
-    ).one()
+    row = session.execute(_PAYMENT, {"payment_id": payment_id}).one()
     return {"payment_id": payment_id, "loan_id": row.loan_id, "paid_at": row.paid_at.isoformat(),
             "amount": money(row.amount_minor, row.currency, row.locale)}
+
+
+def _new_payment(written: RowWrite) -> dict[str, Any]:
+    """:func:`_payment` of the payment this request inserted, from the row written and its loan's
+    settlement (currency, the borrower's locale): no read back."""
+    row = written.inserted
+    assert row is not None
+    settled = written.settled[row["loan_id"]]
+    return {"payment_id": row["id"], "loan_id": row["loan_id"], "paid_at": row["paid_at"].astimezone(UTC).isoformat(),
+            "amount": money(row["amount_minor"], settled.currency, settled.locale)}
 
 
 def _first_settlement(session: Session, payment_id: str, loan_id: str, caller: Caller) -> dict[str, Any]:
@@ -147,7 +161,7 @@ def post_payment(body: PaymentIn, caller: Caller = Depends(require(Scope.PAYMENT
         result, written = _write(session, caller, Kind.PAYMENTS, values)
         if result == "updated":  # rolled back with the transaction
             raise ApiError(409, "conflict", f"payment {payment_id} was recorded with other values", "payment_id")
-        payment = _payment(session, payment_id)
+        payment = _payment(session, payment_id) if written.inserted is None else _new_payment(written)
         if result == "created":
             settlement = written.settled[payment["loan_id"]].to_json()
             audit(session, caller, "api.payment.post", "payment", payment_id,

@@ -44,7 +44,7 @@ class App:
     @property
     def db(self) -> Database:
         if self._db is None:
-            self._db = Database(self.settings.database_url)
+            self._db = Database(self.settings.database_url, pool_size=self.settings.database_pool_size)
         return self._db
 
     def close(self) -> None:

@@ -57,8 +57,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 
 class Database:
-    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+    def __init__(self, url: str, *, pool_size: int | None = None, **engine_kwargs: Any) -> None:
+        """``pool_size``: connections kept open (PostgreSQL; SQLite's pool is left as it is)."""
         self.url = normalise_url(url)
+        if pool_size is not None and not self.url.startswith("sqlite"):
+            engine_kwargs.setdefault("pool_size", pool_size)
         self.engine = make_engine(self.url, **engine_kwargs)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 

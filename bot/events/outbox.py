@@ -36,9 +36,11 @@ class Event:
     at: datetime
 
 
+_SUBSCRIPTIONS = select(WebhookSubscription.id, WebhookSubscription.events).order_by(WebhookSubscription.id)
+
+
 def _subscribers(session: Session) -> list[tuple[int, frozenset[str]]]:
-    rows = session.execute(select(WebhookSubscription.id, WebhookSubscription.events)
-                           .order_by(WebhookSubscription.id)).all()
+    rows = session.execute(_SUBSCRIPTIONS).all()
     return [(sid, frozenset((events or {}).get("types") or ())) for sid, events in rows]
 
 

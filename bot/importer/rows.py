@@ -17,6 +17,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import PurePath
 from typing import Any, ClassVar
 
@@ -367,8 +368,12 @@ class PaymentChecker(_LoanRowChecker):
 
     def __init__(self, conn: Connection, state: RunState, at: datetime) -> None:
         super().__init__(conn, state, at)
-        self._payments = Upserter(conn, store.payments, self.COLUMNS, at, on_write=state.note_loans)
+        self._at = at
         self._rows: list[dict[str, Any]] = []
+
+    @cached_property
+    def _payments(self) -> Upserter:  # built when first needed: write_row's new payment does without it
+        return Upserter(self.conn, store.payments, self.COLUMNS, self._at, on_write=self.state.note_loans)
 
     def check(self, values: Values) -> None:
         payment_id = self._own_id(values)
@@ -385,6 +390,20 @@ class PaymentChecker(_LoanRowChecker):
     def flush(self) -> None:
         self.counts.add(self._payments.write(self._rows))
         self._rows.clear()
+
+    def flush_one(self) -> dict[str, Any] | None:
+        """:meth:`flush` for :func:`write_row`'s one row: a new payment takes one ``INSERT ... ON
+        CONFLICT DO NOTHING``; a payment_id already stored goes through :meth:`flush` (unchanged or
+        updated, counted as an import counts it).  Returns the row when it was new."""
+        [row] = self._rows
+        insert = store.insert_new(self.conn, store.payments, self.COLUMNS)
+        if self.conn.execute(insert, {**row, "at": self._at}).first():
+            self.counts.inserted += 1
+            self.state.note_loans(self._rows)
+            self._rows.clear()
+            return row
+        self.flush()
+        return None
 
 
 class ContactChecker(_LoanRowChecker):
@@ -461,6 +480,7 @@ class RowWrite:
 
     counts: Counts
     settled: dict[str, LoanSettlement]
+    inserted: dict[str, Any] | None = None  # a new payment's row as written (id, loan_id, paid_at, amount_minor)
 
 
 def write_row(conn: Connection, kind: Kind, values: Values, at: datetime) -> RowWrite:
@@ -481,8 +501,12 @@ def write_row(conn: Connection, kind: Kind, values: Values, at: datetime) -> Row
     checker = CHECKERS[kind](conn, state, at)
     checker.prepare([row])
     checker.check(row)
-    checker.flush()
-    return RowWrite(checker.counts, settle_run(conn, state, at, source="api"))
+    inserted = None
+    if isinstance(checker, PaymentChecker):
+        inserted = checker.flush_one()
+    else:
+        checker.flush()
+    return RowWrite(checker.counts, settle_run(conn, state, at, source="api"), inserted)
 
 
 def settle_run(conn: Connection, state: RunState, at: datetime, *, source: str) -> dict[str, LoanSettlement]:

@@ -93,12 +93,18 @@ def existing_ids(conn: Connection, table: Table, ids: Collection[str]) -> set[st
     return set(conn.execute(query, id_list.param(list(ids))).scalars())
 
 
+_LOAN_FACTS: dict[bool, Any] = {}
+
+
 def loan_facts(conn: Connection, ids: Collection[str]) -> dict[str, tuple[str, str]]:
     """``loan id -> (borrower id, currency)`` for the loans among these ids."""
     if not ids:
         return {}
     id_list = IdList(conn)
-    query = select(loans.c.id, loans.c.borrower_id, loans.c.currency).where(id_list.where(loans.c.id))
+    query = _LOAN_FACTS.get(id_list.sqlite)
+    if query is None:  # built once per dialect: the REST API runs it for every payment
+        query = _LOAN_FACTS[id_list.sqlite] = select(loans.c.id, loans.c.borrower_id, loans.c.currency).where(
+            id_list.where(loans.c.id))
     rows = conn.execute(query, id_list.param(list(ids)))
     return {loan_id: (borrower_id, currency) for loan_id, borrower_id, currency in rows}
 
@@ -108,6 +114,26 @@ def _insert(conn: Connection, table: Table) -> Any:
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
+
+
+_NEW_ROW: dict[tuple[str, str, tuple[str, ...]], Any] = {}
+
+
+def insert_new(conn: Connection, table: Table, columns: Sequence[str]) -> Any:
+    """``INSERT ... ON CONFLICT (id) DO NOTHING RETURNING id`` of one row (``id``, ``columns``, and
+    ``at`` for both instants): a row back means it was new.  Built once per dialect and table."""
+    key = (conn.dialect.name, table.name, tuple(columns))
+    statement = _NEW_ROW.get(key)
+    if statement is None:
+        at = bindparam("at", type_=table.c.updated_at.type)
+        statement = _NEW_ROW[key] = (
+            _insert(conn, table)
+            .values(id=bindparam("id"), **{c: bindparam(c, type_=table.c[c].type) for c in columns},
+                    created_at=at, updated_at=at)
+            .on_conflict_do_nothing(index_elements=[table.c.id])
+            .returning(table.c.id)
+        )
+    return statement
 
 
 def _instant(conn: Connection, table: Table, at: datetime) -> ColumnElement[Any]:

@@ -47,10 +47,12 @@ def create_app(settings: Settings, db: Database, clock: Clock | None = None, *,
     app.include_router(media_routes.router)
     app.include_router(console_routes.public_router)
     app.include_router(console_routes.router)
-    # DOTALL: a path with an encoded newline under the prefix is still the API's (its JSON 404)
+    # DOTALL: a path with an encoded newline under the prefix is still the API's (its JSON 404).
+    # First in the list: an API request is matched without trying every page's route before it
+    # (no other route is under the prefix).
     mount = Mount(API_PREFIX, create_api(app))
     mount.path_regex = re.compile(mount.path_regex.pattern, re.DOTALL)
-    app.router.routes.append(mount)
+    app.router.routes.insert(0, mount)
     app.add_middleware(ConsoleHeadersMiddleware)
     app.add_middleware(metrics_routes.LatencyMiddleware)
     return app
@@ -70,4 +72,5 @@ def from_environment() -> FastAPI:
     check_startup(settings)
     policy = load_policy(settings.policy_file, templates_dir=settings.templates_dir,
                          scripts_dir=settings.voice_scripts_dir)
-    return create_app(settings, Database(settings.database_url), survey=policy.survey)
+    return create_app(settings, Database(settings.database_url, pool_size=settings.database_pool_size),
+                      survey=policy.survey)
