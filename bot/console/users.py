@@ -203,26 +203,23 @@ def set_disabled(session: Session, name: str, disabled: bool, *, at: datetime, a
     return user
 
 
-def set_locale(session: Session, name: str, locale: str | None, *, at: datetime, actor: str = "cli") -> User:
-    """Set a user's console language (None or "": back to ``console_default_locale``)."""
-    locale = validate_locale(locale)
+def _set_own(session: Session, name: str, field: str, value: str | None, *, at: datetime, actor: str) -> User:
     user = _by_name(session, name)
-    user.locale = locale
-    record(session, at, actor=actor, action="user.locale", subject_type="user", subject_id=name,
-           detail={"locale": locale})
+    setattr(user, field, value)
+    record(session, at, actor=actor, action=f"user.{field}", subject_type="user", subject_id=name,
+           detail={field: value})
     session.flush()
     return user
+
+
+def set_locale(session: Session, name: str, locale: str | None, *, at: datetime, actor: str = "cli") -> User:
+    """Set a user's console language (None or "": back to ``console_default_locale``)."""
+    return _set_own(session, name, "locale", validate_locale(locale), at=at, actor=actor)
 
 
 def set_timezone(session: Session, name: str, timezone: str | None, *, at: datetime, actor: str = "cli") -> User:
     """Set the zone the console shows a user times in (None or "": UTC)."""
-    timezone = validate_timezone(timezone)
-    user = _by_name(session, name)
-    user.timezone = timezone
-    record(session, at, actor=actor, action="user.timezone", subject_type="user", subject_id=name,
-           detail={"timezone": timezone})
-    session.flush()
-    return user
+    return _set_own(session, name, "timezone", validate_timezone(timezone), at=at, actor=actor)
 
 
 def unlock_user(session: Session, name: str, *, at: datetime, actor: str = "cli") -> User:
