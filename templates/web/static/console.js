@@ -32,6 +32,7 @@ function syncRecording(audio) {
     return !isNaN(parseFloat(row.dataset.offset));
   });
   rows.sort(function (a, b) { return parseFloat(a.dataset.offset) - parseFloat(b.dataset.offset); });
+  let engaged = false;  // nothing is highlighted before the recording is played or a turn is pressed
   function highlight() {
     let current = null;
     rows.forEach(function (row) {
@@ -40,7 +41,7 @@ function syncRecording(audio) {
       }
     });
     rows.forEach(function (row) {
-      const on = row === current && (!audio.paused || audio.currentTime > 0);
+      const on = engaged && row === current;
       row.classList.toggle("current", on);
       if (on) {
         row.setAttribute("aria-current", "true");
@@ -51,6 +52,7 @@ function syncRecording(audio) {
   }
   table.querySelectorAll("button.seek").forEach(function (button) {
     button.addEventListener("click", function () {
+      engaged = true;
       audio.currentTime = parseFloat(button.dataset.offset);
       highlight();
       const playing = audio.play();
@@ -59,6 +61,7 @@ function syncRecording(audio) {
       }
     });
   });
+  audio.addEventListener("play", function () { engaged = true; });
   ["timeupdate", "seeked", "play", "pause"].forEach(function (name) { audio.addEventListener(name, highlight); });
 }
 
