@@ -98,6 +98,13 @@ def test_the_call_is_recorded_in_two_channels_and_kept_with_turn_offsets(
     assert world.session(placed.attempt_id).recording_ref == call.recording_ref
     unsigned = httpx.post(url, data=params, trust_env=False)
     assert unsigned.status_code == 403
+    for bad, message in (({"RecordingSid": "RE../../x"}, "RecordingSid"), ({"RecordingUrl": ""}, "RecordingUrl"),
+                         ({"CallSid": "CA" + "f" * 32}, "CallSid")):
+        forged = {**params, **bad}
+        response = httpx.post(url, data=forged, trust_env=False, headers={
+            "X-Twilio-Signature": RequestValidator(token).compute_signature(url, forged)})
+        assert response.status_code == 400 and message in response.text, (bad, response.text)
+    assert world.session(placed.attempt_id).recording_ref == call.recording_ref
 
     # Retention: past the recordings' period the file goes and the reference is cleared.
     later = world.clock.now() + timedelta(days=world.settings.retention_recordings_days + 1)

@@ -247,7 +247,7 @@ def calls_page(request: Request, user: SignedIn = Depends(viewer)) -> HTMLRespon
                       form={k: "" for k in ("from", "to", "outcome", "intent", "flagged", "low", "locale",
                                             "reviewed", "queue")},
                       page=None, filters=None, outcomes=outcomes, locales=locales,
-                      intents=[i.value for i in Intent])
+                      intents=[i.value for i in Intent], done=None)
     return render(request, "console/calls.html.j2", user=user, error=None, form=filters.form_values(), page=page,
                   filters=filters, outcomes=outcomes, locales=locales, intents=[i.value for i in Intent],
                   done=_done(request))
@@ -407,13 +407,18 @@ def _media(ctx: WebContext, turn_id: int, user: SignedIn, first_request: bool) -
     return path
 
 
-@router.get("/console/media/turns/{turn_id:int}")
-async def turn_media(turn_id: int, request: Request, user: SignedIn = Depends(viewer)) -> Response:
-    ctx = _ctx(request)
+async def _audio(request: Request, user: SignedIn, find: Any, row_id: int) -> Response:
+    """An audio file found by ``find(ctx, row_id, user, first_request)``, with range requests; the
+    first request of a playback (no range, or from byte 0) is the one that is audited."""
     range_header = request.headers.get("range", "")
     first = not range_header or range_header.replace(" ", "").startswith("bytes=0-")
-    path = await run_in_threadpool(_media, ctx, turn_id, user, first)
+    path = await run_in_threadpool(find, _ctx(request), row_id, user, first)
     return FileResponse(path, media_type=AUDIO_TYPES[path.suffix.lower()])
+
+
+@router.get("/console/media/turns/{turn_id:int}")
+async def turn_media(turn_id: int, request: Request, user: SignedIn = Depends(viewer)) -> Response:
+    return await _audio(request, user, _media, turn_id)
 
 
 def _call_media(ctx: WebContext, call_id: int, user: SignedIn, first_request: bool) -> Path:
@@ -432,11 +437,7 @@ def _call_media(ctx: WebContext, call_id: int, user: SignedIn, first_request: bo
 @router.get("/console/media/calls/{call_id:int}")
 async def call_media(call_id: int, request: Request, user: SignedIn = Depends(viewer)) -> Response:
     """The whole call's dual-channel recording (supervisors and admins), with range requests."""
-    ctx = _ctx(request)
-    range_header = request.headers.get("range", "")
-    first = not range_header or range_header.replace(" ", "").startswith("bytes=0-")
-    path = await run_in_threadpool(_call_media, ctx, call_id, user, first)
-    return FileResponse(path, media_type=AUDIO_TYPES[path.suffix.lower()])
+    return await _audio(request, user, _call_media, call_id)
 
 
 # --- borrowers -------------------------------------------------------------------------------------
