@@ -303,7 +303,8 @@ class CallService:
             now = self.clock.now()
             call.answered_at = call.answered_at or now
             # The pick-up, where a whole-call recording starts: machine detection answers the webhook later.
-            call.recording_started_at = call.recording_started_at or now - timedelta(seconds=detection_s)
+            if self.settings.voice_record_calls and self.settings.voice_keep_recordings:
+                call.recording_started_at = call.recording_started_at or now - timedelta(seconds=detection_s)
             call.answered_by = answered_by
             _advance_status(call, call_status or "in-progress")
             attempt = session.get(ContactAttempt, attempt_id)
@@ -465,9 +466,10 @@ class CallService:
             # The pick-up as the answer webhook told it (to the millisecond) wins over RecordingStartTime (seconds).
             call.recording_started_at = call.recording_started_at or started
             call.recording_dir = f"{media.RECORDINGS}/{call.id}"
+            call_sid = call.call_sid
         if previous and previous != ref:
             media.remove_ref(self.settings, previous)
-        log.info("call %s: whole-call recording kept (%s channel(s))", call.call_sid, channels)
+        log.info("call %s: whole-call recording kept (%s channel(s))", call_sid, channels)
         return True
 
     # --- input ----------------------------------------------------------------------------------
