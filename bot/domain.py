@@ -96,4 +96,5 @@ class Intent(StrEnum):
     BALANCE_INQUIRY = "balance_inquiry"  # "how much do I owe?"
     AFFIRM = "affirm"  # yes to a yes/no question (voice or yes_no context only)
     DENY = "deny"  # no to a yes/no question (voice or yes_no context only)
+    SURVEY_RESPONSE = "survey_response"  # a 1-5 rating while a survey is pending (bot.replies.surveys; never from classify)
     OTHER = "other"

@@ -23,6 +23,10 @@ said) and the ``guardrail_margin`` ``bot experiment status`` flags a challenger 
 A borrower's arm is ``sha256("<experiment name>:<borrower id>")`` modulo 100, so it
 is stable across runs, processes and machines (unlike ``hash()``), and renaming the
 experiment reshuffles the borrowers.
+
+Satisfaction survey: an optional ``survey`` block (:class:`SurveySettings`) says after
+which conversations one 1-5 question is asked, on which channels, how often at most and
+for how long an SMS question waits for its answer (bot.replies.surveys does the asking).
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
 
 from bot.errors import ConfigError
 from bot.policy_risk import RiskCondition, RiskWhenFields, build_condition
@@ -55,6 +59,7 @@ __all__ = [
     "Policy",
     "PolicyError",
     "Step",
+    "SurveySettings",
     "load_policy",
     "step_label",
 ]
@@ -157,6 +162,21 @@ class Experiment:
         return (self.champion, "B" if self.champion == "A" else "A")
 
 
+#: The conversations a survey may follow, and the channels it may be asked on.
+SURVEY_TRIGGERS = ("promise", "paid", "dispute_resolved")
+SURVEY_CHANNELS = ("sms", "voice")
+
+
+@dataclass(frozen=True, slots=True)
+class SurveySettings:
+    """The policy's ``survey`` block: one 1-5 question after a qualifying conversation."""
+
+    after: frozenset[str]  # of SURVEY_TRIGGERS
+    channels: tuple[str, ...] = ("sms",)  # sms: a text after the conversation; voice: a keypad question in the call
+    min_days_between: int = 30  # at most one survey per borrower in this many days
+    expires_hours: int = 48  # an SMS survey takes its answer (and is sent at all) this long after it is queued
+
+
 @dataclass(frozen=True)
 class Policy:
     source: str
@@ -184,6 +204,7 @@ class Policy:
             if skip is None:
                 return name, {**{k: v for k, v in seen.items() if k != "when"}, "ladder_when": seen["when"]}
         return None, seen
+    survey: SurveySettings | None = None  # None: no satisfaction survey
 
     def arm_for(self, borrower_id: str) -> str:
         """``main`` without an experiment; else ``A`` or ``B``, stable per borrower.  With
@@ -289,6 +310,14 @@ class _Experiment(_Strict):
     b: _Ladder
 
 
+class _Survey(_Strict):
+    enabled: StrictBool = True
+    channels: Annotated[list[Literal["sms", "voice"]], Field(min_length=1)] = ["sms"]
+    after: Annotated[list[Literal["promise", "paid", "dispute_resolved"]], Field(min_length=1)]
+    min_days_between: Annotated[StrictInt, Field(ge=1, le=365)] = 30
+    expires_hours: Annotated[StrictInt, Field(ge=1, le=168)] = 48
+
+
 class _PolicyFile(_Strict):
     version: Literal[1]
     locales: Annotated[list[StrictStr], Field(min_length=1)] = list(DEFAULT_LOCALES)
@@ -297,6 +326,7 @@ class _PolicyFile(_Strict):
     steps: Annotated[list[_Step], Field(min_length=1)] | None = None
     experiment: _Experiment | None = None
     ladders: Annotated[list[_ChosenLadder], Field(min_length=1)] | None = None
+    survey: _Survey | None = None
 
 
 # --- YAML with line numbers (bot.scripts.yamlmarks) --------------------------------
@@ -416,6 +446,7 @@ class _Builder:
             arms=arms,
             experiment=experiment,
             ladder_when=ladder_when,
+            survey=self._survey(parsed.survey),
         )
 
     def _ladders(self, raw: list[_ChosenLadder], arms: dict[str, Ladder],
@@ -444,6 +475,18 @@ class _Builder:
             chosen[ladder.name] = when
             arms[ladder.name] = self._ladder(ladder.name, ladder.steps, (*path, "steps"), locales)
         return chosen
+
+    def _survey(self, raw: _Survey | None) -> SurveySettings | None:
+        """The ``survey`` block (its reply_survey templates are reply templates: bot.messages checks them)."""
+        if raw is None or not raw.enabled:
+            return None
+        for key in ("channels", "after"):
+            values = getattr(raw, key)
+            for index, value in enumerate(values):
+                if value in values[:index]:
+                    self.error(("survey", key, index), f"survey.{key}[{index}]: {value!r} is listed twice")
+        return SurveySettings(after=frozenset(raw.after), channels=tuple(dict.fromkeys(raw.channels)),
+                              min_days_between=raw.min_days_between, expires_hours=raw.expires_hours)
 
     def _locales(self, values: list[str]) -> list[str]:
         seen: list[str] = []

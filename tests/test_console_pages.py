@@ -13,7 +13,7 @@ from datetime import date, timedelta
 
 from sqlalchemy import select
 
-from bot.db.models import AuditEvent, CallSession, CallTurn, Consent, Note, Promise, Task
+from bot.db.models import AuditEvent, CallSession, CallTurn, Consent, Note, Promise, Survey, Task
 from test_console_support import (
     NOW,
     World,
@@ -257,6 +257,23 @@ def test_the_dashboard_counts_today(world: World) -> None:
     world.as_("sam").post(f"/console/calls/{world.seeded.call_promise}/turns/{world.seeded.promise_turn}/correct",
                           {"intent": "opt_out"})
     assert vic.get("/console/api/dashboard").json()["opt_outs"] == {"voice": 1}
+
+
+def test_the_dashboard_shows_the_last_weeks_satisfaction(world: World) -> None:
+    vic = world.as_("vic")
+    assert vic.get("/console/api/dashboard").json()["csat"] == {
+        "mean": None, "n": 0, "distribution": {"1": 0, "2": 0, "3": 0, "4": 0, "5": 0}}
+    assert "No survey answers in the last 7 days." in vic.get("/console").text
+    with world.db.session() as session:
+        for answered, score in ((NOW, 5), (NOW - timedelta(days=3), 4), (NOW - timedelta(days=3), 4),
+                                (NOW - timedelta(days=10), 1), (None, None)):  # too old; unanswered
+            asked = answered or NOW
+            session.add(Survey(borrower_id="B1", channel="sms", trigger="promise", asked_at=asked,
+                               expires_at=asked + timedelta(hours=48), answered_at=answered, score=score))
+    data = vic.get("/console/api/dashboard").json()
+    assert data["csat"] == {"mean": 4.33, "n": 3, "distribution": {"1": 0, "2": 0, "3": 0, "4": 2, "5": 1}}
+    card = vic.get("/console").text.split('id="card-csat"')[1].split("</article>")[0]
+    assert "4.33" in card and "3 answers" in card
 
 
 def test_the_audit_page_is_for_admins_and_filters(world: World) -> None:

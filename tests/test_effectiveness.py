@@ -33,7 +33,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -49,6 +49,7 @@ from bot.db.models import (
     Loan,
     Payment,
     Promise,
+    Survey,
     Task,
 )
 from bot.effectiveness import Costs, Window, build_report
@@ -133,9 +134,27 @@ def _seed(db: Database) -> None:
                            body_redacted="ok", received_at=at("2026-11-01 02:00")),
             InboundMessage(channel="sms", borrower_id="B1", from_address="+15550109999", to_address="+15005550006",
                            body_redacted="who", received_at=at("2026-11-05 02:00")),
+            # satisfaction answers, each attributed to the last reached contact before it was asked
+            *(Survey(borrower_id=bid, channel=channel, trigger="promise", asked_at=at(asked),
+                     expires_at=at(asked) + timedelta(hours=48), answered_at=at(answered) if answered else None,
+                     score=score)
+              for bid, channel, asked, answered, score in [
+                  ("B1", "sms", "2026-11-04 10:06", "2026-11-04 10:30", 5),  # after C2: voice A USD
+                  ("B1", "voice", "2026-11-04 10:07", "2026-11-04 10:07", 4),  # the same call's keypad
+                  ("B2", "sms", "2026-11-01 02:05", "2026-11-01 03:00", 2),  # after C4: sms B KRW
+                  ("B4", "sms", "2026-11-06 09:05", "2026-11-06 09:40", 4),  # after C10 (C11 failed): voice none EUR
+                  ("B3", "sms", "2026-11-10 16:00", None, None),  # never answered: not counted
+                  ("B1", "sms", "2026-10-20 10:00", "2026-10-20 11:00", 1),  # answered before the window
+              ]),
         ])
         s.flush()
         settle_loans(s, ["L1", "L2", "L3", "L4"], at=at("2026-12-02 00:00"))
+
+
+def _csat(mean: float | None = None, **scores: int) -> dict[str, Any]:
+    """The report's csat: ``_csat(4.5, s4=1, s5=1)``."""
+    distribution = {str(n): scores.get(f"s{n}", 0) for n in range(1, 6)}
+    return {"mean": mean, "n": sum(distribution.values()), "distribution": distribution}
 
 
 def _zero(**kw: Any) -> dict[str, Any]:
@@ -144,7 +163,7 @@ def _zero(**kw: Any) -> dict[str, Any]:
         "promises": 0, "kept": 0, "broken": 0, "kept_rate": None, "payments": 0, "reached_overdue": 0,
         "cured": 0, "cure_rate": None, "opt_outs": 0, "opt_out_rate": None, "disputes": 0, "dispute_rate": None,
         "complaints": 0, "complaint_rate": None, "cost_minor": 0, "cost_currency": "USD", "promised_minor": 0,
-        "recovered_minor": 0, "cost_per_recovered": None,
+        "recovered_minor": 0, "cost_per_recovered": None, "csat": _csat(),
     }
     base.update(kw)
     return base
@@ -168,16 +187,17 @@ EXPECTED_BY_CHANNEL_ARM = {
                                     cure_rate=1.0, cost_minor=5, cost_per_recovered=0.0005, currency="USD"),
     # C4 (11-01 in Seoul); the borrower's reply; P3; I2 reached overdue, only partly paid
     ("sms", "B", "KRW"): _contacted(1, 1, rpc=1, payments=1, recovered_minor=200000,
-                                    reached_overdue=1, cure_rate=0.0, cost_minor=5, currency="KRW"),
+                                    reached_overdue=1, cure_rate=0.0, cost_minor=5, currency="KRW",
+                                    csat=_csat(2.0, s2=1)),
     # C11 imported, failed
     ("sms", "none", "EUR"): _contacted(1, 0, currency="EUR"),
     # C2 (conversation, 2 minutes) and C7 (voicemail, 1 minute); the promise and its keeping; P1
     ("voice", "A", "USD"): _contacted(2, 1, rpc=1, promises=1, promised_minor=10000,
                                       kept=1, kept_rate=1.0, payments=1, recovered_minor=10000, cost_minor=30,
-                                      cost_per_recovered=0.003, currency="USD"),
+                                      cost_per_recovered=0.003, currency="USD", csat=_csat(4.5, s4=1, s5=1)),
     # C10 imported, connected; P6; I4 cured
     ("voice", "none", "EUR"): _contacted(1, 1, payments=1, recovered_minor=8000, reached_overdue=1, cured=1,
-                                         cure_rate=1.0, currency="EUR"),
+                                         cure_rate=1.0, currency="EUR", csat=_csat(4.0, s4=1)),
     # P4 and P5 (no reached contact in the 7 days before); B3's opt-out
     ("unattributed", "unattributed", "USD"): _zero(payments=2, recovered_minor=6000, opt_outs=1, currency="USD",
                                                    cost_per_recovered=0.0),
@@ -195,6 +215,8 @@ EXPECTED_TOTALS = {
     "opt_outs": 1, "opt_out_rate": 0.125, "disputes": 1, "dispute_rate": 0.125,
     "complaints": 0, "complaint_rate": 0.0,
     "cost_minor": 41, "cost_currency": "USD",  # 1 email + 2 SMS x 5 + 3 minutes x 10
+    # 5, 4, 2 and 4 answered in the window: (5 + 4 + 2 + 4) / 4
+    "csat": {"mean": 3.75, "n": 4, "distribution": {"1": 0, "2": 1, "3": 0, "4": 2, "5": 1}},
     "currencies": [
         {"currency": "EUR", "promised_minor": 0, "recovered_minor": 8000, "cost_per_recovered": None},
         {"currency": "KRW", "promised_minor": 0, "recovered_minor": 200000, "cost_per_recovered": None},
@@ -306,6 +328,9 @@ def test_report_command_json_csv_table(db_url: str, run_bot: Any, tmp_path: Any)
     assert list(rows[0])[:3] == ["step", "currency", "contacts"]
     assert "'=1+1" in {r["step"] for r in rows}  # formula-safe: the imported step is not a formula
     assert {r["step"]: r["recovered_minor"] for r in rows if r["currency"] == "USD"}["D+1:sms"] == "10000"
+    csat_columns = ("csat_mean", "csat_n", "csat_1", "csat_2", "csat_3", "csat_4", "csat_5")
+    assert {r["step"]: tuple(r[c] for c in csat_columns) for r in rows}["D+20:voice"] == (
+        "4.5", "2", "0", "0", "0", "1", "1")
 
     result = run_bot(*args, "--by", "channel", db_url=db_url, env=ENV)
     assert result.exit_code == 0, result.output
@@ -314,6 +339,7 @@ def test_report_command_json_csv_table(db_url: str, run_bot: Any, tmp_path: Any)
     assert "channel=voice  currency=EUR" in lines
     assert any(line.split()[:3] == ["contacts", "8", "reached"] for line in lines)
     assert any("1-30 -> 31-60" in line and "50.0%" in line for line in lines)
+    assert any("csat" in line and "3.75 (n=4)" in line for line in lines)
     every = [x for key in ("step", "arm", "channel", "locale", "day", "week", "month") for x in ("--by", key)]
     result = run_bot(*args, *every, db_url=db_url, env=ENV)  # long keys wrap, never widen the table
     assert result.exit_code == 0 and max(len(line) for line in result.stdout.splitlines()) <= 80

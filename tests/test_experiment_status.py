@@ -86,6 +86,10 @@ def _seed(db: Database, policy: Policy) -> None:
                     s.add(m.Promise(borrower_id=bid, loan_id=lid, promised_date=date(2026, 11, 7), amount_minor=10000,
                                   status=status, source="sms", created_at=at("2026-11-05T11:00+00:00"),
                                   resolved_at=None if status == "pending" else at("2026-11-08T12:00+00:00")))
+                if i < 2:  # two satisfaction answers per arm, after the arm's (delivered) text
+                    s.add(m.Survey(borrower_id=bid, channel="sms", trigger="promise",
+                                   asked_at=at("2026-11-05T11:01+00:00"), expires_at=at("2026-11-07T11:01+00:00"),
+                                   answered_at=at("2026-11-05T11:30+00:00"), score={"A": (5, 3), "B": (2, 4)}[arm][i]))
                 if i < paid:
                     s.add(m.Payment(id="P" + bid, loan_id=lid, paid_at=at("2026-11-06T09:00+00:00"), amount_minor=10000,
                                   created_at=T0, updated_at=T0))
@@ -149,6 +153,9 @@ def test_status_json(seeded: tuple[str, Path], run_bot: Any) -> None:
     assert (opt["difference"], opt["z"], opt["p_value"], opt["flagged"]) == (0.02, 1.0102, 0.3124, True)
     assert b["guardrails"]["dispute_rate"]["flagged"] is False
     assert doc["flagged"] == ["opt_out_rate"]
+    # satisfaction: A (5 + 3) / 2, B (2 + 4) / 2
+    assert (a["csat"]["mean"], a["csat"]["n"], b["csat"]["mean"], b["csat"]["distribution"]) == (
+        4.0, 2, 3.0, {"1": 0, "2": 1, "3": 0, "4": 1, "5": 0})
 
 
 def test_status_table_window_and_errors(seeded: tuple[str, Path], run_bot: Any) -> None:
@@ -160,6 +167,8 @@ def test_status_table_window_and_errors(seeded: tuple[str, Path], run_bot: Any) 
     assert "arm A (champion): 100 contacts" in out and "arm B (challenger): 100 contacts" in out
     assert any(line.split()[:2] == ["opt", "out"] and line.endswith("WORSE") for line in out.splitlines())
     assert "guardrails worse by more than 0.5 pt: opt_out_rate" in out
+    assert [line.split() for line in out.splitlines() if line.strip().startswith("csat")] == [
+        ["csat", "4.00", "(n=2)"], ["csat", "3.00", "(n=2)"]]
     # before any contact: nothing counted, no statistics, nothing flagged
     result = run_bot(*args, "--at", "2026-11-03T00:00:00Z", "--json", db_url=db_url, env=ENV)
     doc = json.loads(result.stdout)

@@ -394,7 +394,7 @@ def test_every_reply_renders(kind: str, locale: str, renderer: Renderer, setting
     assert composed.locale == locale and composed.segments is not None and composed.segments <= 2
     assert settings.lender_name in composed.body
     assert composed.status_callback == "https://bot.example.com/twilio/status?attempt=21"
-    assert ends_with_opt_out(composed.body, locale) is (kind in ("opt_in", "help"))
+    assert ends_with_opt_out(composed.body, locale) is (kind in ("opt_in", "help", "survey"))
 
 
 def test_help_says_who_we_are_and_how_to_reach_us(renderer: Renderer, settings: Settings) -> None:

@@ -28,6 +28,7 @@ from bot.scripts import (
     OpenTask,
     OptOut,
     Outcome,
+    Rating,
     Say,
     ScriptError,
     SendSms,
@@ -1018,3 +1019,69 @@ def test_every_path_keeps_the_debt_private_and_acts_once(scripts, locale, speech
     assert outcomes >= {"promise", "paid_claim", "dispute", "hardship", "callback", "opt_out", "wrong_party",
                         "voicemail", "partial", "refused"}
     assert steps > 1000
+
+
+# --- the satisfaction survey's keypad question ------------------------------------------------------
+
+
+def _to_promise_end(script, ctx: CallContext):
+    """Keys through a shipped first_stage call: right party, the 23rd, confirmed."""
+    state, _ = start(script, ctx, answered_by="human")
+    for digits in ("1", "23#"):
+        state, _ = step(script, state, keys(digits))
+    return step(script, state, keys("1"))
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_the_survey_question_follows_a_promise_and_a_key_is_the_rating(scripts, locale: str) -> None:
+    script = scripts[locale]
+    ctx = replace(context(locale, speech=False), survey_after=("promise", "paid_claim"))
+    state, actions = _to_promise_end(script, ctx)
+    assert [a for a in actions if isinstance(a, Outcome)] == [Outcome("promise", date(2026, 1, 23))]
+    assert not any(isinstance(a, Hangup) for a in actions) and not state.ended
+    assert state.node == "survey" and isinstance(actions[-1], Listen) and actions[-1].num_digits == 1
+    state, actions = step(script, state, keys("4"))
+    assert [a for a in actions if isinstance(a, Rating)] == [Rating(4)]
+    assert not any(isinstance(a, Outcome) for a in actions)  # the outcome stays the promise
+    assert state.ended and state.facts.outcome == "promise" and isinstance(actions[-1], Hangup)
+
+
+def test_no_survey_question_unless_the_context_asks_for_one(scripts) -> None:
+    state, actions = _to_promise_end(scripts["en-US"], context("en-US", speech=False))
+    assert state.ended and isinstance(actions[-1], Hangup) and "survey" not in state.path
+
+
+@pytest.mark.parametrize(("answer", "node", "outcome"), [
+    (NoInput(), "survey_goodbye", "promise"),  # silence: goodbye, nothing rated
+    (Heard(Intent.OTHER, source="dtmf", digits="7"), "survey_goodbye", "promise"),  # not a rating
+    (Heard(Intent.OTHER, source="dtmf", digits="9"), "opt_out", "promise"),  # the opt-out key still works
+])
+def test_the_survey_question_without_a_rating(scripts, answer, node: str, outcome: str) -> None:
+    script = scripts["en-US"]
+    ctx = replace(context("en-US", speech=False), survey_after=("promise",))
+    state, _ = _to_promise_end(script, ctx)
+    state, actions = step(script, state, answer)
+    assert state.node == node and state.ended and state.facts.outcome == outcome
+    assert not any(isinstance(a, Rating) for a in actions)
+    assert any(isinstance(a, OptOut) for a in actions) is (node == "opt_out")
+
+
+def _shipped() -> str:
+    return (DEFAULT_SCRIPTS_DIR / "first_stage" / "en-US.yaml").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(("old", "new", "fragment", "message"), [
+    ("listen: {input: keypad, expect: digits, timeout_s: 6, max_length_s: 6, retries: 0}",
+     "listen: {input: both, expect: digits, timeout_s: 6, max_length_s: 6, retries: 0}",
+     "  survey:", "nodes.survey: the survey question must listen with 'input: keypad'"),
+    ('"5": survey_response}', '"5": affirm}', "    keypad: {\"1\": survey_response",
+     "nodes.survey.keypad: keys 1 to 5 must each mean survey_response"),
+    ("survey: survey\n", "survey: survey_question\n", "survey: survey_question",
+     "survey: no node named 'survey_question'"),
+    ('keypad: {"1": affirm, "2": deny}\n    on:\n      affirm: disclosure',
+     'keypad: {"1": affirm, "2": deny, "3": survey_response}\n    on:\n      affirm: disclosure',
+     "  verify:", "nodes.verify: survey_response belongs to the 'survey' node only"),
+])
+def test_a_bad_survey_node_is_refused(tmp_path: Path, old: str, new: str, fragment: str, message: str) -> None:
+    text = mutate(_shipped(), old, new)
+    assert_problem(tmp_path, text, fragment, message, name="first_stage")

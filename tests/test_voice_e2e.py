@@ -207,6 +207,40 @@ def test_a_person_asked_for_opens_a_callback_task(world: VoiceWorld, db: Databas
             assert intent in found.items[0]["intents"]
 
 
+def test_the_keypad_survey_after_a_promise_stores_the_key_pressed(world: VoiceWorld, db: Database) -> None:
+    from bot.db.models import Survey
+    from bot.policy import SurveySettings
+
+    world.use(db, survey=SurveySettings(after=frozenset({"promise"}), channels=("voice",)))
+    # verified, the 15th typed in and confirmed; then 4 to the survey question
+    world.borrower("B30", call={"turns": [{"digits": "1"}, {"digits": "15#"}, {"digits": "1"}, {"digits": "4"}]})
+    placed = world.place("B30")
+    world.run()
+    played = world.played(placed.call_sid)
+    assert played[-2].startswith("Before you hang up: how satisfied are you with this call?")
+    assert played[-1] == "Thank you for your answer. Goodbye."
+    call = world.session(placed.attempt_id)
+    assert (call.status, call.outcome) == ("completed", "promise")  # the survey does not change the outcome
+    answers = [(t.source, t.text_redacted, t.intent) for t in world.turns(call.id) if t.speaker == "borrower"]
+    assert answers[-1] == ("dtmf", "4", "survey_response")
+    with db.sessions() as s:
+        [survey] = s.scalars(select(Survey)).all()
+        assert (survey.borrower_id, survey.channel, survey.trigger, survey.score, survey.attempt_id) == (
+            "B30", "voice", "promise", 4, placed.attempt_id)
+        # the keypad question replaces the texted one; the promise confirmation is still queued
+        assert s.scalars(select(ContactAttempt.template).where(ContactAttempt.channel == "sms")).all() == [
+            "reply_promise"]
+
+
+def test_without_a_survey_in_the_policy_a_promise_call_ends_as_before(world: VoiceWorld, db: Database) -> None:
+    world.use(db)
+    world.borrower("B31", call={"turns": [{"digits": "1"}, {"digits": "15#"}, {"digits": "1"}, {"digits": "4"}]})
+    placed = world.place("B31")
+    world.run()
+    assert not any("satisfied" in text for text in world.played(placed.call_sid))
+    assert world.session(placed.attempt_id).outcome == "promise"
+
+
 def test_stop_calling_records_the_voice_opt_out_and_confirms_it(world: VoiceWorld, db: Database,
                                                                  clips: dict[str, Path]) -> None:
     world.use(db)

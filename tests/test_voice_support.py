@@ -90,8 +90,9 @@ class VoiceWorld:
 
     # --- per test -----------------------------------------------------------------------
 
-    def use(self, db: Database, *, understand: Any = None, **overrides: Any) -> Settings:
-        """Point the world at ``db`` with fresh sandbox records; the bot's settings."""
+    def use(self, db: Database, *, understand: Any = None, survey: Any = None, **overrides: Any) -> Settings:
+        """Point the world at ``db`` with fresh sandbox records; the bot's settings (``survey``: the
+        policy's satisfaction survey, None: off)."""
         self.clock.set(AT)
         self.sandbox.reset()
         values: dict[str, Any] = {
@@ -104,10 +105,10 @@ class VoiceWorld:
         }
         values.update(overrides)
         settings = load_settings(None, **values)
-        context = WebContext(settings=settings, db=db, clock=self.clock)
+        context = WebContext(settings=settings, db=db, clock=self.clock, survey=survey)
         self.app.state.bot = context
         service = CallService(settings, db, self.clock, understand=understand,
-                              renderer=SpyRenderer(media.prompt_renderer(settings), self.prompts))
+                              renderer=SpyRenderer(media.prompt_renderer(settings), self.prompts), survey=survey)
         set_service(self.app, context, service)
         self.service, self.db, self.settings = service, db, settings
         return settings

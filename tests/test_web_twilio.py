@@ -74,6 +74,18 @@ def test_signed_inbound_sms_is_accepted(web: WebHarness, db: Database, borrower:
     assert message.received_at == AT  # the app's clock, not the wall clock
 
 
+def test_the_webhook_queues_the_policy_s_survey(web: WebHarness, db: Database, borrower: str) -> None:
+    import dataclasses
+
+    from bot.db.models import Survey
+    from bot.policy import SurveySettings
+
+    web.app.state.bot = dataclasses.replace(web.app.state.bot, survey=SurveySettings(after=frozenset({"promise"})))
+    assert web.inbound("I will pay on Friday").status_code == 200
+    with db.session() as session:
+        assert [(s.trigger, s.channel) for s in session.scalars(select(Survey))] == [("promise", "sms")]
+
+
 def _params(body: str = "STOP") -> dict[str, str]:
     return {"MessageSid": new_sid(), "From": PHONE, "To": OUR_NUMBER, "Body": body}
 

@@ -72,7 +72,7 @@ def _line(label: str, r: dict[str, Any]) -> str:
 
 
 def to_text(status: dict[str, Any]) -> str:
-    from bot.effectiveness.output import money
+    from bot.effectiveness.output import csat_text, money
 
     title = (f"Experiment {status['experiment']} ({status['start']} to {status['end']}), "
              f"days {status['from']} to {status['to']} (exclusive)")
@@ -89,6 +89,7 @@ def to_text(status: dict[str, Any]) -> str:
                      f"cost/recovered {cpr}")
         for name, r in arm["guardrails"].items():
             lines.append(_line(name.replace("_", " "), r))
+        lines.append(f"  csat           {csat_text(arm['csat'])}")
         lines.append("")
     flagged = ", ".join(status["flagged"]) or "none"
     lines.append(f"guardrails worse by more than {status['guardrail_margin'] * 100:.1f} pt: {flagged}")

@@ -112,7 +112,7 @@ def run_cmd(app: App, plan_interval: int | None, dispatch_interval: int, host: s
 
         sock = listen_socket(host if host is not None else settings.web_host,
                              port if port is not None else settings.web_port)
-        web = WebServer(create_app(settings, app.db, app.clock), sock)
+        web = WebServer(create_app(settings, app.db, app.clock, survey=policy.survey), sock)
 
     def started() -> None:
         if web is not None:

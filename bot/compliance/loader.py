@@ -30,7 +30,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from bot.compliance.config import (
@@ -233,7 +233,8 @@ def load_contexts(
                 ContactAttempt.occurred_at.is_not(None),
                 ContactAttempt.occurred_at >= since,
                 ContactAttempt.status.in_(REAL_ATTEMPT_STATUSES),
-                ContactAttempt.source != AttemptSource.REPLY.value,
+                # answers to the borrower are not initiated communications; the survey question is
+                or_(ContactAttempt.source != AttemptSource.REPLY.value, ContactAttempt.template == "reply_survey"),
             )
             .order_by(ContactAttempt.borrower_id, ContactAttempt.occurred_at, ContactAttempt.id)
         ):

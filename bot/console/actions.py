@@ -40,8 +40,10 @@ from bot.compliance.zones import resolve_zones
 from bot.console.audit import record
 from bot.db.models import AuditEvent, Borrower, CallSession, CallTurn, ContactAttempt, Note, Task, User
 from bot.domain import Channel, Intent, TaskKind, TaskStatus
+from bot.policy import SurveySettings
 from bot.privacy import redact
 from bot.replies import create_promise, flag_address, paid_claim_consistent, record_opt_out
+from bot.replies.surveys import ask_by_sms
 from bot.replies.tasks import open_task
 
 __all__ = [
@@ -255,7 +257,10 @@ def assign_task(session: Session, task_id: int, assignee: str | None, *, actor: 
            detail={"borrower_id": task.borrower_id, "from": previous, "to": assignee})
 
 
-def close_task(session: Session, task_id: int, note: str, *, actor: str, at: datetime) -> None:
+def close_task(session: Session, task_id: int, note: str, *, actor: str, at: datetime,
+               survey: SurveySettings | None = None) -> None:
+    """Close an open task; closing a dispute resolves it, which the satisfaction survey may follow
+    (bot.replies.surveys: queued to the borrower's phone under the same checks as any text)."""
     task = _task(session, task_id)
     if task.status != TaskStatus.OPEN.value:
         raise ActionError(409, f"task {task_id} is closed already")
@@ -264,6 +269,9 @@ def close_task(session: Session, task_id: int, note: str, *, actor: str, at: dat
     add_note(session, "task", str(task_id), note, actor=actor, at=at)
     record(session, at, actor=actor, action="task.closed", subject_type="task", subject_id=task_id,
            detail={"borrower_id": task.borrower_id, "kind": task.kind})
+    if task.kind == TaskKind.DISPUTE.value and survey is not None:
+        phone = session.scalar(select(Borrower.phone_e164).where(Borrower.id == task.borrower_id))
+        ask_by_sms(session, survey, borrower_id=task.borrower_id, trigger="dispute_resolved", address=phone, at=at)
 
 
 _FIELDS = {"phone": "phone_e164", "email": "email", "name": "full_name"}

@@ -41,10 +41,12 @@ from bot.db.models import (
     Loan,
     Note,
     Promise,
+    Survey,
     Task,
     User,
 )
 from bot.domain import AttemptSource, Channel, PromiseStatus, TaskStatus
+from bot.effectiveness.report import csat
 from bot.portfolio import format_money, installment_status
 from bot.privacy import mask_email, mask_name, mask_phone, redact
 from bot.risk import load_facts, summary
@@ -247,6 +249,9 @@ def dashboard(session: Session, at: datetime, *, zone_name: str, low_confidence:
     calls_week = _per_day(session, c.started_at, days)
     labels = [label for label, _, _ in days]
     channels = [ch.value for ch in Channel]
+    scores = dict(session.execute(
+        select(Survey.score, func.count()).where(_in(Survey.answered_at, days[0][1], days[-1][2]))
+        .group_by(Survey.score)).all())
 
     sms = sends.get(Channel.SMS.value, {"sent": 0, "delivered": 0, "failed": 0})
     total_calls, answered, machine, flagged_today, low_today = (int(v or 0) for v in calls_row)
@@ -267,6 +272,8 @@ def dashboard(session: Session, at: datetime, *, zone_name: str, low_confidence:
         "opt_outs_total": sum(opt_outs.values()),
         "replies": int(replies),
         "open_tasks": int(open_tasks),
+        # satisfaction answers of the last seven days (docs/metrics.md "csat")
+        "csat": csat([int(scores.get(score, 0)) for score in range(1, 6)]),
         "week": {
             "labels": labels,
             "short_labels": [label[5:] for label in labels],  # MM-DD

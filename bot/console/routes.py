@@ -619,7 +619,7 @@ async def close_task(task_id: int, request: Request, user: SignedIn = Depends(su
     form = await read_form(request, user)
     note = text(form.get("note"), "note")
     await run_in_threadpool(_in_session, ctx, actions.close_task, task_id, note, actor=user.name,
-                            at=ctx.clock.now())
+                            at=ctx.clock.now(), survey=ctx.survey)
     target = _return_to(form)
     return RedirectResponse(target + ("&" if "?" in target else "?") + "done=closed", status_code=303)
 

@@ -235,6 +235,29 @@ class Promise(Base):
     resolved_at: Mapped[datetime | None]
 
 
+class Survey(Base):
+    """One satisfaction question after a conversation (bot.replies.surveys, docs/metrics.md "csat").
+
+    ``attempt_id`` is the SMS that asks it (source ``reply``, template ``reply_survey``)
+    or the call whose keypad question it was.  An SMS survey is pending from the moment
+    its SMS was sent until ``answered_at`` or ``expires_at``; ``score`` is 1..5.
+    """
+
+    __tablename__ = "surveys"
+    __table_args__ = (Index(None, "borrower_id", "asked_at"), Index(None, "answered_at"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    borrower_id: Mapped[str] = mapped_column(ForeignKey("borrowers.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(8))  # sms | voice: how the question is asked
+    trigger: Mapped[str] = mapped_column(String(32))  # promise | paid | dispute_resolved
+    address: Mapped[str | None] = mapped_column(String(254))  # the number asked (its reply must come from it)
+    attempt_id: Mapped[int | None] = mapped_column(ForeignKey("contact_attempts.id", ondelete="SET NULL"))
+    asked_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    answered_at: Mapped[datetime | None]
+    score: Mapped[int | None] = mapped_column(Integer)
+
+
 class AuditEvent(Base):
     """Who did what and when.  ``detail`` never holds raw personal data."""
 

@@ -37,7 +37,12 @@ contact rules (docs/dispatch.md):
   confirms, a dispute it acknowledges, a payment it thanks for, a wrong number it
   apologises to).  Opt-out, cease-communication, consent, unusable address and
   every time window (quiet hours, rest days, holidays, inconvenient times) still
-  apply: outside contact hours a reply waits (``deferred``).
+  apply: outside contact hours a reply waits (``deferred``);
+* the satisfaction survey's question (``reply_survey``, bot.replies.surveys) is a
+  communication of the bot's own: it is checked like any contact, the history
+  included (frequency caps, the wait after a conversation), except for the pauses
+  of what it follows (a pending promise, a payment).  It is cancelled
+  (``survey_expired``) when it could not go before its survey expired.
 """
 
 from __future__ import annotations
@@ -78,6 +83,8 @@ ALREADY_CONFIRMED = "opt_out_already_confirmed"
 OPT_OUT_REPLY = "reply_opt_out"
 HELP_REPLY = "reply_help"
 OPT_OUT_RULE = "reply.opt_out_confirmation"
+SURVEY_REPLY = "reply_survey"
+SURVEY_EXPIRED = "survey_expired"
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +216,8 @@ class Judge:
         if ctx is None:
             return Verdict(BLOCKED, reasons=(NOT_LOADED,))
         subject, history, state = ctx
+        if attempt.source == AttemptSource.REPLY.value and attempt.template == SURVEY_REPLY:
+            return self._survey(attempt, subject, history, state)
         if attempt.source == AttemptSource.REPLY.value:
             return self._reply(attempt, subject, state)
         installment = self.facts.installments.get(attempt.installment_id or "")
@@ -239,6 +248,17 @@ class Judge:
             # and the time windows still do).  Nothing else is sent to an opted-out number.
             relaxed = dataclasses.replace(relaxed, opted_out=relaxed.opted_out - {Channel(attempt.channel)})
         return _from_decision(self._check(subject, attempt, [], relaxed))
+
+    def _survey(self, attempt: ContactAttempt, subject: Subject, history: list[HistoryEntry],
+                state: StopState) -> Verdict:
+        decision = attempt.decision if isinstance(attempt.decision, Mapping) else {}
+        survey = decision.get("survey")
+        expires = _instant(survey.get("expires_at")) if isinstance(survey, Mapping) else None
+        if expires is None or self.now >= expires:
+            return Verdict(CANCELLED, reasons=(SURVEY_EXPIRED,))
+        relaxed = dataclasses.replace(state, paid=False, promise_until=None)
+        full_history = history + self._sent_now.get(attempt.borrower_id, [])
+        return _from_decision(self._check(subject, attempt, full_history, relaxed))
 
     def _opt_out_confirmation(self, attempt: ContactAttempt) -> Verdict:
         assert attempt.address is not None

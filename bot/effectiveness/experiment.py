@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from bot.effectiveness.queries import Window
-from bot.effectiveness.report import Costs, build_report
+from bot.effectiveness.report import Costs, build_report, csat
 from bot.effectiveness.stats import min_detectable_effect, two_proportion_z, wilson
 from bot.policy import Experiment
 
@@ -63,6 +63,7 @@ def _arms(report: dict[str, Any], arms: tuple[str, str], cost_currency: str) -> 
     for arm in arms:
         totals = dict.fromkeys(_COUNTS, 0)
         recovered: dict[str, int] = defaultdict(int)
+        scores = [0] * 5
         cost_per_recovered = None
         for group in report["groups"]:
             if group["key"]["arm"] != arm:
@@ -71,11 +72,12 @@ def _arms(report: dict[str, Any], arms: tuple[str, str], cost_currency: str) -> 
             for name in _COUNTS:
                 totals[name] += m[name]
             recovered[m["currency"]] += m["recovered_minor"]
+            scores = [n + m["csat"]["distribution"][str(score)] for score, n in enumerate(scores, start=1)]
             if m["currency"] == cost_currency:
                 cost_per_recovered = m["cost_per_recovered"]
         totals["resolved"] = totals["kept"] + totals["broken"]
         out[arm] = {"figures": totals, "recovered_minor": dict(sorted(recovered.items())),
-                    "cost_per_recovered": cost_per_recovered}
+                    "cost_per_recovered": cost_per_recovered, "csat": csat(scores)}
     return out
 
 
@@ -105,6 +107,7 @@ def experiment_status(session: Session, experiment: Experiment, window: Window, 
             "recovered_minor": arms[arm]["recovered_minor"], "cost_minor": f["cost_minor"],
             "cost_currency": costs.currency, "cost_per_recovered": arms[arm]["cost_per_recovered"],
             "guardrails": {name: _proportion(f[num], f[den]) for name, (num, den) in GUARDRAILS.items()},
+            "csat": arms[arm]["csat"],  # satisfaction answers attributed to the arm
         }
         if arm == challenger:
             base = arms[champion]["figures"]

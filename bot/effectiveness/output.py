@@ -10,7 +10,7 @@ from typing import Any
 from bot.portfolio import format_money
 from bot.privacy import csv_safe
 
-__all__ = ["CSV_METRICS", "to_csv", "to_table"]
+__all__ = ["CSV_METRICS", "csat_text", "to_csv", "to_table"]
 
 #: The CSV's metric columns, in order (the key's columns come first).
 CSV_METRICS = (
@@ -18,7 +18,15 @@ CSV_METRICS = (
     "promises", "promised_minor", "kept", "broken", "kept_rate", "payments", "recovered_minor",
     "reached_overdue", "cured", "cure_rate", "cost_minor", "cost_currency", "cost_per_recovered",
     "opt_outs", "opt_out_rate", "disputes", "dispute_rate", "complaints", "complaint_rate",
+    "csat_mean", "csat_n", "csat_1", "csat_2", "csat_3", "csat_4", "csat_5",
 )
+
+
+def _flat(m: dict[str, Any]) -> dict[str, Any]:
+    """The metrics with ``csat`` spread over its CSV columns."""
+    c = m["csat"]
+    return {**m, "csat_mean": c["mean"], "csat_n": c["n"],
+            **{f"csat_{score}": count for score, count in c["distribution"].items()}}
 
 
 def _cell(value: Any) -> str:
@@ -31,7 +39,8 @@ def to_csv(report: dict[str, Any]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(keys + list(CSV_METRICS))
     for group in report["groups"]:
-        row = [group["key"][k] for k in keys] + [_cell(group["metrics"][m]) for m in CSV_METRICS]
+        metrics = _flat(group["metrics"])
+        row = [group["key"][k] for k in keys] + [_cell(metrics[m]) for m in CSV_METRICS]
         writer.writerow([csv_safe(cell) for cell in row])
     return out.getvalue()
 
@@ -57,6 +66,7 @@ def _pairs(m: dict[str, Any]) -> list[tuple[str, str]]:
         ("disputes", f"{m['disputes']} ({_pct(m['dispute_rate'])})"),
         ("complaints", f"{m['complaints']} ({_pct(m['complaint_rate'])})"),
         ("cost", money(m["cost_minor"], m["cost_currency"])),
+        ("csat", csat_text(m["csat"])),
     ]
     if "currency" in m:
         pairs[4:4] = [("promised", money(m["promised_minor"], m["currency"]))]
@@ -64,6 +74,11 @@ def _pairs(m: dict[str, Any]) -> list[tuple[str, str]]:
         if m["cost_per_recovered"] is not None:
             pairs.append(("cost/recovered", f"{m['cost_per_recovered']:.4f}"))
     return pairs
+
+
+def csat_text(c: dict[str, Any]) -> str:
+    """``4.25 (n=8)``, or ``-`` without answers."""
+    return "-" if not c["n"] else f"{c['mean']:.2f} (n={c['n']})"
 
 
 def _block(title: str, pairs: list[tuple[str, str]]) -> list[str]:

@@ -45,6 +45,7 @@ from bot.db.models import (
     Loan,
     Payment,
     Promise,
+    Survey,
     Task,
 )
 from bot.db.types import UTCDateTime
@@ -188,7 +189,10 @@ def contact_rows(session: Session, window: Window) -> Iterator[RawRow]:
 
 # --- events attributed to the last reached contact -----------------------------------
 
-EVENT_KINDS = ("payments", "promises", "kept", "broken", "rpc_replies", "opt_outs", "disputes", "complaints")
+#: Satisfaction survey answers by score (``csat_1`` .. ``csat_5``): the report's ``csat``.
+CSAT_KINDS = tuple(f"csat_{score}" for score in range(1, 6))
+EVENT_KINDS = ("payments", "promises", "kept", "broken", "rpc_replies", "opt_outs", "disputes", "complaints",
+               *CSAT_KINDS)
 EVENT_AMOUNTS = {"payments": "recovered_minor", "promises": "promised_minor"}
 
 
@@ -218,6 +222,7 @@ def _events(window: Window) -> Any:
     im = InboundMessage.__table__
     co = Consent.__table__
     tk = Task.__table__
+    sv = Survey.__table__
     resolved = (PromiseStatus.KEPT.value, PromiseStatus.BROKEN.value)
     parts = [
         one("payments", pay.c.paid_at, pay.c.paid_at, pay, loan_id=pay.c.loan_id, amount=pay.c.amount_minor),
@@ -230,6 +235,10 @@ def _events(window: Window) -> Any:
         one("opt_outs", co.c.opted_out_at, co.c.opted_out_at, co),
         *(one(kind, tk.c.created_at, tk.c.created_at, tk, loan_id=tk.c.loan_id, where=[tk.c.kind == task_kind])
           for kind, task_kind in (("disputes", "dispute"), ("complaints", "complaint"))),
+        # a survey answer counts on the day it was given, attributed to the last contact before the
+        # survey was asked (the conversation it rates, not the survey's own text)
+        *(one(f"csat_{score}", sv.c.answered_at, sv.c.asked_at, sv, where=[sv.c.score == score])
+          for score in range(1, 6)),
     ]
     return union_all(*parts).subquery("events")
 

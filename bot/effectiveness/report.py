@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from bot.effectiveness.queries import (
     BUCKETS,
     CONTACT_FIGURES,
+    CSAT_KINDS,
     CURE_FIGURES,
     EVENT_AMOUNTS,
     EVENT_KINDS,
@@ -40,7 +41,7 @@ from bot.effectiveness.queries import (
 )
 from bot.effectiveness.sql import prepare
 
-__all__ = ["DIMENSIONS", "UNATTRIBUTED", "Costs", "build_report", "month_ends"]
+__all__ = ["DIMENSIONS", "UNATTRIBUTED", "Costs", "build_report", "csat", "month_ends"]
 
 #: What a report may be grouped by.
 DIMENSIONS = ("channel", "step", "arm", "locale", "segment", "day", "week", "month")
@@ -105,10 +106,18 @@ def _metrics(f: dict[str, int], costs: Costs, *, currency: str | None) -> dict[s
         "disputes": f["disputes"], "dispute_rate": _rate(f["disputes"], f["contacts"]),
         "complaints": f["complaints"], "complaint_rate": _rate(f["complaints"], f["contacts"]),
         "cost_minor": costs.of(f), "cost_currency": costs.currency,
+        "csat": csat([f[kind] for kind in CSAT_KINDS]),
     }
     if currency is not None:
         out.update(_amounts(f, costs, currency))
     return out
+
+
+def csat(counts: Sequence[int]) -> dict[str, Any]:
+    """Satisfaction from the counts of scores 1..5: ``{"mean", "n", "distribution"}`` (mean None when n is 0)."""
+    n = sum(counts)
+    mean = round(sum(score * count for score, count in enumerate(counts, start=1)) / n, 2) if n else None
+    return {"mean": mean, "n": n, "distribution": {str(score): count for score, count in enumerate(counts, start=1)}}
 
 
 def _amounts(f: dict[str, int], costs: Costs, currency: str) -> dict[str, Any]:

@@ -60,12 +60,12 @@ __all__ = [
 #: ``reply_<kind>`` templates (docs/channels.md); written by bot.replies as the
 #: attempt's ``template``.
 REPLY_KINDS = ("opt_out", "opt_in", "help", "paid", "promise", "dispute", "wrong_number", "hardship",
-               "callback", "other", "identity", "balance")
+               "callback", "other", "identity", "balance", "survey", "survey_thanks")
 #: Replies whose wording depends on whether the number is verified (:func:`verified_numbers`).
 VERIFIED_KINDS = frozenset({"identity", "balance"})
 #: Replies that must end with the opt-out instruction: they (re)start or describe
-#: the programme.  The others answer the borrower's own message once.
-REPLY_FOOTER_KINDS = frozenset({"opt_in", "help"})
+#: the programme, or ask something of their own (the satisfaction survey, bot.replies.surveys).  The others answer the borrower's own message once.
+REPLY_FOOTER_KINDS = frozenset({"opt_in", "help", "survey"})
 #: Variables a reply template may use.
 REPLY_VARIABLES: dict[str, str] = {
     "lender_name": "setting lender_name",

@@ -7,7 +7,9 @@
   facts, also used by the dispatcher (Twilio error 21610) and the unsubscribe
   endpoint (:mod:`bot.replies.consent`);
 * :func:`check_promises` — the kept/broken follow-up the scheduler runs with
-  each planning pass (:mod:`bot.replies.promises`).
+  each planning pass (:mod:`bot.replies.promises`);
+* the satisfaction survey: its question queued after a good conversation, its
+  1-5 answer read only while one is pending (:mod:`bot.replies.surveys`).
 
 docs/webhooks.md describes every effect.  Nothing here sends anything: an
 answer is a planned ``ContactAttempt`` the dispatcher sends under the rules.

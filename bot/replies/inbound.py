@@ -18,6 +18,13 @@ transaction it:
    got :data:`MAX_AUTO_REPLIES_PER_DAY` answers in 24 hours (a phone's
    auto-responder must not talk to the bot forever).
 
+Satisfaction survey (the policy's ``survey`` block, :mod:`bot.replies.surveys`): a digit 1-5
+alone from a borrower with a survey pending on that number is a ``survey_response``
+(recorded, thanked with ``reply_survey_thanks``, nothing else done); without a
+pending survey it is read as before.  A promise or a payment claim whose answer was
+queued may be followed by the survey question, queued the same way (source
+``reply``, dedupe key ``survey:<id>``).
+
 A message from a number that belongs to no borrower is stored with
 ``borrower_id`` NULL; only STOP and HELP are answered, directly in the
 webhook's TwiML (there is no borrower to attach an attempt to), the STOP
@@ -34,6 +41,7 @@ me") is answered by the bot either way.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -50,9 +58,11 @@ from bot.domain import AttemptSource, AttemptStatus, Channel, Intent
 from bot.events import emit
 from bot.nlu import Interpretation, classify
 from bot.privacy import mask_phone
-from bot.replies.effects import Sender, apply_effects
+from bot.policy import SurveySettings
+from bot.replies.effects import Effects, Sender, apply_effects
 from bot.replies.records import audit, insert_ignore
 from bot.replies.redaction import redact_reply
+from bot.replies.surveys import THANKS_KIND, ask_by_sms, pending_rating, record_rating
 
 __all__ = [
     "KEYWORD_REPLIES",
@@ -72,7 +82,7 @@ log = logging.getLogger(__name__)
 
 #: The ``reply_<kind>`` templates an answer can use (docs/webhooks.md).
 REPLY_KINDS = ("opt_out", "opt_in", "help", "paid", "promise", "dispute", "wrong_number", "hardship",
-               "callback", "other", "identity", "balance")
+               "callback", "other", "identity", "balance", "survey", "survey_thanks")
 #: Answers that are always queued (carrier rules), whatever the daily cap says.
 MANDATORY_REPLIES = frozenset({"opt_out", "opt_in", "help"})
 #: Answers queued even to a number opted out of SMS (the dispatcher sends them too).
@@ -112,6 +122,7 @@ class InboundOutcome:
     effects: list[str] = field(default_factory=list)
     reply_template: str | None = None  # the queued answer's template
     reply_attempt_id: int | None = None
+    survey_id: int | None = None  # the satisfaction survey queued after this message's answer
     suppressed: str | None = None  # why an answer was not queued
     direct_reply: str | None = None  # unknown sender: template to answer in the webhook's TwiML
 
@@ -274,6 +285,7 @@ def handle_inbound_sms(
     default_timezone: str = "America/New_York",
     default_country: str = "US",
     keyword_replies: str = "bot",
+    survey: SurveySettings | None = None,
 ) -> InboundOutcome:
     """Process one message inside the caller's transaction (see the module docstring).
 
@@ -291,6 +303,12 @@ def handle_inbound_sms(
     locale = chosen.locale if chosen else _guess_locale(sms.from_)
     today = _local_date(at, chosen, sms.from_, default_timezone, default_country)
     interp, outcome.locale = _classify(sms.body, locale, today)
+    rating = None
+    if chosen is not None and interp.intent is Intent.OTHER:  # STOP, HELP ... always win over a rating
+        rating = pending_rating(session, chosen.id, sms.from_, sms.body, at)
+        if rating is not None:
+            interp = dataclasses.replace(interp, intent=Intent.SURVEY_RESPONSE, confidence=1.0,
+                                         matched=f"survey:{rating[1]}")
     outcome.intent = interp.intent.value
     outcome.borrower_id = chosen.id if chosen else None
     message = InboundMessage(
@@ -317,12 +335,23 @@ def handle_inbound_sms(
             outcome.direct_reply = _unknown_sender_answer(session, sms.from_, interp.intent, message.id)
         log.info("sms %s from an unknown number %s: %s", sms.provider_id, mask_phone(sms.from_), interp.intent.value)
         return outcome
-    effects = apply_effects(session, interp, at=at, today=today, inbound_id=message.id,
-                            provider_id=sms.provider_id, number=sms.from_, senders=senders)
+    if rating is not None:
+        assert chosen is not None
+        recorded = record_rating(session, chosen.id, *rating, at)
+        # a concurrent copy of the same answer recorded it first: thanked once
+        effects = Effects(reply=THANKS_KIND if recorded else None,
+                          done=[f"survey_response:{rating[1]}" if recorded else "survey_response:already_answered"])
+    else:
+        effects = apply_effects(session, interp, at=at, today=today, inbound_id=message.id,
+                                provider_id=sms.provider_id, number=sms.from_, senders=senders)
     outcome.effects = effects.done
     if effects.reply is not None:
         _queue_reply(session, outcome, effects.reply, sms, at, keyword_replies)
         message.reply_attempt_id = outcome.reply_attempt_id
+    trigger = effects.reply if effects.reply in ("promise", "paid") else None  # the survey's triggers by SMS
+    if survey is not None and trigger is not None and outcome.reply_attempt_id is not None:
+        outcome.survey_id = ask_by_sms(session, survey, borrower_id=chosen.id, trigger=trigger,
+                                       address=sms.from_, at=at)
     log.info("sms %s from %s (borrower %s): %s -> %s, answer %s", sms.provider_id, mask_phone(sms.from_),
              outcome.borrower_id, interp.intent.value, ",".join(effects.done) or "-",
              outcome.reply_template or outcome.suppressed or "none")
@@ -336,12 +365,14 @@ def process_inbound_sms(
     default_timezone: str = "America/New_York",
     default_country: str = "US",
     keyword_replies: str = "bot",
+    survey: SurveySettings | None = None,
 ) -> InboundOutcome:
     """:func:`handle_inbound_sms` in a transaction of its own; a concurrent duplicate is a duplicate."""
     try:
         with db.session() as session:
             return handle_inbound_sms(session, sms, default_timezone=default_timezone,
-                                      default_country=default_country, keyword_replies=keyword_replies)
+                                      default_country=default_country, keyword_replies=keyword_replies,
+                                      survey=survey)
     except IntegrityError:
         with db.session() as session:
             seen = session.scalar(select(InboundMessage.id).where(InboundMessage.provider_id == sms.provider_id))

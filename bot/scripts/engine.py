@@ -27,7 +27,12 @@ Rules the engine applies (docs/voice-scripts.md explains them):
 * anything else is a failed answer: a re-ask, after ``keypad_after`` failures the keypad
   menu (and the keypad for the rest of the call), after ``retries`` the ``on_fail`` node;
 * a hang-up before an ending is ``Outcome("partial")``; an answering machine reported
-  before the right party was confirmed switches to the voicemail path.
+  before the right party was confirmed switches to the voicemail path;
+* satisfaction survey: when the call ends with an outcome of the context's
+  ``survey_after`` and the script names a ``survey`` node, the outcome is recorded and,
+  instead of hanging up, the survey node asks its keypad question; a key mapped to
+  ``survey_response`` emits ``Rating(score)`` (the digit).  The call's outcome stays the
+  one recorded first (the survey's own ending records none).
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ __all__ = [
     "OpenTask",
     "OptOut",
     "Outcome",
+    "Rating",
     "Say",
     "SendSms",
     "start",
@@ -91,6 +97,9 @@ class CallContext:
     #: map (opt-out, paid claim, wrong number, dispute) is read back as a yes/no question
     #: first; keypad answers are exact and never read back
     readback_below: float = 0.9
+    #: outcomes after which the script's ``survey`` node asks its keypad question (empty: never);
+    #: the caller fills it from the policy's survey block and its once-per-days cap
+    survey_after: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.readback_below <= 1.0:
@@ -112,6 +121,7 @@ class CallContext:
     def from_json(cls, data: Mapping[str, Any]) -> CallContext:
         values = dict(data)
         values["today"] = date.fromisoformat(values["today"])
+        values["survey_after"] = tuple(values.get("survey_after") or ())
         return cls(**values)
 
 
@@ -205,7 +215,14 @@ class Flag:
     reason: str  # a review flag
 
 
-Action = Say | Listen | Hangup | Outcome | OpenTask | OptOut | FlagNumber | SendSms | Flag
+@dataclass(frozen=True, slots=True)
+class Rating:
+    """The caller's answer to the survey question: a key 1..5."""
+
+    score: int
+
+
+Action = Say | Listen | Hangup | Outcome | OpenTask | OptOut | FlagNumber | SendSms | Flag | Rating
 
 # --- state -------------------------------------------------------------------------------
 
@@ -426,9 +443,16 @@ class _Run:
 
     def end(self, kind: str, *, hangup: bool) -> None:
         facts = self.state.facts
-        promised = facts.promise_date if kind == "promise" and facts.promise_confirmed else None
-        self.once("outcome", Outcome(kind, promised))
-        self.facts(outcome=kind)
+        if "outcome" not in self.state.emitted:  # after the survey question the outcome is the one before it
+            promised = facts.promise_date if kind == "promise" and facts.promise_confirmed else None
+            self.once("outcome", Outcome(kind, promised))
+            self.facts(outcome=kind)
+        survey = self.script.survey
+        if hangup and survey is not None and kind in self.state.context.survey_after \
+                and "survey" not in self.state.emitted:
+            self.update(emitted=(*self.state.emitted, "survey"))
+            self.enter(survey)
+            return
         self.update(ended=True)
         if hangup:
             self.actions.append(Hangup())
@@ -466,6 +490,12 @@ class _Run:
             return
         intent, promise_date = understood
         assert heard is not None
+        if intent is Intent.SURVEY_RESPONSE:
+            digits = (heard.digits or "").strip().rstrip("#")
+            if (heard.source != "dtmf" and heard.digits is None) or not digits.isdigit():
+                self.fail(node, failure)  # a rating is a key, never a guess from speech
+                return
+            self.actions.append(Rating(int(digits)))
         question = self.script.readback.get(target)
         if question is not None and self.unsure(heard) and not (question == node.name and intent is Intent.AFFIRM):
             if question == node.name:  # the same request again, still unsure: only a yes acts

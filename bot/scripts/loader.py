@@ -14,6 +14,9 @@ Everything is checked when a script is loaded, and every problem is reported as
   the question) and an ``on_fail`` that hands over without recording anything;
 * keypad: every listening node has a keypad prompt that says keys are used and names
   each of its keys, and every key leads somewhere;
+* survey: the optional ``survey`` node asks by keypad only, keys 1 to 5 each meaning
+  ``survey_response`` and leading somewhere, and ``survey_response`` is used nowhere else;
+  the walk enters it after every ``promise`` or ``paid_claim`` ending;
 * compliance, by walking every path of the dialog with the facts the engine keeps
   (right party confirmed, disclosure said, promise date known, promise confirmed):
   nothing about the debt before the right party is confirmed (the revealing variables
@@ -138,6 +141,7 @@ class _ScriptFile(_Strict):
     keypad: dict[str, Intent] = {}
     globals: dict[Intent, _Global]
     readback: dict[str, StrictStr] = {}
+    survey: StrictStr | None = None
     nodes: Annotated[dict[str, _Node], Field(min_length=1)]
 
 
@@ -334,9 +338,9 @@ class _Builder:
             if intent not in routes:
                 self.error(("keypad", key), f"keypad '{key}': {intent.value} has no global fallback "
                                             "in 'globals' (a global key must work in every node)")
-        for what in ("start", "voicemail", "on_fail"):
+        for what in ("start", "voicemail", "on_fail", "survey"):
             target = getattr(raw, what)
-            if target not in raw.nodes:
+            if target is not None and target not in raw.nodes:
                 self.error((what,), f"{what}: no node named '{target}'")
         if raw.start == raw.voicemail:
             self.error(("voicemail",), "voicemail: the voicemail path must not be the conversation's start")
@@ -347,8 +351,9 @@ class _Builder:
             name=self.name, locale=self.locale, source=self.lines.file, start=raw.start, voicemail=raw.voicemail,
             on_fail=raw.on_fail, max_turns=raw.max_turns, min_confidence=raw.min_confidence,
             disclosure=disclosure, no_input=no_input, not_understood=not_understood,
-            keypad=keypad, globals=routes, nodes=nodes, readback=dict(raw.readback),
+            keypad=keypad, globals=routes, nodes=nodes, readback=dict(raw.readback), survey=raw.survey,
         )
+        self._check_survey(script)
         self._check_nodes(script)
         self._check_readback(script)
         if self.problems:
@@ -546,6 +551,28 @@ class _Builder:
                                                    f"(node '{step.name}' records it); hand over to a person")
                     break
 
+    def _check_survey(self, script: Script) -> None:
+        """The survey question: keypad only, keys 1-5 meaning ``survey_response``; nowhere else."""
+        for name, node in script.nodes.items():
+            used = Intent.SURVEY_RESPONSE in node.on or Intent.SURVEY_RESPONSE in node.keypad.values()
+            if used and name != script.survey:
+                self.error(("nodes", name), f"nodes.{name}: survey_response belongs to the 'survey' node only")
+        if Intent.SURVEY_RESPONSE in script.keypad.values() or Intent.SURVEY_RESPONSE in script.globals:
+            self.error(("keypad",), "keypad: survey_response belongs to the 'survey' node only")
+        if script.survey is None:
+            return
+        node = script.nodes[script.survey]
+        path = ("nodes", node.name)
+        if node.listen is None or node.listen.input != "keypad":
+            self.error(path, f"nodes.{node.name}: the survey question must listen with 'input: keypad'")
+        wanted = {str(score): Intent.SURVEY_RESPONSE for score in range(1, 6)}
+        if {k: v for k, v in node.keypad.items() if v is Intent.SURVEY_RESPONSE} != wanted:
+            self.error((*path, "keypad"), f"nodes.{node.name}.keypad: keys 1 to 5 must each mean survey_response")
+        if Intent.SURVEY_RESPONSE not in node.on:
+            self.error((*path, "on"), f"nodes.{node.name}.on: survey_response must lead to a node")
+        if node.variables & REVEALING_VARIABLES:
+            self.error(path, f"nodes.{node.name}: the survey question must not mention the debt")
+
     def _check_keypad(self, script: Script, node: Node) -> None:
         assert node.listen is not None and node.keypad_say is not None
         path = ("nodes", node.name)
@@ -691,7 +718,10 @@ class _Builder:
                 report(state, "voicemail", (*path, "end"), f"node '{name}': the voicemail outcome is only for the "
                                                            "voicemail path")
             entered = replace(facts, disclosed=facts.disclosed or "disclosure" in node.variables)
-            for target, new_facts, _via in self._edges(script, node, entered):
+            edges = list(self._edges(script, node, entered))
+            if script.survey is not None and node.end in ("promise", "paid_claim"):
+                edges.append((script.survey, entered, "survey"))
+            for target, new_facts, _via in edges:
                 nxt = (target, new_facts)
                 if nxt not in parent:
                     parent[nxt] = (state, _via)

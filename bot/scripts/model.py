@@ -158,6 +158,8 @@ class Script:
     nodes: Mapping[str, Node]
     #: acting node -> the yes/no question asked before entering it on an unsure spoken answer
     readback: Mapping[str, str] = field(default_factory=dict)
+    #: the optional satisfaction question asked at the end of a qualifying call (bot.scripts.engine)
+    survey: str | None = None
 
     def keypad_for(self, node: Node) -> dict[str, Intent]:
         """The keys that work in ``node``: the script's global keys (not while a date is

@@ -84,7 +84,9 @@ FINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "cancele
 #: call_sessions.outcome of a call that never connected.
 _UNANSWERED_OUTCOME = {"no-answer": "no_answer", "busy": "busy", "failed": "failed", "canceled": "canceled"}
 _REPLY_KINDS = ("opt_out", "opt_in", "help", "paid", "promise", "dispute", "wrong_number", "hardship",
-                "callback", "other", "identity", "balance")
+                "callback", "other", "identity", "balance", "survey", "survey_thanks")
+#: Survey triggers (bot.replies.surveys) -> the call outcome that is one.
+_SURVEY_OUTCOMES = {"promise": "promise", "paid": "paid_claim"}
 #: The polite end when the rules no longer allow the call at the moment it is answered.
 _POLITE_END = {
     "en": "Sorry, we cannot continue this call now. Goodbye.",
@@ -181,8 +183,10 @@ class CallService:
 
     def __init__(self, settings: Any, db: Database, clock: Any, *, understand: Callable[..., Any] | None = None,
                  renderer: Any = None, fetch: Callable[[str], bytes] | None = None,
-                 compliance_config: Any = None, speech_available: Callable[[str], bool] | None = None) -> None:
+                 compliance_config: Any = None, speech_available: Callable[[str], bool] | None = None,
+                 survey: Any = None) -> None:
         self.settings = settings
+        self.survey = survey  # the policy's SurveySettings: a call ending with a promise or paid may be followed by one
         self.db = db
         self.clock = clock
         self._understand = understand
@@ -424,7 +428,15 @@ class CallService:
             today=today,
             confirmation=_confirmation(session, call.borrower_id, attempt.address),
             readback_below=self.settings.voice_readback_below,
+            survey_after=self._survey_after(session, call.borrower_id, now),
         )
+
+    def _survey_after(self, session: Session, borrower_id: str, now: datetime) -> tuple[str, ...]:
+        """The call outcomes after which the script's keypad survey may be asked (bot.replies.surveys)."""
+        from bot.replies.surveys import may_ask
+
+        return tuple(kind for trigger, kind in _SURVEY_OUTCOMES.items()
+                     if may_ask(session, self.survey, borrower_id, trigger, Channel.VOICE.value, now) is None)
 
     # --- the whole call's recording ------------------------------------------------------------
 
@@ -689,6 +701,7 @@ class CallService:
             OpenTask,
             OptOut,
             Outcome,
+            Rating,
             Say,
             SendSms,
         )
@@ -696,7 +709,7 @@ class CallService:
         seq = int(extra.get("seq", 0))
         turn = int(extra.get("turn", 0))
         plan = Plan(call.id, call.locale, attempt_id=attempt.id)
-        effects = Effects(session, call, attempt, now, self.settings)
+        effects = Effects(session, call, attempt, now, self.settings, self.survey)
         for action in actions:
             if isinstance(action, Say):
                 seq += 1
@@ -722,6 +735,8 @@ class CallService:
                 effects.send_sms(action.template, action.promise_date)
             elif isinstance(action, Flag):
                 _flag(call, action.reason)
+            elif isinstance(action, Rating):
+                effects.rating(action.score)
         if plan.listen is None:
             plan.hangup = True
         extra.update(seq=seq, turn=turn, plan=plan.to_json(), listening=plan.listen is not None and not state.ended)
@@ -808,8 +823,9 @@ class Effects:
     """What the script's side-effect actions do to the database (docs/voice.md, "Effects")."""
 
     def __init__(self, session: Session, call: CallSession, attempt: ContactAttempt, now: datetime,
-                 settings: Any) -> None:
+                 settings: Any, survey: Any = None) -> None:
         self.session = session
+        self.survey = survey
         self.call = call
         self.attempt = attempt
         self.now = now
@@ -841,6 +857,7 @@ class Effects:
                 return
             self.call.promise_date = promise_date
             create_promise(self.session, self.call.borrower_id, promise_date, source=ACTOR, at=self.now)
+            self._survey("promise")
         elif kind == "paid_claim":
             today = self.now.date()
             context = (self.call.state or {}).get("context")
@@ -851,8 +868,28 @@ class Effects:
                   detail={"call_session_id": self.call.id, "consistent_with_payments": consistent})
             if not consistent:
                 self._task(self.call.borrower_id, TaskKind.REVIEW)
+            self._survey("paid")
         elif kind == "dispute":
             _flag(self.call, "dispute")
+
+    def _survey(self, trigger: str) -> None:
+        """The satisfaction survey's text after this call (bot.replies.surveys), when the policy asks
+        for one by SMS; with ``voice`` among its channels the script's keypad question asks instead."""
+        from bot.replies.surveys import ask_by_sms
+
+        if self.survey is not None and Channel.VOICE.value in self.survey.channels:
+            return
+        ask_by_sms(self.session, self.survey, borrower_id=self.call.borrower_id, trigger=trigger,
+                   address=self.number, at=self.now)
+
+    def rating(self, score: int) -> None:
+        """The caller's key 1-5 to the script's survey question."""
+        from bot.replies.surveys import record_keypad
+
+        trigger = next((t for t, kind in _SURVEY_OUTCOMES.items() if kind == self.call.outcome), None)
+        if trigger is not None:
+            record_keypad(self.session, self.survey, borrower_id=self.call.borrower_id, trigger=trigger,
+                          attempt_id=self.attempt.id, score=score, at=self.now)
 
     def opt_out(self) -> None:
         from bot.replies import record_opt_out

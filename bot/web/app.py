@@ -27,14 +27,17 @@ from bot.web import health, paylinks, twilio, unsubscribe
 from bot.web import media as media_routes
 from bot.web import metrics as metrics_routes
 from bot.web import voice as voice_routes
+from bot.policy import SurveySettings
 from bot.web.context import WebContext
 
 __all__ = ["create_app", "from_environment"]
 
 
-def create_app(settings: Settings, db: Database, clock: Clock | None = None) -> FastAPI:
+def create_app(settings: Settings, db: Database, clock: Clock | None = None, *,
+               survey: SurveySettings | None = None) -> FastAPI:
+    """The web app; ``survey`` is the policy's satisfaction survey (None: no survey is asked)."""
     app = FastAPI(title="lender-reminder-bot", docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.bot = WebContext(settings=settings, db=db, clock=clock or SystemClock())
+    app.state.bot = WebContext(settings=settings, db=db, clock=clock or SystemClock(), survey=survey)
     app.include_router(health.router)
     app.include_router(metrics_routes.router)
     app.include_router(twilio.router)
@@ -59,9 +62,12 @@ def from_environment() -> FastAPI:
     Installs the redacting log filter on the root logger, as the ``bot`` command does, and
     refuses to start on the settings ``bot run`` refuses (:func:`bot.production.check_startup`).
     """
+    from bot.policy import load_policy
     from bot.production import check_startup
 
     install_log_filter()
     settings = load_settings()
     check_startup(settings)
-    return create_app(settings, Database(settings.database_url))
+    policy = load_policy(settings.policy_file, templates_dir=settings.templates_dir,
+                         scripts_dir=settings.voice_scripts_dir)
+    return create_app(settings, Database(settings.database_url), survey=policy.survey)

@@ -15,6 +15,7 @@ from starlette.responses import PlainTextResponse
 from bot.clock import Clock
 from bot.config import Settings
 from bot.db import Database
+from bot.policy import SurveySettings
 
 __all__ = ["RETRY_AFTER_SECONDS", "WebContext", "unavailable", "web_context"]
 
@@ -27,6 +28,7 @@ class WebContext:
     settings: Settings
     db: Database
     clock: Clock
+    survey: SurveySettings | None = None  # the policy's satisfaction survey (None: off)
 
 
 def web_context(request: Request) -> WebContext:

@@ -31,6 +31,7 @@ from bot.db.retry import retried
 from bot.db.types import is_row_id
 from bot.errors import DatabaseUnavailable
 from bot.privacy import mask_phone
+from bot.policy import SurveySettings
 from bot.rendering import get_renderer
 from bot.replies import InboundOutcome, InboundSms, process_inbound_sms
 from bot.web.context import unavailable, web_context
@@ -87,10 +88,11 @@ def _direct_answer(template: str, locale: str, settings: Settings) -> str:
 OUTAGE_TRIES = 2
 
 
-def _process(db: Database, sms: InboundSms, settings: Settings) -> tuple[InboundOutcome, str | None]:
+def _process(db: Database, sms: InboundSms, settings: Settings,
+             survey: SurveySettings | None = None) -> tuple[InboundOutcome, str | None]:
     outcome = retried(lambda: process_inbound_sms(db, sms, default_timezone=settings.default_timezone,
                                                   default_country=settings.default_country,
-                                                  keyword_replies=settings.sms_keyword_replies),
+                                                  keyword_replies=settings.sms_keyword_replies, survey=survey),
                       what="inbound sms webhook", outage_tries=OUTAGE_TRIES)
     answer = _direct_answer(outcome.direct_reply, outcome.locale, settings) if outcome.direct_reply else None
     return outcome, answer
@@ -118,7 +120,7 @@ async def inbound_sms(request: Request) -> Response:
         return _refuse(400, f"Body is longer than {MAX_BODY_CHARS} characters")
     sms = InboundSms(provider_id=sid, from_=from_, to=to, body=body, received_at=ctx.clock.now())
     try:
-        outcome, answer = await run_in_threadpool(_process, ctx.db, sms, ctx.settings)
+        outcome, answer = await run_in_threadpool(_process, ctx.db, sms, ctx.settings, ctx.survey)
     except DatabaseUnavailable as exc:
         log.error("inbound sms %s not stored: %s", sid, exc)
         return unavailable()

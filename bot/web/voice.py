@@ -52,7 +52,7 @@ def service_for(request: Request) -> CallService:
         if current is None or getattr(current, "context", None) is not ctx:
             if current is not None:
                 current.close()
-            current = CallService(ctx.settings, ctx.db, ctx.clock)
+            current = CallService(ctx.settings, ctx.db, ctx.clock, survey=ctx.survey)
             current.context = ctx  # type: ignore[attr-defined]
             state.voice_service = current
         return current

@@ -1,8 +1,8 @@
 """review queue and whole-call recordings: who took a call to review, the call's dual-channel
 recording, each turn's offset in it (docs/console.md, docs/voice.md)
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-04 19:00:00
 """
 
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from bot.db.types import UTCDateTime
 
 
-revision = '0012'
-down_revision = '0011'
+revision = '0013'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 
