@@ -225,6 +225,8 @@ class Settings(BaseSettings):
     # a spoken opt-out, paid claim, wrong number or dispute below it is read back (yes/no) before acting
     voice_readback_below: float = Field(default=0.9, ge=0.0, le=1.0)
     voice_keep_recordings: bool = True  # false: recordings are deleted once recognised
+    # the whole call recorded in two channels (bot, borrower) for review; off with voice_keep_recordings
+    voice_record_calls: bool = True
     call_ring_timeout_seconds: int = Field(default=30, ge=5, le=600)  # Timeout of calls.create
     call_time_limit_seconds: int = Field(default=600, ge=60, le=14_400)  # TimeLimit of calls.create
     voice_recognition_threads: int = Field(default=2, ge=1, le=64)  # recordings recognised at once

@@ -114,6 +114,14 @@ def _confidence(value: float | None) -> str:
     return "" if value is None else f"{value:.2f}"
 
 
+def _clock(seconds: float | None) -> str:
+    """A position in a recording as m:ss."""
+    if seconds is None:
+        return ""
+    whole = int(seconds)
+    return f"{whole // 60}:{whole % 60:02d}"
+
+
 def _pct(numerator: int, denominator: int) -> str:
     return f"{numerator / denominator:.0%}" if denominator else "–"
 
@@ -139,7 +147,7 @@ def environment(templates_dir: str) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(when=_when, day=_day, confidence=_confidence, rate=_rate)
+    env.filters.update(when=_when, day=_day, confidence=_confidence, rate=_rate, clock=_clock)
     env.globals.update(bar_chart=charts.bar_chart, meter=charts.meter, funnel=charts.funnel, pct=_pct,
                        money=_money)
     return env
