@@ -23,6 +23,11 @@ got there, and stamped in the past they would hand out tokens the live service
 already spent.  ``TokenBuckets(shared=False)`` keeps the buckets in memory for
 the life of the object instead (new ones start full): the simulated run is
 rate-limited against itself and never reads or writes ``rate_buckets``.
+
+A grant holds at the provider only if it is sent soon after it is made: the
+dispatcher grants with :meth:`Limit.granting` (a burst reduced by ``rate x
+tolerance``) and does not send a message whose lane reaches it more than the
+tolerance after its grant (bot.dispatch.runner; docs/dispatch.md, "Rate limits").
 """
 
 from __future__ import annotations
@@ -59,6 +64,15 @@ class Limit:
     def per_second(cls, key: str, rate: float, burst_seconds: float = 1.0) -> Limit:
         """A limit of ``rate`` per second that may burst ``burst_seconds`` worth (at least one)."""
         return cls(key, rate, max(1.0, rate * burst_seconds))
+
+    def granting(self, tolerance: float) -> Limit:
+        """The limit to grant with when a grant may be sent up to ``tolerance`` seconds after it
+        is made: the burst less what the tolerance lets through (``burst - rate * tolerance``,
+        never below one token), so grants shifted by up to ``tolerance`` still never put more
+        than ``burst + rate * T`` into any window of ``T`` seconds at the provider."""
+        if tolerance < 0:
+            raise ValueError(f"rate limit {self.key}: the send tolerance cannot be negative")
+        return Limit(self.key, self.rate, max(1.0, self.burst - self.rate * tolerance))
 
 
 def refill(tokens: float, updated_at: datetime, now: datetime, limit: Limit) -> float:

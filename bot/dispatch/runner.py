@@ -20,6 +20,9 @@ One pass (:meth:`Dispatcher.run_pass`):
       email ``sending`` (committed) right before calling the adapter; results are
       recorded with the writes of all lanes grouped into shared transactions
       (bot.dispatch.writer).  While one batch is sent the next is checked.
+      A lane that reaches a message more than ``send_tolerance`` after its tokens
+      were taken does not send it: it is planned again at once (``late``), so
+      grants made apart never reach the provider together.
 
 Errors: a transient one plans the attempt again after an exponential backoff with
 full jitter, up to ``max_tries``; a permanent one fails it (a Twilio 21610 records
@@ -63,7 +66,7 @@ from bot.dispatch.reconcile import (
     stuck_from,
 )
 from bot.dispatch.recheck import SEND, Judge, decision_json, load_facts, reply_senders
-from bot.dispatch.records import Failed, Outcome, Records, Retry, Sent, VerdictRow, error_text, failure_effect
+from bot.dispatch.records import Failed, Late, Outcome, Records, Retry, Sent, VerdictRow, error_text, failure_effect
 from bot.dispatch.report import DispatchReport
 from bot.dispatch.statuses import (
     CALL_FINAL,
@@ -116,6 +119,7 @@ class _Ready:
     limits: tuple[Limit, ...]
     decision: dict[str, Any]
     cost: float = 1.0  # tokens it takes from each bucket: an SMS's segments, else 1
+    granted_at: datetime | None = None  # when it took its rate-limit tokens (None: rate limits off)
 
 
 @dataclass(slots=True)
@@ -334,9 +338,11 @@ class Dispatcher:
             go: list[_Ready] = []
             limited: list[_Ready] = []
             written = list(rows)
-            waits = self.buckets.take(session, now, [r.limits for r in ready], [r.cost for r in ready])
+            granted = self.clock.now()  # the grant's instant: a lane's tolerance counts from it
+            waits = self.buckets.take(session, granted, [r.limits for r in ready], [r.cost for r in ready])
             for item, wait in zip(ready, waits, strict=True):
                 if wait is None:
+                    item.granted_at = granted if self.buckets.enabled else None
                     go.append(item)
                     status = AttemptStatus.SENDING.value if item.channel in self.early else AttemptStatus.PLANNED.value
                     written.append(VerdictRow(item.attempt_id, status, None if item.channel in self.early else now,
@@ -383,17 +389,20 @@ class Dispatcher:
         return numbers[0] if numbers else None
 
     def _limits(self, channel: str, sender: str | None) -> tuple[Limit, ...]:
+        """The buckets a message of ``channel`` from ``sender`` passes, granting with the burst
+        the send tolerance leaves (bot.ratelimit.Limit.granting)."""
         s = self.settings
+        limits: list[Limit] = []
         if channel == "sms":
-            limits = [Limit.per_second(f"sms:account:{s.twilio_account_sid}", s.sms_rate_per_account)]
             if sender:
-                limits.insert(0, Limit.per_second(f"sms:number:{sender}", s.sms_rate_per_number))
-            return tuple(limits)
-        if channel == "email":
-            return (Limit.per_second(f"email:relay:{s.smtp_host}:{s.smtp_port}", s.email_rate),)
-        if channel == "voice":
-            return (Limit.per_second(f"voice:account:{s.twilio_account_sid}", s.calls_per_second),)
-        return ()
+                limits.append(Limit.per_second(f"sms:number:{sender}", s.sms_rate_per_number))
+            limits.append(Limit.per_second(f"sms:account:{s.twilio_account_sid}", s.sms_rate_per_account))
+        elif channel == "email":
+            limits.append(Limit.per_second(f"email:relay:{s.smtp_host}:{s.smtp_port}", s.email_rate))
+        elif channel == "voice":
+            limits.append(Limit.per_second(f"voice:account:{s.twilio_account_sid}", s.calls_per_second))
+        tolerance = self.options.send_tolerance.total_seconds()
+        return tuple(limit.granting(tolerance) for limit in limits)
 
     # --- sending ---------------------------------------------------------------------------
 
@@ -447,7 +456,7 @@ class Dispatcher:
                     continue
             if writer.failed is not None:
                 raise writer.failed
-            result = await self._send_one(adapter, item)
+            result = self._late(item) or await self._send_one(adapter, item)
             if isinstance(result, _Stuck):
                 log.warning("attempt %d: %s; left sending for reconciliation", item.attempt_id, result.error)
                 self._expire_soon(item.attempt_id)
@@ -459,6 +468,18 @@ class Dispatcher:
             await writer.submit(Write(record=previous))
         if recorded:
             await asyncio.gather(*recorded)
+
+    def _late(self, item: _Ready) -> Late | None:
+        """``Late`` when the lane reached ``item`` more than the send tolerance after its grant:
+        sent now, it would reach the provider together with grants made after it.  Its
+        tokens are not given back (the bucket may have refilled to its burst meanwhile,
+        so returning them could overfill it); it takes new ones when claimed again."""
+        if item.granted_at is None:
+            return None
+        now = self.clock.now()
+        if now - item.granted_at <= self.options.send_tolerance:
+            return None
+        return Late(item.attempt_id, item.channel, now)
 
     async def _send_one(self, adapter: Channel, item: _Ready) -> Outcome | _Stuck:
         try:
@@ -640,6 +661,8 @@ def _outcome_name(outcome: Outcome) -> str:
         return "sent"
     if isinstance(outcome, Retry):
         return "retry"
+    if isinstance(outcome, Late):
+        return "late"
     return "failed"
 
 
