@@ -567,9 +567,9 @@ def test_a_message_its_lane_reaches_after_the_tolerance_is_planned_again_not_sen
     assert dispatcher.options.send_tolerance == timedelta(milliseconds=500)
     lanes = dispatcher._send
 
-    async def delayed(ready: Any, report: DispatchReport) -> None:  # the lanes get to the batch late
+    async def delayed(ready: Any, report: DispatchReport, *rest: Any) -> None:  # the lanes get to the batch late
         h.clock.advance(timedelta(seconds=lane_delay))
-        await lanes(ready, report)
+        await lanes(ready, report, *rest)
 
     dispatcher._send = delayed  # type: ignore[method-assign]
     report = asyncio.run(dispatcher.run_pass())

@@ -219,10 +219,10 @@ def test_grants_hold_at_the_provider_when_a_worker_sends_late(db: Database) -> N
                                     options=DispatchOptions.from_settings(settings, worker_id=name))
             lanes = dispatcher._send
 
-            async def late_lanes(ready: Any, report: DispatchReport) -> None:
+            async def late_lanes(ready: Any, report: DispatchReport, *rest: Any) -> None:
                 clock.advance(timedelta(seconds=late_by))
                 await meanwhile()
-                await lanes(ready, report)
+                await lanes(ready, report, *rest)
 
             if late_by:
                 dispatcher._send = late_lanes  # type: ignore[method-assign]
@@ -295,7 +295,6 @@ CRASHING_DISPATCHER = textwrap.dedent('''
     from bot.dispatch import runner
     from bot.dispatch.records import Sent
     from bot.policy import load_policy
-from bot.ratelimit import Limit
 
     crash_after = int(os.environ.get("CRASH_AFTER_EMAILS") or 0)
     state = {"emails": 0, "held": False}

@@ -221,8 +221,13 @@ class Dispatcher:
                 continue
             ready, counts = batch
             report.merge(counts)
-            sending = asyncio.create_task(self._send(ready, report))
+            if self.buckets.enabled:  # tokens taken now, used at once (see _grant)
+                ready = self._grant(ready, report)
+            started = asyncio.Event()
+            sending = asyncio.create_task(self._send(ready, report, started))
             try:
+                if self.buckets.enabled:  # every lane has its first message before the next batch is checked
+                    await started.wait()
                 batch = await self._next_batch(seen, sent_now)
             finally:
                 await sending
@@ -330,19 +335,38 @@ class Dispatcher:
             ready.append(_Ready(attempt.id, attempt.channel, attempt.tries, attempt.borrower_id, composed.to,
                                 message, self._limits(attempt.channel, sender), payload,
                                 cost=float(getattr(composed, "segments", None) or 1)))  # providers count segments
-        # One short write transaction: tokens, then every decision.  Attempts of a
-        # channel whose provider can be asked after a crash (SMS) are marked
-        # ``sending`` here, all at once; the others one by one in their lane.
-        # Run again as a whole after a deadlock, so it changes nothing outside the session.
+        if self.buckets.enabled:  # the tokens are taken right before the lanes start (run_pass)
+            if rows:
+                self._write("decisions", lambda session: self._write_rows(session, rows, now))
+            return ready
+        return self._grant(ready, report, rows)
+
+    def _write_rows(self, session: Session, rows: Sequence[VerdictRow], now: datetime) -> None:
+        lock_ids(session, ContactAttempt, [r.attempt_id for r in rows])  # the lock order: ids ascending
+        self.records.write_verdicts(session, rows, now)
+
+    def _grant(self, ready: Sequence[_Ready], report: DispatchReport,
+               rows: Sequence[VerdictRow] = ()) -> list[_Ready]:
+        """One short write transaction: rate-limit tokens, then the decisions (``rows``: those of the
+        batch's attempts not being sent; with rate limits on they were written when it was checked).
+
+        Attempts of a channel whose provider can be asked after a crash (SMS) are marked
+        ``sending`` here, all at once; the others one by one in their lane.  With rate limits on
+        this runs right before the batch's lanes start, so a grant is used at once (a lane that
+        gets to a message later than the send tolerance does not send it: ``_late``).  Run
+        again as a whole after a deadlock, so it changes nothing outside the session."""
+        if not ready and not rows:
+            return []
+
         def write(session: Session) -> tuple[list[_Ready], list[_Ready], set[int]]:
             go: list[_Ready] = []
             limited: list[_Ready] = []
             written = list(rows)
-            granted = self.clock.now()  # the grant's instant: a lane's tolerance counts from it
-            waits = self.buckets.take(session, granted, [r.limits for r in ready], [r.cost for r in ready])
+            now = self.clock.now()  # the grant's instant: a lane's tolerance counts from it
+            waits = self.buckets.take(session, now, [r.limits for r in ready], [r.cost for r in ready])
             for item, wait in zip(ready, waits, strict=True):
                 if wait is None:
-                    item.granted_at = granted if self.buckets.enabled else None
+                    item.granted_at = now if self.buckets.enabled else None
                     go.append(item)
                     status = AttemptStatus.SENDING.value if item.channel in self.early else AttemptStatus.PLANNED.value
                     written.append(VerdictRow(item.attempt_id, status, None if item.channel in self.early else now,
@@ -353,8 +377,7 @@ class Dispatcher:
                     written.append(VerdictRow(item.attempt_id, AttemptStatus.PLANNED.value, wait, decision,
                                               release=True))
                     limited.append(item)
-            lock_ids(session, ContactAttempt, [r.attempt_id for r in written])  # the lock order: ids ascending
-            self.records.write_verdicts(session, written, now)
+            self._write_rows(session, written, now)
             early = [g.attempt_id for g in go if g.channel in self.early]
             marked = self.records.still_mine(session, early, AttemptStatus.SENDING.value)
             ensure_call_sessions(session, [SessionSeed(g.attempt_id, g.borrower_id, g.decision["dispatch"][CALL_KEY])
@@ -406,21 +429,36 @@ class Dispatcher:
 
     # --- sending ---------------------------------------------------------------------------
 
-    async def _send(self, ready: Sequence[_Ready], report: DispatchReport) -> None:
+    async def _send(self, ready: Sequence[_Ready], report: DispatchReport,
+                    started: asyncio.Event | None = None) -> None:
+        """Send ``ready`` in lanes; ``started`` is set once every lane has called the adapter
+        for its first message (or ended)."""
         if not ready:
+            if started is not None:
+                started.set()
             return
         queues: dict[str, deque[_Ready]] = {}
         for item in ready:
             queues.setdefault(item.channel, deque()).append(item)
-        waiting = sum(self._lanes(c, self.channels[c], len(q)) for c, q in queues.items() if c not in self.early)
+        lanes = {c: self._lanes(c, self.channels[c], len(q)) for c, q in queues.items()}
+        waiting = sum(n for c, n in lanes.items() if c not in self.early)
         writer = GroupWriter(lambda writes: self._apply(writes, report), waiting_lanes=waiting)
+        pending = [sum(lanes.values())]  # lanes that have not yet called the adapter
+
+        def lane_started() -> None:
+            pending[0] -= 1
+            if pending[0] <= 0 and started is not None:
+                started.set()
+
         try:
             async with asyncio.TaskGroup() as group:
                 for channel, queue in queues.items():
                     adapter = self.channels[channel]
-                    for _ in range(self._lanes(channel, adapter, len(queue))):
-                        group.create_task(self._lane(adapter, queue, writer, report))
+                    for _ in range(lanes[channel]):
+                        group.create_task(self._lane(adapter, queue, writer, report, lane_started))
         finally:
+            if started is not None:
+                started.set()
             await writer.close()
 
     def _lanes(self, channel: str, adapter: Channel, queued: int) -> int:
@@ -434,7 +472,7 @@ class Dispatcher:
         return max(1, min(limit, queued))
 
     async def _lane(self, adapter: Channel, queue: deque[_Ready], writer: GroupWriter,
-                    report: DispatchReport) -> None:
+                    report: DispatchReport, started: Callable[[], None] = lambda: None) -> None:
         """Send one message at a time.
 
         Channels marked ``sending`` in advance (their provider can be asked after a
@@ -446,24 +484,34 @@ class Dispatcher:
         early = adapter.name in self.early
         previous: Outcome | None = None
         recorded: list[asyncio.Future[bool]] = []
-        while queue:
-            item = queue.popleft()
-            if not early:
-                marked = await writer.submit(Write(record=previous, mark=item.attempt_id))
-                previous = None
-                if not marked:
-                    report.add(item.channel, "lost_lease")
-                    continue
-            if writer.failed is not None:
-                raise writer.failed
-            result = self._late(item) or await self._send_one(adapter, item)
-            if isinstance(result, _Stuck):
-                log.warning("attempt %d: %s; left sending for reconciliation", item.attempt_id, result.error)
-                self._expire_soon(item.attempt_id)
-            elif early:
-                recorded.append(writer.enqueue(Write(record=result)))
-            else:
-                previous = result
+        waited_for = True  # the pass waits for this lane's first call to the adapter (``started``)
+        try:
+            while queue:
+                item = queue.popleft()
+                if not early:
+                    marked = await writer.submit(Write(record=previous, mark=item.attempt_id))
+                    previous = None
+                    if not marked:
+                        report.add(item.channel, "lost_lease")
+                        continue
+                if writer.failed is not None:
+                    raise writer.failed
+                result = self._late(item)
+                if result is None:
+                    if waited_for:  # the pass goes on once this call is under way (it runs till it waits)
+                        waited_for = False
+                        started()
+                    result = await self._send_one(adapter, item)
+                if isinstance(result, _Stuck):
+                    log.warning("attempt %d: %s; left sending for reconciliation", item.attempt_id, result.error)
+                    self._expire_soon(item.attempt_id)
+                elif early:
+                    recorded.append(writer.enqueue(Write(record=result)))
+                else:
+                    previous = result
+        finally:
+            if waited_for:  # ended (or failed) before calling the adapter
+                started()
         if previous is not None:
             await writer.submit(Write(record=previous))
         if recorded:
