@@ -33,7 +33,7 @@ tolerance after its grant (bot.dispatch.runner; docs/dispatch.md, "Rate limits")
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -99,8 +99,9 @@ class TokenBuckets:
         self.enabled = enabled
         self.shared = shared
         self._memory: dict[str, tuple[float, datetime]] = {}  # key -> (tokens, updated_at) when not shared
+        self.taken_at: datetime | None = None  # the instant the last take took its tokens at (None: it took none)
 
-    def take(self, session: Session, now: datetime, requests: Sequence[Sequence[Limit]],
+    def take(self, session: Session, now: datetime | Callable[[], datetime], requests: Sequence[Sequence[Limit]],
              costs: Sequence[float] | None = None) -> list[datetime | None]:
         """For each request (the limits one message must pass, most urgent first):
         ``None`` when it may go now (its cost in tokens is spent from each of its
@@ -109,19 +110,30 @@ class TokenBuckets:
         count segments.  A message may go when each bucket holds its cost, or the
         whole burst for a cost above the burst; the bucket then runs into debt that
         the refill pays back before the next message goes.  Runs in ``session``'s
-        transaction; the caller commits."""
+        transaction; the caller commits.
+
+        ``now`` may be a function giving the instant: it is then read once the buckets
+        are locked (another worker's take may hold them a while), and :attr:`taken_at`
+        is the instant the tokens were taken at."""
+        self.taken_at = None
         if costs is not None and len(costs) != len(requests):
             raise ValueError("one cost per request")
         if not self.enabled or not requests:
             return [None] * len(requests)
-        now = now.astimezone(UTC)
         limits: dict[str, Limit] = {}
         for request in requests:
             for limit in request:
                 known = limits.setdefault(limit.key, limit)
                 if known != limit:
                     raise ValueError(f"rate limit {limit.key} is given with two different settings")
-        buckets = self._lock(session, now, limits) if self.shared else self._recall(now, limits)
+        if self.shared:
+            locked = self._lock(session, limits, now() if callable(now) else now)
+            self.taken_at = now = (now() if callable(now) else now).astimezone(UTC)
+            buckets = {key: _Bucket(limits[key], refill(tokens, updated_at, now, limits[key]), updated_at)
+                       for key, (tokens, updated_at) in locked.items()}
+        else:
+            self.taken_at = now = (now() if callable(now) else now).astimezone(UTC)
+            buckets = self._recall(now, limits)
         out: list[datetime | None] = []
         for index, request in enumerate(requests):
             cost = 1.0 if costs is None else float(costs[index])
@@ -159,21 +171,19 @@ class TokenBuckets:
         return buckets
 
     @staticmethod
-    def _lock(session: Session, now: datetime, limits: dict[str, Limit]) -> dict[str, _Bucket]:
+    def _lock(session: Session, limits: dict[str, Limit], now: datetime) -> dict[str, tuple[float, datetime]]:
+        """Lock the buckets (creating new ones full) and read them: key -> (tokens, updated_at)."""
         keys = sorted(limits)
         dialect = session.get_bind().dialect.name
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         # New buckets start full.  On SQLite this write also takes the write lock
         # before the buckets are read, so a concurrent take cannot read stale tokens.
         session.execute(
-            insert(RateBucket).values([{"key": k, "tokens": limits[k].burst, "updated_at": now} for k in keys])
+            insert(RateBucket).values([{"key": k, "tokens": limits[k].burst, "updated_at": now.astimezone(UTC)}
+                                       for k in keys])
             .on_conflict_do_nothing(index_elements=[RateBucket.key])
         )
         stmt = select(RateBucket.key, RateBucket.tokens, RateBucket.updated_at).where(RateBucket.key.in_(keys))
         if dialect == "postgresql":
             stmt = stmt.order_by(RateBucket.key).with_for_update()
-        buckets: dict[str, _Bucket] = {}
-        for key, tokens, updated_at in session.execute(stmt):
-            limit = limits[key]
-            buckets[key] = _Bucket(limit, refill(float(tokens), updated_at, now, limit), updated_at)
-        return buckets
+        return {key: (float(tokens), updated_at) for key, tokens, updated_at in session.execute(stmt)}

@@ -362,8 +362,9 @@ class Dispatcher:
             go: list[_Ready] = []
             limited: list[_Ready] = []
             written = list(rows)
-            now = self.clock.now()  # the grant's instant: a lane's tolerance counts from it
-            waits = self.buckets.take(session, now, [r.limits for r in ready], [r.cost for r in ready])
+            # The clock is read once the buckets are locked: the grant's instant, a lane's tolerance counts from it.
+            waits = self.buckets.take(session, self.clock.now, [r.limits for r in ready], [r.cost for r in ready])
+            now = self.buckets.taken_at or self.clock.now()
             for item, wait in zip(ready, waits, strict=True):
                 if wait is None:
                     item.granted_at = now if self.buckets.enabled else None
