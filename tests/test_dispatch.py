@@ -681,6 +681,25 @@ def test_token_buckets_charge_a_message_by_its_cost(db: Database) -> None:
         buckets.take(s, AT, [(per_number,)], [0])
 
 
+def test_a_take_reads_the_clock_once_the_buckets_are_locked(db: Database) -> None:
+    """Given a function, the take reads the instant after locking the buckets (another worker
+    may hold them a while): the refill and the grant's instant (``taken_at``) are that one."""
+    buckets = TokenBuckets()
+    per_number = Limit.per_second("n", 2.0)
+    with db.session() as s:
+        assert buckets.take(s, AT, [(per_number,)] * 2) == [None, None] and buckets.taken_at == AT
+    read: list[datetime] = []
+
+    def clock() -> datetime:
+        read.append(AT + timedelta(seconds=0.5 * (len(read) + 1)))  # the lock took half a second
+        return read[-1]
+
+    with db.session() as s:  # locked at 0.5 s, read again at 1.0 s: two tokens, not one
+        assert buckets.take(s, clock, [(per_number,)] * 3) == [None, None, AT + timedelta(seconds=1.5)]
+    assert buckets.taken_at == AT + timedelta(seconds=1.0) and len(read) == 2
+    assert TokenBuckets(enabled=False).take(None, clock, [(per_number,)]) == [None]  # type: ignore[arg-type]
+
+
 # --- leases and workers ----------------------------------------------------------------------------
 
 

@@ -14,15 +14,19 @@ One pass (:meth:`Dispatcher.run_pass`):
    d. in one write transaction: take **rate-limit** tokens (bot.ratelimit; what
       finds no token is planned again a little later), store every decision, and
       mark the SMS about to be sent ``sending`` (SMS can be looked up at the
-      provider after a crash);
+      provider after a crash).  With rate limits on, the decisions of what is not
+      sent are stored when the batch is checked, and this transaction runs right
+      before the batch's lanes start (after the batch in flight), so grants are
+      used at once;
    e. **send** the rest concurrently: per channel up to ``concurrency`` lanes
       (never more than the adapter's own connections); an email lane marks each
       email ``sending`` (committed) right before calling the adapter; results are
       recorded with the writes of all lanes grouped into shared transactions
-      (bot.dispatch.writer).  While one batch is sent the next is checked.
-      A lane that reaches a message more than ``send_tolerance`` after its tokens
-      were taken does not send it: it is planned again at once (``late``), so
-      grants made apart never reach the provider together.
+      (bot.dispatch.writer).  While one batch is sent the next is checked (with
+      rate limits on, once every lane has its first message under way).  A lane
+      that reaches a message more than ``send_tolerance`` after its tokens were
+      taken does not send it: it is planned again at once (``late``), so grants
+      made apart never reach the provider together.
 
 Errors: a transient one plans the attempt again after an exponential backoff with
 full jitter, up to ``max_tries``; a permanent one fails it (a Twilio 21610 records
@@ -37,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import threading
@@ -221,13 +226,16 @@ class Dispatcher:
                 continue
             ready, counts = batch
             report.merge(counts)
+            later: list[VerdictRow] = []
             if self.buckets.enabled:  # tokens taken now, used at once (see _grant)
-                ready = self._grant(ready, report)
+                ready, later = self._grant(ready, report)
             started = asyncio.Event()
             sending = asyncio.create_task(self._send(ready, report, started))
             try:
                 if self.buckets.enabled:  # every lane has its first message before the next batch is checked
                     await started.wait()
+                if later:  # what found no token: planned again, the lease given back
+                    self._write("rate limited", functools.partial(self._write_rows, rows=later, now=self.clock.now()))
                 batch = await self._next_batch(seen, sent_now)
             finally:
                 await sending
@@ -339,29 +347,32 @@ class Dispatcher:
             if rows:
                 self._write("decisions", lambda session: self._write_rows(session, rows, now))
             return ready
-        return self._grant(ready, report, rows)
+        return self._grant(ready, report, rows)[0]
 
     def _write_rows(self, session: Session, rows: Sequence[VerdictRow], now: datetime) -> None:
         lock_ids(session, ContactAttempt, [r.attempt_id for r in rows])  # the lock order: ids ascending
         self.records.write_verdicts(session, rows, now)
 
     def _grant(self, ready: Sequence[_Ready], report: DispatchReport,
-               rows: Sequence[VerdictRow] = ()) -> list[_Ready]:
+               rows: Sequence[VerdictRow] = ()) -> tuple[list[_Ready], list[VerdictRow]]:
         """One short write transaction: rate-limit tokens, then the decisions (``rows``: those of the
         batch's attempts not being sent; with rate limits on they were written when it was checked).
 
         Attempts of a channel whose provider can be asked after a crash (SMS) are marked
         ``sending`` here, all at once; the others one by one in their lane.  With rate limits on
         this runs right before the batch's lanes start, so a grant is used at once (a lane that
-        gets to a message later than the send tolerance does not send it: ``_late``).  Run
-        again as a whole after a deadlock, so it changes nothing outside the session."""
+        gets to a message later than the send tolerance does not send it: ``_late``), and the
+        decisions of the messages that found no token are returned to be written once the lanes
+        are under way (a crash before leaves them claimed until the lease ends: later, not
+        lost).  Run again as a whole after a deadlock, so it changes nothing outside the session."""
         if not ready and not rows:
-            return []
+            return [], []
 
-        def write(session: Session) -> tuple[list[_Ready], list[_Ready], set[int]]:
+        def write(session: Session) -> tuple[list[_Ready], list[_Ready], set[int], list[VerdictRow]]:
             go: list[_Ready] = []
             limited: list[_Ready] = []
             written = list(rows)
+            later: list[VerdictRow] = []
             # The clock is read once the buckets are locked: the grant's instant, a lane's tolerance counts from it.
             waits = self.buckets.take(session, self.clock.now, [r.limits for r in ready], [r.cost for r in ready])
             now = self.buckets.taken_at or self.clock.now()
@@ -375,17 +386,17 @@ class Dispatcher:
                 else:
                     decision = {**item.decision, "dispatch": {**item.decision["dispatch"],
                                                               "rate_limited_until": wait.isoformat()}}
-                    written.append(VerdictRow(item.attempt_id, AttemptStatus.PLANNED.value, wait, decision,
-                                              release=True))
+                    (later if self.buckets.enabled else written).append(
+                        VerdictRow(item.attempt_id, AttemptStatus.PLANNED.value, wait, decision, release=True))
                     limited.append(item)
             self._write_rows(session, written, now)
             early = [g.attempt_id for g in go if g.channel in self.early]
             marked = self.records.still_mine(session, early, AttemptStatus.SENDING.value)
             ensure_call_sessions(session, [SessionSeed(g.attempt_id, g.borrower_id, g.decision["dispatch"][CALL_KEY])
                                            for g in go if g.channel == "voice"], now)
-            return go, limited, marked
+            return go, limited, marked, later
 
-        go, limited, marked = self._write("decisions", write)
+        go, limited, marked, later = self._write("decisions", write)
         for item in limited:
             report.add(item.channel, "rate_limited")
         kept = []
@@ -394,7 +405,7 @@ class Dispatcher:
                 report.add(item.channel, "lost_lease")
             else:
                 kept.append(item)
-        return kept
+        return kept, later
 
     def _sender(self, attempt: ContactAttempt, to: str, replied_to: str | None) -> str | None:
         """The SMS sender: the number the borrower wrote to (replies), else the adapter's choice."""
