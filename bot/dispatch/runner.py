@@ -266,6 +266,16 @@ class Dispatcher:
         counts = DispatchReport(at=now, worker=self.options.worker_id, claimed=len(ids), batches=1)
         return await self._prepare(ids, now, counts, sent_now), counts
 
+    async def send_claimed(self, ids: Sequence[int], now: datetime, report: DispatchReport) -> None:
+        """Check, rate-limit and send attempts this worker has claimed, outside a pass (``bot call``)."""
+        ready = await self._prepare(ids, now, report)
+        if self.buckets.enabled:
+            ready, later = self._grant(ready, report)
+            if later:
+                self._write("rate limited", functools.partial(self._write_rows, rows=later, now=self.clock.now()))
+        if ready:
+            await self._send(ready, report)
+
     def _release(self, ids: Sequence[int], now: datetime) -> None:
         def release(session: Session) -> None:
             lock_ids(session, ContactAttempt, ids)
