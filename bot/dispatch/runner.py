@@ -234,8 +234,7 @@ class Dispatcher:
             try:
                 if self.buckets.enabled:  # every lane has its first message before the next batch is checked
                     await started.wait()
-                if later:  # what found no token: planned again, the lease given back
-                    self._write("rate limited", functools.partial(self._write_rows, rows=later, now=self.clock.now()))
+                self._write_later(later)
                 batch = await self._next_batch(seen, sent_now)
             finally:
                 await sending
@@ -271,8 +270,7 @@ class Dispatcher:
         ready = await self._prepare(ids, now, report)
         if self.buckets.enabled:
             ready, later = self._grant(ready, report)
-            if later:
-                self._write("rate limited", functools.partial(self._write_rows, rows=later, now=self.clock.now()))
+            self._write_later(later)
         if ready:
             await self._send(ready, report)
 
@@ -358,6 +356,11 @@ class Dispatcher:
                 self._write("decisions", lambda session: self._write_rows(session, rows, now))
             return ready
         return self._grant(ready, report, rows)[0]
+
+    def _write_later(self, rows: Sequence[VerdictRow]) -> None:
+        """The decisions :meth:`_grant` left for later (what found no token): planned again, lease given back."""
+        if rows:
+            self._write("rate limited", functools.partial(self._write_rows, rows=rows, now=self.clock.now()))
 
     def _write_rows(self, session: Session, rows: Sequence[VerdictRow], now: datetime) -> None:
         lock_ids(session, ContactAttempt, [r.attempt_id for r in rows])  # the lock order: ids ascending
