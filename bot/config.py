@@ -103,6 +103,9 @@ class Settings(BaseSettings):
     sms_rate_per_account: float = Field(default=100.0, gt=0)
     calls_per_second: float = Field(default=1.0, gt=0)
     email_rate: float = Field(default=20.0, gt=0)
+    # How late after its rate-limit grant a message may still be sent; later it is planned again
+    # (and buckets grant a burst smaller by rate x this), so the limits hold at the provider
+    rate_limit_tolerance_ms: int = Field(default=500, ge=10, le=10_000)
     dispatch_batch_size: int = Field(default=500, ge=1, le=10_000)
     dispatch_concurrency: int = Field(default=32, ge=1, le=1_000)
     dispatch_lease_seconds: int = Field(default=300, ge=30, le=86_400)
