@@ -1,7 +1,7 @@
 """Benchmark of the effectiveness report (``bot report``): a month by channel.
 
     python bench/report_bench.py [--installments 100000] [--months 12]
-                                 [--database-url URL] [--by channel ...]
+                                 [--database-url URL] [--by channel ...] [--console]
 
 Data (not timed): a direct bulk insert of ``--installments`` installments, 12 per
 borrower (one loan each, monthly, the last due in the reported month), over
@@ -57,7 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--by", action="append", default=None, help="grouping (repeat; default channel)")
     parser.add_argument("--last-month", default="2026-11-01", help="first day of the reported month")
     parser.add_argument("--schema", help="PostgreSQL: work in this schema and keep it (data loaded once, reused)")
-    parser.add_argument("--child", choices=("load", "report"), help=argparse.SUPPRESS)
+    parser.add_argument("--console", action="store_true",
+                        help="also time the console's Effectiveness page (last 7 days of the month, by channel) "
+                             "and the dashboard's promise card")
+    parser.add_argument("--child", choices=("load", "report", "console"), help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -87,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"report {args.last_month} + 1 month by {','.join(args.by or ['channel'])} ({name}): "
                       f"{r['seconds']:.2f} s, peak RSS {r['maxrss_mb']:.0f} MB, {r['groups']} groups, "
                       f"{r['contacts']:,} contacts, {r['payments']:,} payments")
+            for name in ("cold", "warm") if args.console else ():
+                r = _child_run(url, "console", args)
+                print(f"console ({name}): Effectiveness page {r['from']} to {r['to']} by channel {r['page']:.2f} s, "
+                      f"dashboard promise card {r['card']:.2f} s, peak RSS {r['maxrss_mb']:.0f} MB")
         finally:
             if schema and not args.schema:
                 _pg_schema(args.database_url, schema, create=False)
@@ -121,7 +128,7 @@ def _child(args: argparse.Namespace) -> int:
 
     db = Database(args.url)
     try:
-        result = _load(db, args) if args.child == "load" else _report(db, args)
+        result = {"load": _load, "report": _report, "console": _console}[args.child](db, args)
     finally:
         db.dispose()
     result["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -142,6 +149,26 @@ def _report(db: object, args: argparse.Namespace) -> dict:
     totals = report["totals"]
     return {"seconds": seconds, "groups": len(report["groups"]), "contacts": totals["contacts"],
             "payments": totals["payments"]}
+
+
+def _console(db: object, args: argparse.Namespace) -> dict:
+    """The console's Effectiveness page (its data: report, funnel, trend) for the month's last
+    seven days by channel, and the dashboard's promise card for the same days."""
+    from bot.config import load_settings
+    from bot.console import effectiveness
+    from bot.console.filters import EffectivenessFilters, default_report_window
+
+    last = (date.fromisoformat(args.last_month) + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+    start, end = default_report_window(last)
+    settings = load_settings(None, default_timezone="America/New_York")
+    began = time.perf_counter()
+    with db.session() as session:  # type: ignore[attr-defined]
+        effectiveness.page(session, settings, EffectivenessFilters(start, end, "channel"), policy=None, today=last)
+    page = time.perf_counter() - began
+    began = time.perf_counter()
+    with db.session() as session:  # type: ignore[attr-defined]
+        effectiveness.promise_card(session, settings, last)
+    return {"from": start.isoformat(), "to": end.isoformat(), "page": page, "card": time.perf_counter() - began}
 
 
 def _months_before(day: date, n: int) -> date:

@@ -34,11 +34,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
 from bot.errors import ConfigError
+from bot.policy_risk import RiskCondition, RiskWhenFields, build_condition
+from bot.risk import RiskFacts
 from bot.rendering import Renderer, TemplateProblem, babel_locale
 from bot.scripts import ScriptError, validate_all
 from bot.scripts.yamlmarks import Lines, read_yaml
@@ -86,9 +88,10 @@ class Conditions:
     min_outstanding_minor: int = 0
     locales: frozenset[str] | None = None  # None: every locale of the policy
     no_conversation_within_days: int | None = None  # skip after a recent conversation
+    risk: RiskCondition | None = None  # segments and risk score band (bot.policy_risk)
 
     def describe(self) -> list[str]:
-        out = []
+        out = self.risk.describe() if self.risk is not None else []
         if self.min_outstanding_minor:
             out.append(f"outstanding >= {self.min_outstanding_minor} minor units")
         if self.locales is not None:
@@ -162,9 +165,31 @@ class Policy:
     horizon_days: int
     arms: dict[str, Ladder]
     experiment: Experiment | None = None
+    # ``ladders``: each ladder's condition, in the file's order (bot.policy_risk); empty otherwise
+    ladder_when: dict[str, RiskCondition | None] = field(default_factory=dict)
+
+    @property
+    def chooses_ladders(self) -> bool:
+        """Whether the ladder is chosen per borrower by segment or risk score (``ladders``)."""
+        return bool(self.ladder_when)
+
+    def choose_ladder(self, facts: RiskFacts | None) -> tuple[str | None, dict[str, Any] | None]:
+        """``ladders``: the first ladder whose ``when`` holds for the borrower as a whole (their
+        segment, their riskiest loan's score), with what was compared; ``(None, ...)`` when none does."""
+        seen: dict[str, Any] | None = None
+        for name, when in self.ladder_when.items():
+            if when is None:
+                return name, seen
+            skip, seen = when.evaluate(facts, None)
+            if skip is None:
+                return name, {**{k: v for k, v in seen.items() if k != "when"}, "ladder_when": seen["when"]}
+        return None, seen
 
     def arm_for(self, borrower_id: str) -> str:
-        """``main`` without an experiment; else ``A`` or ``B``, stable per borrower."""
+        """``main`` without an experiment; else ``A`` or ``B``, stable per borrower.  With
+        ``ladders`` the last ladder (see :meth:`choose_ladder` for the borrower's own)."""
+        if self.ladder_when:
+            return next(reversed(self.ladder_when))
         if self.experiment is None:
             return SINGLE_ARM
         digest = hashlib.sha256(f"{self.experiment.name}:{borrower_id}".encode()).digest()
@@ -209,6 +234,12 @@ class Policy:
             for step in ladder.steps:
                 yield arm, step
 
+    @property
+    def uses_risk(self) -> bool:
+        """Whether a step or ladder has a segment or risk score condition (the planner then loads
+        bot.risk facts)."""
+        return self.chooses_ladders or any(step.when.risk is not None for _arm, step in self.steps())
+
 
 # --- file schema (pydantic) -------------------------------------------------------
 
@@ -219,7 +250,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class _When(_Strict):
+class _When(RiskWhenFields, _Strict):
     min_outstanding_minor: Annotated[StrictInt, Field(ge=0)] = 0
     locales: list[StrictStr] | None = None
     no_conversation_within_days: Annotated[StrictInt, Field(ge=1, le=90)] | None = None
@@ -234,6 +265,16 @@ class _Step(_Strict):
 
 
 class _Ladder(_Strict):
+    steps: Annotated[list[_Step], Field(min_length=1)]
+
+
+class _LadderWhen(RiskWhenFields, _Strict):
+    pass
+
+
+class _ChosenLadder(_Strict):
+    name: StrictStr
+    when: _LadderWhen | None = None
     steps: Annotated[list[_Step], Field(min_length=1)]
 
 
@@ -255,6 +296,7 @@ class _PolicyFile(_Strict):
     horizon_days: Annotated[StrictInt, Field(ge=0, le=60)] = 7
     steps: Annotated[list[_Step], Field(min_length=1)] | None = None
     experiment: _Experiment | None = None
+    ladders: Annotated[list[_ChosenLadder], Field(min_length=1)] | None = None
 
 
 # --- YAML with line numbers (bot.scripts.yamlmarks) --------------------------------
@@ -347,10 +389,13 @@ class _Builder:
 
         arms: dict[str, Ladder] = {}
         experiment = None
-        if (parsed.steps is None) == (parsed.experiment is None):
-            self.error((), "give either 'steps' or 'experiment' (with two ladders a and b), not both or neither")
+        ladder_when: dict[str, RiskCondition | None] = {}
+        if sum(x is not None for x in (parsed.steps, parsed.experiment, parsed.ladders)) != 1:
+            self.error((), "give one of 'steps', 'experiment' (with two ladders a and b) or 'ladders'")
             return None
-        if parsed.steps is not None:
+        if parsed.ladders is not None:
+            ladder_when = self._ladders(parsed.ladders, arms, locales)
+        elif parsed.steps is not None:
             arms[SINGLE_ARM] = self._ladder(SINGLE_ARM, parsed.steps, ("steps",), locales)
         else:
             exp = parsed.experiment
@@ -370,7 +415,35 @@ class _Builder:
             horizon_days=parsed.horizon_days,
             arms=arms,
             experiment=experiment,
+            ladder_when=ladder_when,
         )
+
+    def _ladders(self, raw: list[_ChosenLadder], arms: dict[str, Ladder],
+                 locales: list[str]) -> dict[str, RiskCondition | None]:
+        """``ladders``: named ladders, each with an optional ``when``; the first that holds is the
+        borrower's.  A ladder after one without ``when`` could never be chosen: an error."""
+        chosen: dict[str, RiskCondition | None] = {}
+        catch_all: int | None = None
+        for index, ladder in enumerate(raw):
+            path: Path_ = ("ladders", index)
+            if not _NAME_RE.match(ladder.name):
+                self.error((*path, "name"), f"ladders[{index}].name: lower-case letters, digits and _ only")
+                continue
+            if ladder.name in chosen:
+                self.error((*path, "name"), f"ladders[{index}].name: '{ladder.name}' is used twice")
+                continue
+            if catch_all is not None:
+                self.error(path, f"ladders[{index}] can never be chosen: ladders[{catch_all}] before it has no "
+                                 "'when' and takes every borrower")
+            when = None
+            if ladder.when is not None:
+                when = build_condition(ladder.when, lambda key, message, at=path: self.error(
+                    (*at, "when", *key), message))
+            if when is None:
+                catch_all = index if catch_all is None else catch_all
+            chosen[ladder.name] = when
+            arms[ladder.name] = self._ladder(ladder.name, ladder.steps, (*path, "steps"), locales)
+        return chosen
 
     def _locales(self, values: list[str]) -> list[str]:
         seen: list[str] = []
@@ -411,6 +484,8 @@ class _Builder:
                 min_outstanding_minor=raw.when.min_outstanding_minor,
                 locales=frozenset(raw.when.locales) if raw.when.locales is not None else None,
                 no_conversation_within_days=raw.when.no_conversation_within_days,
+                risk=build_condition(raw.when, lambda key, message, at=step_path: self.error(
+                    (*at, "when", *key), message)),
             )
             steps.append(Step(raw.day, raw.channel, content, when, line))
         steps.sort(key=lambda s: s.day)

@@ -4,7 +4,8 @@ The bot's app runs on a uvicorn server in a thread over a seeded SQLite
 database.  A supervisor signs in, filters the call list, opens a call, plays
 a recording, reads the masked transcript, corrects what a turn was understood
 as (and the borrower's promise changes), reveals a phone number (audited) and
-signs out; a viewer is refused the same reveal; an admin reads the audit log.
+signs out; a viewer is refused the same reveal; an admin reads the audit log; a viewer
+opens the Effectiveness page, groups it by arm and downloads its CSV.
 Screenshots of the main pages go to ``test-artifacts/screenshots/``.
 """
 
@@ -22,6 +23,7 @@ from sqlalchemy import select
 from bot.clock import FixedClock
 from bot.db import Database
 from bot.db.models import AuditEvent, CallTurn, Consent, Promise
+from bot.effectiveness.output import to_csv
 from bot.sandbox.server import ThreadedServer
 from bot.web.app import create_app
 from test_console_review import add_keypad_turns
@@ -288,3 +290,51 @@ def test_on_a_phone_corrections_are_fail_safe_and_the_pages_accessible(
     # The refused correction answers 400 (the browser logs it); nothing else may go wrong.
     assert [p for p in problems if "/correct: Failed to load resource: the server responded with a status of 400"
             not in p] == []
+
+
+def test_the_effectiveness_page_groups_and_exports_the_report(
+        chromium: Browser, site: tuple[str, Database, Seeded]) -> None:
+    base_url, _db, _seeded = site
+    problems: list[str] = []
+    page = _page(chromium, base_url, problems)
+    _sign_in(page, "vic")
+    page.click("nav >> text=Effectiveness")
+    expect(page.locator("h1")).to_contain_text("borrower-local days 2026-11-22 to 2026-11-29 (excluded)")
+    expect(page.locator("#f-by")).to_have_value("channel")
+    expect(page.locator('#funnel tr[data-stage="contacts"] td[data-metric="contacts"]')).to_have_text("4")
+    expect(page.locator('#funnel tr[data-stage="promises"] td[data-metric="promises"]')).to_have_text("1")
+    expect(page.locator('tr[data-group="channel=voice currency=USD"] td[data-metric="promised_minor"]')
+           ).to_have_text("$100.00")
+    expect(page.locator("svg.funnel")).to_be_visible()
+    _shot(page, "11-effectiveness")
+
+    # Group by arm: the form sends it, the page keeps it, the table follows.
+    page.select_option("#f-by", "arm")
+    page.click("#apply-filters")
+    expect(page.locator("#f-by")).to_have_value("arm")
+    assert "by=arm" in page.url
+    expect(page.locator("#groups tbody tr")).to_have_count(3)  # none USD, none CNY, unattributed CNY (dispute)
+    expect(page.locator('tr[data-group="arm=none currency=USD"] td[data-metric="contacts"]')).to_have_text("3")
+
+    # The CSV export is the report of what the page shows, as a download.
+    with page.expect_download() as caught:
+        page.click("#csv-export")
+    download = caught.value
+    assert download.suggested_filename == "effectiveness_2026-11-22_2026-11-29_arm.csv"
+    text = Path(download.path()).read_text(encoding="utf-8")
+    report = page.request.get("/console/api/effectiveness?from=2026-11-22&to=2026-11-29&by=arm").json()
+    assert text == to_csv(report) and text.startswith("arm,currency,contacts,")
+
+    # A window that ends before it starts: the page with the message, nothing computed.
+    page.goto("/console/effectiveness?from=2026-11-28&to=2026-11-01&by=arm")
+    expect(page.locator("#effectiveness-error")).to_contain_text("to: must be after from")
+    expect(page.locator("#f-by")).to_have_value("arm")
+    assert page.locator("#groups").count() == 0
+
+    # At phone width: no sideways scroll.
+    page.set_viewport_size({"width": 390, "height": 900})
+    page.goto("/console/effectiveness")
+    _no_sideways_scroll(page)
+    _shot(page, "12-effectiveness-phone")
+    page.context.close()
+    assert [p for p in problems if "status of 400" not in p] == []

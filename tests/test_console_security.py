@@ -360,7 +360,8 @@ def _pages(world: World) -> list[str]:
     return ["/console", "/console/calls", "/console/calls?low=1", f"/console/calls/{s.call_promise}",
             f"/console/calls/{s.call_dispute}", f"/console/calls/{s.call_voicemail}", "/console/borrowers/B1",
             "/console/borrowers/B2", "/console/tasks", "/console/tasks?status=all", "/console/audit",
-            "/console/api/dashboard", "/console/api/calls"]
+            "/console/api/dashboard", "/console/api/calls", "/console/effectiveness",
+            "/console/effectiveness?by=step", "/console/effectiveness.csv?by=locale", "/console/api/effectiveness"]
 
 
 def test_no_page_shows_unmasked_personal_data(world: World) -> None:

@@ -26,7 +26,7 @@ import socket
 import subprocess
 import sys
 from collections import Counter
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -67,6 +67,7 @@ from bot.demo.personas import (
     reply_text,
 )
 from bot.demo.world import World
+from bot.effectiveness.output import money, to_table
 from bot.messages import make_unsubscribe_token
 from bot.nlu import classify
 from bot.policy import load_policy
@@ -122,6 +123,9 @@ class Recorder(DemoExtension):
             assert token, "the sign-in page has no CSRF field"
             self.pages["login"] = client.post("/console/login", data={
                 "csrf": token.group(1), "name": DEMO_USER, "password": password, "next": "/console"})
+            week = {"from": START.isoformat(), "to": (START + timedelta(days=3)).isoformat(), "by": "channel"}
+            self.pages["effectiveness"] = client.get("/console/effectiveness", params=week)
+            self.pages["effectiveness_api"] = client.get("/console/api/effectiveness", params=week)
             for name, path in (("dashboard", "/console"), ("calls", "/console/calls"),
                                ("api", "/console/api/calls")):
                 self.pages[name] = client.get(path)
@@ -369,6 +373,38 @@ def test_the_console_shows_the_demos_calls_masked(short_run: Any) -> None:
     assert (directory / LOGIN_FILE).stat().st_mode & 0o777 == 0o600
 
 
+def test_the_demo_ends_with_the_weeks_effectiveness_report_and_the_console_shows_it(short_run: Any) -> None:
+    result, recorder, output, _directory = short_run
+    report = result.effectiveness
+    assert (report["from"], report["to"], report["by"]) == ("2026-11-28", "2026-12-01", ["channel"])
+    # Printed last (after the summary and the console's lines), as `bot report --format table` prints it.
+    stdout = output.split("demo 1: ")[0]  # the output is stdout, then stderr
+    title = "The week's effectiveness (bot report --from 2026-11-28 --to 2026-12-01 --by channel"
+    assert title in stdout and stdout.index(title) > stdout.index("Summary")
+    assert to_table(report) in stdout
+    assert stdout.rstrip().endswith(f"{recorder.base_url}/console/effectiveness?from=2026-11-28&to=2026-12-01"
+                                    "&by=channel")
+    totals = report["totals"]
+    assert totals["contacts"] > 10 and totals["promises"] >= 1 and totals["payments"] >= 1
+    # The console's page for the same days: the report's JSON, and every group's figures on the page.
+    assert recorder.pages["effectiveness_api"].json() == report
+    page = recorder.pages["effectiveness"]
+    assert page.status_code == 200
+    rows = dict(re.findall(r'<tr data-group="([^"]*)">(.*?)</tr>', page.text, re.S))
+    assert len(rows) == len(report["groups"])
+    for group in report["groups"]:
+        m = group["metrics"]
+        cells = dict(re.findall(r'data-metric="([a-z_]+)">([^<]*)<',
+                                rows[f"channel={group['key']['channel']} currency={group['key']['currency']}"]))
+        assert [cells[k].strip() for k in ("contacts", "reached", "promises", "kept", "broken", "payments")] == \
+            [str(m[k]) for k in ("contacts", "reached", "promises", "kept", "broken", "payments")]
+        assert cells["recovered_minor"] == money(m["recovered_minor"], m["currency"])
+    funnel = dict(re.findall(r'<tr data-stage="([a-z_]+)">.*?data-metric="[a-z_]+">(\d+)<', page.text))
+    assert funnel == {k: str(totals[k]) for k in ("contacts", "reached", "right_party_contacts", "promises", "kept",
+                                                    "payments")}
+    _assert_masked(page.text, _directory)
+
+
 def test_the_output_is_masked(short_run: Any) -> None:
     _result, _recorder, output, directory = short_run
     _assert_masked(output, directory)
@@ -401,8 +437,11 @@ def test_bot_demo_runs_and_repeats_itself(run_bot: Any, tmp_path: Path) -> None:
                  "simulate 2 days from 2026-12-02", "demo finished in"):
         assert step in first.stderr
     for text in ("What the bot sent", "Wed 12-02", "Thu 12-03", "total", "reached the Twilio sandbox",
-                 "The calls", "bot.db", "why B", f"user {DEMO_USER}, password "):
+                 "The calls", "bot.db", "why B", f"user {DEMO_USER}, password ",
+                 "Effectiveness 2026-12-02 to 2026-12-04 (exclusive), by channel", "TOTAL"):
         assert text in first.stdout
+    assert first.stdout.rstrip().endswith("/console/effectiveness?from=2026-12-02&to=2026-12-04&by=channel "
+                                          "(while `bot demo` serves the console)")
     assert "serving" not in first.stderr and "/console " not in first.stdout
     _assert_masked(first.output, tmp_path / "d")
     # Captured output (not a terminal): no serving by default either, and the same output again

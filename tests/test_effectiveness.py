@@ -276,8 +276,8 @@ def test_month_ends() -> None:
 
 
 def test_bad_grouping_and_window() -> None:
-    with pytest.raises(ValueError, match="unknown report grouping segment"):
-        build_report(None, WINDOW, ["segment"])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unknown report grouping product"):
+        build_report(None, WINDOW, ["product"])  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="not after its start"):
         Window(date(2026, 11, 2), date(2026, 11, 1), "UTC")
 
@@ -323,5 +323,5 @@ def test_report_command_json_csv_table(db_url: str, run_bot: Any, tmp_path: Any)
 def test_report_command_errors(run_bot: Any, tmp_path: Any) -> None:
     result = run_bot("report", "--from", "2026-11-05", "--to", "2026-11-01", db_url=f"sqlite:///{tmp_path}/x.db")
     assert result.exit_code == 2 and "--to" in result.output
-    result = run_bot("report", "--from", "2026-11-01", "--to", "2026-12-01", "--by", "segment")
-    assert result.exit_code == 2 and "segment" in result.output
+    result = run_bot("report", "--from", "2026-11-01", "--to", "2026-12-01", "--by", "product")
+    assert result.exit_code == 2 and "product" in result.output

@@ -387,7 +387,7 @@ def test_uneven_split(tmp_path: Path) -> None:
 def test_steps_and_experiment_are_exclusive(tmp_path: Path) -> None:
     body = EXPERIMENT + "steps:\n  - {day: 0, channel: email, template: reminder_due}\n"
     [problem] = problems_of(write_policy(tmp_path, body))
-    assert "either 'steps' or 'experiment'" in problem
+    assert "give one of 'steps', 'experiment' (with two ladders a and b) or 'ladders'" in problem
 
 
 def test_experiment_errors_point_into_the_arm(tmp_path: Path) -> None:

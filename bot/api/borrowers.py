@@ -37,6 +37,7 @@ from bot.errors import NotFoundError
 from bot.portfolio import borrower_document, load_borrower, money
 from bot.privacy import mask_email, mask_phone
 from bot.replies.consent import record_opt_in, record_opt_out
+from bot.risk import load_facts, summary
 
 __all__ = ["router"]
 
@@ -87,6 +88,7 @@ def _standing(session: Session, caller: Caller, borrower_id: str) -> dict[str, A
         contact[channel.value] = {"allowed": decision.allowed, "reasons": list(decision.reasons),
                                   "next_allowed_at": decision.next_allowed_at.isoformat()
                                   if decision.next_allowed_at else None}
+    facts = load_facts(session, [borrower_id], at, caller.ctx.settings.default_timezone)[borrower_id]
     holds = session.scalars(select(HoldRow).where(HoldRow.borrower_id == borrower_id, HoldRow.lifted_at.is_(None))
                             .order_by(HoldRow.id)).all()
     return {
@@ -105,6 +107,7 @@ def _standing(session: Session, caller: Caller, borrower_id: str) -> dict[str, A
         "holds": [hold_json(h) for h in holds],
         "consents": doc["consents"],
         "contact": contact,
+        "risk": summary(facts),
     }
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
 from bot.domain import Channel, StrEnum
 
@@ -52,6 +52,9 @@ class BorrowerIn(_In):
     consent_sms: bool
     consent_voice: bool
     consent_email: bool
+    risk_score: StrictInt | None = Field(default=None,
+                                         description="The lender's risk score, 0-1000 (higher is riskier).")
+    segment: Short | None = Field(default=None, description="The lender's segment, e.g. prime.")
 
 
 class LoanIn(_In):
@@ -64,6 +67,10 @@ class LoanIn(_In):
     principal: Short = Field(description="Decimal amount in the currency, e.g. 1200.00.")
     currency: Short = Field(description="ISO 4217, e.g. USD.")
     opened_on: Short = Field(description="YYYY-MM-DD.")
+    risk_score: StrictInt | None = Field(default=None, description="The lender's risk score for this loan, 0-1000; "
+                                   "overrides the borrower's.")
+    segment: Short | None = Field(default=None, description="The lender's segment for this loan; overrides the "
+                                  "borrower's.")
 
 
 class InstallmentIn(_In):
@@ -217,6 +224,26 @@ class ConsentState(BaseModel):
     address_flag: str | None
 
 
+class RiskReason(BaseModel):
+    points: int
+    code: str
+    text: str
+
+
+class EarlyWarning(BaseModel):
+    score: int = Field(description="0-1000, the sum of the reasons' points (docs/risk.md).")
+    source: Literal["early_warning"]
+    reasons: list[RiskReason]
+
+
+class Risk(BaseModel):
+    score: int = Field(description="What a policy condition compares: the lender's score, else the early warning.")
+    source: Literal["lender", "early_warning"]
+    lender_score: int | None = Field(description="The highest of the loans' risk_score, else the borrower's.")
+    segment: str | None = Field(description="The borrower's segment (a loan's may differ).")
+    early_warning: EarlyWarning
+
+
 class Borrower(BaseModel):
     id: str
     masked: bool = Field(description="True unless the key has pii:read.")
@@ -238,6 +265,7 @@ class Borrower(BaseModel):
     holds: list[Hold] = Field(description="Active holds.")
     consents: list[ConsentState]
     contact: dict[str, Decision] = Field(description="Per channel (sms, voice, email): may the bot contact now?")
+    risk: Risk = Field(description="The risk score and its reasons (docs/risk.md).")
 
 
 class ConsentResult(BaseModel):

@@ -27,6 +27,7 @@ COMMAND_TABLE: dict[str, tuple[str, str, str]] = {
     "summary": ("bot.cli.show_cmd", "summary_cmd", "The portfolio at a glance."),
     "check": ("bot.cli.check_cmd", "check_cmd", "May this borrower be contacted on a channel at an instant?"),
     "plan": ("bot.cli.plan_cmd", "plan_cmd", "Plan today's contacts (records them; --dry-run to only show)."),
+    "risk": ("bot.cli.risk_cmd", "risk_cmd", "Borrowers to watch: ranked by risk score, with the reasons (masked)."),
     "why": ("bot.cli.plan_cmd", "why_cmd", "Explain step by step what would happen to a borrower and why."),
     "run": ("bot.cli.run_cmd", "run_cmd", "Run the service: scheduler and web app (webhooks, unsubscribe)."),
     "purge": ("bot.cli.purge_cmd", "purge_cmd", "Delete what is past its retention (legal holds kept; --dry-run)."),

@@ -31,7 +31,7 @@ def status_cmd(app: App, name: str, at: datetime | None, as_json: bool, policy_f
     """Per arm: contact, promise, kept and cure rates with 95% Wilson intervals, recovered and
     cost per recovered; the challenger's differences to the champion with two-sided
     p-values and the minimum detectable effect; guardrails (opt-out, dispute, complaint)."""
-    from bot.effectiveness import Costs
+    from bot.effectiveness.configured import costs_from
     from bot.effectiveness.experiment import experiment_status, experiment_window
     from bot.policy import load_policy
 
@@ -47,9 +47,8 @@ def status_cmd(app: App, name: str, at: datetime | None, as_json: bool, policy_f
                                    attribution_days=s.attribution_days, cure_days=s.cure_days)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    costs = Costs(s.cost_sms_segment_minor, s.cost_call_minute_minor, s.cost_email_minor, s.cost_currency)
     with app.db.session() as session:
-        status = experiment_status(session, experiment, window, costs)
+        status = experiment_status(session, experiment, window, costs_from(s))
     log.info("experiment %s status %s..%s: %d guardrails flagged", experiment.name, status["from"], status["to"],
              len(status["flagged"]))
     if as_json:

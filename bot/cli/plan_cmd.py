@@ -137,6 +137,13 @@ def _print_explanation(data: dict[str, Any]) -> None:
                       f"locale {b['locale']} -> messages in {b['message_locale']}", markup=False)
     out_console.print(f"at {data['at']}, policy {data['policy']}, arm {arm}: {' '.join(data['steps'])}",
                       markup=False)
+    risk = data.get("risk") or {}
+    if risk:
+        warning = risk["early_warning"]
+        lender = "none" if risk["lender_score"] is None else risk["lender_score"]
+        out_console.print(f"risk: lender's score {lender}, segment {risk['segment'] or 'none'}, "
+                          f"early warning {warning['score']}"
+                          + "".join(f"; +{r['points']} {r['code']}" for r in warning["reasons"]), markup=False)
     for paid in data.get("paid_installments", []):
         out_console.print(f"installment {paid['installment_id']} (loan {paid['loan_id']}), due {paid['due_date']}: "
                           f"paid, not contacted about ({paid['reason']})", markup=False)
@@ -153,6 +160,12 @@ def _print_explanation(data: dict[str, Any]) -> None:
                           + (f" (template {item['template']})" if item.get("template") else ""), markup=False)
         for condition in item["conditions"]:
             out_console.print(f"  condition: {condition}", markup=False)
+        if item.get("risk"):
+            held = item["risk"]
+            seen = ", ".join(f"{k} {v}" for k, v in held.items() if k != "when")
+            out_console.print(f"  risk conditions: {seen}: "
+                              + ("held (" + "; ".join(held["when"]) + ")" if "when" in held else "did not hold"),
+                              markup=False)
         compliance = item.get("compliance")
         if compliance:
             out_console.print(f"  compliance ({compliance['rule_set']}, zones {', '.join(compliance['zones'])}):",

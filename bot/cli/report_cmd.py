@@ -34,18 +34,17 @@ def report_cmd(app: App, start: object, end: object, by: tuple[str, ...], fmt: s
     Payments, promises and replies count for the last contact that reached the borrower
     in the attribution_days before them (docs/metrics.md defines every figure).
     """
-    from bot.effectiveness import Costs, Window, build_report
+    from bot.effectiveness import build_report
+    from bot.effectiveness.configured import costs_from, window_from
     from bot.effectiveness.output import to_csv, to_table
 
     first: date = start.date()  # type: ignore[attr-defined]
     last: date = end.date()  # type: ignore[attr-defined]
     if last <= first:
         raise click.BadParameter(f"{last} is not after --from {first}", param_hint="--to")
-    s = app.settings
-    window = Window(first, last, s.default_timezone, attribution_days=s.attribution_days, cure_days=s.cure_days)
-    costs = Costs(s.cost_sms_segment_minor, s.cost_call_minute_minor, s.cost_email_minor, s.cost_currency)
+    window = window_from(app.settings, first, last)
     with app.db.session() as session:
-        report = build_report(session, window, by, costs)
+        report = build_report(session, window, by, costs_from(app.settings))
     log.info("report %s..%s by %s: %d groups", first, last, ",".join(by) or "-", len(report["groups"]))
     if fmt == "json":
         text = json.dumps(report, ensure_ascii=False, indent=2) + "\n"

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from markupsafe import Markup, escape
 
-__all__ = ["bar_chart", "meter"]
+__all__ = ["bar_chart", "funnel", "meter"]
 
 
 def _num(value: float) -> str:
@@ -80,3 +80,30 @@ def meter(label: str, numerator: int, denominator: int, *, width: int = 240, hei
         f'<rect class="track" x="0" y="0" width="{width}" height="{height}"/>'
         f'<rect class="fill" x="0" y="0" width="{_num(width * fraction)}" height="{height}"/></svg>'
     )
+
+
+def funnel(title: str, stages: Sequence[tuple[str, int]], *, width: int = 560, row: int = 26) -> Markup:
+    """One horizontal bar per stage, as long as its count against the largest, label and count beside.
+
+    Each bar carries a ``<title>``; the chart has ``role="img"`` and a label naming every stage.
+    """
+    label_w, count_w = 96, 64
+    plot_w = width - label_w - count_w
+    peak = max([n for _, n in stages] + [1])
+    height = row * max(len(stages), 1) + 4
+    summary = ", ".join(f"{label} {n}" for label, n in stages)
+    parts = [
+        f'<svg class="chart funnel" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}" role="img" aria-label="{escape(title)}: {escape(summary)}">',
+        f"<title>{escape(title)}</title>",
+    ]
+    for i, (label, n) in enumerate(stages):
+        y = 2 + i * row
+        w = plot_w * n / peak
+        parts.append(f'<text class="label" x="{label_w - 6}" y="{y + row / 2 + 4:.0f}" text-anchor="end">'
+                     f"{escape(label)}</text>")
+        parts.append(f'<rect class="bar s0" x="{label_w}" y="{y + 3}" width="{_num(max(w, 1 if n else 0))}" '
+                     f'height="{row - 6}"><title>{escape(label)}: {n}</title></rect>')
+        parts.append(f'<text class="tick" x="{_num(label_w + w + 6)}" y="{y + row / 2 + 4:.0f}">{n}</text>')
+    parts.append("</svg>")
+    return Markup("".join(parts))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass
-from datetime import date
+from datetime import date, timedelta
 from urllib.parse import urlencode
 
 from bot.domain import Intent, TaskKind
@@ -19,17 +19,21 @@ from bot.domain import Intent, TaskKind
 __all__ = [
     "AuditFilters",
     "CallFilters",
+    "EffectivenessFilters",
     "InvalidInput",
     "KNOWN_OUTCOMES",
+    "NO_GROUPING",
     "REVEAL_FIELDS",
     "TaskFilters",
     "borrower_id",
     "choice",
+    "default_report_window",
     "intent_value",
     "iso_date",
     "page_number",
     "parse_audit_filters",
     "parse_call_filters",
+    "parse_effectiveness_filters",
     "parse_task_filters",
     "text",
 ]
@@ -39,6 +43,11 @@ KNOWN_OUTCOMES = ("promise", "paid_claim", "dispute", "hardship", "callback", "o
                   "voicemail", "no_answer", "partial", "refused", "completed")
 REVEAL_FIELDS = ("phone", "email", "name")
 MAX_PAGE = 100_000
+#: The Effectiveness page's grouping when none is asked for, and the value for no grouping (currency only).
+DEFAULT_GROUPING = "channel"
+NO_GROUPING = "total"
+#: The longest window the Effectiveness page computes (a year and a day).
+MAX_REPORT_DAYS = 366
 
 _OUTCOME_RE = re.compile(r"^[a-z_]{1,32}$")
 _LOCALE_RE = re.compile(r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8}){0,2}$")
@@ -227,3 +236,42 @@ def parse_audit_filters(params: Mapping[str, str]) -> AuditFilters:
     if subject and not _ID_RE.match(subject):
         raise InvalidInput("subject", "is not an id")
     return AuditFilters(action or None, actor or None, subject or None, page_number(_one(params, "page")))
+
+
+@dataclass(frozen=True, slots=True)
+class EffectivenessFilters:
+    """The Effectiveness page's window ``[date_from, date_to)`` (borrower-local days) and grouping."""
+
+    date_from: date
+    date_to: date
+    by: str = DEFAULT_GROUPING  # a report dimension, or NO_GROUPING
+
+    @property
+    def dimensions(self) -> list[str]:
+        return [] if self.by == NO_GROUPING else [self.by]
+
+    def form_values(self) -> dict[str, str]:
+        return {"from": self.date_from.isoformat(), "to": self.date_to.isoformat(), "by": self.by}
+
+    def query(self) -> str:
+        return _query(dict(self.form_values()))
+
+
+def default_report_window(today: date, days: int = 7) -> tuple[date, date]:
+    """The last ``days`` days up to and including ``today``, as ``[from, to)``."""
+    return today - timedelta(days=days - 1), today + timedelta(days=1)
+
+
+def parse_effectiveness_filters(params: Mapping[str, str], today: date,
+                                dimensions: Collection[str]) -> EffectivenessFilters:
+    """``from`` and ``to`` (default the last seven days up to ``today``), ``by`` one of
+    ``dimensions`` or ``total``; ``from`` must be before ``to``, at most a year and a day apart."""
+    default_from, default_to = default_report_window(today)
+    date_from = iso_date(_one(params, "from"), "from") or default_from
+    date_to = iso_date(_one(params, "to"), "to") or default_to
+    if date_to <= date_from:
+        raise InvalidInput("to", "must be after from (the window is [from, to), to excluded)")
+    if (date_to - date_from).days > MAX_REPORT_DAYS:
+        raise InvalidInput("to", f"the window is at most {MAX_REPORT_DAYS} days")
+    by = choice(_one(params, "by"), "by", (NO_GROUPING, *dimensions)) or DEFAULT_GROUPING
+    return EffectivenessFilters(date_from, date_to, by)

@@ -45,11 +45,13 @@ from bot.db.models import (
 from bot.domain import AttemptSource, Channel, PromiseStatus, TaskStatus
 from bot.portfolio import format_money, installment_status
 from bot.privacy import mask_email, mask_name, mask_phone, redact
+from bot.risk import load_facts, summary
 
 __all__ = [
     "Page",
     "borrower_page",
     "call_outcomes",
+    "cached_policy",
     "dashboard",
     "day_bounds",
     "list_audit",
@@ -582,9 +584,11 @@ def borrower_page(session: Session, borrower_id: str, at: datetime, *, default_t
     ):
         event(note.created_at, "note", None, f"note by {note.author}", _text(note.text_redacted))
     events.sort(key=lambda e: e["at"], reverse=True)
+    facts = load_facts(session, [borrower_id], at, default_timezone)[borrower_id]
 
     return {
         "id": borrower.id,
+        "risk": summary(facts),
         "name": mask_name(borrower.full_name),
         "lang": _lang(borrower.locale),
         "phone": mask_phone(borrower.phone_e164) if borrower.phone_e164 else "",
@@ -605,7 +609,8 @@ def borrower_page(session: Session, borrower_id: str, at: datetime, *, default_t
 
 
 @lru_cache(maxsize=8)
-def _policy(policy_file: str | None, templates_dir: str | None, scripts_dir: str | None = None) -> Any:
+def cached_policy(policy_file: str | None, templates_dir: str | None, scripts_dir: str | None = None) -> Any:
+    """The treatment policy, loaded (and its templates checked) once per file for the process."""
     from bot.policy import load_policy
 
     return load_policy(policy_file, templates_dir=templates_dir, scripts_dir=scripts_dir)
@@ -629,7 +634,7 @@ def why_not_today(session: Session, borrower_id: str, at: datetime, *, default_t
     from bot.scheduler.explain import explain
 
     try:
-        policy = _policy(str(policy_file) if policy_file else None, str(templates_dir) if templates_dir else None,
+        policy = cached_policy(str(policy_file) if policy_file else None, str(templates_dir) if templates_dir else None,
                          str(scripts_dir) if scripts_dir else None)
         options: dict[str, Any] = {}
         if compliance_file:

@@ -16,9 +16,10 @@ browser is sent back to the page (303) with ``?done=<what>``.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends
 from starlette.concurrency import run_in_threadpool
@@ -26,8 +27,11 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from bot.console import actions, queries
+from bot.console import effectiveness as eff
 from bot.console.filters import (
+    NO_GROUPING,
     REVEAL_FIELDS,
+    EffectivenessFilters,
     InvalidInput,
     borrower_id as valid_borrower_id,
     choice,
@@ -35,6 +39,7 @@ from bot.console.filters import (
     iso_date,
     parse_audit_filters,
     parse_call_filters,
+    parse_effectiveness_filters,
     parse_task_filters,
     text,
 )
@@ -57,6 +62,7 @@ from bot.console.web import (
 )
 from bot.db.types import is_row_id
 from bot.domain import Intent, TaskKind
+from bot.effectiveness import DIMENSIONS
 from bot.web.context import WebContext, web_context
 
 __all__ = ["public_router", "router"]
@@ -197,10 +203,17 @@ async def logout(request: Request, user: SignedIn = Depends(viewer)) -> Response
 # --- dashboard -------------------------------------------------------------------------------------
 
 
+def _today(ctx: WebContext) -> date:
+    """The business day in ``BOT_DEFAULT_TIMEZONE`` (the dashboard's "today")."""
+    return ctx.clock.now().astimezone(ZoneInfo(ctx.settings.default_timezone)).date()
+
+
 def _dashboard(ctx: WebContext) -> dict[str, Any]:
     with ctx.db.session() as session:
-        return queries.dashboard(session, ctx.clock.now(), zone_name=ctx.settings.default_timezone,
+        data = queries.dashboard(session, ctx.clock.now(), zone_name=ctx.settings.default_timezone,
                                  low_confidence=ctx.settings.console_low_confidence)
+        data["promise_window"] = eff.promise_card(session, ctx.settings, _today(ctx))
+    return data
 
 
 @router.get("/console")
@@ -211,6 +224,64 @@ def dashboard_page(request: Request, user: SignedIn = Depends(viewer)) -> HTMLRe
 @router.get("/console/api/dashboard")
 def dashboard_api(request: Request, user: SignedIn = Depends(viewer)) -> JSONResponse:
     return JSONResponse(_dashboard(_ctx(request)))
+
+
+# --- effectiveness --------------------------------------------------------------------------------
+
+
+def _effectiveness_filters(ctx: WebContext, request: Request) -> EffectivenessFilters:
+    return parse_effectiveness_filters(dict(request.query_params), _today(ctx), DIMENSIONS)
+
+
+def _effectiveness(ctx: WebContext, filters: EffectivenessFilters) -> dict[str, Any]:
+    s = ctx.settings
+    policy, policy_error = None, None
+    try:
+        policy = queries.cached_policy(str(s.policy_file) if s.policy_file else None, str(s.templates_dir),
+                                       str(s.voice_scripts_dir))
+    except Exception as exc:  # the figures still show; the page says the experiment's status is missing
+        policy_error = type(exc).__name__
+        log.warning("effectiveness page: the policy could not be loaded (%s)", policy_error)
+    with ctx.db.session() as session:
+        data = eff.page(session, s, filters, policy=policy, today=_today(ctx))
+    data["policy_error"] = policy_error
+    return data
+
+
+@router.get("/console/effectiveness")
+def effectiveness_page(request: Request, user: SignedIn = Depends(viewer)) -> HTMLResponse:
+    ctx = _ctx(request)
+    options = [NO_GROUPING, *DIMENSIONS]
+    try:
+        filters = _effectiveness_filters(ctx, request)
+    except InvalidInput as exc:
+        params = request.query_params
+        form = {k: (params.get(k) or "")[:32] for k in ("from", "to", "by")}
+        return render(request, "console/effectiveness.html.j2", user=user, status=400,
+                      error=f"{exc.field}: {exc.message}", form=form, options=options, data=None, filters=None)
+    return render(request, "console/effectiveness.html.j2", user=user, error=None, form=filters.form_values(),
+                  options=options, data=_effectiveness(ctx, filters), filters=filters)
+
+
+@router.get("/console/effectiveness.csv")
+def effectiveness_csv(request: Request, user: SignedIn = Depends(viewer)) -> Response:
+    from bot.effectiveness.output import to_csv
+
+    ctx = _ctx(request)
+    filters = _effectiveness_filters(ctx, request)
+    with ctx.db.session() as session:
+        report = eff.report_for(session, ctx.settings, filters)
+    name = f"effectiveness_{filters.date_from}_{filters.date_to}_{filters.by}.csv"
+    return Response(to_csv(report), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@router.get("/console/api/effectiveness")
+def effectiveness_api(request: Request, user: SignedIn = Depends(viewer)) -> JSONResponse:
+    ctx = _ctx(request)
+    filters = _effectiveness_filters(ctx, request)
+    with ctx.db.session() as session:
+        return JSONResponse(eff.report_for(session, ctx.settings, filters))
 
 
 # --- calls -----------------------------------------------------------------------------------------

@@ -118,6 +118,17 @@ def _pct(numerator: int, denominator: int) -> str:
     return f"{numerator / denominator:.0%}" if denominator else "–"
 
 
+def _rate(value: float | None) -> str:
+    """A fraction as the report's table prints it: ``0.8814`` → ``88.1%``, ``None`` → ``–``."""
+    return "–" if value is None else f"{value * 100:.1f}%"
+
+
+def _money(minor: int | None, currency: str) -> str:
+    from bot.effectiveness.output import money
+
+    return "–" if minor is None else money(minor, currency)
+
+
 @lru_cache(maxsize=4)
 def environment(templates_dir: str) -> jinja2.Environment:
     """The console's Jinja2 environment: autoescaping everywhere, undefined variables are errors."""
@@ -128,8 +139,9 @@ def environment(templates_dir: str) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(when=_when, day=_day, confidence=_confidence)
-    env.globals.update(bar_chart=charts.bar_chart, meter=charts.meter, pct=_pct)
+    env.filters.update(when=_when, day=_day, confidence=_confidence, rate=_rate)
+    env.globals.update(bar_chart=charts.bar_chart, meter=charts.meter, funnel=charts.funnel, pct=_pct,
+                       money=_money)
     return env
 
 

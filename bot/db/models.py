@@ -66,6 +66,10 @@ class Borrower(Base):
     country: Mapped[str] = mapped_column(String(2))
     # Set when the borrower asked for no further communication at all.
     cease_communication_at: Mapped[datetime | None]
+    # The lender's own risk score (0-1000, higher is riskier) and segment; a loan's override
+    # them (docs/risk.md).
+    risk_score: Mapped[int | None] = mapped_column(Integer)
+    segment: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -118,6 +122,9 @@ class Loan(Base):
     paid_stated_minor: Mapped[int | None] = mapped_column(BigInteger)
     paid_stated_at: Mapped[datetime | None]
     credit_minor: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    # The lender's risk score and segment for this loan; when set they override the borrower's.
+    risk_score: Mapped[int | None] = mapped_column(Integer)
+    segment: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

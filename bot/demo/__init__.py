@@ -105,6 +105,8 @@ class DemoResult:
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase of the week
     closing: list[str] = field(default_factory=list)
+    #: ``bot report --from START --to START+days --by channel`` on the week, as JSON (printed as a table)
+    effectiveness: dict[str, Any] = field(default_factory=dict)
 
     @property
     def total(self) -> DayStats:
@@ -179,6 +181,7 @@ class Demo:
                 result.closing.extend(extension.closing_lines(world))
             for line in result.closing:
                 self.out.print(line, markup=False, soft_wrap=True)
+            result.effectiveness = self._print_effectiveness(world, start_day)
             result.seconds = _time.perf_counter() - began
             phases = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in sorted(result.timings.items())
                                if seconds >= 0.05)
@@ -359,6 +362,28 @@ class Demo:
         out.print(f"The lender's payment feed the demo imported is in {result.directory / 'feed'}/, the phones' "
                   f"personas in {result.directory / 'personas.yaml'} (for `bot sandbox --personas`).",
                   markup=False)
+
+    def _print_effectiveness(self, world: World, start_day: date) -> dict[str, Any]:
+        """The last thing printed: ``bot report`` for the simulated days by channel (docs/metrics.md),
+        and where the console's Effectiveness page shows the same figures."""
+        from bot.effectiveness import build_report
+        from bot.effectiveness.configured import costs_from, window_from
+        from bot.effectiveness.output import to_table
+
+        end = start_day + timedelta(days=self.options.days)
+        with world.db.sessions() as session:
+            report = build_report(session, window_from(world.settings, start_day, end), ["channel"],
+                                  costs_from(world.settings))
+        out = self.out
+        out.print()
+        out.print(f"The week's effectiveness (bot report --from {start_day} --to {end} --by channel; "
+                  "borrower-local days)", style="bold", markup=False, soft_wrap=True)
+        out.print(to_table(report), markup=False, highlight=False, soft_wrap=True, end="")
+        page = f"/console/effectiveness?from={start_day}&to={end}&by=channel"
+        where = (f"{world.web.base_url}{page}" if self.options.serve
+                 else f"{page} (while `bot demo` serves the console)")
+        out.print(f"The same figures in the supervisor console: {where}", markup=False, soft_wrap=True)
+        return report
 
     def _print_calls(self, total: DayStats, world: World) -> None:
         calls = total.calls

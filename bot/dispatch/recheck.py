@@ -270,7 +270,10 @@ class Judge:
         if key is not None and installment is not None and self.policy is not None:
             arm, day, channel = key
             ladder = self.policy.arms.get(arm)
-            if ladder is None or self.policy.arm_for(attempt.borrower_id) != arm:
+            # With ``ladders`` the ladder is the borrower's by risk: the next planning pass re-chooses it
+            # (superseding this row if another ladder is chosen); here its step must still be current.
+            chosen_elsewhere = not self.policy.chooses_ladders and self.policy.arm_for(attempt.borrower_id) != arm
+            if ladder is None or chosen_elsewhere:
                 return STALE
             step = ladder.current_step((today - installment.due_date).days, self.policy.horizon_days)
             if step is None or step.day != day or step.channel != channel:

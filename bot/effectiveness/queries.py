@@ -1,7 +1,7 @@
 """The metric queries: set-based, one statement per family, grouped in the database.
 
 Every statement groups by the *raw* dimensions (the attempt's channel, step and
-source, the borrower's locale, the event's local day, the currency) and returns a
+source, the borrower's locale, the lender's segment, the event's local day, the currency) and returns a
 few hundred rows at most; :mod:`bot.effectiveness.report` folds them into the
 groups asked for (``step`` and ``arm`` come from the step label, ``week`` and
 ``month`` from the day).  docs/metrics.md defines every figure.
@@ -97,6 +97,7 @@ class RawRow:
     step: str | None
     source: str | None
     locale: str
+    segment: str | None  # the lender's: the loan's, else the borrower's
     day: date
     currency: str
     values: dict[str, int]
@@ -126,6 +127,11 @@ def _flag(condition: ColumnElement[bool]) -> ColumnElement[int]:
     return func.sum(case((condition, 1), else_=0))
 
 
+def _segment(loan: Any = _L) -> ColumnElement[Any]:
+    """The lender's segment of a row: its loan's, else its borrower's (docs/risk.md)."""
+    return func.coalesce(loan.c.segment, _B.c.segment)
+
+
 def _borrower_currency() -> Any:
     """A borrower's currency for events that name no loan: the first of its loans' currencies."""
     return select(_L.c.borrower_id, func.min(_L.c.currency).label("currency")).group_by(_L.c.borrower_id).subquery()
@@ -140,7 +146,8 @@ def _rows(session: Session, stmt: Select[Any], names: Sequence[str],
     """The statement's rows; ``attempt`` reads (channel, step, source) from a row."""
     for row in session.execute(stmt):
         m = row._mapping
-        yield RawRow(*attempt(m), m["locale"], m["day"], m["currency"], {name: int(m[name] or 0) for name in names})
+        yield RawRow(*attempt(m), m["locale"], m["segment"], m["day"], m["currency"],
+                     {name: int(m[name] or 0) for name in names})
 
 
 # --- contacts -----------------------------------------------------------------------
@@ -155,10 +162,11 @@ def contact_rows(session: Session, window: Window) -> Iterator[RawRow]:
     own = _A.c.source != AttemptSource.IMPORT.value
     day = local_day(_A.c.occurred_at, _zone(window)).label("day")
     currency = func.coalesce(_L.c.currency, bcur.c.currency).label("currency")
+    segment = _segment().label("segment")
     stmt = (
         select(
             _A.c.channel.label("channel"), _A.c.step.label("step"), _A.c.source.label("source"),
-            _B.c.locale.label("locale"), day, currency,
+            _B.c.locale.label("locale"), segment, day, currency,
             func.count().label("contacts"),
             _flag(_A.c.outcome.in_(REACHED)).label("reached"),
             _flag(_A.c.outcome == RIGHT_PARTY).label("rpc_calls"),
@@ -173,7 +181,7 @@ def contact_rows(session: Session, window: Window) -> Iterator[RawRow]:
         .outerjoin(bcur, bcur.c.borrower_id == _A.c.borrower_id)
         .outerjoin(cs, cs.c.attempt_id == _A.c.id)
         .where(went_out(), _in_window(_A.c.occurred_at, window))
-        .group_by(_A.c.channel, _A.c.step, _A.c.source, _B.c.locale, day, currency)
+        .group_by(_A.c.channel, _A.c.step, _A.c.source, _B.c.locale, segment, day, currency)
     )
     return _rows(session, stmt, CONTACT_FIGURES)
 
@@ -192,9 +200,10 @@ def _events(window: Window) -> Any:
     def one(kind: str, instant: Any, touch_at: Any, table: Any, *, loan_id: Any = None,
             amount: Any = None, where: Sequence[ColumnElement[bool]] = ()) -> Select[Any]:
         currency = bcur.c.currency if loan_id is None else func.coalesce(_L.c.currency, bcur.c.currency)
+        segment = _B.c.segment if loan_id is None else _segment()
         stmt = select(
             literal(kind).label("kind"), table.c.borrower_id.label("borrower_id"),
-            touch_at.label("touch_at"), _B.c.locale.label("locale"),
+            touch_at.label("touch_at"), _B.c.locale.label("locale"), segment.label("segment"),
             local_day(instant, zone).label("day"), currency.label("currency"),
             (amount if amount is not None else literal(0)).label("amount"),
         ).select_from(table).join(_B, _B.c.id == table.c.borrower_id)
@@ -242,7 +251,7 @@ def event_rows(session: Session, window: Window) -> Iterator[RawRow]:
         .scalar_subquery()
     )
     touched = select(ev, touch.label("touch")).subquery("touched")
-    columns = [touched.c.touch, touched.c.locale, touched.c.day, touched.c.currency]
+    columns = [touched.c.touch, touched.c.locale, touched.c.segment, touched.c.day, touched.c.currency]
     figures = [_flag(touched.c.kind == kind).label(kind) for kind in EVENT_KINDS]
     figures += [func.sum(case((touched.c.kind == kind, touched.c.amount), else_=0)).label(name)
                 for kind, name in EVENT_AMOUNTS.items()]
@@ -359,7 +368,7 @@ def cure_rows(session: Session, window: Window, po: Table) -> Iterator[RawRow]:
     ranked = (
         select(
             candidate.c.id.label("installment_id"), _A.c.channel, _A.c.step, _A.c.source, _A.c.occurred_at,
-            candidate.c.paid_on, contact_day.label("day"), _B.c.locale, _L.c.currency,
+            candidate.c.paid_on, contact_day.label("day"), _B.c.locale, _segment().label("segment"), _L.c.currency,
             func.row_number().over(partition_by=candidate.c.id, order_by=(_A.c.occurred_at, _A.c.id)).label("rn"),
         )
         .select_from(_A)
@@ -370,7 +379,8 @@ def cure_rows(session: Session, window: Window, po: Table) -> Iterator[RawRow]:
                or_(candidate.c.owed == literal(True), candidate.c.paid_on > _A.c.occurred_at))
         .subquery("ranked")
     )
-    columns = [ranked.c.channel, ranked.c.step, ranked.c.source, ranked.c.locale, ranked.c.day, ranked.c.currency]
+    columns = [ranked.c.channel, ranked.c.step, ranked.c.source, ranked.c.locale, ranked.c.segment, ranked.c.day,
+               ranked.c.currency]
     cured = and_(ranked.c.paid_on.is_not(None), ranked.c.paid_on <= shift_days(ranked.c.occurred_at, window.cure_days))
     stmt = (
         select(*columns, func.count().label("reached_overdue"), _flag(cured).label("cured"))

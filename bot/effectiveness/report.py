@@ -42,11 +42,12 @@ from bot.effectiveness.sql import prepare
 
 __all__ = ["DIMENSIONS", "UNATTRIBUTED", "Costs", "build_report", "month_ends"]
 
-#: What a report may be grouped by (there is no segment column yet).
-DIMENSIONS = ("channel", "step", "arm", "locale", "day", "week", "month")
+#: What a report may be grouped by.
+DIMENSIONS = ("channel", "step", "arm", "locale", "segment", "day", "week", "month")
 #: channel, step and arm of an event with no reached contact in the attribution window.
 UNATTRIBUTED = "unattributed"
-#: step and arm of a contact that has none (imported history, replies, manual contacts).
+#: step and arm of a contact that has none (imported history, replies, manual contacts); the
+#: segment of a borrower and loan without one.
 NONE = "none"
 
 _PLANNED_STEP = re.compile(r"^(?P<arm>[^:]+):(?P<step>D[+-]?\d+:[a-z]+)$")
@@ -81,7 +82,7 @@ def _step_arm(row: RawRow) -> tuple[str, str, str]:
 def _key(row: RawRow, by: Sequence[str]) -> tuple[tuple[str, str], ...]:
     channel, step, arm = _step_arm(row)
     iso = row.day.isocalendar()
-    values = {"channel": channel, "step": step, "arm": arm, "locale": row.locale,
+    values = {"channel": channel, "step": step, "arm": arm, "locale": row.locale, "segment": row.segment or NONE,
               "day": row.day.isoformat(), "week": f"{iso.year}-W{iso.week:02d}", "month": row.day.strftime("%Y-%m")}
     return (*((name, values[name]) for name in by), ("currency", row.currency))
 

@@ -58,15 +58,17 @@ FORMATS: dict[Kind, FileFormat] = {
                 "consent_sms",
                 "consent_voice",
                 "consent_email",
+                "risk_score",
+                "segment",
             ),
             # Consent columns are required on purpose: leaving them out would
             # silently withdraw every consent on re-import.
-            optional=frozenset({"locale", "timezone", "region"}),
+            optional=frozenset({"locale", "timezone", "region", "risk_score", "segment"}),
         ),
         FileFormat(
             Kind.LOANS,
-            ("loan_id", "borrower_id", "product", "principal", "currency", "opened_on"),
-            optional=frozenset({"product"}),
+            ("loan_id", "borrower_id", "product", "principal", "currency", "opened_on", "risk_score", "segment"),
+            optional=frozenset({"product", "risk_score", "segment"}),
         ),
         FileFormat(
             Kind.INSTALLMENTS,

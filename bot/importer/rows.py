@@ -39,6 +39,8 @@ from bot.importer.values import (
     parse_locale,
     parse_phone,
     parse_region,
+    parse_risk_score,
+    parse_segment,
     parse_zone,
     shown,
 )
@@ -176,7 +178,8 @@ def _required(column: str, text: str) -> str:
 class BorrowerChecker(RowChecker):
     kind = Kind.BORROWERS
     id_column = "borrower_id"
-    COLUMNS = ("full_name", "phone_e164", "email", "locale", "timezone", "region", "country")
+    COLUMNS = ("full_name", "phone_e164", "email", "locale", "timezone", "region", "country", "risk_score",
+               "segment")
 
     def __init__(self, conn: Connection, state: RunState, at: datetime) -> None:
         super().__init__(conn, state, at)
@@ -207,6 +210,10 @@ class BorrowerChecker(RowChecker):
             voice = parse_bool(values[column])
             column = "consent_email"
             mail = parse_bool(values[column])
+            column = "risk_score"
+            risk_score = parse_risk_score(values[column])
+            column = "segment"
+            segment = parse_segment(values[column])
         except BadValue as exc:
             raise RowError(column, str(exc)) from None
         self._rows.append(
@@ -219,6 +226,8 @@ class BorrowerChecker(RowChecker):
                 "timezone": zone,
                 "region": region,
                 "country": country,
+                "risk_score": risk_score,
+                "segment": segment,
             }
         )
         if phone:
@@ -242,7 +251,7 @@ class BorrowerChecker(RowChecker):
 class LoanChecker(RowChecker):
     kind = Kind.LOANS
     id_column = "loan_id"
-    COLUMNS = ("borrower_id", "product", "principal_minor", "currency", "opened_on")
+    COLUMNS = ("borrower_id", "product", "principal_minor", "currency", "opened_on", "risk_score", "segment")
 
     def __init__(self, conn: Connection, state: RunState, at: datetime) -> None:
         super().__init__(conn, state, at)
@@ -264,6 +273,10 @@ class LoanChecker(RowChecker):
             principal = parse_amount_minor(values[column], currency, decimals)
             column = "opened_on"
             opened_on = parse_date(values[column])
+            column = "risk_score"
+            risk_score = parse_risk_score(values[column])
+            column = "segment"
+            segment = parse_segment(values[column])
         except BadValue as exc:
             raise RowError(column, str(exc)) from None
         self._rows.append(
@@ -274,6 +287,8 @@ class LoanChecker(RowChecker):
                 "principal_minor": principal,
                 "currency": currency,
                 "opened_on": opened_on,
+                "risk_score": risk_score,
+                "segment": segment,
             }
         )
 

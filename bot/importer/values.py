@@ -31,6 +31,8 @@ __all__ = [
     "parse_locale",
     "parse_phone",
     "parse_region",
+    "parse_risk_score",
+    "parse_segment",
     "parse_zone",
     "shown",
 ]
@@ -238,6 +240,33 @@ def parse_amount_minor(text: str, currency: str, decimals: int, *, positive: boo
     if value > _MAX_MINOR:
         raise BadValue("amount too large")
     return value
+
+
+# --- the lender's risk score and segment ------------------------------------------------
+
+MAX_RISK_SCORE = 1000
+_SEGMENT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
+
+
+def parse_risk_score(text: str) -> int | None:
+    """The lender's risk score: a whole number from 0 to 1000 (higher is riskier); empty means none."""
+    if not text:
+        return None
+    if not (text.isascii() and text.isdigit()):
+        raise BadValue(f"not a whole number from 0 to {MAX_RISK_SCORE}")
+    value = int(text)
+    if value > MAX_RISK_SCORE:
+        raise BadValue(f"out of range: a risk score is from 0 to {MAX_RISK_SCORE}")
+    return value
+
+
+def parse_segment(text: str) -> str | None:
+    """The lender's segment name: letters, digits and ``_ . : -`` (at most 64); empty means none."""
+    if not text:
+        return None
+    if not _SEGMENT_RE.fullmatch(text):
+        raise BadValue("not a segment name (letters, digits and _ . : -, at most 64, e.g. prime)")
+    return text
 
 
 # --- dates and instants --------------------------------------------------------------

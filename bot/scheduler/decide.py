@@ -6,10 +6,11 @@ policy, :func:`decide_batch` places every installment:
 1. its day offset in the borrower's local date (the primary zone of the
    compliance engine: the borrower's timezone column, else region, phone, country,
    else the configured default);
-2. the borrower's policy arm and the step current at that offset (one step per
-   installment; never a backlog of earlier steps);
-3. the step's conditions (minimum outstanding amount, locales, no recent
-   conversation);
+2. the borrower's policy arm (with ``ladders``: the first ladder whose ``when``
+   holds) and the step current at that offset (one step per installment; never a
+   backlog of earlier steps);
+3. the step's conditions (minimum outstanding amount, the lender's segment and
+   the risk score band (bot.policy_risk), locales, no recent conversation);
 4. grouping: one contact per borrower and channel per run; the oldest installment
    (earliest due date, then id) carries it and the others are *attached* (listed in
    the carrier's decision under ``covers``); human steps open one hand-off task per
@@ -34,12 +35,14 @@ from bot.compliance.types import Decision, HistoryEntry, StopState, Subject
 from bot.compliance.zones import phone_zone_names, resolve_zones
 from bot.domain import AttemptStatus, Channel, ContactOutcome
 from bot.policy import Policy, Step, step_label
+from bot.risk import RiskFacts
 
 CheckFn = Callable[..., Decision]
 Context = tuple[Subject, list[HistoryEntry], StopState]
 
 # Reasons the planner itself gives (compliance reasons come from the engine).
 SKIP_NO_STEP = "no_current_step"
+SKIP_NO_LADDER = "no_ladder"  # ``ladders``: no ladder's ``when`` holds for the borrower
 SKIP_MIN_OUTSTANDING = "condition_min_outstanding"
 SKIP_LOCALE = "condition_locale"
 SKIP_CONVERSATION = "condition_recent_conversation"
@@ -118,6 +121,7 @@ class Placement:
     contact: PlannedContact | None = None
     task: PlannedTask | None = None
     attached_to: str | None = None  # the carrier's dedupe key
+    risk: dict[str, Any] | None = None  # a step with risk conditions: the segment/score compared, what held
 
 
 # --- local dates -------------------------------------------------------------------
@@ -238,33 +242,45 @@ def decide_batch(
     check: CheckFn,
     dates: LocalDates,
     check_options: Mapping[str, Any] | None = None,
+    risk: Mapping[str, RiskFacts] | None = None,
 ) -> list[Placement]:
     """Place every row (see the module docstring).  ``contexts`` must hold every
     borrower of ``rows`` that has a current step; others are skipped with
-    :data:`SKIP_NO_CONTEXT`."""
-    placements = place(rows, policy=policy, dates=dates)
+    :data:`SKIP_NO_CONTEXT`.  ``risk`` holds the borrowers' bot.risk facts when the
+    policy has risk conditions."""
+    placements = place(rows, policy=policy, dates=dates, risk=risk)
     plan_placements(placements, contexts, policy=policy, at=at, check=check, check_options=check_options)
     return placements
 
 
-def place(rows: Iterable[InstallmentRow], *, policy: Policy, dates: LocalDates) -> list[Placement]:
-    """Steps 1-2 and the amount condition: needs no compliance context."""
+def place(rows: Iterable[InstallmentRow], *, policy: Policy, dates: LocalDates,
+          risk: Mapping[str, RiskFacts] | None = None) -> list[Placement]:
+    """Steps 1-2, the amount and the risk conditions: needs no compliance context.
+    ``risk``: the borrowers' bot.risk facts (a borrower without any: no segment, score 0)."""
     out: list[Placement] = []
-    arms: dict[str, str] = {}
+    arms: dict[str, tuple[str | None, dict[str, Any] | None]] = {}
     horizon = policy.horizon_days
     for row in rows:
         zone = dates.zone_name(row)
         local = dates.today(zone)
         offset = (local - row.due_date).days
-        arm = arms.get(row.borrower_id)
-        if arm is None:
-            arm = arms[row.borrower_id] = policy.arm_for(row.borrower_id)
+        chosen = arms.get(row.borrower_id)
+        if chosen is None:
+            chosen = arms[row.borrower_id] = policy.choose_ladder(risk.get(row.borrower_id) if risk else None) \
+                if policy.chooses_ladders else (policy.arm_for(row.borrower_id), None)
+        arm, ladder_risk = chosen
+        if arm is None:  # ``ladders`` and none whose ``when`` holds
+            out.append(Placement(row, zone, local, offset, "none", None, SKIP_NO_LADDER, risk=ladder_risk))
+            continue
         step = policy.arms[arm].current_step(offset, horizon)
-        p = Placement(row, zone, local, offset, arm, step)
+        p = Placement(row, zone, local, offset, arm, step, risk=ladder_risk)
         if step is None:
             p.skip = SKIP_NO_STEP
         elif step.when.min_outstanding_minor and row.outstanding_minor < step.when.min_outstanding_minor:
             p.skip = SKIP_MIN_OUTSTANDING
+        elif step.when.risk is not None:
+            p.skip, step_risk = step.when.risk.evaluate(risk.get(row.borrower_id) if risk else None, row.loan_id)
+            p.risk = {**(ladder_risk or {}), **step_risk}
         out.append(p)
     return out
 
@@ -382,6 +398,8 @@ def _contact(p: Placement, ctx: Context, *, policy: Policy, at: datetime, check:
         "zone": p.zone,
         "locale": locale,
     }
+    if p.risk is not None:
+        payload["planner"]["risk"] = p.risk
     return PlannedContact(
         dedupe_key=attempt_key(p.row.installment_id, p.arm, step.day, step.channel),
         borrower_id=p.row.borrower_id,

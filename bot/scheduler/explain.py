@@ -27,6 +27,7 @@ from bot.scheduler.decide import (
     SKIP_LOCALE,
     SKIP_MIN_OUTSTANDING,
     SKIP_NO_CONTEXT,
+    SKIP_NO_LADDER,
     SKIP_NO_STEP,
     CheckFn,
     InstallmentRow,
@@ -35,6 +36,8 @@ from bot.scheduler.decide import (
     place,
     plan_placements,
 )
+from bot.policy_risk import SKIP_RISK_SCORE, SKIP_SEGMENT
+from bot.risk import load_facts, summary
 from bot.scheduler.planner import default_check, history_since, selection
 
 
@@ -60,13 +63,14 @@ def explain(
     load = load_contexts or default_loader()
     rows = [InstallmentRow(*r) for r in session.execute(selection(policy, at, borrower_id=borrower_id))]
     dates = LocalDates(at, default_timezone)
-    placements = place(rows, policy=policy, dates=dates)
+    facts = load_facts(session, {borrower_id}, at, default_timezone)
+    placements = place(rows, policy=policy, dates=dates, risk=facts)
     contexts = load(session, {borrower_id}, history_since(at, policy, (check_options or {}).get("config")))
     plan_placements(placements, contexts, policy=policy, at=at, check=check, check_options=check_options)
 
     keys = [p.contact.dedupe_key for p in placements if p.contact] + [p.task.dedupe_key for p in placements if p.task]
     existing = _existing(session, keys)
-    arm = policy.arm_for(borrower_id)
+    arm = placements[0].arm if placements else policy.arm_for(borrower_id)
     return {
         "at": at.isoformat(),
         "policy": policy.source,
@@ -83,7 +87,8 @@ def explain(
             "region": borrower.region,
             "timezone": borrower.timezone,
         },
-        "steps": [f"{step_label(s.day)}:{s.channel}" for s in policy.arms[arm].steps],
+        "risk": summary(facts[borrower_id]),
+        "steps": [f"{step_label(s.day)}:{s.channel}" for s in policy.arms[arm].steps] if arm in policy.arms else [],
         "installments": [_installment(p, policy, existing) for p in placements],
         # Paid in full by the rule of bot.ledger: never contacted about (reason ``paid``).
         "paid_installments": [
@@ -134,6 +139,8 @@ def _installment(p: Placement, policy: Policy, existing: dict[str, dict[str, Any
         item["step"] = f"{p.arm}:{step_label(p.step.day)}:{p.step.channel}"
         item["template"] = p.step.template
         item["conditions"] = p.step.when.describe()
+        if p.risk is not None:
+            item["risk"] = p.risk
     if p.contact is not None:
         c = p.contact
         d = c.decision
@@ -181,6 +188,8 @@ def _contact_action(status: str, channel: str, next_at: datetime | None, zone: s
 
 
 def _skip_action(p: Placement, policy: Policy) -> str:
+    if p.skip == SKIP_NO_LADDER:
+        return "nothing: no ladder's condition holds for the borrower"
     ladder = policy.arms[p.arm]
     if p.skip == SKIP_NO_STEP:
         if p.offset < ladder.steps[0].day:
@@ -193,5 +202,7 @@ def _skip_action(p: Placement, policy: Policy) -> str:
         SKIP_LOCALE: "nothing: the step does not serve the borrower's locale",
         SKIP_CONVERSATION: "nothing: there was a conversation recently (step condition)",
         SKIP_NO_CONTEXT: "nothing: the borrower's compliance data could not be loaded",
+        SKIP_SEGMENT: "nothing: the lender's segment is not one the step serves",
+        SKIP_RISK_SCORE: "nothing: the risk score is outside the step's band",
     }
     return reasons.get(p.skip or "", f"nothing ({p.skip})")

@@ -6,7 +6,8 @@ borrower so that all of a borrower's installments land in the same batch, and
 processes it in batches of about ``batch_size`` installments.  Per batch it issues
 a fixed number of statements, whatever the batch holds:
 
-* the compliance contexts of the batch's borrowers (one query per table);
+* the compliance contexts of the batch's borrowers (one query per table), and
+  when the policy has risk conditions their bot.risk facts (a few queries);
 * one query for the planner's existing rows of those borrowers (on the
   ``borrower_id`` index): rows already being sent, sent, done, failed or
   cancelled are left out of the upsert, and still-pending rows of a step that is
@@ -52,6 +53,7 @@ from bot.domain import AttemptSource, AttemptStatus, TaskKind, TaskStatus
 from bot.events import Event, emit_many, subscribed
 from bot.ledger import OPEN
 from bot.policy import Policy
+from bot.risk import load_facts
 from bot.scheduler import incremental
 from bot.scheduler.contexts import ContextLoader, default_loader
 from bot.scheduler.decide import (
@@ -567,7 +569,9 @@ def _plan_batch(
 ) -> None:
     report.batches += 1
     report.selected += len(batch)
-    placements = place(batch, policy=policy, dates=dates)
+    facts = load_facts(session, {r.borrower_id for r in batch}, at, dates.default_timezone) \
+        if policy.uses_risk else None
+    placements = place(batch, policy=policy, dates=dates, risk=facts)
     wanted = needs_context(placements)
     contexts = load(session, wanted, since) if wanted else {}
     plan_placements(placements, contexts, policy=policy, at=at, check=check, check_options=check_options)
