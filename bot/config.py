@@ -103,6 +103,9 @@ class Settings(BaseSettings):
     sms_rate_per_account: float = Field(default=100.0, gt=0)
     calls_per_second: float = Field(default=1.0, gt=0)
     email_rate: float = Field(default=20.0, gt=0)
+    # How late after its rate-limit grant a message may still be sent; later it is planned again
+    # (and buckets grant a burst smaller by rate x this), so the limits hold at the provider
+    rate_limit_tolerance_ms: int = Field(default=500, ge=10, le=10_000)
     dispatch_batch_size: int = Field(default=500, ge=1, le=10_000)
     dispatch_concurrency: int = Field(default=32, ge=1, le=1_000)
     dispatch_lease_seconds: int = Field(default=300, ge=30, le=86_400)
@@ -235,6 +238,8 @@ class Settings(BaseSettings):
     # a spoken opt-out, paid claim, wrong number or dispute below it is read back (yes/no) before acting
     voice_readback_below: float = Field(default=0.9, ge=0.0, le=1.0)
     voice_keep_recordings: bool = True  # false: recordings are deleted once recognised
+    # the whole call recorded in two channels (bot, borrower) for review; off with voice_keep_recordings
+    voice_record_calls: bool = True
     call_ring_timeout_seconds: int = Field(default=30, ge=5, le=600)  # Timeout of calls.create
     call_time_limit_seconds: int = Field(default=600, ge=60, le=14_400)  # TimeLimit of calls.create
     voice_recognition_threads: int = Field(default=2, ge=1, le=64)  # recordings recognised at once

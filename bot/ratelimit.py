@@ -23,12 +23,17 @@ got there, and stamped in the past they would hand out tokens the live service
 already spent.  ``TokenBuckets(shared=False)`` keeps the buckets in memory for
 the life of the object instead (new ones start full): the simulated run is
 rate-limited against itself and never reads or writes ``rate_buckets``.
+
+A grant holds at the provider only if it is sent soon after it is made: the
+dispatcher grants with :meth:`Limit.granting` (a burst reduced by ``rate x
+tolerance``) and does not send a message whose lane reaches it more than the
+tolerance after its grant (bot.dispatch.runner; docs/dispatch.md, "Rate limits").
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -60,6 +65,15 @@ class Limit:
         """A limit of ``rate`` per second that may burst ``burst_seconds`` worth (at least one)."""
         return cls(key, rate, max(1.0, rate * burst_seconds))
 
+    def granting(self, tolerance: float) -> Limit:
+        """The limit to grant with when a grant may be sent up to ``tolerance`` seconds after it
+        is made: the burst less what the tolerance lets through (``burst - rate * tolerance``,
+        never below one token), so grants shifted by up to ``tolerance`` still never put more
+        than ``burst + rate * T`` into any window of ``T`` seconds at the provider."""
+        if tolerance < 0:
+            raise ValueError(f"rate limit {self.key}: the send tolerance cannot be negative")
+        return Limit(self.key, self.rate, max(1.0, self.burst - self.rate * tolerance))
+
 
 def refill(tokens: float, updated_at: datetime, now: datetime, limit: Limit) -> float:
     """The bucket's tokens at ``now``: a clock that went backwards adds nothing."""
@@ -85,8 +99,9 @@ class TokenBuckets:
         self.enabled = enabled
         self.shared = shared
         self._memory: dict[str, tuple[float, datetime]] = {}  # key -> (tokens, updated_at) when not shared
+        self.taken_at: datetime | None = None  # the instant the last take took its tokens at (None: it took none)
 
-    def take(self, session: Session, now: datetime, requests: Sequence[Sequence[Limit]],
+    def take(self, session: Session, now: datetime | Callable[[], datetime], requests: Sequence[Sequence[Limit]],
              costs: Sequence[float] | None = None) -> list[datetime | None]:
         """For each request (the limits one message must pass, most urgent first):
         ``None`` when it may go now (its cost in tokens is spent from each of its
@@ -95,19 +110,30 @@ class TokenBuckets:
         count segments.  A message may go when each bucket holds its cost, or the
         whole burst for a cost above the burst; the bucket then runs into debt that
         the refill pays back before the next message goes.  Runs in ``session``'s
-        transaction; the caller commits."""
+        transaction; the caller commits.
+
+        ``now`` may be a function giving the instant: it is then read once the buckets
+        are locked (another worker's take may hold them a while), and :attr:`taken_at`
+        is the instant the tokens were taken at."""
+        self.taken_at = None
         if costs is not None and len(costs) != len(requests):
             raise ValueError("one cost per request")
         if not self.enabled or not requests:
             return [None] * len(requests)
-        now = now.astimezone(UTC)
         limits: dict[str, Limit] = {}
         for request in requests:
             for limit in request:
                 known = limits.setdefault(limit.key, limit)
                 if known != limit:
                     raise ValueError(f"rate limit {limit.key} is given with two different settings")
-        buckets = self._lock(session, now, limits) if self.shared else self._recall(now, limits)
+        if self.shared:
+            locked = self._lock(session, limits, now() if callable(now) else now)
+            self.taken_at = now = (now() if callable(now) else now).astimezone(UTC)
+            buckets = {key: _Bucket(limits[key], refill(tokens, updated_at, now, limits[key]), updated_at)
+                       for key, (tokens, updated_at) in locked.items()}
+        else:
+            self.taken_at = now = (now() if callable(now) else now).astimezone(UTC)
+            buckets = self._recall(now, limits)
         out: list[datetime | None] = []
         for index, request in enumerate(requests):
             cost = 1.0 if costs is None else float(costs[index])
@@ -145,21 +171,19 @@ class TokenBuckets:
         return buckets
 
     @staticmethod
-    def _lock(session: Session, now: datetime, limits: dict[str, Limit]) -> dict[str, _Bucket]:
+    def _lock(session: Session, limits: dict[str, Limit], now: datetime) -> dict[str, tuple[float, datetime]]:
+        """Lock the buckets (creating new ones full) and read them: key -> (tokens, updated_at)."""
         keys = sorted(limits)
         dialect = session.get_bind().dialect.name
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         # New buckets start full.  On SQLite this write also takes the write lock
         # before the buckets are read, so a concurrent take cannot read stale tokens.
         session.execute(
-            insert(RateBucket).values([{"key": k, "tokens": limits[k].burst, "updated_at": now} for k in keys])
+            insert(RateBucket).values([{"key": k, "tokens": limits[k].burst, "updated_at": now.astimezone(UTC)}
+                                       for k in keys])
             .on_conflict_do_nothing(index_elements=[RateBucket.key])
         )
         stmt = select(RateBucket.key, RateBucket.tokens, RateBucket.updated_at).where(RateBucket.key.in_(keys))
         if dialect == "postgresql":
             stmt = stmt.order_by(RateBucket.key).with_for_update()
-        buckets: dict[str, _Bucket] = {}
-        for key, tokens, updated_at in session.execute(stmt):
-            limit = limits[key]
-            buckets[key] = _Bucket(limit, refill(float(tokens), updated_at, now, limit), updated_at)
-        return buckets
+        return {key: (float(tokens), updated_at) for key, tokens, updated_at in session.execute(stmt)}

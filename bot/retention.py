@@ -4,7 +4,8 @@ Five categories, each with its own period (``retention_<category>_days``; 0 or N
 forever; the defaults and the legal reasoning are in docs/compliance.md, "Record keeping"):
 
 * ``recordings``: borrowers' recorded answers (files under ``media_dir/recordings`` and
-  ``call_turns.audio_ref``) of turns older than the period; the file goes, the reference is cleared.
+  ``call_turns.audio_ref``) of turns older than the period, and the whole calls' recordings
+  (``call_sessions.recording_ref``) of calls started before it; the file goes, the reference is cleared.
 * ``transcripts``: the redacted text of call turns and of inbound messages (set empty).
 * ``attempts``: contact attempts (final ones: never planned, deferred or sending), call
   sessions with their turns and recordings, inbound messages.
@@ -186,6 +187,17 @@ class _Purger:
                             .execution_options(synchronize_session=False))
 
         self.drain("call_turns.recording", ids, clear)
+        calls = (select(CallSession.id)
+                 .where(CallSession.started_at < cutoff, CallSession.recording_ref.like(RECORDINGS_PREFIX + "%"),
+                        _free(CallSession.borrower_id))
+                 .order_by(CallSession.id))
+
+        def clear_calls(session: Session, batch: list[int]) -> None:
+            self.unlink(list(session.scalars(select(CallSession.recording_ref).where(CallSession.id.in_(batch)))))
+            session.execute(update(CallSession).where(CallSession.id.in_(batch)).values(recording_ref=None)
+                            .execution_options(synchronize_session=False))
+
+        self.drain("call_sessions.recording", calls, clear_calls)
 
     def transcripts(self, cutoff: datetime) -> None:
         turns = (select(CallTurn.id).join(CallSession, CallSession.id == CallTurn.session_id)
@@ -212,6 +224,7 @@ class _Purger:
 
         def drop_sessions(session: Session, batch: list[int]) -> None:
             refs = list(session.scalars(select(CallTurn.audio_ref).where(CallTurn.session_id.in_(batch))))
+            refs += session.scalars(select(CallSession.recording_ref).where(CallSession.id.in_(batch)))
             self.unlink(refs)
             session.execute(delete(CallTurn).where(CallTurn.session_id.in_(batch)))
             session.execute(delete(CallSession).where(CallSession.id.in_(batch)))

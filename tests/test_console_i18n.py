@@ -11,6 +11,7 @@ form; two users in two languages served at the same time each get their own.
 from __future__ import annotations
 
 import io
+import json
 import re
 import subprocess
 import sys
@@ -123,8 +124,8 @@ def test_locale_values_are_checked() -> None:
         Settings(console_default_locale="fr-FR")
 
 
-def test_bot_user_add_and_set_locale(db: Database, run_bot, monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
-                                     fast_hashing: None) -> None:
+def test_bot_user_add_and_set_locale(db: Database, run_bot,  # type: ignore[no-untyped-def]
+                                     monkeypatch: pytest.MonkeyPatch, fast_hashing: None) -> None:
     url = db.url
     _stdin(monkeypatch, PASSWORD + "\n")
     added = run_bot("user", "add", "mei", "--role", "supervisor", "--password-stdin", "--locale", "zh-CN", db_url=url)
@@ -146,7 +147,7 @@ def test_bot_user_add_and_set_locale(db: Database, run_bot, monkeypatch: pytest.
     unknown = run_bot("user", "set", "nobody", "--locale", "en", db_url=url)
     assert unknown.exit_code != 0 and "no console user named nobody" in unknown.stderr
     listed = run_bot("user", "list", "--json", db_url=url)
-    assert [u["locale"] for u in __import__("json").loads(listed.stdout)] == [None]
+    assert [u["locale"] for u in json.loads(listed.stdout)] == [None]
 
 
 # --- pages --------------------------------------------------------------------------------------------
@@ -189,9 +190,9 @@ def test_the_default_language_is_a_setting(world: World) -> None:
 
 def test_a_user_changes_their_own_language(world: World) -> None:
     vic = world.as_("vic")
-    assert vic.post("/console/account/locale", {"locale": "ko-KR", "next": "/console/calls"}, csrf=False).status_code == 403
-    assert vic.post("/console/account/locale", {"locale": "ko-KR", "next": "/console/calls"},
-                    csrf="x" * 43).status_code == 403
+    form = {"locale": "ko-KR", "next": "/console/calls"}
+    assert vic.post("/console/account/locale", form, csrf=False).status_code == 403
+    assert vic.post("/console/account/locale", form, csrf="x" * 43).status_code == 403
     bad = vic.post("/console/account/locale", {"locale": "fr-FR", "next": "/console/calls"})
     assert bad.status_code == 400 and "locale: must be one of en, zh-CN, ko-KR" in bad.text
     moved = vic.post("/console/account/locale", {"locale": "ko-KR", "next": "/console/calls?flagged=yes"})

@@ -313,7 +313,7 @@ INJECTIONS = ["x' OR '1'='1", "1; DROP TABLE call_sessions;--", "<script>alert(1
 def test_injection_in_filters_is_refused_without_sql_errors(world: World) -> None:
     ada = world.as_("ada")
     for value in INJECTIONS:
-        for name in ("from", "to", "outcome", "intent", "flagged", "reviewed", "locale", "low", "page"):
+        for name in ("from", "to", "outcome", "intent", "flagged", "reviewed", "locale", "low", "queue", "page"):
             response = ada.get("/console/calls", params={name: value})
             assert response.status_code == 400, (name, value)
             assert f"{name}:" in response.text and "<script>alert" not in response.text

@@ -386,6 +386,8 @@ def test_the_demo_ends_with_the_weeks_effectiveness_report_and_the_console_shows
                                     "&by=channel")
     totals = report["totals"]
     assert totals["contacts"] > 10 and totals["promises"] >= 1 and totals["payments"] >= 1
+    # No unit costs configured: the demo prices its own contacts (1 cent a segment, 2 a call minute).
+    assert totals["cost_minor"] > 0 and totals["cost_currency"] == "USD"
     # The console's page for the same days: the report's JSON, and every group's figures on the page.
     assert recorder.pages["effectiveness_api"].json() == report
     page = recorder.pages["effectiveness"]
@@ -586,3 +588,18 @@ def test_every_reply_means_what_its_behaviour_says(locale: str) -> None:
         assert found.intent == intent, (kind, locale)
         if intent == "promise_to_pay":
             assert found.promise_date is not None and found.promise_date > today
+
+
+def test_demo_unit_costs_apply_only_when_none_is_configured(tmp_path: Path) -> None:
+    from bot.demo.world import DEMO_UNIT_COSTS, demo_settings
+
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    own = demo_settings(None, url)
+    assert (own.cost_sms_segment_minor, own.cost_call_minute_minor, own.cost_email_minor) == (
+        DEMO_UNIT_COSTS["cost_sms_segment_minor"], DEMO_UNIT_COSTS["cost_call_minute_minor"],
+        DEMO_UNIT_COSTS["cost_email_minor"])
+    config = tmp_path / "bot.toml"
+    config.write_text('cost_email_minor = 3\ncost_currency = "EUR"\n', encoding="utf-8")
+    theirs = demo_settings(str(config), url)
+    assert (theirs.cost_sms_segment_minor, theirs.cost_call_minute_minor, theirs.cost_email_minor,
+            theirs.cost_currency) == (0, 0, 3, "EUR")

@@ -549,6 +549,55 @@ def test_a_scheduled_pass_keeps_sending_what_the_rate_limit_delayed(h: Harness) 
     assert [a.sent_at for a in attempts(h.db)] == [AT, AT + timedelta(seconds=1), AT + timedelta(seconds=2)]
 
 
+@pytest.mark.parametrize(("channel", "lane_delay", "late"), [
+    ("sms", 0.6, True), ("email", 0.6, True), ("sms", 0.5, False), ("email", 0.5, False)])
+def test_a_message_its_lane_reaches_after_the_tolerance_is_planned_again_not_sent(
+        h: Harness, channel: str, lane_delay: float, late: bool) -> None:
+    """A grant holds at the provider only if it is used at once: a lane that reaches the
+    message more than the tolerance (500 ms) after its tokens were taken does not send it
+    (it would arrive together with grants made after it); it is planned again, due now,
+    never sent twice and never lost.  SMS are marked sending with the batch, emails by
+    their lane: either way the check is the last thing before the provider."""
+    add_borrower(h.db, "B1")
+    add_loan(h.db, "B1", "L1", [("I1", due_in(3 if channel == "sms" else 0))])
+    h.plan()
+    h.settings = load_settings(twilio_from_numbers=["+15005550006"], sms_rate_per_number=10.0)
+    adapter = h.sms if channel == "sms" else h.email
+    dispatcher = h.dispatcher(rate_limits=True)
+    assert dispatcher.options.send_tolerance == timedelta(milliseconds=500)
+    lanes = dispatcher._send
+
+    async def delayed(ready: Any, report: DispatchReport, *rest: Any) -> None:  # the lanes get to the batch late
+        h.clock.advance(timedelta(seconds=lane_delay))
+        await lanes(ready, report, *rest)
+
+    dispatcher._send = delayed  # type: ignore[method-assign]
+    report = asyncio.run(dispatcher.run_pass())
+
+    [row] = attempts(h.db)
+    if not late:  # within the tolerance: sent
+        assert report.by_channel() == {channel: {"sent": 1}} and len(adapter.sent) == 1
+        assert row.status == "sent"
+        return
+    assert report.by_channel() == {channel: {"late": 1}}
+    assert adapter.calls == 0  # not sent at the late instant
+    assert (row.status, row.next_attempt_at, row.claimed_by, row.occurred_at, row.tries, row.last_error) == (
+        "planned", AT + timedelta(seconds=lane_delay), None, None, 0, None)
+    assert h.run(rate_limits=True).by_channel() == {channel: {"sent": 1}}  # on time: sent, once
+    assert adapter.calls == 1 and [a.status for a in attempts(h.db)] == ["sent"]
+
+
+def test_the_send_tolerance_reduces_the_burst_a_bucket_grants() -> None:
+    """burst - rate x tolerance: grants shifted by up to the tolerance still put no more than
+    burst + rate x T into any window of T seconds; never below one token."""
+    assert Limit.per_second("n", 10.0).granting(0.5) == Limit("n", 10.0, 5.0)
+    assert Limit.per_second("a", 100.0).granting(0.5) == Limit("a", 100.0, 50.0)
+    assert Limit.per_second("n", 1.0).granting(0.5) == Limit("n", 1.0, 1.0)
+    assert Limit.per_second("n", 10.0).granting(0.0) == Limit("n", 10.0, 10.0)
+    with pytest.raises(ValueError, match="tolerance cannot be negative"):
+        Limit.per_second("n", 10.0).granting(-1)
+
+
 def test_a_stopping_service_ends_the_pass_after_the_batch_in_flight(h: Harness) -> None:
     """`bot run` stopping (SIGTERM) sets the event: the pass claims no further batch and
     does not wait for rate-limited work; what it had sent is recorded."""
@@ -630,6 +679,25 @@ def test_token_buckets_charge_a_message_by_its_cost(db: Database) -> None:
         buckets.take(None, AT, [(per_number,)], [1, 2])  # type: ignore[arg-type]
     with db.session() as s, pytest.raises(ValueError, match="cost must be positive"):
         buckets.take(s, AT, [(per_number,)], [0])
+
+
+def test_a_take_reads_the_clock_once_the_buckets_are_locked(db: Database) -> None:
+    """Given a function, the take reads the instant after locking the buckets (another worker
+    may hold them a while): the refill and the grant's instant (``taken_at``) are that one."""
+    buckets = TokenBuckets()
+    per_number = Limit.per_second("n", 2.0)
+    with db.session() as s:
+        assert buckets.take(s, AT, [(per_number,)] * 2) == [None, None] and buckets.taken_at == AT
+    read: list[datetime] = []
+
+    def clock() -> datetime:
+        read.append(AT + timedelta(seconds=0.5 * (len(read) + 1)))  # the lock took half a second
+        return read[-1]
+
+    with db.session() as s:  # locked at 0.5 s, read again at 1.0 s: two tokens, not one
+        assert buckets.take(s, clock, [(per_number,)] * 3) == [None, None, AT + timedelta(seconds=1.5)]
+    assert buckets.taken_at == AT + timedelta(seconds=1.0) and len(read) == 2
+    assert TokenBuckets(enabled=False).take(None, clock, [(per_number,)]) == [None]  # type: ignore[arg-type]
 
 
 # --- leases and workers ----------------------------------------------------------------------------

@@ -36,8 +36,9 @@ from bot.clock import FixedClock
 from bot.config import Settings, load_settings
 from bot.db import Database
 from bot.db.models import ContactAttempt, RateBucket
-from bot.dispatch import DispatchOptions, DispatchReport, dispatch_once
+from bot.dispatch import DispatchOptions, DispatchReport, Dispatcher, build_channels, dispatch_once
 from bot.policy import load_policy
+from bot.ratelimit import Limit
 from bot.replies import record_opt_out
 from bot.sandbox import Sandbox, SandboxServer
 from bot.scheduler.planner import plan
@@ -185,6 +186,72 @@ def test_tick_at_a_simulated_instant_leaves_the_live_rate_buckets_alone(
     assert any(a.id == stop and a.status == "sent" for a in attempts(db))
     with db.sessions() as s:  # the live pass uses (and stamps) the shared buckets at the live instant
         assert {b.updated_at for b in s.scalars(select(RateBucket))} == {AT}
+
+
+def most_segments_in_a_second(messages: list[Any]) -> dict[str, int]:
+    """Per sender: the most segments the sandbox created within any one second (sliding, by its own instants)."""
+    peaks: dict[str, int] = {}
+    for sender in {m.from_ for m in messages}:
+        sent = sorted((m.date_created, m.num_segments) for m in messages if m.from_ == sender)
+        peaks[sender] = max(sum(n for at, n in sent if start <= at < start + timedelta(seconds=1))
+                            for start, _ in sent)
+    return peaks
+
+
+def test_grants_hold_at_the_provider_when_a_worker_sends_late(db: Database) -> None:
+    """Three workers share one sender's bucket (10 segments/s: at most 10 + 10 = 20 segments in
+    any one second at the provider).  Worker A takes tokens at 0 s but its lanes get to the
+    batch only at 1.0 s (a loaded machine); B takes tokens at 1.0 s and sends at once, C at
+    1.5 s.  Sent late, A's grants would reach the provider together with B's and C's (24
+    segments within half a second); they are planned again instead and sent later, once."""
+    clock = FixedClock(AT)
+    phones = sms_borrowers(db, 12)
+    with db.sessions() as s:
+        plan(s, AT, policy=load_policy())
+    rate = 10.0
+    reports: dict[str, DispatchReport] = {}
+    with SandboxServer(Sandbox(clock=clock)) as server:
+        settings = settings_for(db, server, free_port(), rate_limits_enabled=True, sms_rate_per_number=rate)
+
+        async def worker(name: str, late_by: float = 0.0, meanwhile: Any = None, batch: int = 500) -> DispatchReport:
+            channels = build_channels(settings)
+            dispatcher = Dispatcher(db, settings, channels=channels, policy=load_policy(), clock=clock,
+                                    options=DispatchOptions.from_settings(settings, worker_id=name, batch_size=batch))
+            lanes = dispatcher._send
+
+            async def late_lanes(ready: Any, report: DispatchReport, *rest: Any) -> None:  # the first batch's
+                dispatcher._send = lanes  # type: ignore[method-assign]
+                clock.advance(timedelta(seconds=late_by))
+                await meanwhile()
+                await lanes(ready, report, *rest)
+
+            if late_by:
+                dispatcher._send = late_lanes  # type: ignore[method-assign]
+            try:
+                reports[name] = report = await dispatcher.run_pass()
+                return report
+            finally:
+                for channel in channels.values():
+                    await channel.aclose()
+
+        asyncio.run(worker("A", late_by=1.0, meanwhile=lambda: worker("B"), batch=5))  # B: the other 7
+        clock.advance(timedelta(seconds=0.5))
+        asyncio.run(worker("C"))
+        for n in range(40):  # on time from here, a pass every half second until everything is sent
+            if all(a.status == "sent" for a in attempts(db)):
+                break
+            clock.advance(timedelta(seconds=0.5))
+            asyncio.run(worker(f"W{n}"))
+        messages = server.sandbox.messages(direction="outbound-api")
+
+    allowed = Limit.per_second("n", rate).burst + rate * 1  # a full bucket and one second of refill
+    assert most_segments_in_a_second(messages) == {"+15005550006": 8}  # at 1.0 s B's two, at 1.5 s C's two
+    assert max(most_segments_in_a_second(messages).values()) <= allowed
+    assert reports["A"].total("late") == 2 and reports["A"].total("sent") == 0  # not sent at the late instant
+    assert reports["B"].total("sent") == 2 and reports["C"].total("sent") == 2
+    assert min(m.date_created for m in messages) == AT + timedelta(seconds=1)  # B's: A's two were sent later
+    assert sent_counts(server, phones) == Counter({p: 1 for p in phones})  # nothing lost, nothing twice
+    assert all(a.status == "sent" for a in attempts(db))
 
 
 def test_send_time_check_blocks_an_opt_out_and_defers_at_night(db_url: str, db: Database, sandbox: SandboxServer,

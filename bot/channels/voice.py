@@ -7,7 +7,9 @@ the call with the official ``twilio`` client::
     calls.create(to, from_, url=<public>/twilio/voice/answer?attempt=<id>,
                  status_callback=<public>/twilio/voice/status?attempt=<id>,
                  status_callback_event=[initiated, ringing, answered, completed],
-                 machine_detection="DetectMessageEnd", timeout=..., time_limit=...)
+                 machine_detection="DetectMessageEnd", timeout=..., time_limit=...,
+                 record=True, recording_channels="dual",   # unless voice_record_calls is off
+                 recording_status_callback=<public>/twilio/voice/recording?attempt=<id>)
 
 The caller id is the message's ``from_`` or one of ``twilio_from_numbers``
 chosen by a hash of the recipient (a borrower always sees the same number, and
@@ -45,7 +47,7 @@ from bot.channels.sms import (
 )
 from bot.domain import Channel as ChannelName
 from bot.privacy import mask_phone
-from bot.voice.urls import answer_url, status_url
+from bot.voice.urls import answer_url, recording_url, status_url
 
 __all__ = ["CALL_EVENTS", "CONFIGURATION_CODES", "PERMANENT_CODES", "TRANSIENT_CODES", "VoiceChannel",
            "classify_call_error"]
@@ -117,7 +119,7 @@ class VoiceChannel(TwilioAdapter):
     def create_kwargs(self, message: ApprovedMessage) -> dict[str, Any]:
         """The ``calls.create`` arguments for ``message`` (also what tests check)."""
         base = self.settings.public_base_url
-        return {
+        kwargs: dict[str, Any] = {
             "to": message.to,
             "from_": message.from_ or self.sender_for(message.to),
             "url": answer_url(base, message.attempt_id),
@@ -129,6 +131,12 @@ class VoiceChannel(TwilioAdapter):
             "timeout": self.settings.call_ring_timeout_seconds,
             "time_limit": self.settings.call_time_limit_seconds,
         }
+        if self.settings.voice_record_calls and self.settings.voice_keep_recordings:
+            # One recording of the whole call, the bot and the borrower on separate channels.
+            kwargs.update(record=True, recording_channels="dual",
+                          recording_status_callback=recording_url(base, message.attempt_id),
+                          recording_status_callback_method="POST", recording_status_callback_event=["completed"])
+        return kwargs
 
     async def send(self, message: ApprovedMessage) -> SendResult:
         """Create the call at Twilio; ``SendResult(call_sid, status)``."""

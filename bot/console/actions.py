@@ -1,6 +1,6 @@
 """What a person may change from the console, each change audited.
 
-* a call: mark it reviewed, add a note, confirm or correct the intent and
+* a call: take it to review (assign) or give it back, mark it reviewed, add a note, confirm or correct the intent and
   promise date a borrower turn was understood as, escalate it to a task;
 * a borrower: add a note, reveal one field (with a stated reason);
 * a task: assign it, close it with a note.
@@ -50,6 +50,7 @@ __all__ = [
     "ActionError",
     "ESCALATION_KINDS",
     "add_note",
+    "assign_call",
     "assign_task",
     "close_task",
     "correct_turn",
@@ -222,16 +223,34 @@ def _task(session: Session, task_id: int) -> Task:
     return task
 
 
-def assign_task(session: Session, task_id: int, assignee: str | None, *, actor: str, at: datetime) -> None:
-    """Assign to a supervisor or admin (``None``: unassign)."""
-    task = _task(session, task_id)
-    if task.status != TaskStatus.OPEN.value:
-        raise ActionError(409, f"task {task_id} is closed")
+def _check_assignee(session: Session, assignee: str | None) -> None:
     if assignee is not None:
         ok = session.scalar(select(User.id).where(User.name == assignee, User.disabled.is_(False),
                                                   User.role.in_(["supervisor", "admin"])))
         if ok is None:
             raise ActionError(400, "assignee: not an active supervisor or admin")
+
+
+def assign_call(session: Session, call_id: int, assignee: str | None, *, actor: str, at: datetime) -> None:
+    """Take a call to review (``assignee`` a supervisor or admin) or give it back (``None``)."""
+    call = _call(session, call_id)
+    _check_assignee(session, assignee)
+    previous = call.assigned_to
+    if previous == assignee:
+        return
+    call.assigned_to = assignee
+    call.assigned_at = at if assignee else None
+    call.updated_at = at
+    record(session, at, actor=actor, action="call.assigned", subject_type="call", subject_id=call_id,
+           detail={"borrower_id": call.borrower_id, "from": previous, "to": assignee})
+
+
+def assign_task(session: Session, task_id: int, assignee: str | None, *, actor: str, at: datetime) -> None:
+    """Assign to a supervisor or admin (``None``: unassign)."""
+    task = _task(session, task_id)
+    if task.status != TaskStatus.OPEN.value:
+        raise ActionError(409, f"task {task_id} is closed")
+    _check_assignee(session, assignee)
     previous = task.assigned_to
     task.assigned_to = assignee
     record(session, at, actor=actor, action="task.assigned", subject_type="task", subject_id=task_id,

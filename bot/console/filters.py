@@ -144,6 +144,8 @@ class CallFilters:
     low_confidence: bool = False
     locale: str | None = None
     reviewed: bool | None = None
+    #: the review queue: only calls to review, most urgent first
+    queue: bool = False
     page: int = 1
 
     def form_values(self) -> dict[str, str]:
@@ -154,7 +156,7 @@ class CallFilters:
         return {"from": self.date_from.isoformat() if self.date_from else "",
                 "to": self.date_to.isoformat() if self.date_to else "", "outcome": self.outcome or "",
                 "intent": self.intent or "", "flagged": yn(self.flagged), "low": "1" if self.low_confidence else "",
-                "locale": self.locale or "", "reviewed": yn(self.reviewed)}
+                "locale": self.locale or "", "reviewed": yn(self.reviewed), "queue": "1" if self.queue else ""}
 
     def query(self, page: int | None = None) -> str:
         values: dict[str, object] = dict(self.form_values())
@@ -176,10 +178,14 @@ def parse_call_filters(params: Mapping[str, str], outcomes: Collection[str] = KN
     low = _one(params, "low")
     if low not in ("", "1"):
         raise InvalidInput("low", "must be 1 or empty")
+    queue = _one(params, "queue")
+    if queue not in ("", "1"):
+        raise InvalidInput("queue", "must be 1 or empty")
     return CallFilters(
         date_from=date_from, date_to=date_to, outcome=outcome or None, intent=intent_value(_one(params, "intent")),
         flagged=yes_no(_one(params, "flagged"), "flagged"), low_confidence=low == "1", locale=locale or None,
-        reviewed=yes_no(_one(params, "reviewed"), "reviewed"), page=page_number(_one(params, "page")),
+        reviewed=yes_no(_one(params, "reviewed"), "reviewed"), queue=queue == "1",
+        page=page_number(_one(params, "page")),
     )
 
 

@@ -27,7 +27,9 @@ from sqlalchemy import ColumnElement, and_, case, exists, func, select
 from sqlalchemy.orm import Session
 
 from bot.compliance.zones import resolve_zones
+from bot.console import review
 from bot.console.filters import KNOWN_OUTCOMES, AuditFilters, CallFilters, TaskFilters
+from bot.console.review import ReviewRules, readback_nodes
 from bot.db.models import (
     AuditEvent,
     Borrower,
@@ -124,9 +126,6 @@ def _paged(total: int, page: int, page_size: int) -> tuple[int, int]:
 #: each page states its zone, with the borrower's local time beside where one applies.
 DISPLAY_ZONE = "UTC"
 
-#: Outcomes of calls nobody took part in: never "to review" by themselves.
-NOBODY_OUTCOMES = ("voicemail", "no_answer", "busy", "failed", "canceled")
-
 
 @lru_cache(maxsize=64)
 def display_zone(user_zone: str | None = None) -> str:
@@ -159,29 +158,15 @@ def _answered_by_person() -> ColumnElement[bool]:
         and_(c.answered_at.is_not(None), c.answered_by.is_(None) | (c.answered_by == "unknown"), conversation))
 
 
-def review_reasons(call: CallSession, low_confidence: float) -> list[str]:
-    """Why a call needs a person to look at it (empty: nothing to review).
+def review_rules(low_confidence: float, scripts_dir: Path | str | None = None) -> ReviewRules:
+    """What the review reasons depend on besides the data (:mod:`bot.console.review`)."""
+    return ReviewRules(low_confidence, readback_nodes(str(scripts_dir) if scripts_dir else None))
 
-    The call's flags (low confidence, paid claim, dispute, paid during the call, ...),
-    and what its outcome and script facts say: a dispute, a wrong party, an opt-out,
-    a promise date offered but not confirmed, a conversation with the right party in
-    which the disclosure was never completed.  A voicemail, busy, unanswered or failed
-    call has none of these unless it was flagged.
-    """
-    reasons = [str(r) for r in ((call.flags or {}).get("reasons") or [])]
-    if call.flagged and not reasons:
-        reasons.append("flagged")
-    if call.min_confidence is not None and call.min_confidence < low_confidence:
-        reasons.append("low_confidence")
-    if call.outcome in ("dispute", "wrong_party", "opt_out", "paid_claim"):
-        reasons.append(call.outcome)
-    state = call.state if isinstance(call.state, dict) else {}
-    facts = state.get("facts") if isinstance(state.get("facts"), dict) else {}
-    if facts.get("promise_date") and not facts.get("promise_confirmed"):
-        reasons.append("unconfirmed_promise")
-    if facts.get("right_party_confirmed") and not facts.get("disclosed"):
-        reasons.append("disclosure_not_completed")
-    return [redact(r) for r in dict.fromkeys(reasons)]
+
+def _review(reasons: list[str], call: CallSession) -> dict[str, Any]:
+    return {"review_reasons": reasons, "review_labels": review.labels(reasons),
+            "to_review": call.reviewed_at is None and bool(reasons),
+            "assigned_to": call.assigned_to}
 
 
 # --- dashboard ------------------------------------------------------------------------------
@@ -313,9 +298,10 @@ def call_locales(session: Session) -> list[str]:
     return sorted(session.scalars(select(CallSession.locale).distinct()))
 
 
-def _call_conditions(f: CallFilters, zone: ZoneInfo, low_confidence: float) -> list[Any]:
+def _call_conditions(f: CallFilters, zone: ZoneInfo, rules: ReviewRules) -> list[Any]:
     c, t = CallSession, CallTurn
-    where: list[Any] = []
+    low_confidence = rules.low_confidence
+    where: list[Any] = review.queue_conditions(rules) if f.queue else []
     if f.date_from:
         where.append(c.started_at >= day_bounds(f.date_from, zone)[0])
     if f.date_to:
@@ -345,10 +331,12 @@ class CallPage(Page):
 
 
 def list_calls(session: Session, f: CallFilters, *, zone_name: str, low_confidence: float,
-               page_size: int, default_timezone: str = "UTC") -> CallPage:
+               page_size: int, default_timezone: str = "UTC", rules: ReviewRules | None = None) -> CallPage:
+    """A page of calls, newest first; the review queue (``f.queue``) most urgent first."""
     zone = ZoneInfo(zone_name)
     c = CallSession
-    where = _call_conditions(f, zone, low_confidence)
+    rules = rules or review_rules(low_confidence)
+    where = _call_conditions(f, zone, rules)
     total, person, machine = (int(v or 0) for v in session.execute(
         select(func.count(), func.sum(case((_answered_by_person(), 1), else_=0)),
                func.sum(case((_machine(c.answered_by), 1), else_=0))).select_from(c).where(*where)).one())
@@ -356,9 +344,11 @@ def list_calls(session: Session, f: CallFilters, *, zone_name: str, low_confiden
     page, offset = _paged(total, f.page, page_size)
     rows = session.execute(
         select(c, Borrower).join(Borrower, Borrower.id == c.borrower_id).where(*where)
-        .order_by(c.started_at.desc(), c.id.desc()).limit(page_size).offset(offset)
+        .order_by(*(review.queue_order(rules) if f.queue else (c.started_at.desc(), c.id.desc())))
+        .limit(page_size).offset(offset)
     ).all()
     ids = [row[0].id for row in rows]
+    reasons = review.reasons_for(session, ids, rules)
     intents: dict[int, list[str]] = {}
     if ids:
         for session_id, intent in session.execute(
@@ -370,7 +360,6 @@ def list_calls(session: Session, f: CallFilters, *, zone_name: str, low_confiden
     items = []
     for call, borrower in rows:
         local_zone = borrower_zone(borrower, default_timezone)
-        reasons = review_reasons(call, low_confidence)
         items.append({
             "id": call.id,
             "started_at": _local(call.started_at, zone),
@@ -390,8 +379,7 @@ def list_calls(session: Session, f: CallFilters, *, zone_name: str, low_confiden
             "flag_reasons": [redact(str(r)) for r in ((call.flags or {}).get("reasons") or [])],
             "reviewed": call.reviewed_at is not None,
             "reviewed_by": call.reviewed_by,
-            "review_reasons": reasons,
-            "to_review": call.reviewed_at is None and bool(reasons),
+            **_review(reasons.get(call.id, []), call),
             "duration_s": call.duration_s,
             "intents": sorted(intents.get(call.id, [])),
         })
@@ -419,7 +407,7 @@ def _decision(decision: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def load_call(session: Session, call_id: int, *, zone_name: str, low_confidence: float,
-              default_timezone: str = "UTC") -> dict[str, Any] | None:
+              default_timezone: str = "UTC", rules: ReviewRules | None = None) -> dict[str, Any] | None:
     zone = ZoneInfo(zone_name)
     row = session.execute(
         select(CallSession, Borrower).join(Borrower, Borrower.id == CallSession.borrower_id)
@@ -441,15 +429,16 @@ def load_call(session: Session, call_id: int, *, zone_name: str, low_confidence:
     )
     state = call.state if isinstance(call.state, dict) else {}
     local_zone = borrower_zone(borrower, default_timezone)
-    reasons = review_reasons(call, low_confidence)
+    shift = _recording_shift(call)
+    reasons = review.reasons_for(session, [call.id], rules or review_rules(low_confidence)).get(call.id, [])
     return {
         "id": call.id,
         "call_sid": call.call_sid,
         "borrower": {"id": borrower.id, "name": mask_name(borrower.full_name), "locale": borrower.locale,
                      "lang": _lang(borrower.locale), "zone": local_zone.key},
         "lang": _lang(call.locale),
-        "review_reasons": reasons,
-        "to_review": call.reviewed_at is None and bool(reasons),
+        **_review(reasons, call),
+        "assigned_at": _local(call.assigned_at, zone),
         "address": masked_address(Channel.VOICE.value, address or borrower.phone_e164),
         "loan_id": call.loan_id,
         "locale": call.locale,
@@ -474,6 +463,8 @@ def load_call(session: Session, call_id: int, *, zone_name: str, low_confidence:
         "duration_s": call.duration_s,
         "reviewed_at": _local(call.reviewed_at, zone),
         "reviewed_by": call.reviewed_by,
+        "recording": bool(call.recording_ref),
+        "recording_channels": call.recording_channels,
         "pending_promise": {"date": promise.promised_date, "source": promise.source} if promise else None,
         "turns": [
             {
@@ -484,12 +475,31 @@ def load_call(session: Session, call_id: int, *, zone_name: str, low_confidence:
                 "flagged": bool(t.flagged), "corrected_intent": t.corrected_intent,
                 "corrected_promise_date": t.corrected_promise_date, "corrected_by": t.corrected_by,
                 "corrected_at": _local(t.corrected_at, zone),
+                "offset": _offset(t, shift),
             }
             for t in turns
         ],
         "notes": [{"author": n.author, "at": _local(n.created_at, zone), "text": _text(n.text_redacted)}
                   for n in notes],
     }
+
+
+def _recording_shift(call: CallSession) -> float:
+    """Seconds the recording ran before the bot heard of the answer (answering-machine detection
+    answers the webhook a few seconds after the pick-up, when the recording starts)."""
+    if call.recording_started_at is None or call.answered_at is None:
+        return 0.0
+    return min(max((call.answered_at - call.recording_started_at).total_seconds(), 0.0), 60.0)
+
+
+def _offset(turn: CallTurn, shift: float) -> float | None:
+    """Where a turn starts in the call's recording (seconds), or None when it is not known."""
+    return None if turn.offset_s is None else round(turn.offset_s + shift, 2)
+
+
+def call_recording(session: Session, call_id: int) -> str | None:
+    """The whole call's recording (relative to the media directory), or None."""
+    return session.scalar(select(CallSession.recording_ref).where(CallSession.id == call_id))
 
 
 def turn_audio(session: Session, turn_id: int) -> tuple[str, str, int] | None:

@@ -26,8 +26,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from bot.console import actions, queries
+from bot.console import actions, queries, review
 from bot.console import effectiveness as eff
+from bot.console.review import ReviewRules
 from bot.console.filters import (
     NO_GROUPING,
     REVEAL_FIELDS,
@@ -78,7 +79,9 @@ STATIC = {"console.css": "text/css; charset=utf-8", "console.js": "text/javascri
 AUDIO_TYPES = {".wav": "audio/wav", ".mp3": "audio/mpeg", ".ogg": "audio/ogg"}
 DONE = {"reviewed": N_("Marked as reviewed."), "note": N_("Note added."), "corrected": N_("Correction saved."),
         "escalated": N_("Escalated: a task is open."), "assigned": N_("Task assigned."),
-        "closed": N_("Task closed.")}
+        "closed": N_("Task closed."), "taken": N_("The call is assigned to you."),
+        "released": N_("The call is assigned to nobody."),
+        "empty": N_("Nothing left to review: the queue is empty (or every call in it is someone else's).")}
 
 viewer = role("viewer")
 supervisor = role("supervisor")
@@ -305,6 +308,10 @@ def effectiveness_api(request: Request, user: SignedIn = Depends(viewer)) -> JSO
 # --- calls -----------------------------------------------------------------------------------------
 
 
+def _rules(ctx: WebContext) -> ReviewRules:
+    return queries.review_rules(ctx.settings.console_low_confidence, ctx.settings.voice_scripts_dir)
+
+
 def _calls(ctx: WebContext, params: dict[str, str], zone: str) -> tuple[Any, queries.CallPage, list[str], list[str]]:
     with ctx.db.session() as session:
         outcomes = queries.call_outcomes(session)
@@ -312,7 +319,7 @@ def _calls(ctx: WebContext, params: dict[str, str], zone: str) -> tuple[Any, que
         page = queries.list_calls(session, filters, zone_name=zone,
                                   low_confidence=ctx.settings.console_low_confidence,
                                   page_size=ctx.settings.console_page_size,
-                                  default_timezone=ctx.settings.default_timezone)
+                                  default_timezone=ctx.settings.default_timezone, rules=_rules(ctx))
         return filters, page, outcomes, queries.call_locales(session)
 
 
@@ -327,11 +334,12 @@ def calls_page(request: Request, user: SignedIn = Depends(viewer)) -> HTMLRespon
             outcomes, locales = queries.call_outcomes(session), queries.call_locales(session)
         return render(request, "console/calls.html.j2", user=user, status=400, error=f"{exc.field}: {exc.message}",
                       form={k: "" for k in ("from", "to", "outcome", "intent", "flagged", "low", "locale",
-                                            "reviewed")},
+                                            "reviewed", "queue")},
                       page=None, filters=None, outcomes=outcomes, locales=locales,
-                      intents=[i.value for i in Intent])
+                      intents=[i.value for i in Intent], done=None)
     return render(request, "console/calls.html.j2", user=user, error=None, form=filters.form_values(), page=page,
-                  filters=filters, outcomes=outcomes, locales=locales, intents=[i.value for i in Intent])
+                  filters=filters, outcomes=outcomes, locales=locales, intents=[i.value for i in Intent],
+                  done=_done(request))
 
 
 @router.get("/console/api/calls")
@@ -348,7 +356,7 @@ def _call(ctx: WebContext, call_id: int, zone: str) -> dict[str, Any]:
     with ctx.db.session() as session:
         call = queries.load_call(session, call_id, zone_name=zone,
                                  low_confidence=ctx.settings.console_low_confidence,
-                                 default_timezone=ctx.settings.default_timezone)
+                                 default_timezone=ctx.settings.default_timezone, rules=_rules(ctx))
     if call is None:
         raise PageError(404, f"no call {call_id}")
     return call
@@ -378,6 +386,33 @@ async def review_call(call_id: int, request: Request, user: SignedIn = Depends(s
     await read_form(request, user)
     await run_in_threadpool(_in_session, ctx, actions.mark_reviewed, call_id, actor=user.name, at=ctx.clock.now())
     return _back(f"/console/calls/{call_id}", "reviewed")
+
+
+@router.post("/console/calls/next")
+async def next_call(request: Request, user: SignedIn = Depends(supervisor)) -> Response:
+    """The most urgent call in the review queue that is nobody's (assigned to me now) or mine."""
+    ctx = _ctx(request)
+    await read_form(request, user)
+    call_id = await run_in_threadpool(_in_session, ctx, review.claim_next, _rules(ctx), me=user.name,
+                                      at=ctx.clock.now())
+    if call_id is None:
+        return RedirectResponse("/console/calls?queue=1&done=empty", status_code=303)
+    return RedirectResponse(f"/console/calls/{call_id}", status_code=303)
+
+
+@router.post("/console/calls/{call_id:int}/assign")
+async def assign_call(call_id: int, request: Request, user: SignedIn = Depends(supervisor)) -> Response:
+    ctx = _ctx(request)
+    form = await read_form(request, user)
+    raw = choice((form.get("assignee") or "").strip(), "assignee", ("me", "none"))
+    if raw is None:
+        raise InvalidInput("assignee", "is required (me or none)")
+    await run_in_threadpool(_in_session, ctx, actions.assign_call, call_id, user.name if raw == "me" else None,
+                            actor=user.name, at=ctx.clock.now())
+    back = form.get("return") or ""
+    target = "/console/calls?queue=1" if back == "queue" else f"/console/calls/{call_id}"
+    return RedirectResponse(target + ("&" if "?" in target else "?") + ("done=taken" if raw == "me" else
+                                                                        "done=released"), status_code=303)
 
 
 @router.post("/console/calls/{call_id:int}/notes")
@@ -431,6 +466,17 @@ async def escalate_call(call_id: int, request: Request, user: SignedIn = Depends
     return _back(f"/console/calls/{call_id}", "escalated")
 
 
+def _media_path(ctx: WebContext, ref: str | None) -> Path:
+    """A stored audio file: only under ``media_dir`` (resolved), of a known type, present."""
+    if not ref:
+        raise PageError(404, "no recording")
+    root = Path(ctx.settings.media_dir).expanduser().resolve()
+    path = (root / ref).resolve()
+    if not path.is_relative_to(root) or path.suffix.lower() not in AUDIO_TYPES or not path.is_file():
+        raise PageError(404, "the audio file is not available")
+    return path
+
+
 def _media(ctx: WebContext, turn_id: int, user: SignedIn, first_request: bool) -> Path:
     from bot.console.audit import record
 
@@ -439,10 +485,7 @@ def _media(ctx: WebContext, turn_id: int, user: SignedIn, first_request: bool) -
         if found is None:
             raise PageError(404, "no audio for this turn")
         audio_ref, speaker, call_id = found
-        root = Path(ctx.settings.media_dir).expanduser().resolve()
-        path = (root / audio_ref).resolve()
-        if not path.is_relative_to(root) or path.suffix.lower() not in AUDIO_TYPES or not path.is_file():
-            raise PageError(404, "the audio file is not available")
+        path = _media_path(ctx, audio_ref)
         if speaker != "bot":
             # A recording of the borrower is personal data as it stands (nothing masked in it).
             if not has_role(user.role, "supervisor"):
@@ -453,13 +496,37 @@ def _media(ctx: WebContext, turn_id: int, user: SignedIn, first_request: bool) -
     return path
 
 
-@router.get("/console/media/turns/{turn_id:int}")
-async def turn_media(turn_id: int, request: Request, user: SignedIn = Depends(viewer)) -> Response:
-    ctx = _ctx(request)
+async def _audio(request: Request, user: SignedIn, find: Any, row_id: int) -> Response:
+    """An audio file found by ``find(ctx, row_id, user, first_request)``, with range requests; the
+    first request of a playback (no range, or from byte 0) is the one that is audited."""
     range_header = request.headers.get("range", "")
     first = not range_header or range_header.replace(" ", "").startswith("bytes=0-")
-    path = await run_in_threadpool(_media, ctx, turn_id, user, first)
+    path = await run_in_threadpool(find, _ctx(request), row_id, user, first)
     return FileResponse(path, media_type=AUDIO_TYPES[path.suffix.lower()])
+
+
+@router.get("/console/media/turns/{turn_id:int}")
+async def turn_media(turn_id: int, request: Request, user: SignedIn = Depends(viewer)) -> Response:
+    return await _audio(request, user, _media, turn_id)
+
+
+def _call_media(ctx: WebContext, call_id: int, user: SignedIn, first_request: bool) -> Path:
+    from bot.console.audit import record
+
+    if not has_role(user.role, "supervisor"):  # the borrower is on it: personal data as it stands
+        raise PageError(403, "recordings of the borrower need the supervisor role")
+    with ctx.db.session() as session:
+        path = _media_path(ctx, queries.call_recording(session, call_id))
+        if first_request:
+            record(session, ctx.clock.now(), actor=user.name, action="call.recording_played",
+                   subject_type="call", subject_id=call_id, detail={"whole_call": True})
+    return path
+
+
+@router.get("/console/media/calls/{call_id:int}")
+async def call_media(call_id: int, request: Request, user: SignedIn = Depends(viewer)) -> Response:
+    """The whole call's dual-channel recording (supervisors and admins), with range requests."""
+    return await _audio(request, user, _call_media, call_id)
 
 
 # --- borrowers -------------------------------------------------------------------------------------

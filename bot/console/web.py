@@ -97,6 +97,14 @@ def safe_next(value: str | None) -> str:
 # --- templates ----------------------------------------------------------------------------------
 
 
+def _clock(seconds: float | None) -> str:
+    """A position in a recording as m:ss (the same in every language)."""
+    if seconds is None:
+        return ""
+    whole = int(seconds)
+    return f"{whole // 60}:{whole % 60:02d}"
+
+
 @lru_cache(maxsize=8)
 def environment(templates_dir: str, locale: str = DEFAULT_LOCALE) -> jinja2.Environment:
     """The console's Jinja2 environment in one language: autoescaping everywhere, undefined
@@ -117,7 +125,7 @@ def environment(templates_dir: str, locale: str = DEFAULT_LOCALE) -> jinja2.Envi
     fmt = formats(locale)
     gettext = translations(locale).gettext
     env.filters.update(when=fmt.when, day=fmt.day, confidence=fmt.confidence, rate=fmt.rate, number=fmt.number,
-                       intent=fmt.intent_label, labels=lambda pairs: [(gettext(k), v) for k, v in pairs])
+                       clock=_clock, intent=fmt.intent_label, labels=lambda pairs: [(gettext(k), v) for k, v in pairs])
     env.globals.update(bar_chart=charts.bar_chart, meter=charts.meter, funnel=charts.funnel, pct=fmt.pct,
                        money=fmt.money, intent_label=fmt.intent_label, lang=locale,
                        locale_names=LOCALE_NAMES)

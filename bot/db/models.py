@@ -373,6 +373,14 @@ class CallSession(Base):
     duration_s: Mapped[float | None]
     reviewed_at: Mapped[datetime | None]
     reviewed_by: Mapped[str | None] = mapped_column(String(64))
+    #: the supervisor who took the call from the review queue (docs/console.md)
+    assigned_to: Mapped[str | None] = mapped_column(String(64))
+    assigned_at: Mapped[datetime | None]
+    #: the whole call's dual-channel recording, relative to the media directory (docs/voice.md)
+    recording_ref: Mapped[str | None] = mapped_column(String(255))
+    recording_sid: Mapped[str | None] = mapped_column(String(64))
+    recording_started_at: Mapped[datetime | None]
+    recording_channels: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -405,6 +413,8 @@ class CallTurn(Base):
     corrected_promise_date: Mapped[date | None] = mapped_column(Date)
     corrected_by: Mapped[str | None] = mapped_column(String(64))
     corrected_at: Mapped[datetime | None]
+    #: seconds from the answer to the start of the turn: where it lies in the call's recording
+    offset_s: Mapped[float | None]
 
 
 class User(Base):

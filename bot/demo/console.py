@@ -88,4 +88,5 @@ class DemoConsole(DemoExtension):
         base = world.web.base_url
         return ["", "The supervisor console, on the demo's data (Ctrl-C to stop):",
                 f"  {base}/console          sign in with {login}",
-                f"  {base}/console/calls    every call, masked; a call's page has its transcript and audio"]
+                f"  {base}/console/calls    every call, masked; a call's page has its transcript and audio",
+                f"  {base}/console/calls?queue=1   the review queue: calls that need a person, most urgent first"]

@@ -34,6 +34,9 @@ class DispatchOptions:
     max_age: timedelta = timedelta(hours=24)  # planner attempts planned on an earlier local day
     reply_max_age: timedelta = timedelta(hours=72)
     rate_limits: bool = True
+    # A message whose lane reaches it later than this after its rate-limit grant is not sent
+    # but planned again; buckets grant a burst reduced by rate x this (bot.ratelimit.Limit.granting).
+    send_tolerance: timedelta = timedelta(milliseconds=500)
     # The pass runs at a simulated instant (--at): its rate buckets live in memory for the
     # pass and the shared rate_buckets table is neither read nor written (bot.ratelimit).
     simulated: bool = False
@@ -63,6 +66,7 @@ class DispatchOptions:
             max_age=timedelta(hours=settings.dispatch_max_age_hours),
             reply_max_age=timedelta(hours=settings.dispatch_reply_max_age_hours),
             rate_limits=settings.rate_limits_enabled,
+            send_tolerance=timedelta(milliseconds=settings.rate_limit_tolerance_ms),
             status_check_after=timedelta(minutes=settings.status_check_after_minutes),
         )
         return replace(options, **overrides) if overrides else options

@@ -77,6 +77,16 @@ class Retry:
 
 
 @dataclass(frozen=True, slots=True)
+class Late:
+    """Not sent: its lane reached it later than the rate-limit tolerance after its grant.
+    Planned again at ``next_attempt_at`` (now); it takes a token again when claimed."""
+
+    attempt_id: int
+    channel: str
+    next_attempt_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Failed:
     attempt_id: int
     channel: str
@@ -87,7 +97,7 @@ class Failed:
     address: str | None = None
 
 
-Outcome = Sent | Retry | Failed
+Outcome = Sent | Retry | Late | Failed
 
 
 def _param(name: str, column: str) -> Any:
@@ -138,6 +148,10 @@ _RECORD_RETRY = update(_A).where(_mine(_SENDING)).values(
     status=AttemptStatus.PLANNED.value, next_attempt_at=_param("b_next", "next_attempt_at"), occurred_at=None,
     tries=_A.c.tries + 1, last_error=bindparam("b_error"), claimed_by=None, claimed_until=None,
     updated_at=_param("b_now", "updated_at"),
+)
+_RECORD_LATE = update(_A).where(_mine(_SENDING)).values(  # never sent: tries and last_error unchanged
+    status=AttemptStatus.PLANNED.value, next_attempt_at=_param("b_next", "next_attempt_at"), occurred_at=None,
+    claimed_by=None, claimed_until=None, updated_at=_param("b_now", "updated_at"),
 )
 _RECORD_FAILED = update(_A).where(_mine(_SENDING)).values(
     status=AttemptStatus.FAILED.value, outcome=ContactOutcome.FAILED.value, tries=_A.c.tries + 1,
@@ -202,6 +216,7 @@ class Records:
         sent = [o for o in outcomes if isinstance(o, Sent)]
         retry = [o for o in outcomes if isinstance(o, Retry)]
         failed = [o for o in outcomes if isinstance(o, Failed)]
+        late = [o for o in outcomes if isinstance(o, Late)]
         written = 0
         if sent:
             written += _rows(session.execute(_RECORD_SENT, [
@@ -222,6 +237,11 @@ class Records:
                 {"b_id": o.attempt_id, "b_worker": self.worker, "b_next": o.next_attempt_at,
                  "b_error": o.error[:_MAX_ERROR], "b_now": now}
                 for o in retry
+            ]))
+        if late:
+            written += _rows(session.execute(_RECORD_LATE, [
+                {"b_id": o.attempt_id, "b_worker": self.worker, "b_next": o.next_attempt_at, "b_now": now}
+                for o in late
             ]))
         if failed:
             written += _rows(session.execute(_RECORD_FAILED, [

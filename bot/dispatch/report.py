@@ -15,6 +15,7 @@ OUTCOMES = (
     "cancelled",     # stale (its step is no longer current, or too old) or already confirmed
     "rate_limited",  # allowed, but the provider's rate limit sends it a little later
     "retry",         # a transient error: back to planned with backoff
+    "late",          # its lane reached it after the rate-limit tolerance: not sent, planned again at once
     "failed",        # a permanent error, too many tries, or the message could not be composed
     "reconciled",    # found at the provider after a crash: recorded as sent, not sent again
     "requeued",      # not found at the provider after a crash: planned again

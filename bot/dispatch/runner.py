@@ -14,12 +14,19 @@ One pass (:meth:`Dispatcher.run_pass`):
    d. in one write transaction: take **rate-limit** tokens (bot.ratelimit; what
       finds no token is planned again a little later), store every decision, and
       mark the SMS about to be sent ``sending`` (SMS can be looked up at the
-      provider after a crash);
+      provider after a crash).  With rate limits on, the decisions of what is not
+      sent are stored when the batch is checked, and this transaction runs right
+      before the batch's lanes start (after the batch in flight), so grants are
+      used at once;
    e. **send** the rest concurrently: per channel up to ``concurrency`` lanes
       (never more than the adapter's own connections); an email lane marks each
       email ``sending`` (committed) right before calling the adapter; results are
       recorded with the writes of all lanes grouped into shared transactions
-      (bot.dispatch.writer).  While one batch is sent the next is checked.
+      (bot.dispatch.writer).  While one batch is sent the next is checked (with
+      rate limits on, once every lane has its first message under way).  A lane
+      that reaches a message more than ``send_tolerance`` after its tokens were
+      taken does not send it: it is planned again at once (``late``), so grants
+      made apart never reach the provider together.
 
 Errors: a transient one plans the attempt again after an exponential backoff with
 full jitter, up to ``max_tries``; a permanent one fails it (a Twilio 21610 records
@@ -34,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import threading
@@ -63,7 +71,7 @@ from bot.dispatch.reconcile import (
     stuck_from,
 )
 from bot.dispatch.recheck import SEND, Judge, decision_json, load_facts, reply_senders
-from bot.dispatch.records import Failed, Outcome, Records, Retry, Sent, VerdictRow, error_text, failure_effect
+from bot.dispatch.records import Failed, Late, Outcome, Records, Retry, Sent, VerdictRow, error_text, failure_effect
 from bot.dispatch.report import DispatchReport
 from bot.dispatch.statuses import (
     CALL_FINAL,
@@ -116,6 +124,7 @@ class _Ready:
     limits: tuple[Limit, ...]
     decision: dict[str, Any]
     cost: float = 1.0  # tokens it takes from each bucket: an SMS's segments, else 1
+    granted_at: datetime | None = None  # when it took its rate-limit tokens (None: rate limits off)
 
 
 @dataclass(slots=True)
@@ -217,8 +226,15 @@ class Dispatcher:
                 continue
             ready, counts = batch
             report.merge(counts)
-            sending = asyncio.create_task(self._send(ready, report))
+            later: list[VerdictRow] = []
+            if self.buckets.enabled:  # tokens taken now, used at once (see _grant)
+                ready, later = self._grant(ready, report)
+            started = asyncio.Event()
+            sending = asyncio.create_task(self._send(ready, report, started))
             try:
+                if self.buckets.enabled:  # every lane has its first message before the next batch is checked
+                    await started.wait()
+                self._write_later(later)
                 batch = await self._next_batch(seen, sent_now)
             finally:
                 await sending
@@ -248,6 +264,15 @@ class Dispatcher:
         seen.update(dict.fromkeys(ids, now))
         counts = DispatchReport(at=now, worker=self.options.worker_id, claimed=len(ids), batches=1)
         return await self._prepare(ids, now, counts, sent_now), counts
+
+    async def send_claimed(self, ids: Sequence[int], now: datetime, report: DispatchReport) -> None:
+        """Check, rate-limit and send attempts this worker has claimed, outside a pass (``bot call``)."""
+        ready = await self._prepare(ids, now, report)
+        if self.buckets.enabled:
+            ready, later = self._grant(ready, report)
+            self._write_later(later)
+        if ready:
+            await self._send(ready, report)
 
     def _release(self, ids: Sequence[int], now: datetime) -> None:
         def release(session: Session) -> None:
@@ -326,17 +351,47 @@ class Dispatcher:
             ready.append(_Ready(attempt.id, attempt.channel, attempt.tries, attempt.borrower_id, composed.to,
                                 message, self._limits(attempt.channel, sender), payload,
                                 cost=float(getattr(composed, "segments", None) or 1)))  # providers count segments
-        # One short write transaction: tokens, then every decision.  Attempts of a
-        # channel whose provider can be asked after a crash (SMS) are marked
-        # ``sending`` here, all at once; the others one by one in their lane.
-        # Run again as a whole after a deadlock, so it changes nothing outside the session.
-        def write(session: Session) -> tuple[list[_Ready], list[_Ready], set[int]]:
+        if self.buckets.enabled:  # the tokens are taken right before the lanes start (run_pass)
+            if rows:
+                self._write("decisions", lambda session: self._write_rows(session, rows, now))
+            return ready
+        return self._grant(ready, report, rows)[0]
+
+    def _write_later(self, rows: Sequence[VerdictRow]) -> None:
+        """The decisions :meth:`_grant` left for later (what found no token): planned again, lease given back."""
+        if rows:
+            self._write("rate limited", functools.partial(self._write_rows, rows=rows, now=self.clock.now()))
+
+    def _write_rows(self, session: Session, rows: Sequence[VerdictRow], now: datetime) -> None:
+        lock_ids(session, ContactAttempt, [r.attempt_id for r in rows])  # the lock order: ids ascending
+        self.records.write_verdicts(session, rows, now)
+
+    def _grant(self, ready: Sequence[_Ready], report: DispatchReport,
+               rows: Sequence[VerdictRow] = ()) -> tuple[list[_Ready], list[VerdictRow]]:
+        """One short write transaction: rate-limit tokens, then the decisions (``rows``: those of the
+        batch's attempts not being sent; with rate limits on they were written when it was checked).
+
+        Attempts of a channel whose provider can be asked after a crash (SMS) are marked
+        ``sending`` here, all at once; the others one by one in their lane.  With rate limits on
+        this runs right before the batch's lanes start, so a grant is used at once (a lane that
+        gets to a message later than the send tolerance does not send it: ``_late``), and the
+        decisions of the messages that found no token are returned to be written once the lanes
+        are under way (a crash before leaves them claimed until the lease ends: later, not
+        lost).  Run again as a whole after a deadlock, so it changes nothing outside the session."""
+        if not ready and not rows:
+            return [], []
+
+        def write(session: Session) -> tuple[list[_Ready], list[_Ready], set[int], list[VerdictRow]]:
             go: list[_Ready] = []
             limited: list[_Ready] = []
             written = list(rows)
-            waits = self.buckets.take(session, now, [r.limits for r in ready], [r.cost for r in ready])
+            later: list[VerdictRow] = []
+            # The clock is read once the buckets are locked: the grant's instant, a lane's tolerance counts from it.
+            waits = self.buckets.take(session, self.clock.now, [r.limits for r in ready], [r.cost for r in ready])
+            now = self.buckets.taken_at or self.clock.now()
             for item, wait in zip(ready, waits, strict=True):
                 if wait is None:
+                    item.granted_at = now if self.buckets.enabled else None
                     go.append(item)
                     status = AttemptStatus.SENDING.value if item.channel in self.early else AttemptStatus.PLANNED.value
                     written.append(VerdictRow(item.attempt_id, status, None if item.channel in self.early else now,
@@ -344,18 +399,17 @@ class Dispatcher:
                 else:
                     decision = {**item.decision, "dispatch": {**item.decision["dispatch"],
                                                               "rate_limited_until": wait.isoformat()}}
-                    written.append(VerdictRow(item.attempt_id, AttemptStatus.PLANNED.value, wait, decision,
-                                              release=True))
+                    (later if self.buckets.enabled else written).append(
+                        VerdictRow(item.attempt_id, AttemptStatus.PLANNED.value, wait, decision, release=True))
                     limited.append(item)
-            lock_ids(session, ContactAttempt, [r.attempt_id for r in written])  # the lock order: ids ascending
-            self.records.write_verdicts(session, written, now)
+            self._write_rows(session, written, now)
             early = [g.attempt_id for g in go if g.channel in self.early]
             marked = self.records.still_mine(session, early, AttemptStatus.SENDING.value)
             ensure_call_sessions(session, [SessionSeed(g.attempt_id, g.borrower_id, g.decision["dispatch"][CALL_KEY])
                                            for g in go if g.channel == "voice"], now)
-            return go, limited, marked
+            return go, limited, marked, later
 
-        go, limited, marked = self._write("decisions", write)
+        go, limited, marked, later = self._write("decisions", write)
         for item in limited:
             report.add(item.channel, "rate_limited")
         kept = []
@@ -364,7 +418,7 @@ class Dispatcher:
                 report.add(item.channel, "lost_lease")
             else:
                 kept.append(item)
-        return kept
+        return kept, later
 
     def _sender(self, attempt: ContactAttempt, to: str, replied_to: str | None) -> str | None:
         """The SMS sender: the number the borrower wrote to (replies), else the adapter's choice."""
@@ -383,35 +437,53 @@ class Dispatcher:
         return numbers[0] if numbers else None
 
     def _limits(self, channel: str, sender: str | None) -> tuple[Limit, ...]:
+        """The buckets a message of ``channel`` from ``sender`` passes, granting with the burst
+        the send tolerance leaves (bot.ratelimit.Limit.granting)."""
         s = self.settings
+        limits: list[Limit] = []
         if channel == "sms":
-            limits = [Limit.per_second(f"sms:account:{s.twilio_account_sid}", s.sms_rate_per_account)]
             if sender:
-                limits.insert(0, Limit.per_second(f"sms:number:{sender}", s.sms_rate_per_number))
-            return tuple(limits)
-        if channel == "email":
-            return (Limit.per_second(f"email:relay:{s.smtp_host}:{s.smtp_port}", s.email_rate),)
-        if channel == "voice":
-            return (Limit.per_second(f"voice:account:{s.twilio_account_sid}", s.calls_per_second),)
-        return ()
+                limits.append(Limit.per_second(f"sms:number:{sender}", s.sms_rate_per_number))
+            limits.append(Limit.per_second(f"sms:account:{s.twilio_account_sid}", s.sms_rate_per_account))
+        elif channel == "email":
+            limits.append(Limit.per_second(f"email:relay:{s.smtp_host}:{s.smtp_port}", s.email_rate))
+        elif channel == "voice":
+            limits.append(Limit.per_second(f"voice:account:{s.twilio_account_sid}", s.calls_per_second))
+        tolerance = self.options.send_tolerance.total_seconds()
+        return tuple(limit.granting(tolerance) for limit in limits)
 
     # --- sending ---------------------------------------------------------------------------
 
-    async def _send(self, ready: Sequence[_Ready], report: DispatchReport) -> None:
+    async def _send(self, ready: Sequence[_Ready], report: DispatchReport,
+                    started: asyncio.Event | None = None) -> None:
+        """Send ``ready`` in lanes; ``started`` is set once every lane has called the adapter
+        for its first message (or ended)."""
         if not ready:
+            if started is not None:
+                started.set()
             return
         queues: dict[str, deque[_Ready]] = {}
         for item in ready:
             queues.setdefault(item.channel, deque()).append(item)
-        waiting = sum(self._lanes(c, self.channels[c], len(q)) for c, q in queues.items() if c not in self.early)
+        lanes = {c: self._lanes(c, self.channels[c], len(q)) for c, q in queues.items()}
+        waiting = sum(n for c, n in lanes.items() if c not in self.early)
         writer = GroupWriter(lambda writes: self._apply(writes, report), waiting_lanes=waiting)
+        pending = [sum(lanes.values())]  # lanes that have not yet called the adapter
+
+        def lane_started() -> None:
+            pending[0] -= 1
+            if pending[0] <= 0 and started is not None:
+                started.set()
+
         try:
             async with asyncio.TaskGroup() as group:
                 for channel, queue in queues.items():
                     adapter = self.channels[channel]
-                    for _ in range(self._lanes(channel, adapter, len(queue))):
-                        group.create_task(self._lane(adapter, queue, writer, report))
+                    for _ in range(lanes[channel]):
+                        group.create_task(self._lane(adapter, queue, writer, report, lane_started))
         finally:
+            if started is not None:
+                started.set()
             await writer.close()
 
     def _lanes(self, channel: str, adapter: Channel, queued: int) -> int:
@@ -425,7 +497,7 @@ class Dispatcher:
         return max(1, min(limit, queued))
 
     async def _lane(self, adapter: Channel, queue: deque[_Ready], writer: GroupWriter,
-                    report: DispatchReport) -> None:
+                    report: DispatchReport, started: Callable[[], None] = lambda: None) -> None:
         """Send one message at a time.
 
         Channels marked ``sending`` in advance (their provider can be asked after a
@@ -437,28 +509,50 @@ class Dispatcher:
         early = adapter.name in self.early
         previous: Outcome | None = None
         recorded: list[asyncio.Future[bool]] = []
-        while queue:
-            item = queue.popleft()
-            if not early:
-                marked = await writer.submit(Write(record=previous, mark=item.attempt_id))
-                previous = None
-                if not marked:
-                    report.add(item.channel, "lost_lease")
-                    continue
-            if writer.failed is not None:
-                raise writer.failed
-            result = await self._send_one(adapter, item)
-            if isinstance(result, _Stuck):
-                log.warning("attempt %d: %s; left sending for reconciliation", item.attempt_id, result.error)
-                self._expire_soon(item.attempt_id)
-            elif early:
-                recorded.append(writer.enqueue(Write(record=result)))
-            else:
-                previous = result
+        waited_for = True  # the pass waits for this lane's first call to the adapter (``started``)
+        try:
+            while queue:
+                item = queue.popleft()
+                if not early:
+                    marked = await writer.submit(Write(record=previous, mark=item.attempt_id))
+                    previous = None
+                    if not marked:
+                        report.add(item.channel, "lost_lease")
+                        continue
+                if writer.failed is not None:
+                    raise writer.failed
+                result = self._late(item)
+                if result is None:
+                    if waited_for:  # the pass goes on once this call is under way (it runs till it waits)
+                        waited_for = False
+                        started()
+                    result = await self._send_one(adapter, item)
+                if isinstance(result, _Stuck):
+                    log.warning("attempt %d: %s; left sending for reconciliation", item.attempt_id, result.error)
+                    self._expire_soon(item.attempt_id)
+                elif early:
+                    recorded.append(writer.enqueue(Write(record=result)))
+                else:
+                    previous = result
+        finally:
+            if waited_for:  # ended (or failed) before calling the adapter
+                started()
         if previous is not None:
             await writer.submit(Write(record=previous))
         if recorded:
             await asyncio.gather(*recorded)
+
+    def _late(self, item: _Ready) -> Late | None:
+        """``Late`` when the lane reached ``item`` more than the send tolerance after its grant:
+        sent now, it would reach the provider together with grants made after it.  Its
+        tokens are not given back (the bucket may have refilled to its burst meanwhile,
+        so returning them could overfill it); it takes new ones when claimed again."""
+        if item.granted_at is None:
+            return None
+        now = self.clock.now()
+        if now - item.granted_at <= self.options.send_tolerance:
+            return None
+        return Late(item.attempt_id, item.channel, now)
 
     async def _send_one(self, adapter: Channel, item: _Ready) -> Outcome | _Stuck:
         try:
@@ -640,6 +734,8 @@ def _outcome_name(outcome: Outcome) -> str:
         return "sent"
     if isinstance(outcome, Retry):
         return "retry"
+    if isinstance(outcome, Late):
+        return "late"
     return "failed"
 
 

@@ -328,9 +328,7 @@ async def place_call(db: Any, settings: Any, borrower_id: str, *, clock: Any, po
                 .execution_options(synchronize_session=False)
             )
         report = DispatchReport(at=now, worker=options.worker_id, claimed=1, batches=1)
-        ready = await dispatcher._prepare([attempt_id], now, report)
-        if ready:
-            await dispatcher._send(ready, report)
+        await dispatcher.send_claimed([attempt_id], now, report)
     finally:
         if own:
             await channel.aclose()

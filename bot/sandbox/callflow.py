@@ -54,7 +54,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
-from bot.sandbox.audio import clip_seconds, wav_info
+from bot.sandbox.audio import BORROWER_CHANNEL, BOT_CHANNEL, clip_seconds, mixdown, wav_info
 from bot.sandbox.phones import CallTurn
 from bot.sandbox.resources import rfc2822
 from bot.sandbox.state import Call, Recording, new_sid
@@ -353,7 +353,12 @@ class CallFlows:
             self._start_document(call, flow, twiml, None, source)
         elif url:
             method = call.instructions.get("method") or "POST"
-            self._fetch_document(call, flow, url, method, [], source, kind="call-twiml")
+            extra: list[tuple[str, str]] = []
+            if source == "answer" and call.machine_detection and not call.async_amd and call.answered_at:
+                # Synchronous AMD: how long detection took is part of the answer request, as at Twilio.
+                waited = (self.sb.now() - call.answered_at).total_seconds()
+                extra.append(("MachineDetectionDuration", str(int(round(waited * 1000)))))
+            self._fetch_document(call, flow, url, method, extra, source, kind="call-twiml")
         else:
             self._fail(call, flow, None, "ApplicationSid calls are not emulated: give Url or Twiml")
 
@@ -482,6 +487,9 @@ class CallFlows:
             return
         info = wav_info(body)
         seconds = round((info.duration_s if info is not None else clip_seconds(body)) * verb.loop, 2)
+        if call.record and call.answered_at is not None:
+            at = (self.sb.now() - call.answered_at).total_seconds()
+            call.tracks.extend((BOT_CHANNEL, at + i * seconds / verb.loop, body) for i in range(min(verb.loop, 10)))
         self._speak(
             call,
             flow,
@@ -674,6 +682,8 @@ class CallFlows:
         )
         self.sb.store.recordings[recording.sid] = recording
         call.recording_sids.append(recording.sid)
+        if call.record and call.answered_at is not None:
+            call.tracks.append((BORROWER_CHANNEL, (started - call.answered_at).total_seconds(), audio))
         url = self.recording_url(recording)
         params = [
             ("RecordingUrl", url),
@@ -691,6 +701,46 @@ class CallFlows:
             self._caller_hangup(call, "turn")
             return
         self._post_action(call, flow, record.action, record.method, params, "record")
+
+    def record_call(self, call: Call) -> None:
+        """The call ended: its whole-call recording (``Record=true`` on create), mixed from what was
+        played and said at the moment it was, and its ``RecordingStatusCallback`` (store lock held)."""
+        assert call.answered_at is not None
+        end = call.end_time or self.sb.now()
+        seconds = max((end - call.answered_at).total_seconds(), 0.0)
+        dual = call.recording_channels == "dual"
+        audio = mixdown(call.tracks, seconds, dual=dual)
+        recording = Recording(
+            sid=new_sid("RE"),
+            account_sid=call.account_sid,
+            call_sid=call.sid,
+            date_created=end,
+            start_time=call.answered_at,
+            duration=max(1, round(seconds)),
+            audio=audio,
+            source="OutboundAPI",
+            channels=2 if dual else 1,
+            seq=self.sb.store.next_seq(),
+        )
+        self.sb.store.recordings[recording.sid] = recording
+        call.recording_sids.append(recording.sid)
+        self._event(call, "call-recording", recording_sid=recording.sid, duration=recording.duration,
+                    channels=recording.channels)
+        if call.recording_status_callback:
+            params = [
+                ("AccountSid", call.account_sid),
+                ("CallSid", call.sid),
+                ("RecordingSid", recording.sid),
+                ("RecordingUrl", self.recording_url(recording)),
+                ("RecordingStatus", "completed"),
+                ("RecordingDuration", str(recording.duration)),
+                ("RecordingChannels", str(recording.channels)),
+                ("RecordingStartTime", rfc2822(recording.start_time) or ""),
+                ("RecordingSource", "OutboundAPI"),
+                ("RecordingTrack", "both"),
+            ]
+            self._send_detached(call, call.recording_status_callback, call.recording_status_callback_method, params,
+                                "recording-status")
 
     def recording_url(self, recording: Recording) -> str:
         base = self.sb.base_url or "http://127.0.0.1"

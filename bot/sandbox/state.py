@@ -119,6 +119,10 @@ class Call:
     async_amd_status_callback: str | None = None
     async_amd_status_callback_method: str = "POST"
     record: bool = False
+    #: the whole-call recording asked for on create: ``mono`` or ``dual`` and where its status goes
+    recording_channels: str = "mono"
+    recording_status_callback: str | None = None
+    recording_status_callback_method: str = "POST"
     #: next SequenceNumber of a status callback
     sequence: int = 0
     #: bumped whenever the call's future changes (hang-up, redirect): stale events are dropped
@@ -133,8 +137,10 @@ class Call:
     spoken: list[Any] = field(default_factory=list)
     #: what happened on the call, in order (:class:`bot.sandbox.callflow.CallEvent`)
     events: list[Any] = field(default_factory=list)
-    #: SIDs of the recordings ``<Record>`` made on this call
+    #: SIDs of the recordings ``<Record>`` made on this call (and its whole-call recording)
     recording_sids: list[str] = field(default_factory=list)
+    #: what the whole-call recording will hold: (channel, seconds after the answer, WAV bytes)
+    tracks: list[tuple[int, float, bytes]] = field(default_factory=list)
     #: room for the voice sandbox (the running call flow, ...)
     extra: dict[str, Any] = field(default_factory=dict)
 

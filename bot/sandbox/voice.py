@@ -102,6 +102,12 @@ class Voice:
         status_callback = first(form, "StatusCallback")
         if status_callback:
             self._check_url(status_callback, 21609, "StatusCallback")
+        recording_channels = (first(form, "RecordingChannels") or "mono").lower()
+        if recording_channels not in ("mono", "dual"):
+            raise TwilioApiError(400, "Invalid parameter RecordingChannels: must be mono or dual")
+        recording_callback = first(form, "RecordingStatusCallback")
+        if recording_callback:
+            self._check_url(recording_callback, 21609, "RecordingStatusCallback")
         amd_callback = first(form, "AsyncAmdStatusCallback")
         if amd_callback:
             self._check_url(amd_callback, 21609, "AsyncAmdStatusCallback")
@@ -142,6 +148,9 @@ class Voice:
                 async_amd_status_callback=amd_callback,
                 async_amd_status_callback_method=(first(form, "AsyncAmdStatusCallbackMethod") or "POST").upper(),
                 record=(first(form, "Record") or "false").lower() == "true",
+                recording_channels=recording_channels,
+                recording_status_callback=recording_callback,
+                recording_status_callback_method=(first(form, "RecordingStatusCallbackMethod") or "POST").upper(),
                 seq=sb.store.next_seq(),
                 duplicate_callbacks=duplicate,
                 out_of_order_callbacks=out_of_order,
@@ -308,6 +317,8 @@ class Voice:
         call.duration = math.ceil((now - call.answered_at).total_seconds()) if call.answered_at else 0
         call.epoch += 1
         log.info("call %s %s", call.sid, status)
+        if call.record and call.answered_at is not None:
+            self.flows.record_call(call)
         self._status_callback(call, "completed", status, final=True)
 
     def _status_callback(self, call: Call, event: str, call_status: str, *, final: bool = False) -> None:

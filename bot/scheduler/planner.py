@@ -58,6 +58,7 @@ from bot.scheduler import incremental
 from bot.scheduler.contexts import ContextLoader, default_loader
 from bot.scheduler.decide import (
     CheckFn,
+    CheckMemo,
     InstallmentRow,
     LocalDates,
     Placement,
@@ -209,11 +210,13 @@ def _batches(rows: Iterator[Sequence[Any]], size: int) -> Iterator[tuple[list[In
     batch: list[InstallmentRow] = []
     zones: dict[str, str] = {}
     last_borrower = None
+    new = tuple.__new__
+    width = len(InstallmentRow._fields)
     for r in rows:
         if len(batch) >= size and r[2] != last_borrower:
             yield batch, zones
             batch, zones = [], {}
-        batch.append(InstallmentRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9]))
+        batch.append(new(InstallmentRow, r[:width]))
         if r[10] is not None:
             zones[r[2]] = r[10]
         last_borrower = r[2]
@@ -259,11 +262,11 @@ def _existing_rows(session: Session, batch: list[InstallmentRow]) -> dict[str, _
     table = ContactAttempt.__table__
     borrowers = sorted({r.borrower_id for r in batch})
     found: dict[str, _Existing] = {}
-    for key, row_id, status, installment_id in session.execute(
+    for key, row_id, status, installment_id in session.connection().execute(  # Core: no ORM row work
         select(table.c.dedupe_key, table.c.id, table.c.status, table.c.installment_id).where(
             table.c.borrower_id.in_(borrowers), table.c.source == AttemptSource.PLANNER.value
         )
-    ):
+    ).all():
         found[key] = _Existing(row_id, status, installment_id)
     return found
 
@@ -473,12 +476,13 @@ def plan(
     if at.tzinfo is None:
         raise ValueError("plan() needs a timezone-aware instant")
     at = at.astimezone(UTC)
-    check = check or default_check()
+    check_options: dict[str, Any] = {} if compliance_config is None else {"config": compliance_config}
+    if check is None:  # the engine is pure: one check per distinct input of this pass
+        check = CheckMemo(default_check(), at, check_options)
     load = load_contexts or default_loader()
     report = PlanReport(at=at, policy=policy.source, dry_run=not commit, limit=max(limit, 0))
     dates = LocalDates(at, default_timezone)
     since = history_since(at, policy, compliance_config)
-    check_options: dict[str, Any] = {} if compliance_config is None else {"config": compliance_config}
 
     scope = incremental.scope(session, at, policy=policy, full=not incremental_pass, full_every=full_every,
                               inputs=incremental.inputs_hash(policy, default_timezone, compliance_config))
@@ -629,17 +633,19 @@ def _count(report: PlanReport, placements: list[Placement], frozen: set[str]) ->
             report.by_channel[f"{c.channel}:{status}"] += 1
             report.by_step[c.step] += 1
             if status != UNCHANGED:
-                for reason in c.reasons:
+                for reason in c.decision_json.get("reasons", ()):
                     report.by_reason[reason] += 1
-            report.add_item(PlanItem(c.borrower_id, c.installment_id, c.step, c.channel, status,
-                                     c.reasons if status != UNCHANGED else [],
-                                     c.next_attempt_at if status == AttemptStatus.DEFERRED.value else None))
+            if len(report.items) < report.limit:
+                report.add_item(PlanItem(c.borrower_id, c.installment_id, c.step, c.channel, status,
+                                         c.reasons if status != UNCHANGED else [],
+                                         c.next_attempt_at if status == AttemptStatus.DEFERRED.value else None))
         elif p.task is not None:
             report.by_status["handoff"] += 1
             report.by_channel["human:handoff"] += 1
             report.by_step[p.task.step] += 1
-            report.add_item(PlanItem(p.row.borrower_id, p.row.installment_id, p.task.step, "human", "handoff",
-                                     [], None))
+            if len(report.items) < report.limit:
+                report.add_item(PlanItem(p.row.borrower_id, p.row.installment_id, p.task.step, "human",
+                                         "handoff", [], None))
         elif p.skip is not None:
             report.by_reason[p.skip] += 1
             if p.skip == "attached":

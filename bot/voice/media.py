@@ -33,6 +33,7 @@ from typing import Any
 __all__ = [
     "PROMPTS",
     "RECORDINGS",
+    "call_recording_ref",
     "close_renderers",
     "media_root",
     "PruneReport",
@@ -164,6 +165,13 @@ def recording_ref(session_id: int, turn: int, recording_sid: str) -> str:
     if not _SID_RE.match(recording_sid):
         raise ValueError("RecordingSid is malformed")
     return f"{RECORDINGS}/{int(session_id)}/{int(turn)}-{recording_sid}.wav"
+
+
+def call_recording_ref(session_id: int, recording_sid: str) -> str:
+    """Where the whole call's (dual-channel) recording is kept, relative to the media directory."""
+    if not _SID_RE.match(recording_sid):
+        raise ValueError("RecordingSid is malformed")
+    return f"{RECORDINGS}/{int(session_id)}/call-{recording_sid}.wav"
 
 
 def store(settings: Any, ref: str, data: bytes) -> Path:

@@ -45,7 +45,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -154,6 +154,7 @@ class Answer:
     intent: Intent | None = None
     promise_date: date | None = None
     audio_ref: str | None = None
+    seconds: float = 0.0  # how long the borrower spoke (RecordingDuration): the turn began that much earlier
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,12 +288,15 @@ class CallService:
     # --- answer ---------------------------------------------------------------------------------
 
     async def answer(self, attempt_id: int, params: Mapping[str, str]) -> str:
+        detection = (params.get("MachineDetectionDuration") or "").strip()
         plan = await run_in_threadpool(self._retried, "answer", self._answer_tx, attempt_id, params["CallSid"],
                                        (params.get("AnsweredBy") or "").strip().lower() or None,
-                                       (params.get("CallStatus") or "").strip().lower() or None)
+                                       (params.get("CallStatus") or "").strip().lower() or None,
+                                       int(detection) / 1000 if detection.isdigit() and len(detection) < 7 else 0.0)
         return await self.respond(plan)
 
-    def _answer_tx(self, attempt_id: int, call_sid: str, answered_by: str | None, call_status: str | None) -> Plan:
+    def _answer_tx(self, attempt_id: int, call_sid: str, answered_by: str | None, call_status: str | None,
+                   detection_s: float = 0.0) -> Plan:
         from bot.scripts import load_script, start
 
         with self._locked(attempt_id) as (session, call):
@@ -302,6 +306,9 @@ class CallService:
                 return _stored_plan(call)
             now = self.clock.now()
             call.answered_at = call.answered_at or now
+            # The pick-up, where a whole-call recording starts: machine detection answers the webhook later.
+            if self.settings.voice_record_calls and self.settings.voice_keep_recordings:
+                call.recording_started_at = call.recording_started_at or now - timedelta(seconds=detection_s)
             call.answered_by = answered_by
             _advance_status(call, call_status or "in-progress")
             attempt = session.get(ContactAttempt, attempt_id)
@@ -431,6 +438,52 @@ class CallService:
         return tuple(kind for trigger, kind in _SURVEY_OUTCOMES.items()
                      if may_ask(session, self.survey, borrower_id, trigger, Channel.VOICE.value, now) is None)
 
+    # --- the whole call's recording ------------------------------------------------------------
+
+    async def recording(self, attempt_id: int, params: Mapping[str, str]) -> bool:
+        """A ``RecordingStatusCallback``: fetch and keep the call's dual-channel recording.
+
+        False when it changes nothing: the recording is not completed, is kept already (a
+        retry), or recordings are not kept (``voice_keep_recordings = false``)."""
+        sid = (params.get("RecordingSid") or "").strip()
+        status = (params.get("RecordingStatus") or "completed").strip().lower()
+        snap = await run_in_threadpool(self._snapshot, attempt_id)
+        if snap.call_sid is not None and params.get("CallSid") != snap.call_sid:
+            raise CallMismatch("CallSid is not this call's")
+        if status != "completed" or not self.settings.voice_keep_recordings:
+            log.info("call %s: whole-call recording %s not kept (%s)", snap.call_sid, sid, status)
+            return False
+        ref = media.call_recording_ref(snap.session_id, sid)
+        kept = await run_in_threadpool(self._kept_recording, attempt_id)
+        if kept == sid:
+            return False
+        data = await run_in_threadpool_pool(self._executor, self.fetch_recording,
+                                            (params.get("RecordingUrl") or "").strip() + ".wav")
+        channels = _wav_channels(data)
+        await run_in_threadpool(media.store, self.settings, ref, data)
+        started = _rfc2822(params.get("RecordingStartTime"))
+        return bool(await run_in_threadpool(self._retried, "recording", self._recording_tx, attempt_id, sid, ref,
+                                            channels, started))
+
+    def _kept_recording(self, attempt_id: int) -> str | None:
+        with self.db.sessions() as session:
+            return session.scalar(select(CallSession.recording_sid).where(CallSession.attempt_id == attempt_id))
+
+    def _recording_tx(self, attempt_id: int, sid: str, ref: str, channels: int, started: datetime | None) -> bool:
+        with self._locked(attempt_id) as (session, call):
+            if call.recording_sid == sid:
+                return False
+            previous = call.recording_ref
+            call.recording_ref, call.recording_sid, call.recording_channels = ref, sid[:64], channels
+            # The pick-up as the answer webhook told it (to the millisecond) wins over RecordingStartTime (seconds).
+            call.recording_started_at = call.recording_started_at or started
+            call.recording_dir = f"{media.RECORDINGS}/{call.id}"
+            call_sid = call.call_sid
+        if previous and previous != ref:
+            media.remove_ref(self.settings, previous)
+        log.info("call %s: whole-call recording kept (%s channel(s))", call_sid, channels)
+        return True
+
     # --- input ----------------------------------------------------------------------------------
 
     async def input(self, attempt_id: int, turn: int, params: Mapping[str, str], *, silence: bool) -> str:
@@ -451,6 +504,8 @@ class CallService:
         else:
             answer = await run_in_threadpool_pool(self._executor, self._recognise, snap, turn, recording,
                                                   params.get("RecordingSid") or "")
+            if duration.isdigit():
+                answer = dataclasses.replace(answer, seconds=float(duration))
         plan = await run_in_threadpool(self._retried, "input", self._input_tx, attempt_id, turn, answer)
         answer_twiml = await self.respond(plan)
         observe_call_turn(time.perf_counter() - started)
@@ -548,7 +603,7 @@ class CallService:
             _add_turn(session, call, seq, speaker="borrower", node=(call.state or {}).get("node"), at=now,
                       source=answer.source, text=text if answer.source == "speech" else (answer.digits or None),
                       confidence=answer.confidence, intent=intent, promise_date=promise_date,
-                      audio_ref=answer.audio_ref, flagged=low)
+                      audio_ref=answer.audio_ref, flagged=low, lead_s=_spoken_lead(answer, listen))
             extra["seq"] = seq
             if answer.source == "speech" and answer.confidence is not None:
                 call.min_confidence = answer.confidence if call.min_confidence is None else min(
@@ -708,9 +763,14 @@ class CallService:
         """Render the plan's prompts (cached by content), record where they are, build the TwiML."""
         urls: list[str] = []
         refs: list[tuple[int, str]] = []
+        starts: list[tuple[int, float]] = []  # (turn seq, seconds after the step's first prompt starts)
+        elapsed = 0.0
         now = self.clock.now()
         for prompt in plan.prompts:
             rendered = await run_in_threadpool(self.renderer.render, prompt["text"], plan.locale)
+            if prompt.get("seq"):
+                starts.append((int(prompt["seq"]), elapsed))
+            elapsed += float(getattr(rendered, "duration_s", 0.0) or 0.0)
             urls.append(signed_prompt_url(self.settings.public_base_url, self.settings.media_url_secret,
                                           rendered.sha, now=now, ttl_seconds=self.settings.media_url_ttl_seconds))
             if not prompt.get("ref") and prompt.get("seq"):  # a renderer that cannot say its hash first
@@ -719,6 +779,8 @@ class CallService:
                     refs.append((int(prompt["seq"]), ref))
         if refs:
             await run_in_threadpool(self._set_audio_refs, plan.session_id, refs)
+        if len(starts) > 1:
+            await run_in_threadpool(self._set_offsets, plan.session_id, starts)
         listen = None
         if plan.listen is not None:
             turn = int(plan.listen["turn"])
@@ -738,6 +800,20 @@ class CallService:
                     .where(CallTurn.session_id == session_id, CallTurn.seq == seq, CallTurn.audio_ref.is_(None))
                     .values(audio_ref=ref[:255]).execution_options(synchronize_session=False)
                 )
+
+
+    def _set_offsets(self, session_id: int, starts: Sequence[tuple[int, float]]) -> None:
+        """The prompts of one step play one after another: each starts where the one before ended
+        (absolute values from the first prompt's offset, so a retried webhook writes the same)."""
+        with self._write_lock, self.db.session() as session:
+            first = session.scalar(select(CallTurn.offset_s).where(CallTurn.session_id == session_id,
+                                                                   CallTurn.seq == starts[0][0]))
+            if first is None:
+                return
+            for seq, after in starts[1:]:
+                session.execute(
+                    update(CallTurn).where(CallTurn.session_id == session_id, CallTurn.seq == seq)
+                    .values(offset_s=round(first + after, 2)).execution_options(synchronize_session=False))
 
 
 # --- the effects of a call, through bot.replies ------------------------------------------------
@@ -1003,12 +1079,55 @@ def _keypad_meaning(call: CallSession, digits: str | None,
     return (meaning[0].value, meaning[1]) if meaning else (None, None)
 
 
+#: how much earlier than computed a spoken answer's offset is put, so that seeking never cuts its first word
+SPEECH_LEAD_S = 0.5
+
+
+def _spoken_lead(answer: Answer, listen: Mapping[str, Any]) -> float:
+    """How long before the input webhook a spoken answer began: ``<Record>`` ends ``timeout``
+    seconds of silence after the borrower stopped, who spoke ``RecordingDuration`` seconds."""
+    if answer.source != "speech" or not answer.seconds:
+        return 0.0
+    return answer.seconds + float(listen.get("timeout_s") or 0) + SPEECH_LEAD_S
+
+
+def _wav_channels(data: bytes) -> int:
+    """The channel count of a WAV recording; ValueError naming the problem for anything else."""
+    import io
+    import wave
+
+    try:
+        with wave.open(io.BytesIO(data)) as w:
+            return int(w.getnchannels())
+    except (wave.Error, EOFError) as exc:
+        raise ValueError(f"the call recording is not a WAV file ({type(exc).__name__})") from None
+
+
+def _rfc2822(value: str | None) -> datetime | None:
+    """Twilio's ``RecordingStartTime`` (RFC 2822) as an aware instant, None when absent or unreadable."""
+    from email.utils import parsedate_to_datetime
+
+    if not value:
+        return None
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
 def _add_turn(session: Session, call: CallSession, seq: int, *, speaker: str, node: str | None, at: datetime,
               source: str, text: str | None, confidence: float | None = None, intent: str | None = None,
-              promise_date: date | None = None, audio_ref: str | None = None, flagged: bool = False) -> int:
+              promise_date: date | None = None, audio_ref: str | None = None, flagged: bool = False,
+              lead_s: float = 0.0) -> int:
+    """Store a turn; ``offset_s`` is where it starts in the call's recording: seconds since the
+    answer, less ``lead_s`` (a spoken answer reaches the bot when the borrower has finished)."""
+    offset = None
+    if call.answered_at is not None:
+        offset = round(max((at - call.answered_at).total_seconds() - lead_s, 0.0), 2)
     session.add(CallTurn(session_id=call.id, seq=seq, speaker=speaker, node=node, at=at, source=source,
                          text_redacted=redact_reply(text) if text else text, confidence=confidence, intent=intent,
-                         promise_date=promise_date, audio_ref=audio_ref, flagged=flagged))
+                         promise_date=promise_date, audio_ref=audio_ref, flagged=flagged, offset_s=offset))
     return seq
 
 

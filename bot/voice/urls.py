@@ -7,7 +7,8 @@ the input and prompt URLs in its TwiML) and the web routes (which check them).
 * ``{public}/twilio/voice/answer?attempt=<id>``: the call was answered;
 * ``{public}/twilio/voice/input?attempt=<id>&turn=<n>``: the answer to prompt
   ``n`` (a recording, keys, or ``&silence=1`` when nothing was said);
-* ``{public}/twilio/voice/status?attempt=<id>``: call progress.
+* ``{public}/twilio/voice/status?attempt=<id>``: call progress;
+* ``{public}/twilio/voice/recording?attempt=<id>``: the whole call's recording is ready.
 
 A call is keyed by its contact attempt: ``call_sessions.attempt_id`` is unique,
 and the id exists before the call does, so the session row can be written in
@@ -32,6 +33,7 @@ __all__ = [
     "input_url",
     "prompt_path",
     "prompt_signature",
+    "recording_url",
     "signed_prompt_url",
     "status_url",
     "verify_prompt",
@@ -50,6 +52,11 @@ def answer_url(public_base_url: str, attempt_id: int) -> str:
 
 def status_url(public_base_url: str, attempt_id: int) -> str:
     return f"{_base(public_base_url)}/twilio/voice/status?attempt={attempt_id}"
+
+
+def recording_url(public_base_url: str, attempt_id: int) -> str:
+    """Where Twilio posts the whole call's recording when it is ready (``RecordingStatusCallback``)."""
+    return f"{_base(public_base_url)}/twilio/voice/recording?attempt={attempt_id}"
 
 
 def input_url(public_base_url: str, attempt_id: int, turn: int, *, silence: bool = False) -> str:

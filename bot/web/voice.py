@@ -1,4 +1,4 @@
-"""``/twilio/voice/answer``, ``/twilio/voice/input`` and ``/twilio/voice/status`` (docs/voice.md).
+"""``/twilio/voice/answer``, ``/input``, ``/status`` and ``/recording`` (docs/voice.md).
 
 Each route verifies ``X-Twilio-Signature`` against the configured public URL
 first (:mod:`bot.web.signature`: 403 when missing or wrong, before any
@@ -157,6 +157,23 @@ async def voice_input(request: Request) -> Response:
     except _Refused as refused:
         return refused.response
     return Response(twiml, media_type=TWIML_TYPE)
+
+
+@router.post("/recording")
+async def voice_recording(request: Request) -> Response:
+    """The whole call's dual-channel recording is ready (``RecordingStatusCallback``): fetch and keep it."""
+    try:
+        form, attempt_id, sid = await _call_webhook(request)
+        recording_sid = form.get("RecordingSid") or ""
+        if not _RECORDING_SID_RE.match(recording_sid) or not recording_sid.startswith("RE"):
+            return _refuse(400, "RecordingSid is missing or malformed")
+        if not form.get("RecordingUrl"):
+            return _refuse(400, "missing parameter(s): RecordingUrl")
+        kept = await _serve("recording", sid, service_for(request).recording(attempt_id, form))
+    except _Refused as refused:
+        return refused.response
+    log.debug("voice recording %s for attempt %s: %s", sid, attempt_id, "kept" if kept else "ignored")
+    return Response(status_code=204)
 
 
 @router.post("/status")

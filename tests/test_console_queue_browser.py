@@ -1,0 +1,145 @@
+"""The review queue and the call recording in a real browser (headless Chromium through Playwright).
+
+* a supervisor opens the queue, presses "Next" and lands on the most urgent call, assigned
+  to them; unassigns and takes it again; marks it reviewed and it leaves the queue;
+* the whole call's recording plays with the transcript in sync: pressing a turn's time
+  seeks the recording there (``audio.currentTime``) and highlights the turn.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+import wave
+from datetime import timedelta
+from pathlib import Path
+
+from playwright.sync_api import Browser, expect
+from test_console_browser import _page, _shot, _sign_in, chromium, site  # noqa: F401 - fixtures
+from test_console_support import NOW, Seeded, count, fast_hashing  # noqa: F401 - fixture
+
+from bot.db import Database
+from bot.db.models import AuditEvent, CallSession, CallTurn
+
+CURRENT = re.compile(r"\bcurrent\b")
+#: where each of the seeded promise call's five turns starts in its recording (seconds)
+OFFSETS = [0.0, 4.5, 8.0, 12.5, 17.0]
+
+
+def stereo_wav(seconds: float, rate: int = 8000) -> bytes:
+    """A two-channel 16-bit WAV: a tone on the left (the bot), another on the right (the borrower)."""
+    frames = bytearray()
+    for i in range(int(seconds * rate)):
+        for freq in (440.0, 660.0):
+            frames += int(5000 * math.sin(2 * math.pi * freq * i / rate)).to_bytes(2, "little", signed=True)
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(bytes(frames))
+    return out.getvalue()
+
+
+def _record_call(db: Database, seeded: Seeded) -> None:
+    ref = f"recordings/{seeded.call_promise}/call-RE{'0' * 32}.wav"
+    path = Path(seeded.media_dir) / ref
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(stereo_wav(20.0))
+    with db.session() as session:
+        call = session.get(CallSession, seeded.call_promise)
+        call.recording_ref, call.recording_channels = ref, 2
+        call.recording_started_at = call.answered_at
+        turns = session.query(CallTurn).filter(CallTurn.session_id == call.id).order_by(CallTurn.seq).all()
+        for turn, offset in zip(turns, OFFSETS, strict=True):
+            turn.offset_s = offset
+
+
+def _opt_out_call(db: Database) -> int:
+    started = NOW - timedelta(hours=2)
+    with db.session() as session:
+        call = CallSession(borrower_id="B1", loan_id="B1-L1", locale="en-US", script="first_stage", speech=True,
+                           status="completed", answered_by="human", answered_at=started, outcome="opt_out",
+                           flagged=False, min_confidence=0.97, started_at=started, created_at=started,
+                           updated_at=started)
+        session.add(call)
+        session.flush()
+        return call.id
+
+
+def test_a_supervisor_works_the_queue_with_next_and_assignment(
+        chromium: Browser, site: tuple[str, Database, Seeded]) -> None:
+    base_url, db, seeded = site
+    opt_out = _opt_out_call(db)
+    problems: list[str] = []
+    page = _page(chromium, base_url, problems)
+    _sign_in(page, "sam")
+    page.goto("/console/calls")
+    page.click("#review-queue")
+    expect(page.locator("h1")).to_contain_text("Review queue")
+    rows = page.locator("#calls tbody tr")
+    expect(rows).to_have_count(2)  # the voicemail and the reviewed dispute are not in it
+    expect(rows.nth(0)).to_have_attribute("data-call", str(opt_out))  # an opt-out before low confidence
+    expect(rows.nth(0).locator(".reason")).to_have_text(["asked to stop calls"])
+    expect(rows.nth(1).locator(".reason")).to_have_text(["low recognition confidence"])
+    _shot(page, "07-review-queue")
+
+    page.click("#next-call")
+    expect(page.locator("h1")).to_contain_text(f"Call {opt_out}")
+    expect(page.locator("#assigned")).to_contain_text("sam since")
+    page.click("#unassign")
+    expect(page.locator("p.done")).to_have_text("The call is assigned to nobody.")
+    expect(page.locator("#assigned")).to_contain_text("nobody")
+    page.click("#assign-me")
+    expect(page.locator("#assigned")).to_contain_text("sam since")
+    assert count(db, AuditEvent, AuditEvent.action == "call.assigned", AuditEvent.actor == "sam") == 3
+
+    page.click("#review-form button")
+    expect(page.locator("#review-state")).to_contain_text("reviewed by sam")
+    page.goto("/console/calls?queue=1")
+    expect(rows).to_have_count(1)
+    expect(rows.nth(0)).to_have_attribute("data-call", str(seeded.call_promise))
+    rows.nth(0).locator("button.take").click()
+    expect(page.locator("p.done")).to_have_text("The call is assigned to you.")
+    expect(rows.nth(0).locator("td.assigned")).to_contain_text("sam")
+    assert problems == []
+
+
+def test_the_call_recording_plays_in_sync_with_the_transcript(
+        chromium: Browser, site: tuple[str, Database, Seeded]) -> None:
+    base_url, db, seeded = site
+    _record_call(db, seeded)
+    problems: list[str] = []
+    page = _page(chromium, base_url, problems)
+    _sign_in(page, "sam")
+    page.goto(f"/console/calls/{seeded.call_promise}")
+    audio = page.locator("#call-audio")
+    expect(audio).to_have_attribute("preload", "none")  # opening the page plays nothing, audits nothing
+    assert count(db, AuditEvent, AuditEvent.action == "call.recording_played") == 0
+
+    turn = page.locator(f'tr[data-turn="{seeded.promise_turn}"]')
+    turn.locator("button.seek").click()  # the fourth turn: 0:12
+    page.wait_for_function("() => document.getElementById('call-audio').currentTime >= 12.5")
+    state = page.evaluate("""() => { const a = document.getElementById('call-audio'); a.pause();
+        return {time: a.currentTime, duration: a.duration, error: a.error && a.error.code}; }""")
+    assert state["error"] is None and 12.5 <= state["time"] < 17.0 and abs(state["duration"] - 20.0) < 0.05
+    expect(turn).to_have_class(CURRENT)
+    expect(page.locator("#transcript tr.current")).to_have_count(1)
+    # Seeking to the first turn moves the highlight there.
+    first = page.locator("#transcript tbody tr").first
+    first.locator("button.seek").click()
+    page.wait_for_function("() => document.getElementById('call-audio').currentTime < 4.5")
+    page.evaluate("() => document.getElementById('call-audio').pause()")
+    expect(first).to_have_class(CURRENT)
+    expect(turn).not_to_have_class(CURRENT)
+    assert count(db, AuditEvent, AuditEvent.action == "call.recording_played", AuditEvent.actor == "sam") >= 1
+    _shot(page, "08-call-recording")
+
+    # A viewer is told the call is recorded but gets no player, and the file is refused.
+    viewer = _page(chromium, base_url, problems)
+    _sign_in(viewer, "vic")
+    viewer.goto(f"/console/calls/{seeded.call_promise}")
+    assert viewer.locator("#call-audio").count() == 0 and viewer.locator("button.seek").count() == 0
+    assert viewer.request.get(f"/console/media/calls/{seeded.call_promise}").status == 403
+    assert problems == []
