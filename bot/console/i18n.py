@@ -71,8 +71,8 @@ INTENT_LABELS = {
     "other": N_("other"),
 }
 
-#: Values the templates show translated (``_(value)``): task statuses and yes/no choices.
-VALUE_LABELS = (N_("open"), N_("closed"), N_("all"), N_("yes"), N_("no"))
+#: Values the templates show translated (``_(value)``): task statuses, yes/no choices, a turn's speaker.
+VALUE_LABELS = (N_("open"), N_("closed"), N_("all"), N_("yes"), N_("no"), N_("bot"), N_("borrower"))
 
 
 def catalog_name(tag: str) -> str:
