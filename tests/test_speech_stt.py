@@ -321,7 +321,11 @@ def test_understand_refuses_what_it_cannot_do(recognizer: Recognizer) -> None:
 
 def test_korean_replies_over_a_phone_line(recognizer: Recognizer, clip_dir: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
-    """The acceptance figure: intent accuracy on espeak-ng replies at 8 kHz mu-law, at least 80 %."""
+    """The recognition figure: intent accuracy on espeak-ng replies at 8 kHz mu-law, at least 80 %.
+
+    Acceptance is off here (every answer keeps its intent): what is measured is which
+    intent recognition picks; tests/test_speech_heldout.py measures what the bot acts on.
+    """
     assert len(CLIPS) >= 30
     right: Counter[str] = Counter()
     total: Counter[str] = Counter()
@@ -332,7 +336,8 @@ def test_korean_replies_over_a_phone_line(recognizer: Recognizer, clip_dir: Path
     def hear(index: int) -> Heard:
         pcm = read_wav(paths[index])
         assert pcm.rate == 8000
-        return understand(pcm, "ko-KR", expect=CLIPS[index].expect, today=TODAY, recognizer=recognizer)
+        return understand(pcm, "ko-KR", expect=CLIPS[index].expect, today=TODAY, recognizer=recognizer,
+                          accept_margin=None, accept_confidence=0.0)
 
     with ThreadPoolExecutor(max_workers=2) as pool:  # two calls at once, as the web app would
         heards = list(pool.map(hear, range(len(CLIPS))))
@@ -373,8 +378,13 @@ def test_cli_transcribe_json(run_bot, clip_dir: Path, ko_model: stt.LoadedModel)
                      "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert set(data) == {"text", "confidence", "intent", "duration_s"}
+    assert set(data) == {"text", "confidence", "intent", "duration_s", "accepted", "alternatives"}
     assert data["intent"] == "promise_to_pay" and "월요일" in data["text"]
+    assert data["accepted"] is (data["confidence"] >= 0.5)
+    assert data["alternatives"] and all(set(a) == {"intent", "text", "score"} for a in data["alternatives"])
+    assert data["alternatives"][0]["intent"] == "promise_to_pay" and data["alternatives"][-1]["intent"] == "other"
+    assert [a["score"] for a in data["alternatives"][:-1]] == sorted((a["score"] for a in data["alternatives"][:-1]),
+                                                                     reverse=True)
     assert 0 < data["confidence"] <= 1 and data["duration_s"] == pytest.approx(read_wav(clip).duration_s, abs=0.01)
     human = run_bot("transcribe", str(clip), "--locale", "ko-KR", "--expect", "date", "--today", "2026-11-25")
     assert human.exit_code == 0 and "2026-11-30" in human.stdout and "promise_to_pay" in human.stdout

@@ -49,7 +49,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]
     """Korean answers as a person would speak them to the bot's questions (espeak-ng, 8 kHz)."""
     folder = tmp_path_factory.mktemp("clips")
     texts = {
-        "yes": "네",
+        "yes": "네 맞습니다",  # a bare "네" in espeak-ng's voice is below the acceptance margin (docs/speech.md)
         "no": "아니요",
         "thursday": "목요일에 낼게요",
         "stop": "다시는 전화하지 마세요",

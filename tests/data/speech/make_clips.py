@@ -32,12 +32,11 @@ import tempfile
 import zlib
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parents[2]))
 
-from bot.speech.audio import Pcm, read_wav, telephony, write_wav  # noqa: E402
+from bench.voice_bench import band_pass, with_noise  # noqa: E402
+from bot.speech.audio import read_wav, telephony, write_wav  # noqa: E402
 
 # (text, intent meant, the kind of question it answers)
 REPLIES: tuple[tuple[str, str, str], ...] = (
@@ -121,26 +120,6 @@ VOICES: tuple[tuple[str, int, int, int], ...] = (
 )
 CLIPS_PER_REPLY = 3
 BAND_HZ = (300.0, 3400.0)
-
-
-def band_pass(pcm: Pcm, low: float, high: float) -> Pcm:
-    """``pcm`` with everything outside ``low``-``high`` Hz removed (FFT mask, 20 Hz raised-cosine edges)."""
-    values = pcm.samples.astype(np.float64)
-    spectrum = np.fft.rfft(values)
-    freqs = np.fft.rfftfreq(len(values), 1.0 / pcm.rate)
-    edge = 20.0
-    gain = np.clip(np.minimum((freqs - (low - edge)) / (2 * edge), ((high + edge) - freqs) / (2 * edge)), 0.0, 1.0)
-    gain = 0.5 - 0.5 * np.cos(np.pi * gain)
-    filtered = np.fft.irfft(spectrum * gain, n=len(values))
-    return Pcm(np.clip(np.round(filtered), -32768, 32767).astype(np.int16), pcm.rate)
-
-
-def with_noise(pcm: Pcm, below_db: float, seed: int) -> Pcm:
-    """White noise ``below_db`` dB under the speech's level (RMS of its loud half), from a seeded generator."""
-    values = pcm.samples.astype(np.float64)
-    level = np.sqrt(np.mean(values[np.abs(values) >= np.median(np.abs(values))] ** 2)) if len(values) else 0.0
-    noise = np.random.default_rng(seed).standard_normal(len(values)) * level * 10 ** (-below_db / 20)
-    return Pcm(np.clip(np.round(values + noise), -32768, 32767).astype(np.int16), pcm.rate)
 
 
 def make_clip(text: str, voice: str, speed: int, pitch: int, below_db: int, target: Path) -> Path:
