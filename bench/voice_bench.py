@@ -9,9 +9,12 @@ model yet): the Korean model's load time and the resident memory before and afte
 (``VmRSS``); recognition speed on 8 kHz mu-law replies synthesised with espeak-ng, as
 the real-time factor (processing time / audio duration) of ``understand`` for each
 kind of question and of free recognition; prompt rendering cold (worker start and
-render), warm (worker running, not cached) and cached.  ``--accuracy`` adds intent
-accuracy on 28 replies x 6 voices and on 10 replies worded unlike the grammars x 6 voices
-(about two minutes).  ``--clips`` measures intent accuracy on your own recordings instead.  The turn-latency part (:func:`turn_latency`)
+render), warm (worker running, not cached) and cached.  ``--accuracy`` adds the acceptance
+fit on the tuning clips (the grammar replies, replies worded unlike them and replies about
+something else, over a band-passed noisy line) and the right / wrong-action / reprompt rates
+on tuning and on the held-out set of tests/data/speech (:func:`acceptance_figures`), then
+intent accuracy on 28 replies x 6 voices and on 10 replies worded unlike the grammars x 6
+voices (several minutes).  ``--clips`` measures intent accuracy on your own recordings instead.  The turn-latency part (:func:`turn_latency`)
 measures, through the sandbox, the time from the end of a borrower's recording to the
 next TwiML in the sandbox's hands, with 1 and with 4 calls at once, and prints p50/p95.
 docs/benchmarks.md and docs/voice.md ("Latency") have the figures.
@@ -182,14 +185,14 @@ def _loopback_fetch(settings: Any) -> Any:
 
 
 def _korean_answers(folder: Path) -> dict[str, Path]:
-    """What the persona says: "yes, that is right", "I'll pay on Friday", the same yes (espeak-ng, 8 kHz)."""
+    """What the persona says: "yes", "I'll pay on Friday", "yes" (espeak-ng, 8 kHz)."""
     import subprocess
 
     from bot.speech.audio import read_wav, telephony, write_wav
 
     folder.mkdir(parents=True, exist_ok=True)
     out = {}
-    for name, text in (("yes", "네 맞습니다"), ("friday", "금요일에 낼게요")):
+    for name, text in (("yes", "네"), ("friday", "금요일에 낼게요")):
         raw = folder / f"{name}.raw.wav"
         subprocess.run(["espeak-ng", "-v", "ko", "-s", "140", "-w", str(raw), text], check=True,
                        capture_output=True, timeout=30)
@@ -602,7 +605,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--turns", action="store_true", help="only the turn-latency part")
     parser.add_argument("--speech", action="store_true", help="only the speech figures")
     parser.add_argument("--accuracy", action="store_true",
-                        help="speech: also intent accuracy on 168 synthesised clips and 60 worded unlike the grammars")
+                        help="speech: also the acceptance fit (tuning clips) with right / wrong-action / reprompt "
+                             "rates on tuning and held-out clips, and intent accuracy on 168 + 60 synthesised clips")
     parser.add_argument("--clips", type=Path, metavar="MANIFEST.csv",
                         help="only: intent accuracy on your own recordings listed in a CSV manifest "
                              "(file,intent,expect[,promise_date]; docs/speech.md)")

@@ -190,8 +190,8 @@ class Settings(BaseSettings):
     # grammar by this margin and its confidence reaches this level; otherwise the bot asks again.
     # Fitted on tuning clips (bench/voice_bench.py --accuracy; docs/speech.md); the same values are
     # bot.speech.listen.ACCEPT_MARGIN / ACCEPT_CONFIDENCE.
-    speech_accept_margin: float = Field(default=-1.5, ge=-100.0, le=100.0)
-    speech_accept_confidence: float = Field(default=0.6, ge=0.0, le=1.0)
+    speech_accept_margin: float = Field(default=7.7, ge=-100.0, le=100.0)
+    speech_accept_confidence: float = Field(default=0.85, ge=0.0, le=1.0)
     tts_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     # Longest audio recognised (bot transcribe, a call turn's recording), read from the WAV
     # header before decoding: recognition takes time and memory in proportion to the length.

@@ -63,3 +63,22 @@ def test_wrong_actions_on_the_held_out_set_stay_at_most_2_percent(heldout_rows: 
     assert figures["wrong_action"] <= WRONG_ACTION_TARGET, figures
     # without acceptance the same clips are acted on wrongly far more often: the test can fail
     assert outcomes(heldout_rows, margin=None, confidence=0.5)["wrong_action"] > WRONG_ACTION_TARGET
+
+
+def test_a_reply_about_something_else_is_not_acted_on() -> None:
+    """"It will rain tomorrow" after an open question: forced onto a phrase without acceptance, "other" with it."""
+    from datetime import date
+
+    from bot.speech.audio import read_wav
+    from bot.speech.listen import understand
+    from bot.speech.stt import Recognizer
+
+    pcm = read_wav(HELDOUT_MANIFEST.parent / "heldout" / "r54-0.wav")  # 내일 비가 온대요
+    recognizer = Recognizer(ModelRegistry(env={}))
+    forced = understand(pcm, "ko-KR", expect="intent", today=date(2026, 11, 25), recognizer=recognizer,
+                        accept_margin=None, accept_confidence=0.0)
+    assert forced.intent.value != "other"  # the grammars alone force it onto some intent
+    heard = understand(pcm, "ko-KR", expect="intent", today=date(2026, 11, 25), recognizer=recognizer)
+    assert heard.intent.value == "other" and heard.confidence == 0.0 and not heard.accepted
+    assert heard.matched in ("garbage", "unsure")
+    assert heard.alternatives[0].intent == forced.intent.value and heard.alternatives[-1].intent == "other"

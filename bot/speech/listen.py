@@ -55,8 +55,8 @@ DISAGREEMENT_FACTOR = 0.6
 CONFIDENCE_TEMPERATURE = 0.5  # group scores -> shares; calibrated on the clips of docs/speech.md
 DATE_MARGIN = 3.0  # how much worse a dated promise may score than an undated one and still win
 AGREEMENT_MARGIN = 1.0  # score units (log-likelihood at the decoding acoustic scale); measured in docs/speech.md
-ACCEPT_MARGIN = -1.5  # best group minus the filler grammar, below it: not understood; fitted in docs/speech.md
-ACCEPT_CONFIDENCE = 0.6  # below it: not understood; fitted with ACCEPT_MARGIN (setting speech_accept_confidence)
+ACCEPT_MARGIN = 7.7  # best group minus the filler grammar, below it: not understood; fitted in docs/speech.md
+ACCEPT_CONFIDENCE = 0.85  # below it: not understood; fitted with ACCEPT_MARGIN (setting speech_accept_confidence)
 MIN_CONFIDENCE = 0.5  # the voice scripts' default min_confidence: below it the bot asks again
 SHORTLIST = 3  # groups decoded on their own after one decode with all of them (bounded work per turn)
 
@@ -148,6 +148,9 @@ def understand(
     recognition = recognizer.recognize(pcm, locale, grammar=grammar_for(locale, expect))
     interpretation = classify(recognition.text, locale=locale, today=today, context=context)
     confidence = 0.0 if not recognition.text else min(recognition.confidence, interpretation.confidence)
+    if confidence < accept_confidence:  # free recognition has no margin: confidence alone decides
+        interpretation = replace(interpretation, intent=Intent.OTHER, promise_date=None, matched="unsure")
+        confidence = 0.0
     return _decided(Heard(
         text=recognition.text,
         confidence=round(confidence, 2),

@@ -89,7 +89,7 @@ SCORE_TEMPERATURE = 1.0  # n-best scores -> weights: exp((score - best) / T)
 # The filler grammar's share in Competition.margin, fitted with the acceptance threshold on the tuning
 # clips (bench/voice_bench.py --accuracy): on espeak Korean the syllable loop fits in-grammar and
 # out-of-grammar speech about alike, and most of the signal is the best group's own fit.
-GARBAGE_WEIGHT = 0.3
+GARBAGE_WEIGHT = 0.0
 MAX_SECONDS = 120.0  # longer audio is cut (a Record verb is limited far below this)
 SILENCE_RMS = 0.0015  # below this level an utterance is treated as silence and not decoded
 _UNKNOWN_TOKENS = ("[unk]", "<UNK>", "<unk>")
