@@ -17,6 +17,7 @@ import pytest
 
 from bot.config import load_settings
 from bot.speech import listen
+from bot.speech import stt
 from bot.speech.stt import ModelRegistry
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,9 +77,13 @@ def test_a_reply_about_something_else_is_not_acted_on() -> None:
     pcm = read_wav(HELDOUT_MANIFEST.parent / "heldout" / "r54-0.wav")  # 내일 비가 온대요
     recognizer = Recognizer(ModelRegistry(env={}))
     forced = understand(pcm, "ko-KR", expect="intent", today=date(2026, 11, 25), recognizer=recognizer,
-                        accept_margin=None, accept_confidence=0.0)
+                        accept_margin=None, accept_confidence=0.0, garbage=True)
     assert forced.intent.value != "other"  # the grammars alone force it onto some intent
-    heard = understand(pcm, "ko-KR", expect="intent", today=date(2026, 11, 25), recognizer=recognizer)
+    heard = understand(pcm, "ko-KR", expect="intent", today=date(2026, 11, 25), recognizer=recognizer, garbage=True)
     assert heard.intent.value == "other" and heard.confidence == 0.0 and not heard.accepted
     assert heard.matched in ("garbage", "unsure")
     assert heard.alternatives[0].intent == forced.intent.value and heard.alternatives[-1].intent == "other"
+    # on a call the filler is decoded only when it counts (its fitted weight is above 0)
+    on_call = understand(pcm, "ko-KR", expect="intent", today=date(2026, 11, 25), recognizer=recognizer)
+    assert (on_call.intent, on_call.accepted) == (heard.intent, False)
+    assert (on_call.alternatives[-1].intent == "other") is (stt.GARBAGE_WEIGHT > 0)

@@ -62,7 +62,7 @@ def transcribe_cmd(app: App, file: str, locale_tag: str, expect: str, today_text
     registry = ModelRegistry(app.settings)
     heard = understand(pcm, locale_tag, expect=None if expect == "free" else expect, today=today,
                        recognizer=Recognizer(registry), accept_margin=app.settings.speech_accept_margin,
-                       accept_confidence=app.settings.speech_accept_confidence)
+                       accept_confidence=app.settings.speech_accept_confidence, garbage=True)
     if as_json:
         print_json({"text": heard.text, "confidence": heard.confidence, "intent": heard.intent.value,
                     "duration_s": heard.duration_s, "accepted": heard.accepted,

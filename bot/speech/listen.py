@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING
 from bot.domain import Intent
 from bot.speech.audio import Pcm
 from bot.speech.grammars import EXPECTS, filler_for, grammar_for, intent_of, phrase_groups
-from bot.speech.stt import Competition, GroupResult, ModelRegistry, Recognizer
+from bot.speech.stt import GARBAGE_WEIGHT, Competition, GroupResult, ModelRegistry, Recognizer
 
 if TYPE_CHECKING:
     from bot.nlu import Interpretation
@@ -114,6 +114,7 @@ def understand(
     accept_confidence: float = ACCEPT_CONFIDENCE,
     min_confidence: float = MIN_CONFIDENCE,
     shortlist: int | None = SHORTLIST,
+    garbage: bool | None = None,
 ) -> Heard:
     """Recognise ``pcm`` with the grammar for ``expect`` and classify it with :mod:`bot.nlu`.
 
@@ -121,7 +122,9 @@ def understand(
     recognition); ``today`` is the borrower's local date (promise dates are
     resolved against it).  ``accept_margin`` (None: never reject), ``accept_confidence``, ``min_confidence``
     and ``shortlist`` (None: decode every group) are explained in the module
-    docstring.  Raises :class:`bot.speech.errors.NoModelError` for
+    docstring.  ``garbage`` says whether to decode the filler grammar; None: only
+    when it counts (:data:`bot.speech.stt.GARBAGE_WEIGHT` above 0), True to see its
+    score among the alternatives and fit acceptance (``bot transcribe``, the benchmark).  Raises :class:`bot.speech.errors.NoModelError` for
     a locale without a speech model (check ``has_model`` first and use the
     keypad), ValueError for an unknown ``expect`` or locale.
     """
@@ -135,7 +138,9 @@ def understand(
     duration = round(pcm.duration_s, 3)
     groups = phrase_groups(locale, expect)
     if groups is not None and expect != "digits":
-        competition = recognizer.compete(pcm, locale, groups, filler=filler_for(locale), shortlist=shortlist)
+        decode_filler = GARBAGE_WEIGHT > 0 if garbage is None else garbage
+        competition = recognizer.compete(pcm, locale, groups, filler=filler_for(locale) if decode_filler else None,
+                                         shortlist=shortlist)
         if competition is not None:
             heard = _from_competition(competition, lambda text: classify(text, locale=locale, today=today,
                                                                          context=context), duration)

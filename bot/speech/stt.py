@@ -716,9 +716,10 @@ class Competition:
     @property
     def margin(self) -> float | None:
         """How much better the best group fits than speech in general: its score minus :data:`GARBAGE_WEIGHT`
-        times the filler grammar's (None without a filler decode; docs/speech.md, "Acceptance")."""
-        if self.garbage is None:
-            return None
+        times the filler grammar's (None without a filler decode unless the weight is 0; docs/speech.md,
+        "Acceptance")."""
+        if self.garbage is None:  # not decoded: enough when its weight is 0
+            return round(self.results[0].score, 3) if GARBAGE_WEIGHT == 0 else None
         return round(self.results[0].score - GARBAGE_WEIGHT * self.garbage.score, 3)
 
 
