@@ -14,7 +14,8 @@ fit on the tuning clips (the grammar replies, replies worded unlike them and rep
 something else, over a band-passed noisy line) and the right / wrong-action / reprompt rates
 on tuning and on the held-out set of tests/data/speech (:func:`acceptance_figures`), then
 intent accuracy on 28 replies x 6 voices and on 10 replies worded unlike the grammars x 6
-voices (several minutes).  ``--clips`` measures intent accuracy on your own recordings instead.  The turn-latency part (:func:`turn_latency`)
+voices (several minutes).
+``--clips`` measures intent accuracy on your own recordings instead.  The turn-latency part (:func:`turn_latency`)
 measures, through the sandbox, the time from the end of a borrower's recording to the
 next TwiML in the sandbox's hands, with 1 and with 4 calls at once, and prints p50/p95.
 docs/benchmarks.md and docs/voice.md ("Latency") have the figures.
@@ -437,7 +438,8 @@ def outcomes(rows: list[dict[str, Any]], *, margin: float | None, confidence: fl
 
 
 def fit_acceptance(rows: list[dict[str, Any]], *, target: float = FIT_WRONG_TARGET) -> dict[str, Any]:
-    """The acceptance (filler weight, margin, confidence) with the most right answers at ``target`` wrong actions or fewer.
+    """The acceptance (filler weight, margin, confidence) with the most right answers at ``target`` wrong
+    actions or fewer.
 
     The margin is the best group's score minus ``weight`` times the filler grammar's
     (bot.speech.stt.GARBAGE_WEIGHT); candidates: weights 0 to 1, no margin test or every
@@ -490,8 +492,9 @@ def acceptance_figures(registry: Any, folder: Path) -> dict[str, Any]:
     result: dict[str, Any] = {"fitted": fitted}
     heldout = decisions(registry, read_manifest(HELDOUT_MANIFEST))
     for name, rows in (("tuning", tuning), ("held-out", heldout)):
-        for label, margin, confidence in (("never rejected", None, 0.5),
-                                          ("settings", settings.speech_accept_margin, settings.speech_accept_confidence)):
+        relaxed = ("never rejected", None, 0.5)
+        fitted_now = ("settings", settings.speech_accept_margin, settings.speech_accept_confidence)
+        for label, margin, confidence in (relaxed, fitted_now):
             figures = outcomes(rows, margin=margin, confidence=confidence)
             print(f"{name:<8} ({figures['clips']} clips), {label:<14}: right {figures['right']:.1%}, wrong action "
                   f"{figures['wrong_action']:.1%} ({figures['wrong_actions']}), reprompt {figures['reprompt']:.1%}")

@@ -17,18 +17,19 @@ times the classifier's confidence when it agrees with the group (times 0.6
 when it does not: the group still says what was meant, but the words heard
 were only part of a phrase).
 
-Acceptance ("not in any grammar" is a result): the competition also decodes
-the audio with a filler grammar (common syllables following one another
+Acceptance ("not in any grammar" is a result): the competition can also
+decode the audio with a filler grammar (common syllables following one another
 freely, :func:`bot.speech.grammars.filler_for`), a garbage model for words
-outside every group.  When the best group fits the audio by less than
-``accept_margin`` better than the filler does, or the answer's confidence is
-below ``accept_confidence``, the answer is intent ``other`` with confidence 0:
-the script asks again, it never acts on a forced match.  Both defaults,
+outside every group.  :attr:`bot.speech.stt.Competition.margin` is the best
+group's score minus ``GARBAGE_WEIGHT`` times the filler's (the fitted weight is
+0: the best group's own score).  Below ``accept_margin``, or below
+``accept_confidence``, the answer is intent ``other`` with confidence 0: the
+script asks again, it never acts on a forced match.  Both defaults,
 :data:`ACCEPT_MARGIN` and :data:`ACCEPT_CONFIDENCE`, are fitted on the tuning
-clips of ``bench/voice_bench.py --accuracy`` (never on the held-out set) and are
-the ``speech_accept_margin`` and ``speech_accept_confidence`` settings.  ``Heard.accepted`` says whether the bot would
-act: an intent other than ``other`` (a promise with a date) at ``min_confidence``
-or more.
+clips of ``bench/voice_bench.py --accuracy`` (never on the held-out set) and
+are the ``speech_accept_margin`` and ``speech_accept_confidence`` settings.
+``Heard.accepted`` says whether the bot would act: an intent other than
+``other`` (a promise with a date) at ``min_confidence`` or more.
 
 The call flow calls this once per recording; it never logs what was said.
 """
@@ -55,7 +56,7 @@ DISAGREEMENT_FACTOR = 0.6
 CONFIDENCE_TEMPERATURE = 0.5  # group scores -> shares; calibrated on the clips of docs/speech.md
 DATE_MARGIN = 3.0  # how much worse a dated promise may score than an undated one and still win
 AGREEMENT_MARGIN = 1.0  # score units (log-likelihood at the decoding acoustic scale); measured in docs/speech.md
-ACCEPT_MARGIN = 7.7  # best group minus the filler grammar, below it: not understood; fitted in docs/speech.md
+ACCEPT_MARGIN = 7.7  # Competition.margin below it: not understood (setting speech_accept_margin); docs/speech.md
 ACCEPT_CONFIDENCE = 0.85  # below it: not understood; fitted with ACCEPT_MARGIN (setting speech_accept_confidence)
 MIN_CONFIDENCE = 0.5  # the voice scripts' default min_confidence: below it the bot asks again
 SHORTLIST = 3  # groups decoded on their own after one decode with all of them (bounded work per turn)
@@ -123,8 +124,9 @@ def understand(
     resolved against it).  ``accept_margin`` (None: never reject), ``accept_confidence``, ``min_confidence``
     and ``shortlist`` (None: decode every group) are explained in the module
     docstring.  ``garbage`` says whether to decode the filler grammar; None: only
-    when it counts (:data:`bot.speech.stt.GARBAGE_WEIGHT` above 0), True to see its
-    score among the alternatives and fit acceptance (``bot transcribe``, the benchmark).  Raises :class:`bot.speech.errors.NoModelError` for
+    when it counts (:data:`bot.speech.stt.GARBAGE_WEIGHT` above 0), True to see
+    its score among the alternatives and fit acceptance (``bot transcribe``, the
+    benchmark).  Raises :class:`bot.speech.errors.NoModelError` for
     a locale without a speech model (check ``has_model`` first and use the
     keypad), ValueError for an unknown ``expect`` or locale.
     """
