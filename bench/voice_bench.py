@@ -366,7 +366,11 @@ def speech_accuracy(registry: Any, folder: Path, replies: tuple[tuple[str, str, 
 
 def accuracy_of(registry: Any, samples: list[tuple[Any, str, str | None, str | None]], *, locale: str,
                 today: date = date(2026, 11, 25)) -> dict[str, Any]:
-    """Intent (and promise date) accuracy of ``understand`` on ``(pcm, intent, expect, promise_date)`` samples."""
+    """Intent (and promise date) accuracy of ``understand`` on ``(pcm, intent, expect, promise_date)`` samples.
+
+    What recognition picks, with the acceptance off (every answer keeps its intent): what
+    the bot acts on is :func:`outcomes` (``--accuracy``).
+    """
     from bot.speech.listen import understand
     from bot.speech.stt import Recognizer
 
@@ -375,7 +379,8 @@ def accuracy_of(registry: Any, samples: list[tuple[Any, str, str | None, str | N
     total: Counter[str] = Counter()
     accepted = accepted_right = dated = dated_right = 0
     for pcm, intent, expect, promise_date in samples:
-        heard = understand(pcm, locale, expect=expect, today=today, recognizer=recognizer)
+        heard = understand(pcm, locale, expect=expect, today=today, recognizer=recognizer, accept_margin=None,
+                           accept_confidence=0.0)
         ok = heard.intent.value == intent
         total[intent] += 1
         right[intent] += ok
