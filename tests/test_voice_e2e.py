@@ -44,6 +44,13 @@ from test_voice_support import VoiceWorld, world  # noqa: F401 - fixture
 DEBT_WORDS = ("debt", "payment", "$", "due", "collect", "채무", "납부", "추심", "원")
 
 
+# These tests follow the call flow once an answer is understood, with espeak-ng's voice: the
+# acceptance fitted for unknown callers (speech_accept_margin / _confidence, docs/speech.md) would
+# turn most synthetic answers into reprompts, so it is relaxed to the scripts' own min_confidence
+# here; what the bot acts on is measured in tests/test_speech_heldout.py.
+FLOW = {"speech_accept_margin": -100.0, "speech_accept_confidence": 0.5}
+
+
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
     """Korean answers as a person would speak them to the bot's questions (espeak-ng, 8 kHz)."""
@@ -77,7 +84,7 @@ def said_nothing_about_the_debt(texts: list[str]) -> bool:
 
 def test_promise_by_voice_is_read_back_confirmed_stored_and_confirmed_by_sms(
         world: VoiceWorld, db: Database, clips: dict[str, Path]) -> None:
-    world.use(db)
+    world.use(db, **FLOW)
     phone = korean(world, "B1", [{"audio": clips["yes"]}, {"audio": clips["thursday"]}, {"audio": clips["yes"]}])
     placed = world.place("B1")
     assert placed.placed, placed
@@ -128,7 +135,7 @@ def test_without_sms_consent_the_call_promises_no_text_and_queues_none(
         world: VoiceWorld, db: Database, clips: dict[str, Path]) -> None:
     """The closing words follow what the bot may do when they are said: no SMS consent, so
     no "we will send a text" and no SMS attempt (it would only be blocked no_consent)."""
-    world.use(db)
+    world.use(db, **FLOW)
     korean(world, "B1", [{"audio": clips["yes"]}, {"audio": clips["thursday"]}, {"audio": clips["yes"]}],
            consent=("voice",))
     placed = world.place("B1")
@@ -145,7 +152,7 @@ def test_without_sms_consent_the_call_promises_no_text_and_queues_none(
 
 def test_already_paid_is_checked_against_payments(world: VoiceWorld, db: Database,
                                                    clips: dict[str, Path]) -> None:
-    world.use(db)
+    world.use(db, **FLOW)
     korean(world, "B2", [{"audio": clips["yes"]}, {"audio": clips["paid"]}])
     placed = world.place("B2")
     world.run()
@@ -177,7 +184,7 @@ def test_dispute_opens_a_task_and_flags_the_call(world: VoiceWorld, db: Database
 
 
 def test_a_person_asked_for_opens_a_callback_task(world: VoiceWorld, db: Database) -> None:
-    world.use(db)
+    world.use(db, **FLOW)
     # verified, a day typed in, then 0 ("a person, please") when asked to confirm it
     world.borrower("B4", call={"turns": [{"digits": "1"}, {"digits": "15#"}, {"digits": "0"}]})
     placed = world.place("B4")
@@ -243,7 +250,7 @@ def test_without_a_survey_in_the_policy_a_promise_call_ends_as_before(world: Voi
 
 def test_stop_calling_records_the_voice_opt_out_and_confirms_it(world: VoiceWorld, db: Database,
                                                                  clips: dict[str, Path]) -> None:
-    world.use(db)
+    world.use(db, **FLOW)
     phone = korean(world, "B5", [{"audio": clips["stop"]}])
     placed = world.place("B5")
     world.run()
@@ -265,7 +272,7 @@ READBACK_BELOW = 0.99  # the clips are clear: a setting this high makes the reco
 
 def test_an_unsure_stop_calling_is_read_back_and_recorded_only_after_yes(
         world: VoiceWorld, db: Database, clips: dict[str, Path]) -> None:
-    world.use(db, voice_readback_below=READBACK_BELOW)
+    world.use(db, **FLOW, voice_readback_below=READBACK_BELOW)
     phone = korean(world, "B15", [{"audio": clips["stop"]}, {"audio": clips["yes"]}])
     placed = world.place("B15")
     world.run()
@@ -284,7 +291,7 @@ def test_an_unsure_stop_calling_is_read_back_and_recorded_only_after_yes(
 
 def test_no_to_an_unsure_stop_calling_records_nothing(world: VoiceWorld, db: Database,
                                                       clips: dict[str, Path]) -> None:
-    world.use(db, voice_readback_below=READBACK_BELOW)
+    world.use(db, **FLOW, voice_readback_below=READBACK_BELOW)
     phone = korean(world, "B16", [{"audio": clips["stop"]}, {"audio": clips["no"]}, {"hangup": True}])
     placed = world.place("B16")
     world.run()
@@ -304,7 +311,7 @@ def test_no_to_an_unsure_stop_calling_records_nothing(world: VoiceWorld, db: Dat
 
 def test_wrong_person_hears_nothing_about_the_debt_and_the_number_is_flagged(
         world: VoiceWorld, db: Database, clips: dict[str, Path]) -> None:
-    world.use(db)
+    world.use(db, **FLOW)
     phone = korean(world, "B6", [{"audio": clips["no"]}])
     placed = world.place("B6")
     world.run()
@@ -322,7 +329,7 @@ def test_wrong_person_hears_nothing_about_the_debt_and_the_number_is_flagged(
 
 
 def test_silence_reprompts_then_the_keypad_menu_then_a_polite_end(world: VoiceWorld, db: Database) -> None:
-    world.use(db)
+    world.use(db, **FLOW)
     korean(world, "B7", [{"silence": True}, {"silence": True}, {"silence": True}])
     placed = world.place("B7")
     world.run()
@@ -370,7 +377,7 @@ def test_a_recording_longer_than_the_limit_is_not_understood_never_an_intent(wor
 
 
 def test_hang_up_in_the_middle_is_a_partial_call(world: VoiceWorld, db: Database) -> None:
-    world.use(db)
+    world.use(db, **FLOW)
     world.borrower("B8", call={"turns": [{"digits": "1"}, {"hangup": True}]})
     placed = world.place("B8")
     world.run()
@@ -382,7 +389,7 @@ def test_hang_up_in_the_middle_is_a_partial_call(world: VoiceWorld, db: Database
 
 
 def test_voicemail_says_only_the_name_and_the_call_back_number(world: VoiceWorld, db: Database) -> None:
-    world.use(db)
+    world.use(db, **FLOW)
     world.borrower("B9", call={"answer": "machine", "greeting_seconds": 3})
     placed = world.place("B9")
     world.run()
@@ -398,7 +405,7 @@ def test_voicemail_says_only_the_name_and_the_call_back_number(world: VoiceWorld
 @pytest.mark.parametrize("answer", ["no-answer", "busy"])
 def test_unanswered_calls_are_recorded_and_count_for_the_frequency_cap(world: VoiceWorld, db: Database,
                                                                        answer: str) -> None:
-    world.use(db)
+    world.use(db, **FLOW)
     world.borrower("B10", region="MA", call={"answer": answer})  # Massachusetts: 2 calls per 7 days
     for _ in range(2):
         placed = world.place("B10")
@@ -414,7 +421,7 @@ def test_unanswered_calls_are_recorded_and_count_for_the_frequency_cap(world: Vo
 
 
 def test_answered_after_an_opt_out_ends_politely_without_the_script(world: VoiceWorld, db: Database) -> None:
-    world.use(db)
+    world.use(db, **FLOW)
     phone = world.borrower("B11", call={"turns": [{"digits": "1"}]})
     placed = world.place("B11")
     with db.session() as s:  # the borrower texts STOP CALLING while the phone rings
@@ -432,7 +439,7 @@ def test_answered_after_an_opt_out_ends_politely_without_the_script(world: Voice
 
 
 def test_forged_or_unsigned_webhooks_are_refused(world: VoiceWorld, db: Database) -> None:
-    settings = world.use(db)
+    settings = world.use(db, **FLOW)
     world.borrower("B12", call={"answer": "no-answer"})
     placed = world.place("B12")
     params = {"CallSid": placed.call_sid, "CallStatus": "completed", "AccountSid": settings.twilio_account_sid}
@@ -451,7 +458,7 @@ def test_forged_or_unsigned_webhooks_are_refused(world: VoiceWorld, db: Database
 
 
 def test_a_retried_input_webhook_changes_nothing(world: VoiceWorld, db: Database, clips: dict[str, Path]) -> None:
-    settings = world.use(db)
+    settings = world.use(db, **FLOW)
     korean(world, "B13", [{"audio": clips["no"]}])
     world.sandbox.faults.apply(_faults(duplicate=True))
     placed = world.place("B13")
@@ -480,7 +487,7 @@ def _post(world: VoiceWorld, url: str, params: dict[str, str], token: str) -> ht
 
 
 def test_status_callbacks_out_of_order_never_move_a_call_backwards(world: VoiceWorld, db: Database) -> None:
-    world.use(db)
+    world.use(db, **FLOW)
     from bot.db.models import OutboxEvent
     from bot.events import EVENT_TYPES
     from bot.events.subscriptions import add_subscription
@@ -524,7 +531,7 @@ def _pay_in_full(db: Database, borrower_id: str, at: object) -> None:
 
 
 def test_bot_call_does_not_dial_a_borrower_who_has_paid(world: VoiceWorld, db: Database) -> None:
-    world.use(db)
+    world.use(db, **FLOW)
     world.borrower("B20", call={"turns": [{"digits": "1"}]})
     _pay_in_full(db, "B20", world.clock.now())
     placed = world.place("B20")
@@ -533,7 +540,7 @@ def test_bot_call_does_not_dial_a_borrower_who_has_paid(world: VoiceWorld, db: D
 
 
 def test_a_payment_during_a_call_ends_it_politely_at_the_next_turn(world: VoiceWorld, db: Database) -> None:
-    world.use(db)
+    world.use(db, **FLOW)
     world.borrower("B21", call={"turns": [{"digits": "1"}, {"digits": "1"}, {"digits": "1"}]})
     placed = world.place("B21")
     assert placed.placed

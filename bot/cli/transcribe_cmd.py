@@ -30,7 +30,8 @@ EXPECTS = ("intent", "yes_no", "date", "digits", "free")  # bot.speech.grammars.
     help="The kind of question answered: its grammar guides recognition (free: no grammar).",
 )
 @click.option("--today", "today_text", metavar="YYYY-MM-DD", help="Date promise dates are read against; default: today (UTC).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON: text, confidence, intent, duration_s.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print JSON: text, confidence, intent, duration_s, accepted, alternatives (intent, text, score).")
 @pass_app
 def transcribe_cmd(app: App, file: str, locale_tag: str, expect: str, today_text: str | None, as_json: bool) -> None:
     """Recognise FILE.wav (PCM, mu-law or A-law WAV) and classify what was said.
@@ -60,15 +61,19 @@ def transcribe_cmd(app: App, file: str, locale_tag: str, expect: str, today_text
     pcm = read_wav(Path(file), max_seconds=app.settings.max_audio_seconds)
     registry = ModelRegistry(app.settings)
     heard = understand(pcm, locale_tag, expect=None if expect == "free" else expect, today=today,
-                       recognizer=Recognizer(registry))
+                       recognizer=Recognizer(registry), accept_margin=app.settings.speech_accept_margin,
+                       accept_confidence=app.settings.speech_accept_confidence, garbage=True)
     if as_json:
         print_json({"text": heard.text, "confidence": heard.confidence, "intent": heard.intent.value,
-                    "duration_s": heard.duration_s})
+                    "duration_s": heard.duration_s, "accepted": heard.accepted,
+                    "alternatives": [{"intent": a.intent, "text": a.text, "score": a.score}
+                                     for a in heard.alternatives]})
         return
     out_console.print(f"text:         {heard.text}", markup=False)
     out_console.print(f"intent:       {heard.intent.value}", markup=False)
     out_console.print(f"promise date: {heard.promise_date.isoformat() if heard.promise_date else '-'}", markup=False)
     out_console.print(f"confidence:   {heard.confidence:.2f}", markup=False)
+    out_console.print(f"accepted:     {'yes' if heard.accepted else 'no (the bot would ask again)'}", markup=False)
     out_console.print(f"duration:     {heard.duration_s:.2f} s", markup=False)
 
 

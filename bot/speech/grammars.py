@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-__all__ = ["EXPECTS", "grammar_for", "intent_of", "language_of", "phrase_groups"]
+__all__ = ["EXPECTS", "filler_for", "grammar_for", "intent_of", "language_of", "phrase_groups"]
 
 EXPECTS = ("yes_no", "date", "intent", "digits")
 
@@ -197,6 +197,19 @@ _ZH: dict[str, dict[str, tuple[str, ...]]] = {
 
 _BY_LANGUAGE: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {"ko": _KO, "en": _EN, "zh": _ZH}
 
+# The garbage model: common syllables, each a word of the Korean model, that may follow one
+# another freely.  Speech outside every group fits it better than any group's phrases; the
+# margin between the two is what acceptance is calibrated on (docs/speech.md).  Chosen as
+# common Korean syllables in general, not from any reply of the tuning or held-out sets.
+_KO_FILLER = tuple(
+    "가 각 간 감 강 개 거 게 고 공 과 관 구 국 그 기 길 김 까 나 날 남 내 너 네 노 누 는 니 다 단 달 대 더 데 도 동 "
+    "되 된 두 드 들 등 디 때 또 라 람 래 러 레 로 료 루 르 를 리 마 만 말 매 머 면 명 모 목 무 문 물 미 민 바 박 반 "
+    "발 방 배 버 번 베 보 본 부 분 비 빠 사 산 상 새 생 서 선 성 세 소 수 스 시 식 신 실 심 아 안 알 야 양 어 언 얼 "
+    "업 없 에 여 연 열 영 예 오 와 요 우 운 원 위 유 으 은 을 음 의 이 인 일 있 자 작 장 재 저 적 전 점 정 제 조 좀 "
+    "주 중 지 진 집 차 참 처 천 체 초 최 추 치 카 커 코 크 타 터 토 트 파 편 포 프 하 한 할 함 해 했 행 허 현 호 화 "
+    "회 후 히".split())
+_FILLERS: dict[str, tuple[str, ...]] = {"ko": _KO_FILLER}
+
 
 def language_of(locale: str) -> str:
     """``ko-KR`` -> ``ko``; ``zh_Hans_CN`` -> ``zh``."""
@@ -225,6 +238,11 @@ def phrase_groups(locale: str, expect: str | None) -> dict[str, tuple[str, ...]]
     if tables is None:
         return None
     return {intent: _dedupe(phrases) for intent, phrases in tables[expect].items()}
+
+
+def filler_for(locale: str) -> tuple[str, ...] | None:
+    """The garbage model's words for ``locale`` (None: no garbage decode, acceptance rests on confidence)."""
+    return _FILLERS.get(language_of(locale))
 
 
 def grammar_for(locale: str, expect: str | None) -> list[str] | None:

@@ -230,7 +230,10 @@ class CallService:
             from bot.speech.stt import Recognizer
 
             recognizer = Recognizer(self.registry)
-            self._understand = lambda pcm, locale, **kw: understand(pcm, locale, recognizer=recognizer, **kw)
+            margin, confidence = self.settings.speech_accept_margin, self.settings.speech_accept_confidence
+            self._understand = lambda pcm, locale, **kw: understand(pcm, locale, recognizer=recognizer,
+                                                                    accept_margin=margin,
+                                                                    accept_confidence=confidence, **kw)
         return self._understand(pcm, locale, expect=expect, today=today)
 
     def speech_available(self, locale: str) -> bool:
