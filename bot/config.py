@@ -258,6 +258,10 @@ class Settings(BaseSettings):
     retention_attempts_days: int | None = Field(default=1830, ge=0, le=36_500)
     retention_audit_days: int | None = Field(default=1830, ge=0, le=36_500)
     retention_webhooks_days: int | None = Field(default=90, ge=0, le=36_500)
+    retention_notes_days: int | None = Field(default=1830, ge=0, le=36_500)
+    retention_tasks_days: int | None = Field(default=1830, ge=0, le=36_500)  # closed ones, by closing
+    retention_promises_days: int | None = Field(default=1830, ge=0, le=36_500)  # resolved ones, by resolution
+    retention_surveys_days: int | None = Field(default=730, ge=0, le=36_500)  # answered or expired ones
 
     @field_validator("retention_attempts_days")
     @classmethod

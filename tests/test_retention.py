@@ -196,7 +196,9 @@ def test_each_category_has_its_own_period_and_zero_keeps_forever(db: Database, m
 def test_transcripts_are_cleared_rows_stay(db: Database, media: Path) -> None:
     seed(db, media, holds={})
     settings = load_settings(media_dir=str(media), retention_recordings_days=0, retention_transcripts_days=30,
-                             retention_attempts_days=0, retention_audit_days=0, retention_webhooks_days=0)
+                             retention_attempts_days=0, retention_audit_days=0, retention_webhooks_days=0,
+                             retention_notes_days=0, retention_tasks_days=0, retention_promises_days=0,
+                             retention_surveys_days=0)
     report = purge(db, settings, NOW)
     assert report.counts == {"call_turns.text": 1, "inbound_messages.body": 1}
     assert rows(db, "B1") == {**ALL, "texts": 1, "bodies": 1}
