@@ -212,11 +212,14 @@ def test_pending_webhook_deliveries_are_kept(db: Database, settings: Settings, m
     assert rows(db, "B1")["deliveries"] == 2 and rows(db, "B1")["events"] == 2
 
 
-def test_attempts_retention_has_a_floor() -> None:
+@pytest.mark.parametrize(("category", "floor"), [("attempts", 180), ("tasks", 180), ("surveys", 365)])
+def test_retention_has_a_floor(category: str, floor: int) -> None:
     from bot.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="BOT_RETENTION_ATTEMPTS_DAYS: .*at least 180"):
-        load_settings(retention_attempts_days=30)
+    with pytest.raises(ConfigError, match=f"BOT_RETENTION_{category.upper()}_DAYS: .*at least {floor}"):
+        load_settings(**{f"retention_{category}_days": floor - 1})
+    assert getattr(load_settings(**{f"retention_{category}_days": floor}), f"retention_{category}_days") == floor
+    assert getattr(load_settings(**{f"retention_{category}_days": 0}), f"retention_{category}_days") == 0
 
 
 def test_the_scheduler_purges_daily(db: Database, settings: Settings, media: Path) -> None:

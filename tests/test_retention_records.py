@@ -32,7 +32,7 @@ def seed(db: Database, holds: dict[str, datetime | None]) -> None:
     * surveys: answered long ago; answered 1000 days ago; answered lately (asked by an old SMS);
       expired unanswered long ago; still waiting;
     * notes (their text starts with the borrower's id): old on the borrower; new on the borrower;
-      new on the task closed long ago; old on the open task; new on an old call; new on a new call.
+      new on the task closed long ago; old on the open task; new on an old call; new and old on a new call.
     """
     with db.session() as s:
         for bid in ("B1", *holds):
@@ -73,7 +73,7 @@ def seed(db: Database, holds: dict[str, datetime | None]) -> None:
                        for kind, subject, at in (
                            ("borrower", bid, OLD), ("borrower", bid, NEW), ("task", str(tasks[0].id), NEW),
                            ("task", str(tasks[2].id), OLD), ("call", str(calls[0][1].id), NEW),
-                           ("call", str(calls[1][1].id), NEW))])
+                           ("call", str(calls[1][1].id), NEW), ("call", str(calls[1][1].id), OLD))])
 
 
 def kept(db: Database, bid: str) -> dict[str, int]:
@@ -94,7 +94,7 @@ def kept(db: Database, bid: str) -> dict[str, int]:
 
 
 ALL = {"tasks": 4, "open tasks": 1, "promises": 4, "pending promises": 1, "surveys": 5, "waiting surveys": 1,
-       "notes": 6}
+       "notes": 7}
 #: the closed-lately tasks, the lately broken and the pending promises, the lately answered and the
 #: waiting surveys, the new note on the borrower and the one on the new call
 LEFT = {"tasks": 3, "open tasks": 1, "promises": 2, "pending promises": 1, "surveys": 2, "waiting surveys": 1,
@@ -122,9 +122,9 @@ def test_each_kind_goes_after_its_period_and_a_legal_hold_wins(db: Database, set
     assert kept(db, "B3") == LEFT  # a lifted hold protects nothing
     assert kept(db, "B2") == ALL  # an active one wins over every period
     assert orphan_notes(db) == 0  # notes went with their call and task
-    # B1 and B3: 1 task, 2 promises, 3 surveys, 4 notes each (2 by age, 1 with its task, 1 with its call)
+    # B1 and B3: 1 task, 2 promises, 3 surveys, 5 notes each (3 by age, 1 with its task, 1 with its call)
     assert {k: report.counts[k] for k in ("tasks", "promises", "surveys", "notes")} == {
-        "tasks": 2, "promises": 4, "surveys": 6, "notes": 8}
+        "tasks": 2, "promises": 4, "surveys": 6, "notes": 10}
     with db.sessions() as s:  # the survey asked by a deleted SMS stays, without the reference
         assert s.scalar(select(func.count()).select_from(Survey).where(
             Survey.answered_at == NEW, Survey.attempt_id.is_(None))) == 2
@@ -143,7 +143,7 @@ def test_dry_run_counts_and_deletes_nothing(db: Database, settings: Settings) ->
     dry = purge(db, settings, NOW, dry_run=True)
     assert kept(db, "B1") == ALL and kept(db, "B2") == ALL
     assert {k: dry.counts[k] for k in ("tasks", "promises", "surveys", "notes")} == {
-        "tasks": 1, "promises": 2, "surveys": 3, "notes": 4}
+        "tasks": 1, "promises": 2, "surveys": 3, "notes": 5}
     real = purge(db, settings, NOW, batch_size=1)
     assert real.counts == dry.counts  # exactly what the dry run counted
 
@@ -156,7 +156,7 @@ def test_own_periods_and_notes_follow_their_subject(db: Database, tmp_path) -> N
     assert report.cutoffs["notes"] is None and report.cutoffs["promises"] is None
     # notes kept forever by age, but the ones on the deleted task and call went with them; surveys
     # kept 1830 days: the one answered 1000 days ago stays
-    assert kept(db, "B1") == {**LEFT, "promises": 4, "surveys": 3, "notes": 4}
+    assert kept(db, "B1") == {**LEFT, "promises": 4, "surveys": 3, "notes": 5}
     assert report.counts["notes"] == 2 and orphan_notes(db) == 0
 
 
