@@ -25,9 +25,9 @@ Deleting runs in batches of ``batch_size`` rows, one short transaction each, so 
 holds locks for long and can be interrupted (what was committed stays deleted; the next run
 goes on).  Within a category, children go before their parents (turns before sessions,
 sessions and replies' and surveys' references before attempts, deliveries before events,
-notes before their call or task).  A recording's
-file is removed before its row is updated: a crash in between leaves a reference to a missing
-file, which the next run clears, never a file no row knows about.  ``dry_run`` only counts.
+notes before their call or task).  A recording's file is removed before its row is updated:
+a crash in between leaves a reference to a missing file, which the next run clears, never a
+file no row knows about.  ``dry_run`` only counts.
 Nothing is logged but counts.
 """
 
@@ -180,8 +180,9 @@ class _Purger:
                     batch = list(session.scalars(ids.limit(self.batch_size)))
                     if batch:
                         if notes_on is not None:
-                            self._count("notes", session.execute(delete(Note).where(
-                                Note.subject_type == notes_on, Note.subject_id.in_([str(i) for i in batch]))).rowcount)
+                            gone = session.execute(delete(Note).where(
+                                Note.subject_type == notes_on, Note.subject_id.in_([str(i) for i in batch])))
+                            self._count("notes", int(gone.rowcount or 0))  # type: ignore[attr-defined]
                         apply(session, batch)
                 if not batch:
                     break
