@@ -171,3 +171,28 @@ def test_recent_effectiveness_report_is_unchanged(db: Database, settings: Settin
     assert after == before
     totals = before["totals"]  # what lately happened is in it
     assert (totals["csat"]["n"], totals["promises"], totals["broken"], totals["disputes"]) == (1, 1, 1, 1)
+
+
+def test_purge_command_prints_each_kind(run_bot, db_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    db = Database(db_url)
+    try:
+        seed(db, {"B2": None})
+    finally:
+        db.dispose()
+    env = {"BOT_MEDIA_DIR": str(tmp_path)}
+    before = (OLD + timedelta(days=3)).date().isoformat()
+    dry = run_bot("purge", "--before", before, "--dry-run", db_url=db_url, env=env)
+    assert dry.exit_code == 0, dry.output
+    # B1's task closed a day after OLD, promises kept and cancelled then, the survey answered and the one
+    # expired then; notes: 3 by age, the one on that task and the one on the old call
+    for line in ("tasks: 1 would go", "promises: 2 would go", "surveys: 2 would go", "notes: 5 would go",
+                 f"surveys: before {before}T00:00:00+00:00"):
+        assert line in dry.stdout.splitlines(), dry.stdout
+    done = run_bot("purge", "--before", before, db_url=db_url, env=env)
+    assert done.exit_code == 0 and "notes: 5 removed" in done.stdout.splitlines(), done.output
+    db = Database(db_url)
+    try:
+        assert kept(db, "B1") == {**ALL, "tasks": 3, "promises": 2, "surveys": 3, "notes": 2}
+        assert kept(db, "B2") == ALL
+    finally:
+        db.dispose()
