@@ -2,8 +2,9 @@
 
 domain/errors/clock <- privacy, compliance engine, nlu <- db-backed services
 <- channels <- dispatch <- scheduler, web <- cli.  Pure modules stay pure, only the
-dispatcher talks to channel adapters, and the Twilio sandbox stays a separate
-"other side" that knows nothing of the bot's internals.
+dispatcher talks to channel adapters, only bot.providers imports the provider's
+library (``twilio``), and the Twilio sandbox stays a separate "other side" that
+knows nothing of the bot's internals.
 """
 
 from __future__ import annotations
@@ -25,16 +26,20 @@ def _module_name(path: Path) -> str:
 
 
 def _imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return _imports_of(path.read_text(encoding="utf-8"), _module_name(path), is_package=path.name == "__init__.py")
+
+
+def _imports_of(text: str, module: str, *, is_package: bool = False) -> set[str]:
+    """Every module ``text`` imports (anywhere: lazy imports in functions too)."""
+    tree = ast.parse(text)
     found: set[str] = set()
-    module = _module_name(path)
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             if node.level:  # relative import
                 base = module.split(".")
-                if path.name != "__init__.py":
+                if not is_package:
                     base = base[:-1]
                 base = base[: len(base) - node.level + 1]
                 found.add(".".join([*base, node.module] if node.module else base))
@@ -61,10 +66,14 @@ FORBIDDEN: dict[tuple[str, ...], tuple[str, ...]] = {
      "bot.compliance.calendars"): ("bot.db", "bot.channels", "bot.dispatch", "bot.scheduler", "bot.web",
                                    "bot.cli", "bot.sandbox", "sqlalchemy"),
     ("bot.db",): ("bot.channels", "bot.dispatch", "bot.scheduler", "bot.web", "bot.cli", "bot.sandbox"),
-    ("bot.sandbox",): ("bot.db", "bot.compliance", "bot.nlu", "bot.channels", "bot.dispatch",
+    ("bot.sandbox",): ("bot.db", "bot.compliance", "bot.nlu", "bot.channels", "bot.dispatch", "bot.providers",
                        "bot.scheduler", "bot.web", "bot.cli", "bot.speech", "bot.scripts", "bot.voice",
                        "bot.console", "bot.demo"),
     ("bot.console",): ("bot.channels", "bot.dispatch", "bot.cli", "bot.sandbox"),
+    # the provider package is used by channels, dispatch, web and voice; it uses none of them
+    # but the dispatcher's lookup protocol (bot.dispatch.reconcile)
+    ("bot.providers",): ("bot.channels", "bot.web", "bot.voice", "bot.scheduler", "bot.cli", "bot.console",
+                         "bot.sandbox", "bot.demo"),
     # the dialog engine and its scripts are pure: no database, no I/O layers
     ("bot.scripts",): ("bot.db", "bot.channels", "bot.dispatch", "bot.scheduler", "bot.web", "bot.cli",
                        "bot.sandbox", "bot.voice", "bot.speech", "bot.console", "sqlalchemy"),
@@ -94,6 +103,38 @@ def test_only_dispatch_uses_channel_adapters() -> None:
         and any(_starts(i, ("bot.channels",)) for i in imports)
     )
     assert offenders == []
+
+
+#: The one home of the telephony provider: only it imports the provider's library.
+PROVIDER_HOMES = ("bot.providers",)
+#: The sandbox plays Twilio (the other side of the API, knowing nothing of the bot): it may
+#: use twilio's own client and validator to behave like Twilio.
+PROVIDER_STAND_INS = ("bot.sandbox",)
+
+
+def provider_library_importers(modules: dict[str, set[str]]) -> list[str]:
+    """Modules outside :data:`PROVIDER_HOMES` that import ``twilio``."""
+    return sorted(
+        m for m, imports in modules.items()
+        if not _starts(m, PROVIDER_HOMES + PROVIDER_STAND_INS) and any(_starts(i, ("twilio",)) for i in imports)
+    )
+
+
+def test_only_the_provider_package_imports_twilio() -> None:
+    assert provider_library_importers(MODULES) == []
+    assert any(_starts(i, ("twilio",)) for m, imports in MODULES.items() if _starts(m, PROVIDER_HOMES)
+               for i in imports)
+
+
+@pytest.mark.parametrize("text", [
+    "from twilio.rest import Client\n",
+    "import twilio.request_validator\n",
+    "def lazy():\n    from twilio.base.exceptions import TwilioRestException\n",
+])
+def test_the_provider_rule_reports_a_violation(text: str) -> None:
+    modules = {**MODULES, "bot.web.intruder": _imports_of(text, "bot.web.intruder"),
+               "bot.providers.twilio.extra": _imports_of(text, "bot.providers.twilio.extra")}
+    assert provider_library_importers(modules) == ["bot.web.intruder"]
 
 
 def test_nothing_imports_the_cli() -> None:

@@ -33,9 +33,6 @@ log = logging.getLogger(__name__)
 _A = ContactAttempt.__table__
 _MAX_ERROR = 255
 
-# Provider error codes with an effect beyond failing the attempt.
-OPT_OUT_CODES = frozenset({21610})  # "the recipient replied STOP": record the opt-out
-ADDRESS_FLAGS = {21211: "invalid", 21614: "landline"}  # the number cannot be used (for SMS)
 
 
 def error_text(prefix: str, exc: BaseException | None = None, code: Any = None) -> str:
@@ -314,19 +311,6 @@ def emit_attempts(session: Session, event_type: str, ids: Sequence[int], status:
 
 def _rows(result: Any) -> int:
     return int(result.rowcount or 0)
-
-
-def failure_effect(exc: BaseException) -> str | None:
-    """What a permanent error says about the address: the adapter's ``effect`` when it
-    gives one, else what Twilio's code means (21610 opt-out, 21211 invalid, 21614 landline)."""
-    effect = getattr(exc, "effect", None)
-    if isinstance(effect, str) and effect:
-        return effect
-    try:
-        code = int(getattr(exc, "code", None))  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return "opt_out" if code in OPT_OUT_CODES else ADDRESS_FLAGS.get(code)
 
 
 def apply_failure_effects(session: Session, failure: Failed, now: datetime) -> None:

@@ -15,7 +15,7 @@ Crash safety is the SMS story (docs/dispatch.md, "Crashes"):
   that a webhook already recorded (the answer and status URLs carry the
   attempt id), else lists the calls to the number from the caller id used
   (stored in ``decision.dispatch.from``) created since the attempt was marked
-  (:func:`find_call`).  Found: ``sent``; not there: planned again, checked again.
+  (:func:`bot.providers.twilio.lookup.find_call`).  Found: ``sent``; not there: planned again, checked again.
 
 :func:`place_call` is ``bot call``: one manual attempt, the same send-time
 check, the same adapter, at once.
@@ -45,7 +45,6 @@ __all__ = [
     "PlacedCall",
     "compose_call",
     "ensure_call_sessions",
-    "find_call",
     "link_call_sids",
     "mark_unplaced",
     "place_call",
@@ -209,37 +208,6 @@ def mark_unplaced(session: Session, attempt_ids: Sequence[int], now: datetime, *
         .values(status=status, outcome=status, ended_at=now, updated_at=now)
         .execution_options(synchronize_session=False)
     )
-
-
-# --- reconciliation -------------------------------------------------------------------------
-
-
-async def find_call(client: Any, *, to: str, sender: str, since: datetime, known: frozenset[str]) -> Any | None:
-    """The call an attempt left ``sending`` placed, from the Calls list (oldest match), or None.
-
-    ``client`` is a ``twilio.rest.Client``.  Twilio's Call resource does not show
-    the answer URL (which names the attempt), so a call matches by number, caller
-    id and creation time; calls other attempts already recorded are excluded.
-    StartTime is not used as a server-side filter: a call still ``queued`` has none.
-    """
-    import asyncio
-
-    from bot.dispatch.reconcile import CLOCK_SKEW, MAX_LISTED
-
-    def listing() -> list[Any]:
-        return list(client.calls.list(to=to, from_=sender, limit=MAX_LISTED, page_size=MAX_LISTED))
-
-    calls = await asyncio.to_thread(listing)
-    floor = since - CLOCK_SKEW
-    candidates = [
-        c for c in calls
-        if c.sid not in known
-        and (getattr(c, "direction", None) or "outbound-api") == "outbound-api"
-        and (c.date_created is None or c.date_created >= floor)
-    ]
-    if not candidates:
-        return None
-    return min(candidates, key=lambda c: (c.date_created is None, c.date_created, c.sid))
 
 
 # --- bot call --------------------------------------------------------------------------------
