@@ -89,7 +89,7 @@ def turn_latency(*, calls: int = 8, concurrency: int = 1, database_url: str | No
     from bot.db.migrate import upgrade
     from bot.db.models import Borrower, CallSession, Consent, Installment, Loan
     from bot.dispatch.options import DispatchOptions
-    from bot.dispatch.voice import place_call
+    from bot.dispatch.manual import place_call
     from bot.sandbox.sandbox import Sandbox
     from bot.sandbox.server import SandboxServer, ThreadedServer
     from bot.voice.service import CallService

@@ -25,12 +25,20 @@ def _module_name(path: Path) -> str:
     return ".".join(parts)
 
 
+FILES = [p for p in sorted(PACKAGE.rglob("*.py")) if "migrations" not in p.parts]
+#: Every module of the package, to tell ``from package import module`` from a package's own names.
+NAMES = frozenset(_module_name(p) for p in FILES)
+
+
 def _imports(path: Path) -> set[str]:
     return _imports_of(path.read_text(encoding="utf-8"), _module_name(path), is_package=path.name == "__init__.py")
 
 
-def _imports_of(text: str, module: str, *, is_package: bool = False) -> set[str]:
-    """Every module ``text`` imports (anywhere: lazy imports in functions too)."""
+def _imports_of(text: str, module: str, *, is_package: bool = False, known: frozenset[str] = NAMES) -> set[str]:
+    """Every module ``text`` imports (anywhere: lazy imports in functions and ``TYPE_CHECKING`` too).
+
+    ``from package import name`` imports ``package.name`` when that is one of the ``known``
+    modules, else ``package`` itself."""
     tree = ast.parse(text)
     found: set[str] = set()
     for node in ast.walk(tree):
@@ -42,13 +50,67 @@ def _imports_of(text: str, module: str, *, is_package: bool = False) -> set[str]
                 if not is_package:
                     base = base[:-1]
                 base = base[: len(base) - node.level + 1]
-                found.add(".".join([*base, node.module] if node.module else base))
+                source = ".".join([*base, node.module] if node.module else base)
             elif node.module:
-                found.add(node.module)
+                source = node.module
+            else:  # pragma: no cover - ``from . import`` always has a level
+                continue
+            # ``from package import module`` imports the module (the package's own names: the package)
+            submodules = {f"{source}.{alias.name}" for alias in node.names} & known
+            found.update(submodules)
+            if len(submodules) < len(node.names):
+                found.add(source)
     return found
 
 
-MODULES = {_module_name(p): _imports(p) for p in sorted(PACKAGE.rglob("*.py")) if "migrations" not in p.parts}
+MODULES = {_module_name(p): _imports(p) for p in FILES}
+
+
+def import_cycles(modules: dict[str, set[str]]) -> list[list[str]]:
+    """Every import cycle among ``modules``: the strongly connected components of more than one module.
+
+    An edge is an import (at the top, in a function or under ``TYPE_CHECKING``) of another
+    module of ``modules``; each cycle is listed sorted, the list sorted (Tarjan's algorithm).
+    """
+    graph = {m: sorted(i for i in imports if i in modules and i != m) for m, imports in modules.items()}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(graph[root]))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, edges = work[-1]
+            step = next(edges, None)
+            if step is not None:
+                if step not in index:
+                    index[step] = low[step] = len(index)
+                    stack.append(step)
+                    on_stack.add(step)
+                    work.append((step, iter(graph[step])))
+                elif step in on_stack:
+                    low[node] = min(low[node], index[step])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    cycles.append(sorted(component))
+    return sorted(cycles)
 
 
 def _starts(name: str, prefixes: tuple[str, ...]) -> bool:
@@ -169,3 +231,41 @@ def test_command_table_matches_command_modules() -> None:
                 attr = next(k for k, v in vars(module).items() if v is command)
                 declared[command.name] = (module.__name__, attr)
     assert declared == {name: (mod, attr) for name, (mod, attr, _help) in COMMAND_TABLE.items()}
+
+
+def test_no_import_cycles() -> None:
+    """No module of bot/ imports itself back through others, lazily or for types either."""
+    assert import_cycles(MODULES) == []
+
+
+def test_the_cycle_check_reports_a_deliberate_cycle() -> None:
+    known = NAMES | {"bot.fake", "bot.fake.first", "bot.fake.second", "bot.fake.third"}
+    first = "def lazy():\n    from bot.fake.second import thing\n"
+    second = "from bot.fake import first\n"
+    modules = {**MODULES, "bot.fake": _imports_of("from bot.fake.first import thing\n", "bot.fake", is_package=True),
+               "bot.fake.first": _imports_of(first, "bot.fake.first", known=known),
+               "bot.fake.second": _imports_of(second, "bot.fake.second", known=known),
+               # a package's own name, not a cycle: the package imports first, third imports the package
+               "bot.fake.third": _imports_of("from bot.fake import thing\n", "bot.fake.third", known=known)}
+    assert import_cycles(modules) == [["bot.fake.first", "bot.fake.second"]]
+
+
+def test_the_cycle_check_sees_the_former_dispatch_circle() -> None:
+    """Put back the lazy import bot.dispatch.records had of bot.dispatch.voice and the one
+    bot.dispatch.voice had of the runner: the check reports the circle again."""
+    modules = {name: set(imports) for name, imports in MODULES.items()}
+    modules["bot.dispatch.records"] |= _imports_of("def f():\n    from bot.dispatch.voice import mark_unplaced\n",
+                                                   "bot.dispatch.records")
+    modules["bot.dispatch.voice"] |= _imports_of("def f():\n    from .runner import Dispatcher\n",
+                                                 "bot.dispatch.voice")
+    assert ["bot.dispatch.records", "bot.dispatch.runner", "bot.dispatch.voice", "bot.dispatch.writer"] in import_cycles(modules)
+
+
+def test_the_cycle_check_counts_type_only_imports() -> None:
+    """The sandbox's resources once named their owner under ``TYPE_CHECKING``: that is a cycle too."""
+    modules = {name: set(imports) for name, imports in MODULES.items()}
+    modules["bot.sandbox.callbacks"] |= _imports_of(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from bot.sandbox.sandbox import Sandbox\n",
+        "bot.sandbox.callbacks")
+    assert import_cycles(modules) == [["bot.sandbox.callbacks", "bot.sandbox.messaging", "bot.sandbox.sandbox",
+                                      "bot.sandbox.voice"]]

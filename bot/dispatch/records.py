@@ -24,6 +24,7 @@ from sqlalchemy import and_, bindparam, func, literal_column, select, update
 from sqlalchemy.orm import Session
 
 from bot.db.models import ContactAttempt
+from bot.dispatch.call_sessions import link_call_sids, mark_unplaced
 from bot.domain import AttemptStatus, Channel, ContactOutcome
 from bot.events import Event, emit_many, subscribed
 from bot.privacy import redact
@@ -180,8 +181,6 @@ class Records:
         session.execute(_WRITE_VERDICT, params)
         ended = [r.attempt_id for r in rows if r.status in _ENDED_UNSENT]
         if ended:  # a call tried before (its session exists) that will not be placed now
-            from bot.dispatch.voice import mark_unplaced
-
             mark_unplaced(session, ended, now, status="canceled")
 
     def still_mine(self, session: Session, ids: Sequence[int], status: str) -> set[int]:
@@ -225,9 +224,7 @@ class Records:
             ]))
             emit_attempts(session, "attempt.sent", [o.attempt_id for o in sent], AttemptStatus.SENT.value, now)
             calls = [(o.attempt_id, o.provider_id) for o in sent if o.channel == Channel.VOICE.value]
-            if calls:  # the call session learns its CallSid (bot.dispatch.voice)
-                from bot.dispatch.voice import link_call_sids
-
+            if calls:  # the call session learns its CallSid (bot.dispatch.call_sessions)
                 link_call_sids(session, calls, now)
         if retry:
             written += _rows(session.execute(_RECORD_RETRY, [
@@ -250,8 +247,6 @@ class Records:
                 apply_failure_effects(session, o, now)
             unplaced = [o.attempt_id for o in failed if o.channel == Channel.VOICE.value]
             if unplaced:
-                from bot.dispatch.voice import mark_unplaced
-
                 mark_unplaced(session, unplaced, now)
         return written
 
