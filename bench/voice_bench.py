@@ -83,6 +83,7 @@ def turn_latency(*, calls: int = 8, concurrency: int = 1, database_url: str | No
     """
     from sqlalchemy import select
 
+    from bot.app import create_app
     from bot.clock import FixedClock
     from bot.config import load_settings
     from bot.db import Database
@@ -93,7 +94,6 @@ def turn_latency(*, calls: int = 8, concurrency: int = 1, database_url: str | No
     from bot.sandbox.sandbox import Sandbox
     from bot.sandbox.server import SandboxServer, ThreadedServer
     from bot.voice.service import CallService
-    from bot.web.app import create_app
     from bot.web.context import WebContext
     from bot.web.voice import set_service
 

@@ -3,8 +3,9 @@
 domain/errors/clock <- privacy, compliance engine, nlu <- db-backed services
 <- channels <- dispatch <- scheduler, web <- cli.  Pure modules stay pure, only the
 dispatcher talks to channel adapters, only bot.providers imports the provider's
-library (``twilio``), and the Twilio sandbox stays a separate "other side" that
-knows nothing of the bot's internals.
+library (``twilio``), the webhooks (bot.web) import neither the console nor the API
+(the composition root, bot.app, mounts the three side by side), and the Twilio sandbox
+stays a separate "other side" that knows nothing of the bot's internals.
 """
 
 from __future__ import annotations
@@ -269,3 +270,42 @@ def test_the_cycle_check_counts_type_only_imports() -> None:
         "bot.sandbox.callbacks")
     assert import_cycles(modules) == [["bot.sandbox.callbacks", "bot.sandbox.messaging", "bot.sandbox.sandbox",
                                       "bot.sandbox.voice"]]
+
+
+#: The composition root builds the app and mounts the webhooks, the console and the API side
+#: by side; besides it only the command line and the demo (which run the app) may know all three.
+COMPOSITION_ROOTS = ("bot.app", "bot.cli", "bot.demo")
+SURFACES = ("bot.web", "bot.console", "bot.api")
+
+
+def composition_violations(modules: dict[str, set[str]]) -> list[str]:
+    """The webhooks importing the console or the API, and modules outside :data:`COMPOSITION_ROOTS`
+    that import all three surfaces."""
+    found = [f"{m} imports {i}" for m, imports in modules.items() if _starts(m, ("bot.web",))
+             for i in sorted(imports) if _starts(i, ("bot.console", "bot.api"))]
+    found += [f"{m} imports all of {', '.join(SURFACES)}" for m, imports in modules.items()
+              if not _starts(m, COMPOSITION_ROOTS)
+              and all(any(_starts(i, (surface,)) for i in imports) for surface in SURFACES)]
+    return sorted(found)
+
+
+def test_the_webhooks_import_neither_the_console_nor_the_api() -> None:
+    assert composition_violations(MODULES) == []
+
+
+def test_the_composition_root_mounts_all_three() -> None:
+    assert all(any(_starts(i, (surface,)) for i in MODULES["bot.app"]) for surface in SURFACES)
+
+
+@pytest.mark.parametrize(("module", "text", "expected"), [
+    ("bot.web.app", "from bot.console import routes\n", ["bot.web.app imports bot.console"]),
+    ("bot.web.voice", "def lazy():\n    from bot.api.app import create_api\n",
+     ["bot.web.voice imports bot.api.app"]),
+    ("bot.web.status", "from ..console.security import ConsoleHeadersMiddleware\n",
+     ["bot.web.status imports bot.console.security"]),
+    ("bot.scheduler.intruder", "import bot.web.app\nimport bot.console.routes\nimport bot.api.app\n",
+     ["bot.scheduler.intruder imports all of bot.web, bot.console, bot.api"]),
+])
+def test_the_composition_rule_reports_a_violation(module: str, text: str, expected: list[str]) -> None:
+    modules = {**MODULES, module: _imports_of(text, module)}
+    assert composition_violations(modules) == expected

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import select
 
+from bot.app import create_app
 from bot.clock import FixedClock
 from bot.config import Settings, load_settings
 from bot.db import Database
@@ -36,7 +37,6 @@ from bot.sandbox.sandbox import Sandbox
 from bot.sandbox.server import SandboxServer, ThreadedServer
 from bot.voice import media
 from bot.voice.service import CallService
-from bot.web.app import create_app
 from bot.web.context import WebContext
 from bot.web.voice import set_service
 
