@@ -298,7 +298,7 @@ def test_the_composition_root_mounts_all_three() -> None:
 
 
 @pytest.mark.parametrize(("module", "text", "expected"), [
-    ("bot.web.app", "from bot.console import routes\n", ["bot.web.app imports bot.console"]),
+    ("bot.web.app", "from bot.console import routes\n", ["bot.web.app imports bot.console.routes"]),
     ("bot.web.voice", "def lazy():\n    from bot.api.app import create_api\n",
      ["bot.web.voice imports bot.api.app"]),
     ("bot.web.status", "from ..console.security import ConsoleHeadersMiddleware\n",
