@@ -40,6 +40,8 @@ from test_console_support import (
     seed,
 )
 
+pytestmark = pytest.mark.slow  # a real browser (Chromium through Playwright): `pytest -m "not slow"` leaves it out
+
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
 

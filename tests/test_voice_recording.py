@@ -27,6 +27,8 @@ from bot.sandbox.audio import BORROWER_CHANNEL, BOT_CHANNEL, mixdown
 from test_voice_e2e import clips, korean  # noqa: F401 - fixture
 from test_voice_support import VoiceWorld, world  # noqa: F401 - fixture
 
+pytestmark = pytest.mark.slow  # the Vosk model and espeak-ng clips through the sandbox: `pytest -m "not slow"` leaves it out
+
 
 def _channels(data: bytes) -> tuple[np.ndarray, int]:
     with wave.open(io.BytesIO(data)) as w:
