@@ -9,7 +9,7 @@ a payment must cancel), written straight into a schema of its own
 (``api_bench_<pid>``, dropped at the end), and an API key with ``payments:write``.
 
 The bot's web app runs as it does in production: ``uvicorn --factory
-bot.web.app:from_environment`` in its own processes (``--web-workers``), with its
+bot.app:from_environment`` in its own processes (``--web-workers``), with its
 access log off, on 127.0.0.1, each keeping a database connection open for every
 request it has in flight (``BOT_DATABASE_POOL_SIZE`` = clients / workers).  The client is httpx with ``--clients`` requests in
 flight at once, each paying one loan in full.
@@ -99,7 +99,7 @@ def start_server(url: str, port: int, workers: int, pool: int) -> subprocess.Pop
     env = dict(os.environ, BOT_DATABASE_URL=url, BOT_PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
                BOT_DATABASE_POOL_SIZE=str(pool),
                PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    cmd = [sys.executable, "-m", "uvicorn", "--factory", "bot.web.app:from_environment", "--host", "127.0.0.1",
+    cmd = [sys.executable, "-m", "uvicorn", "--factory", "bot.app:from_environment", "--host", "127.0.0.1",
            "--port", str(port), "--workers", str(workers), "--no-access-log", "--log-level", "warning",
            "--timeout-keep-alive", "60"]
     proc = subprocess.Popen(cmd, env=env, cwd=str(ROOT))

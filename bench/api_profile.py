@@ -35,11 +35,11 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from api_bench import AT, DEFAULT_URL, body, seed  # noqa: E402
 from bot.api.keys import create_key  # noqa: E402
+from bot.app import create_app  # noqa: E402
 from bot.clock import SystemClock  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from bot.db import Database  # noqa: E402
 from bot.db.migrate import upgrade  # noqa: E402
-from bot.web.app import create_app  # noqa: E402
 
 
 PROFILED = 100

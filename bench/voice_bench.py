@@ -83,17 +83,17 @@ def turn_latency(*, calls: int = 8, concurrency: int = 1, database_url: str | No
     """
     from sqlalchemy import select
 
+    from bot.app import create_app
     from bot.clock import FixedClock
     from bot.config import load_settings
     from bot.db import Database
     from bot.db.migrate import upgrade
     from bot.db.models import Borrower, CallSession, Consent, Installment, Loan
     from bot.dispatch.options import DispatchOptions
-    from bot.dispatch.voice import place_call
+    from bot.dispatch.manual import place_call
     from bot.sandbox.sandbox import Sandbox
     from bot.sandbox.server import SandboxServer, ThreadedServer
     from bot.voice.service import CallService
-    from bot.web.app import create_app
     from bot.web.context import WebContext
     from bot.web.voice import set_service
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
@@ -22,6 +22,10 @@ DEFAULT_DATABASE_URL = "sqlite:///bot.db"
 # Contact attempts are kept at least this long (the planner's dedupe keys and the frequency
 # rules look back at them; the longest treatment ladder runs for a few weeks).
 MIN_ATTEMPTS_RETENTION_DAYS = 180
+# Retention floors per category (days; 0 still keeps forever): attempts as above; closed tasks
+# likewise (the planner's hand-offs have dedupe keys of the same steps); surveys a year (a
+# borrower is asked at most once in the policy's min_days_between, at most 365, by asked_at).
+MIN_RETENTION_DAYS = {"attempts": MIN_ATTEMPTS_RETENTION_DAYS, "tasks": MIN_ATTEMPTS_RETENTION_DAYS, "surveys": 365}
 # templates/ sits beside the package in a checkout; an installed bot (the Docker
 # image) sets BOT_TEMPLATES_DIR.
 DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
@@ -274,14 +278,19 @@ class Settings(BaseSettings):
     retention_attempts_days: int | None = Field(default=1830, ge=0, le=36_500)
     retention_audit_days: int | None = Field(default=1830, ge=0, le=36_500)
     retention_webhooks_days: int | None = Field(default=90, ge=0, le=36_500)
+    retention_notes_days: int | None = Field(default=1830, ge=0, le=36_500)
+    retention_tasks_days: int | None = Field(default=1830, ge=0, le=36_500)  # closed ones, by closing
+    retention_promises_days: int | None = Field(default=1830, ge=0, le=36_500)  # resolved ones, by resolution
+    retention_surveys_days: int | None = Field(default=730, ge=0, le=36_500)  # answered or expired ones
 
-    @field_validator("retention_attempts_days")
+    @field_validator("retention_attempts_days", "retention_tasks_days", "retention_surveys_days")
     @classmethod
-    def _attempts_outlive_policy(cls, value: int | None) -> int | None:
-        # The planner's idempotency and the frequency rules read recent attempts: deleting
-        # them sooner could send a step twice.
-        if value and value < MIN_ATTEMPTS_RETENTION_DAYS:
-            raise ValueError(f"must be 0 (keep forever) or at least {MIN_ATTEMPTS_RETENTION_DAYS} days")
+    def _retention_floor(cls, value: int | None, info: ValidationInfo) -> int | None:
+        # What the planner and the survey rules read back must outlive their look-back:
+        # deleting it sooner could send a step or a survey twice.
+        floor = MIN_RETENTION_DAYS[str(info.field_name).removeprefix("retention_").removesuffix("_days")]
+        if value and value < floor:
+            raise ValueError(f"must be 0 (keep forever) or at least {floor} days")
         return value
 
 

@@ -1,6 +1,6 @@
 """Retention: what is older than its category's period is deleted (docs/operations.md, "Retention").
 
-Five categories, each with its own period (``retention_<category>_days``; 0 or None keeps it
+Nine categories, each with its own period (``retention_<category>_days``; 0 or None keeps it
 forever; the defaults and the legal reasoning are in docs/compliance.md, "Record keeping"):
 
 * ``recordings``: borrowers' recorded answers (files under ``media_dir/recordings`` and
@@ -11,16 +11,23 @@ forever; the defaults and the legal reasoning are in docs/compliance.md, "Record
   sessions with their turns and recordings, inbound messages.
 * ``audit``: audit events.
 * ``webhooks``: delivered and dead webhook deliveries, then events without deliveries left.
+* ``notes``: people's notes on a call, borrower or task, by when they were written.  A note
+  also goes with its call or task, in the same transaction, whenever that is deleted.
+* ``tasks``: closed tasks, by when they were closed (open ones never, however old).
+* ``promises``: kept, broken and cancelled promises, by when they were resolved (pending ones never).
+* ``surveys``: answered and expired satisfaction surveys, by when they were answered or expired.
 
 A borrower with an active ``legal`` hold (table ``holds``) keeps everything: no row about
-them is touched in any category, whatever its age.
+them is touched in any category, whatever its age.  A note is the borrower's of its call or
+task (or the borrower it is on); one whose call or task is gone is nobody's.
 
 Deleting runs in batches of ``batch_size`` rows, one short transaction each, so a purge never
 holds locks for long and can be interrupted (what was committed stays deleted; the next run
 goes on).  Within a category, children go before their parents (turns before sessions,
-sessions and replies' references before attempts, deliveries before events).  A recording's
-file is removed before its row is updated: a crash in between leaves a reference to a missing
-file, which the next run clears, never a file no row knows about.  ``dry_run`` only counts.
+sessions and replies' and surveys' references before attempts, deliveries before events,
+notes before their call or task).  A recording's file is removed before its row is updated:
+a crash in between leaves a reference to a missing file, which the next run clears, never a
+file no row knows about.  ``dry_run`` only counts.
 Nothing is logged but counts.
 """
 
@@ -57,16 +64,21 @@ from bot.db.models import (
     ContactAttempt,
     Hold,
     InboundMessage,
+    Note,
     OutboxEvent,
+    Promise,
+    Survey,
+    Task,
     WebhookDelivery,
 )
-from bot.domain import AttemptStatus
+from bot.domain import AttemptStatus, PromiseStatus, TaskStatus
 
 __all__ = ["CATEGORIES", "PurgeReport", "RetentionPolicy", "purge"]
 
 log = logging.getLogger("bot.retention")
 
-CATEGORIES = ("recordings", "transcripts", "attempts", "audit", "webhooks")
+#: In the order they run: notes before attempts and tasks, whose deletion takes the newer notes along.
+CATEGORIES = ("recordings", "transcripts", "notes", "attempts", "audit", "webhooks", "tasks", "promises", "surveys")
 LEGAL_HOLD = "legal"
 DEFAULT_BATCH_SIZE = 1000
 RECORDINGS_PREFIX = "recordings/"
@@ -125,6 +137,17 @@ def _free(column: Any) -> ColumnElement[bool]:
     return or_(column.is_(None), column.not_in(_held()))
 
 
+def _about_held(subject_type: Any, subject_id: Any) -> ColumnElement[bool]:
+    """A row about a borrower on a legal hold, by its subject: the borrower, one of their calls or tasks."""
+    held_calls = select(cast(CallSession.id, String)).where(CallSession.borrower_id.in_(_held()))
+    held_tasks = select(cast(Task.id, String)).where(Task.borrower_id.in_(_held()))
+    return or_(
+        and_(subject_type == "borrower", subject_id.in_(_held())),
+        and_(subject_type == "call", subject_id.in_(held_calls)),
+        and_(subject_type == "task", subject_id.in_(held_tasks)),
+    )
+
+
 @dataclass
 class _Purger:
     db: Database
@@ -133,19 +156,33 @@ class _Purger:
     batch_size: int
     progress: Progress | None
     report: PurgeReport
+    #: the notes category's cutoff: the notes older than it went before their call or task
+    notes_cutoff: datetime | None = None
 
-    def drain(self, what: str, ids: Select[Any], apply: Callable[[Session, list[Any]], None]) -> int:
+    def drain(self, what: str, ids: Select[Any], apply: Callable[[Session, list[Any]], None], *,
+              notes_on: str | None = None) -> int:
         """Apply ``apply`` to the rows ``ids`` selects (their primary keys), a batch per transaction;
-        ``ids`` must stop selecting a row once it was applied.  Dry run: count them."""
+        ``ids`` must stop selecting a row once it was applied.  Dry run: count them.  ``notes_on``:
+        the rows are notes' subjects of that type, and their notes go first in the same transaction."""
         if self.dry_run:
             with self.db.session() as session:
                 total = int(session.scalar(select(func.count()).select_from(ids.subquery())) or 0)
+                if notes_on is not None:
+                    going = select(cast(ids.subquery().c[0], String))
+                    notes = select(func.count(Note.id)).where(Note.subject_type == notes_on, Note.subject_id.in_(going))
+                    if self.notes_cutoff is not None:  # those the notes category counted already
+                        notes = notes.where(Note.created_at >= self.notes_cutoff)
+                    self._count("notes", int(session.scalar(notes) or 0))
         else:
             total = 0
             while True:
                 with self.db.session() as session:
                     batch = list(session.scalars(ids.limit(self.batch_size)))
                     if batch:
+                        if notes_on is not None:
+                            gone = session.execute(delete(Note).where(
+                                Note.subject_type == notes_on, Note.subject_id.in_([str(i) for i in batch])))
+                            self._count("notes", int(gone.rowcount or 0))  # type: ignore[attr-defined]
                         apply(session, batch)
                 if not batch:
                     break
@@ -154,8 +191,11 @@ class _Purger:
                     self.progress(what, total)
                 if len(batch) < self.batch_size:
                     break
-        self.report.counts[what] = self.report.counts.get(what, 0) + total
+        self._count(what, total)
         return total
+
+    def _count(self, what: str, n: int) -> None:
+        self.report.counts[what] = self.report.counts.get(what, 0) + n
 
     def unlink(self, refs: list[str | None]) -> None:
         root = self.media_dir
@@ -229,7 +269,7 @@ class _Purger:
             session.execute(delete(CallTurn).where(CallTurn.session_id.in_(batch)))
             session.execute(delete(CallSession).where(CallSession.id.in_(batch)))
 
-        self.drain("call_sessions", sessions, drop_sessions)
+        self.drain("call_sessions", sessions, drop_sessions, notes_on="call")
         inbound = (select(InboundMessage.id)
                    .where(InboundMessage.received_at < cutoff, _free(InboundMessage.borrower_id))
                    .order_by(InboundMessage.id))
@@ -247,16 +287,14 @@ class _Purger:
                             .values(reply_attempt_id=None).execution_options(synchronize_session=False))
             session.execute(update(CallSession).where(CallSession.attempt_id.in_(batch))
                             .values(attempt_id=None).execution_options(synchronize_session=False))
+            session.execute(update(Survey).where(Survey.attempt_id.in_(batch))
+                            .values(attempt_id=None).execution_options(synchronize_session=False))
             session.execute(delete(ContactAttempt).where(ContactAttempt.id.in_(batch)))
 
         self.drain("contact_attempts", attempts, drop_attempts)
 
     def audit(self, cutoff: datetime) -> None:
-        held_calls = select(cast(CallSession.id, String)).where(CallSession.borrower_id.in_(_held()))
-        about_held = or_(
-            and_(AuditEvent.subject_type == "borrower", AuditEvent.subject_id.in_(_held())),
-            and_(AuditEvent.subject_type == "call", AuditEvent.subject_id.in_(held_calls)),
-        )
+        about_held = _about_held(AuditEvent.subject_type, AuditEvent.subject_id)
         ids = select(AuditEvent.id).where(AuditEvent.at < cutoff, ~about_held).order_by(AuditEvent.id)
         self.drain("audit_events", ids, lambda session, batch: session.execute(
             delete(AuditEvent).where(AuditEvent.id.in_(batch))))
@@ -281,6 +319,39 @@ class _Purger:
                       .order_by(OutboxEvent.id))
         self.drain("outbox_events", events, lambda session, batch: session.execute(
             delete(OutboxEvent).where(OutboxEvent.id.in_(batch))))
+
+
+    def notes(self, cutoff: datetime) -> None:
+        ids = (select(Note.id)
+               .where(Note.created_at < cutoff, Note.subject_type.in_(("borrower", "call", "task")),
+                      ~_about_held(Note.subject_type, Note.subject_id))
+               .order_by(Note.id))
+        self.drain("notes", ids, lambda session, batch: session.execute(delete(Note).where(Note.id.in_(batch))))
+
+    def tasks(self, cutoff: datetime) -> None:
+        ids = (select(Task.id)
+               .where(Task.status == TaskStatus.CLOSED.value, func.coalesce(Task.closed_at, Task.created_at) < cutoff,
+                      _free(Task.borrower_id))
+               .order_by(Task.id))
+        self.drain("tasks", ids, lambda session, batch: session.execute(delete(Task).where(Task.id.in_(batch))),
+                   notes_on="task")
+
+    def promises(self, cutoff: datetime) -> None:
+        ids = (select(Promise.id)
+               .where(Promise.status != PromiseStatus.PENDING.value,
+                      func.coalesce(Promise.resolved_at, Promise.created_at) < cutoff, _free(Promise.borrower_id))
+               .order_by(Promise.id))
+        self.drain("promises", ids, lambda session, batch: session.execute(
+            delete(Promise).where(Promise.id.in_(batch))))
+
+    def surveys(self, cutoff: datetime) -> None:
+        # answered, or expired unanswered (one still waiting for its answer is never taken)
+        ids = (select(Survey.id)
+               .where(func.coalesce(Survey.answered_at, Survey.expires_at) < cutoff,
+                      or_(Survey.answered_at.is_not(None), Survey.expires_at <= self.report.at),
+                      _free(Survey.borrower_id))
+               .order_by(Survey.id))
+        self.drain("surveys", ids, lambda session, batch: session.execute(delete(Survey).where(Survey.id.in_(batch))))
 
 
 def _remove_if_empty(directory: Path, root: Path) -> None:
@@ -309,7 +380,8 @@ def purge(db: Database, settings: Any, now: datetime, *, before: datetime | None
             select(func.count(func.distinct(Hold.borrower_id))).where(Hold.kind == LEGAL_HOLD,
                                                                      Hold.lifted_at.is_(None))) or 0)
     media = Path(settings.media_dir).expanduser().resolve()
-    purger = _Purger(db, media, dry_run=dry_run, batch_size=batch_size, progress=progress, report=report)
+    purger = _Purger(db, media, dry_run=dry_run, batch_size=batch_size, progress=progress, report=report,
+                     notes_cutoff=cutoffs["notes"])
     for name in CATEGORIES:
         cutoff = cutoffs[name]
         if cutoff is not None:

@@ -13,17 +13,19 @@ import pytest
 from twilio.request_validator import RequestValidator
 
 from bot.channels.base import ApprovedMessage, SendResult, approve
-from bot.channels.sms import (
-    SmsChannel,
+from bot.channels.sms import SmsChannel
+from bot.compliance.types import Decision
+from bot.config import Settings
+from bot.dispatch.reconcile import Found, NotFound, Stuck, body_hash
+from bot.errors import ConfigError, ConfigurationDeliveryError, PermanentDeliveryError, TransientDeliveryError
+from bot.messages import sms_segments
+from bot.providers.twilio.errors import (
     TwilioConfigurationError,
     TwilioPermanentError,
     TwilioTransientError,
     classify_twilio_error,
 )
-from bot.compliance.types import Decision
-from bot.config import Settings
-from bot.errors import ConfigError, ConfigurationDeliveryError, PermanentDeliveryError, TransientDeliveryError
-from bot.messages import sms_segments
+from bot.providers.twilio.lookup import CLOCK_SKEW, TwilioLookup
 from bot.sandbox import Sandbox, SandboxConfig, SandboxServer
 from bot.sandbox.config import AccountConfig, NumberConfig
 from bot.sandbox.recorder import WebhookRecorder
@@ -242,24 +244,35 @@ def test_timeout_is_transient_with_unknown_outcome(sb: Sandbox, settings: Settin
     assert info.value.code == "timeout" and info.value.outcome_unknown is True
 
 
-def test_find_sent_reconciles_by_recipient_body_and_time(sb: Sandbox, settings: Settings) -> None:
+def test_lookup_finds_a_sent_message_by_recipient_sender_body_and_time(sb: Sandbox, settings: Settings) -> None:
+    """The crash lookup (bot.providers.twilio.lookup) against the sandbox: the message a
+    stuck attempt sent is found; another text, a later attempt, another number, a sid
+    another attempt recorded are not."""
     channel = SmsChannel(settings)
+    lookup = TwilioLookup(settings)
     since = sb.now()
+    sender = channel.sender_for(PHONE)
+
+    def stuck(to: str = PHONE, body: str = BODY, at: Any = since, known: frozenset[str] = frozenset()) -> Stuck:
+        return Stuck(1, "sms", to, sender, body_hash(body), at, known)
 
     async def scenario() -> tuple[Any, ...]:
         try:
             sent = await channel.send(message(1))
-            found = await channel.find_sent(PHONE, BODY, since)
-            other_body = await channel.find_sent(PHONE, BODY + "!", since)
-            too_late = await channel.find_sent(PHONE, BODY, since + timedelta(seconds=1))
-            other_phone = await channel.find_sent("+15551239999", BODY, since)
-            return sent, found, other_body, too_late, other_phone
+            found = await lookup.find(stuck())
+            other_body = await lookup.find(stuck(body=BODY + "!"))
+            too_late = await lookup.find(stuck(at=since + CLOCK_SKEW + timedelta(seconds=1)))
+            other_phone = await lookup.find(stuck(to="+15551239999"))
+            known = await lookup.find(stuck(known=frozenset({sent.provider_id})))
+            status = await lookup.message_status(sent.provider_id)
+            return sent, found, other_body, too_late, other_phone, known, status
         finally:
             await channel.aclose()
 
-    sent, found, other_body, too_late, other_phone = run(scenario())
-    assert found is not None and found.provider_id == sent.provider_id
-    assert other_body is None and too_late is None and other_phone is None
+    sent, found, other_body, too_late, other_phone, known, status = run(scenario())
+    assert isinstance(found, Found) and found.provider_id == sent.provider_id
+    assert other_body == too_late == other_phone == known == NotFound()
+    assert status is not None and status[0] in ("queued", "sent", "delivered")
 
 
 @pytest.mark.parametrize(("status", "code", "kind"), [

@@ -20,12 +20,12 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from sqlalchemy import select
 
+from bot.app import create_app
 from bot.clock import FixedClock
 from bot.db import Database
 from bot.db.models import AuditEvent, CallTurn, Consent, Promise, User
 from bot.effectiveness.output import to_csv
 from bot.sandbox.server import ThreadedServer
-from bot.web.app import create_app
 from test_console_review import add_keypad_turns
 from test_console_support import (
     B1_PHONE,
@@ -39,6 +39,8 @@ from test_console_support import (
     fast_hashing,  # noqa: F401 - fixture
     seed,
 )
+
+pytestmark = pytest.mark.slow  # a real browser (Chromium through Playwright): `pytest -m "not slow"` leaves it out
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"

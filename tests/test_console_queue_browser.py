@@ -15,12 +15,15 @@ import wave
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from playwright.sync_api import Browser, expect
 from test_console_browser import _page, _shot, _sign_in, chromium, site  # noqa: F401 - fixtures
 from test_console_support import NOW, Seeded, count, fast_hashing  # noqa: F401 - fixture
 
 from bot.db import Database
 from bot.db.models import AuditEvent, CallSession, CallTurn
+
+pytestmark = pytest.mark.slow  # a real browser (Chromium through Playwright): `pytest -m "not slow"` leaves it out
 
 CURRENT = re.compile(r"\bcurrent\b")
 #: where each of the seeded promise call's five turns starts in its recording (seconds)

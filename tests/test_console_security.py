@@ -534,7 +534,7 @@ def test_ids_no_row_can_have_are_404_with_the_headers(world: World) -> None:
 
 def test_an_unhandled_error_is_a_500_with_the_security_headers(world: World) -> None:
     from bot.sandbox.server import ThreadedServer
-    from bot.web.app import create_app
+    from bot.app import create_app
 
     app = create_app(world.settings, world.db, world.clock)
 

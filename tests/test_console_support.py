@@ -28,6 +28,7 @@ import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import func, select
 
+from bot.app import create_app
 from bot.clock import FixedClock
 from bot.config import Settings, load_settings
 from bot.console import charts
@@ -47,7 +48,6 @@ from bot.db.models import (
     User,
 )
 from bot.sandbox.server import ThreadedServer
-from bot.web.app import create_app
 from bot.web.context import WebContext
 
 NOW = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)  # 10:00 in New York

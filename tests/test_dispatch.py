@@ -24,9 +24,10 @@ from bot.db import Database
 from bot.messages import sms_segments
 from bot.db.models import AuditEvent, ContactAttempt, Installment, Promise, RateBucket, Task
 from bot.dispatch import DispatchOptions, Dispatcher, DispatchReport, backoff_delay
-from bot.dispatch.reconcile import CannotTell, Found, NotFound, Stuck, body_hash, match
+from bot.dispatch.reconcile import CannotTell, Found, NotFound, Stuck, body_hash
 from bot.errors import PermanentDeliveryError, TransientDeliveryError
 from bot.policy import Policy, load_policy
+from bot.providers.twilio.lookup import match
 from bot.ratelimit import Limit, TokenBuckets, refill
 from bot.scheduler.planner import plan
 
@@ -458,8 +459,8 @@ def test_configuration_errors_fail_at_once_and_are_logged_once(h: Harness, code:
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     from twilio.base.exceptions import TwilioRestException
 
-    from bot.channels.sms import classify_twilio_error
     from bot.dispatch import runner
+    from bot.providers.twilio.errors import classify_twilio_error
 
     monkeypatch.setattr(runner, "_reported", set())  # "once" is per process: start this test afresh
     for n in (1, 2, 3):

@@ -86,8 +86,7 @@ def french_script() -> str:
         text = text.replace(old, new)
     lines = []
     for line in text.splitlines():
-        if "presione" in line:
-            line = line.replace("presione", "appuyez sur")
+        line = line.replace("presione", "appuyez sur").replace("Presione", "Appuyez sur")
         lines.append(line)
     return "\n".join(lines) + "\n"
 

@@ -92,9 +92,9 @@ def test_tick_refuses_a_bad_sender_number_in_any_mode(run_bot, db_url: str) -> N
 def test_the_web_factory_refuses_development_secrets_in_production(monkeypatch: pytest.MonkeyPatch,
                                                                    tmp_path: Path) -> None:
     from bot.errors import ConfigError
-    from bot.web.app import from_environment
+    from bot.app import from_environment
 
     monkeypatch.setenv("BOT_DATABASE_URL", f"sqlite:///{tmp_path / 'bot.db'}")
     monkeypatch.setenv("BOT_ENVIRONMENT", "production")
     with pytest.raises(ConfigError, match="BOT_UNSUBSCRIBE_SECRET: still the development default"):
-        from_environment()  # `uvicorn --factory bot.web.app:from_environment` does not start either
+        from_environment()  # `uvicorn --factory bot.app:from_environment` does not start either

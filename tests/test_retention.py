@@ -196,7 +196,9 @@ def test_each_category_has_its_own_period_and_zero_keeps_forever(db: Database, m
 def test_transcripts_are_cleared_rows_stay(db: Database, media: Path) -> None:
     seed(db, media, holds={})
     settings = load_settings(media_dir=str(media), retention_recordings_days=0, retention_transcripts_days=30,
-                             retention_attempts_days=0, retention_audit_days=0, retention_webhooks_days=0)
+                             retention_attempts_days=0, retention_audit_days=0, retention_webhooks_days=0,
+                             retention_notes_days=0, retention_tasks_days=0, retention_promises_days=0,
+                             retention_surveys_days=0)
     report = purge(db, settings, NOW)
     assert report.counts == {"call_turns.text": 1, "inbound_messages.body": 1}
     assert rows(db, "B1") == {**ALL, "texts": 1, "bodies": 1}
@@ -210,11 +212,14 @@ def test_pending_webhook_deliveries_are_kept(db: Database, settings: Settings, m
     assert rows(db, "B1")["deliveries"] == 2 and rows(db, "B1")["events"] == 2
 
 
-def test_attempts_retention_has_a_floor() -> None:
+@pytest.mark.parametrize(("category", "floor"), [("attempts", 180), ("tasks", 180), ("surveys", 365)])
+def test_retention_has_a_floor(category: str, floor: int) -> None:
     from bot.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="BOT_RETENTION_ATTEMPTS_DAYS: .*at least 180"):
-        load_settings(retention_attempts_days=30)
+    with pytest.raises(ConfigError, match=f"BOT_RETENTION_{category.upper()}_DAYS: .*at least {floor}"):
+        load_settings(**{f"retention_{category}_days": floor - 1})
+    assert getattr(load_settings(**{f"retention_{category}_days": floor}), f"retention_{category}_days") == floor
+    assert getattr(load_settings(**{f"retention_{category}_days": 0}), f"retention_{category}_days") == 0
 
 
 def test_the_scheduler_purges_daily(db: Database, settings: Settings, media: Path) -> None:

@@ -32,6 +32,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from bot.app import create_app
 from bot.clock import FixedClock, SystemClock
 from bot.config import load_settings
 from bot.db import Database
@@ -39,7 +40,6 @@ from bot.db.models import ContactAttempt
 from bot.policy import load_policy
 from bot.scheduler.planner import PlanReport
 from bot.scheduler.service import PlannerService, WebServer, build_scheduler, listen_socket, serve
-from bot.web.app import create_app
 from dispatch_support import add_borrower, add_loan
 
 AT = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)  # Saturday 10:00 in New York

@@ -31,6 +31,8 @@ from bot.speech.grammars import EXPECTS, grammar_for, intent_of, phrase_groups
 from bot.speech.listen import Heard, understand
 from bot.speech.stt import ModelRegistry, Recognizer, Vocabulary, _segment, looks_like_model
 
+pytestmark = pytest.mark.slow  # the Vosk model and espeak-ng: `pytest -m "not slow"` leaves it out
+
 TODAY = date(2026, 11, 25)  # a Wednesday
 KO_MODEL = stt._packaged_korean_model()
 

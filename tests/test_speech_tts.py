@@ -20,6 +20,8 @@ import pytest
 from bot.speech.audio import read_wav
 from bot.speech.tts import PromptRenderer, RenderedPrompt, TtsError, voice_for
 
+pytestmark = pytest.mark.slow  # espeak-ng through pyttsx3 in a worker process: `pytest -m "not slow"` leaves it out
+
 PROMPT_EN = "Hello, this is Example Lending calling about your payment."
 PROMPT_KO = "안녕하세요, 예시 대출입니다. 지금 통화 가능하세요?"
 PROMPT_ZH = "您好，这里是示例贷款，关于您的还款。"

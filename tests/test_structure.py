@@ -2,8 +2,10 @@
 
 domain/errors/clock <- privacy, compliance engine, nlu <- db-backed services
 <- channels <- dispatch <- scheduler, web <- cli.  Pure modules stay pure, only the
-dispatcher talks to channel adapters, and the Twilio sandbox stays a separate
-"other side" that knows nothing of the bot's internals.
+dispatcher talks to channel adapters, only bot.providers imports the provider's
+library (``twilio``), the webhooks (bot.web) import neither the console nor the API
+(the composition root, bot.app, mounts the three side by side), and the Twilio sandbox
+stays a separate "other side" that knows nothing of the bot's internals.
 """
 
 from __future__ import annotations
@@ -24,26 +26,92 @@ def _module_name(path: Path) -> str:
     return ".".join(parts)
 
 
+FILES = [p for p in sorted(PACKAGE.rglob("*.py")) if "migrations" not in p.parts]
+#: Every module of the package, to tell ``from package import module`` from a package's own names.
+NAMES = frozenset(_module_name(p) for p in FILES)
+
+
 def _imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return _imports_of(path.read_text(encoding="utf-8"), _module_name(path), is_package=path.name == "__init__.py")
+
+
+def _imports_of(text: str, module: str, *, is_package: bool = False, known: frozenset[str] = NAMES) -> set[str]:
+    """Every module ``text`` imports (anywhere: lazy imports in functions and ``TYPE_CHECKING`` too).
+
+    ``from package import name`` imports ``package.name`` when that is one of the ``known``
+    modules, else ``package`` itself."""
+    tree = ast.parse(text)
     found: set[str] = set()
-    module = _module_name(path)
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             if node.level:  # relative import
                 base = module.split(".")
-                if path.name != "__init__.py":
+                if not is_package:
                     base = base[:-1]
                 base = base[: len(base) - node.level + 1]
-                found.add(".".join([*base, node.module] if node.module else base))
+                source = ".".join([*base, node.module] if node.module else base)
             elif node.module:
-                found.add(node.module)
+                source = node.module
+            else:  # pragma: no cover - ``from . import`` always has a level
+                continue
+            # ``from package import module`` imports the module (the package's own names: the package)
+            submodules = {f"{source}.{alias.name}" for alias in node.names} & known
+            found.update(submodules)
+            if len(submodules) < len(node.names):
+                found.add(source)
     return found
 
 
-MODULES = {_module_name(p): _imports(p) for p in sorted(PACKAGE.rglob("*.py")) if "migrations" not in p.parts}
+MODULES = {_module_name(p): _imports(p) for p in FILES}
+
+
+def import_cycles(modules: dict[str, set[str]]) -> list[list[str]]:
+    """Every import cycle among ``modules``: the strongly connected components of more than one module.
+
+    An edge is an import (at the top, in a function or under ``TYPE_CHECKING``) of another
+    module of ``modules``; each cycle is listed sorted, the list sorted (Tarjan's algorithm).
+    """
+    graph = {m: sorted(i for i in imports if i in modules and i != m) for m, imports in modules.items()}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(graph[root]))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, edges = work[-1]
+            step = next(edges, None)
+            if step is not None:
+                if step not in index:
+                    index[step] = low[step] = len(index)
+                    stack.append(step)
+                    on_stack.add(step)
+                    work.append((step, iter(graph[step])))
+                elif step in on_stack:
+                    low[node] = min(low[node], index[step])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    cycles.append(sorted(component))
+    return sorted(cycles)
 
 
 def _starts(name: str, prefixes: tuple[str, ...]) -> bool:
@@ -61,10 +129,14 @@ FORBIDDEN: dict[tuple[str, ...], tuple[str, ...]] = {
      "bot.compliance.calendars"): ("bot.db", "bot.channels", "bot.dispatch", "bot.scheduler", "bot.web",
                                    "bot.cli", "bot.sandbox", "sqlalchemy"),
     ("bot.db",): ("bot.channels", "bot.dispatch", "bot.scheduler", "bot.web", "bot.cli", "bot.sandbox"),
-    ("bot.sandbox",): ("bot.db", "bot.compliance", "bot.nlu", "bot.channels", "bot.dispatch",
+    ("bot.sandbox",): ("bot.db", "bot.compliance", "bot.nlu", "bot.channels", "bot.dispatch", "bot.providers",
                        "bot.scheduler", "bot.web", "bot.cli", "bot.speech", "bot.scripts", "bot.voice",
                        "bot.console", "bot.demo"),
     ("bot.console",): ("bot.channels", "bot.dispatch", "bot.cli", "bot.sandbox"),
+    # the provider package is used by channels, dispatch, web and voice; it uses none of them
+    # but the dispatcher's lookup protocol (bot.dispatch.reconcile)
+    ("bot.providers",): ("bot.channels", "bot.web", "bot.voice", "bot.scheduler", "bot.cli", "bot.console",
+                         "bot.sandbox", "bot.demo"),
     # the dialog engine and its scripts are pure: no database, no I/O layers
     ("bot.scripts",): ("bot.db", "bot.channels", "bot.dispatch", "bot.scheduler", "bot.web", "bot.cli",
                        "bot.sandbox", "bot.voice", "bot.speech", "bot.console", "sqlalchemy"),
@@ -94,6 +166,38 @@ def test_only_dispatch_uses_channel_adapters() -> None:
         and any(_starts(i, ("bot.channels",)) for i in imports)
     )
     assert offenders == []
+
+
+#: The one home of the telephony provider: only it imports the provider's library.
+PROVIDER_HOMES = ("bot.providers",)
+#: The sandbox plays Twilio (the other side of the API, knowing nothing of the bot): it may
+#: use twilio's own client and validator to behave like Twilio.
+PROVIDER_STAND_INS = ("bot.sandbox",)
+
+
+def provider_library_importers(modules: dict[str, set[str]]) -> list[str]:
+    """Modules outside :data:`PROVIDER_HOMES` that import ``twilio``."""
+    return sorted(
+        m for m, imports in modules.items()
+        if not _starts(m, PROVIDER_HOMES + PROVIDER_STAND_INS) and any(_starts(i, ("twilio",)) for i in imports)
+    )
+
+
+def test_only_the_provider_package_imports_twilio() -> None:
+    assert provider_library_importers(MODULES) == []
+    assert any(_starts(i, ("twilio",)) for m, imports in MODULES.items() if _starts(m, PROVIDER_HOMES)
+               for i in imports)
+
+
+@pytest.mark.parametrize("text", [
+    "from twilio.rest import Client\n",
+    "import twilio.request_validator\n",
+    "def lazy():\n    from twilio.base.exceptions import TwilioRestException\n",
+])
+def test_the_provider_rule_reports_a_violation(text: str) -> None:
+    modules = {**MODULES, "bot.web.intruder": _imports_of(text, "bot.web.intruder"),
+               "bot.providers.twilio.extra": _imports_of(text, "bot.providers.twilio.extra")}
+    assert provider_library_importers(modules) == ["bot.web.intruder"]
 
 
 def test_nothing_imports_the_cli() -> None:
@@ -128,3 +232,80 @@ def test_command_table_matches_command_modules() -> None:
                 attr = next(k for k, v in vars(module).items() if v is command)
                 declared[command.name] = (module.__name__, attr)
     assert declared == {name: (mod, attr) for name, (mod, attr, _help) in COMMAND_TABLE.items()}
+
+
+def test_no_import_cycles() -> None:
+    """No module of bot/ imports itself back through others, lazily or for types either."""
+    assert import_cycles(MODULES) == []
+
+
+def test_the_cycle_check_reports_a_deliberate_cycle() -> None:
+    known = NAMES | {"bot.fake", "bot.fake.first", "bot.fake.second", "bot.fake.third"}
+    first = "def lazy():\n    from bot.fake.second import thing\n"
+    second = "from bot.fake import first\n"
+    modules = {**MODULES, "bot.fake": _imports_of("from bot.fake.first import thing\n", "bot.fake", is_package=True),
+               "bot.fake.first": _imports_of(first, "bot.fake.first", known=known),
+               "bot.fake.second": _imports_of(second, "bot.fake.second", known=known),
+               # a package's own name, not a cycle: the package imports first, third imports the package
+               "bot.fake.third": _imports_of("from bot.fake import thing\n", "bot.fake.third", known=known)}
+    assert import_cycles(modules) == [["bot.fake.first", "bot.fake.second"]]
+
+
+def test_the_cycle_check_sees_the_former_dispatch_circle() -> None:
+    """Put back the lazy import bot.dispatch.records had of bot.dispatch.voice and the one
+    bot.dispatch.voice had of the runner: the check reports the circle again."""
+    modules = {name: set(imports) for name, imports in MODULES.items()}
+    modules["bot.dispatch.records"] |= _imports_of("def f():\n    from bot.dispatch.voice import mark_unplaced\n",
+                                                   "bot.dispatch.records")
+    modules["bot.dispatch.voice"] |= _imports_of("def f():\n    from .runner import Dispatcher\n",
+                                                 "bot.dispatch.voice")
+    assert ["bot.dispatch.records", "bot.dispatch.runner", "bot.dispatch.voice", "bot.dispatch.writer"] in import_cycles(modules)
+
+
+def test_the_cycle_check_counts_type_only_imports() -> None:
+    """The sandbox's resources once named their owner under ``TYPE_CHECKING``: that is a cycle too."""
+    modules = {name: set(imports) for name, imports in MODULES.items()}
+    modules["bot.sandbox.callbacks"] |= _imports_of(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from bot.sandbox.sandbox import Sandbox\n",
+        "bot.sandbox.callbacks")
+    assert import_cycles(modules) == [["bot.sandbox.callbacks", "bot.sandbox.messaging", "bot.sandbox.sandbox",
+                                      "bot.sandbox.voice"]]
+
+
+#: The composition root builds the app and mounts the webhooks, the console and the API side
+#: by side; besides it only the command line and the demo (which run the app) may know all three.
+COMPOSITION_ROOTS = ("bot.app", "bot.cli", "bot.demo")
+SURFACES = ("bot.web", "bot.console", "bot.api")
+
+
+def composition_violations(modules: dict[str, set[str]]) -> list[str]:
+    """The webhooks importing the console or the API, and modules outside :data:`COMPOSITION_ROOTS`
+    that import all three surfaces."""
+    found = [f"{m} imports {i}" for m, imports in modules.items() if _starts(m, ("bot.web",))
+             for i in sorted(imports) if _starts(i, ("bot.console", "bot.api"))]
+    found += [f"{m} imports all of {', '.join(SURFACES)}" for m, imports in modules.items()
+              if not _starts(m, COMPOSITION_ROOTS)
+              and all(any(_starts(i, (surface,)) for i in imports) for surface in SURFACES)]
+    return sorted(found)
+
+
+def test_the_webhooks_import_neither_the_console_nor_the_api() -> None:
+    assert composition_violations(MODULES) == []
+
+
+def test_the_composition_root_mounts_all_three() -> None:
+    assert all(any(_starts(i, (surface,)) for i in MODULES["bot.app"]) for surface in SURFACES)
+
+
+@pytest.mark.parametrize(("module", "text", "expected"), [
+    ("bot.web.app", "from bot.console import routes\n", ["bot.web.app imports bot.console.routes"]),
+    ("bot.web.voice", "def lazy():\n    from bot.api.app import create_api\n",
+     ["bot.web.voice imports bot.api.app"]),
+    ("bot.web.status", "from ..console.security import ConsoleHeadersMiddleware\n",
+     ["bot.web.status imports bot.console.security"]),
+    ("bot.scheduler.intruder", "import bot.web.app\nimport bot.console.routes\nimport bot.api.app\n",
+     ["bot.scheduler.intruder imports all of bot.web, bot.console, bot.api"]),
+])
+def test_the_composition_rule_reports_a_violation(module: str, text: str, expected: list[str]) -> None:
+    modules = {**MODULES, module: _imports_of(text, module)}
+    assert composition_violations(modules) == expected

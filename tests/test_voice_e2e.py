@@ -41,6 +41,8 @@ from bot.domain import Channel, Intent
 from speech_support import korean_clip
 from test_voice_support import VoiceWorld, world  # noqa: F401 - fixture
 
+pytestmark = pytest.mark.slow  # the Vosk model and espeak-ng clips through the sandbox: `pytest -m "not slow"` leaves it out
+
 DEBT_WORDS = ("debt", "payment", "$", "due", "collect", "채무", "납부", "추심", "원")
 
 

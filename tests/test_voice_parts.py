@@ -20,8 +20,7 @@ from sqlalchemy import select, update
 from twilio.base.exceptions import TwilioRestException
 
 from bot.channels.base import approve
-from bot.channels.sms import TwilioConfigurationError, TwilioPermanentError, TwilioTransientError
-from bot.channels.voice import VoiceChannel, classify_call_error
+from bot.channels.voice import VoiceChannel
 from bot.compliance.types import Decision
 from bot.db import Database
 from bot.db.models import CallSession, ContactAttempt
@@ -29,6 +28,12 @@ from bot.dispatch import DispatchOptions, Dispatcher, build_channels, dispatch_o
 from bot.dispatch.report import DispatchReport
 from bot.domain import Channel
 from bot.policy import load_policy
+from bot.providers.twilio.errors import (
+    TwilioConfigurationError,
+    TwilioPermanentError,
+    TwilioTransientError,
+    classify_call_error,
+)
 from bot.scheduler.planner import plan
 from bot.scripts import load_script
 from bot.voice.twiml import KEY_DIGIT_SECONDS, ListenPlan, build

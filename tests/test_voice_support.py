@@ -2,7 +2,7 @@
 
 * :class:`VoiceWorld` runs, in this process, the Twilio sandbox (manual clock)
   and the bot's ASGI app (uvicorn in a thread), sharing one :class:`FixedClock`.
-  Calls are placed by the dispatcher's own path (``bot.dispatch.voice.place_call``
+  Calls are placed by the dispatcher's own path (``bot.dispatch.manual.place_call``
   with the real voice adapter and the official twilio client), the sandbox rings,
   answers as the number's persona says, fetches the bot's signed TwiML webhooks,
   plays the prompts it fetches from the bot, posts keys and recordings back;
@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import select
 
+from bot.app import create_app
 from bot.clock import FixedClock
 from bot.config import Settings, load_settings
 from bot.db import Database
@@ -36,7 +37,6 @@ from bot.sandbox.sandbox import Sandbox
 from bot.sandbox.server import SandboxServer, ThreadedServer
 from bot.voice import media
 from bot.voice.service import CallService
-from bot.web.app import create_app
 from bot.web.context import WebContext
 from bot.web.voice import set_service
 
@@ -138,7 +138,7 @@ class VoiceWorld:
 
     def place(self, borrower_id: str) -> Any:
         """``bot call``'s path: a manual attempt, checked, composed and placed through the sandbox."""
-        from bot.dispatch.voice import place_call
+        from bot.dispatch.manual import place_call
 
         assert self.db is not None and self.settings is not None
         options = DispatchOptions(rate_limits=False, worker_id="voice-test")

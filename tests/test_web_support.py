@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import itertools
 import time
@@ -23,6 +24,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 from twilio.request_validator import RequestValidator
 
+from bot.app import create_app
 from bot.clock import FixedClock
 from bot.config import Settings, load_settings
 from bot.db import Database
@@ -40,7 +42,6 @@ from bot.db.models import (
 from bot.ledger import settle_loans
 from bot.sandbox.server import ThreadedServer
 from bot.sandbox.signing import sign as sandbox_sign
-from bot.web.app import create_app
 from bot.web.context import WebContext
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
@@ -213,7 +214,7 @@ def test_sign_agrees_with_the_sandbox_signer(url: str) -> None:
 
 
 def test_from_environment_builds_the_app_from_bot_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
-    from bot.web.app import from_environment
+    from bot.app import from_environment
 
     monkeypatch.setenv("BOT_DATABASE_URL", f"sqlite:///{tmp_path / 'bot.db'}")
     monkeypatch.setenv("BOT_PUBLIC_BASE_URL", "https://hooks.example.net/")
@@ -227,3 +228,26 @@ def test_from_environment_builds_the_app_from_bot_settings(monkeypatch: pytest.M
         assert app.openapi_url is None and app.docs_url is None
     finally:
         context.db.dispose()
+
+
+@pytest.mark.parametrize("owned", [True, False])
+def test_the_lifespan_disposes_only_a_database_the_app_owns(monkeypatch: pytest.MonkeyPatch, tmp_path: Any,
+                                                            owned: bool) -> None:
+    """``from_environment`` builds its own database and closes it at shutdown; an app built on a
+    caller's database (``bot run``, the demo, the tests) leaves it to the caller."""
+    from bot.app import from_environment
+
+    monkeypatch.setenv("BOT_DATABASE_URL", f"sqlite:///{tmp_path / 'bot.db'}")
+    app = from_environment() if owned else create_app(make_settings(), Database(f"sqlite:///{tmp_path / 'x.db'}"))
+    db = app.state.bot.db
+    disposed: list[bool] = []
+    monkeypatch.setattr(db, "dispose", lambda: disposed.append(True))
+
+    async def serve() -> None:
+        async with app.router.lifespan_context(app):  # what uvicorn runs at start-up and shutdown
+            assert disposed == []
+
+    asyncio.run(serve())
+    assert disposed == ([True] if owned else [])
+    monkeypatch.undo()
+    db.dispose()

@@ -1,4 +1,4 @@
-"""The REST API for the lender's systems, mounted at ``/api/v1`` by :mod:`bot.web.app` (docs/api.md).
+"""The REST API for the lender's systems, mounted at ``/api/v1`` by :mod:`bot.app` (docs/api.md).
 
 Modules:
 

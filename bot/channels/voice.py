@@ -16,13 +16,12 @@ chosen by a hash of the recipient (a borrower always sees the same number, and
 a call-back reaches the same line).  The client, transport and error classifier are the SMS adapter's
 (an aiohttp session of ours, bounded by ``concurrency``).
 
-Errors are classified like SMS (:data:`TRANSIENT_CODES`, :data:`PERMANENT_CODES`):
-:class:`~bot.channels.sms.TwilioTransientError` (retry with backoff; with
-``outcome_unknown`` when the request may have reached Twilio: the dispatcher
-then reconciles by listing calls) or :class:`~bot.channels.sms.TwilioPermanentError`
+Errors are classified like SMS, with the Calls tables of :mod:`bot.providers.twilio.errors`:
+``TwilioTransientError`` (retry with backoff; with ``outcome_unknown`` when the
+request may have reached Twilio: the dispatcher then reconciles by listing calls,
+:class:`bot.providers.twilio.lookup.TwilioLookup`) or ``TwilioPermanentError``
 with an ``effect`` on the number (``invalid`` for 21211/21217, ``landline``
-for 21614).  :meth:`VoiceChannel.find_placed` lists the calls to a number for
-crash reconciliation.
+for 21614).
 
 Logs carry the attempt id, the masked number, the call SID and codes only.
 """
@@ -30,27 +29,24 @@ Logs carry the attempt id, the masked number, the call SID and codes only.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from typing import Any, ClassVar
 
-from twilio.base.exceptions import TwilioException, TwilioRestException
-
 from bot.channels.base import ApprovedMessage, SendResult
-from bot.channels.sms import (
-    _NETWORK_ERRORS,
-    TwilioAdapter,
-    TwilioPermanentError,
-    TwilioTransientError,
-    _network_error,
-    classify_twilio_error,
-    refusal,
-)
+from bot.channels.sms import TwilioAdapter
 from bot.domain import Channel as ChannelName
 from bot.privacy import mask_phone
+from bot.providers.twilio.errors import (
+    NETWORK_ERRORS,
+    ClientError,
+    RestError,
+    TwilioTransientError,
+    classify_call_error,
+    network_error,
+    refusal,
+)
 from bot.voice.urls import answer_url, recording_url, status_url
 
-__all__ = ["CALL_EVENTS", "CONFIGURATION_CODES", "PERMANENT_CODES", "TRANSIENT_CODES", "VoiceChannel",
-           "classify_call_error"]
+__all__ = ["CALL_EVENTS", "VoiceChannel"]
 
 log = logging.getLogger("bot.channels.voice")
 
@@ -58,47 +54,6 @@ CALL_EVENTS = ["initiated", "ringing", "answered", "completed"]
 MACHINE_DETECTION = "DetectMessageEnd"
 #: Calls are one per second per account by default: a few in flight is plenty.
 DEFAULT_CONCURRENCY = 8
-
-#: Worth retrying: throttling, server trouble.
-TRANSIENT_CODES: dict[int, str] = {
-    20429: "too many requests",
-    20500: "internal server error",
-    20503: "service unavailable",
-}
-
-#: The bot's configuration is wrong (credentials, caller id, webhook URLs, a trial account,
-#: geographic permissions): permanent, logged once per process by the dispatcher.
-CONFIGURATION_CODES: dict[int, str] = {
-    20003: "authentication failed (check twilio_account_sid / twilio_auth_token)",
-    20404: "resource not found (check twilio_account_sid / twilio_api_base_url)",
-    21210: "caller id is not a number of this account (check twilio_from_numbers)",
-    21212: "invalid caller id (check twilio_from_numbers)",
-    21213: "no caller id (check twilio_from_numbers)",
-    21205: "invalid answer URL (check public_base_url)",
-    21609: "invalid StatusCallback URL (check public_base_url)",
-    21219: "trial account: the 'To' number is not verified (upgrade the account or verify the number)",
-    13227: "no permission to call this country (geographic permissions)",
-    21215: "the account is not authorised to call this number (geographic permissions)",
-}
-
-#: About this call or number: never retried.  ``effect`` is recorded on the number.
-PERMANENT_CODES: dict[int, tuple[str, str | None]] = {
-    21211: ("invalid 'To' number", "invalid"),
-    21217: ("'To' number does not appear to be valid", "invalid"),
-    21614: ("'To' number is not a mobile number", "landline"),
-    13224: ("Twilio cannot call this number or it is invalid", None),  # also a carrier outage: no flag
-    13225: ("calls to this number are blocked by Twilio", None),
-    21216: ("the account is not allowed to call this number", None),
-    21201: ("'To' number is required", None),
-    21626: ("invalid StatusCallbackEvent", None),
-}
-
-
-def classify_call_error(exc: TwilioRestException) -> TwilioTransientError | TwilioPermanentError:
-    """Map a Twilio REST error of ``calls.create`` to our exception (table in docs/voice.md):
-    the SMS classifier with the Calls code tables."""
-    return classify_twilio_error(exc, transient=TRANSIENT_CODES, permanent=PERMANENT_CODES,
-                                 configuration=CONFIGURATION_CODES)
 
 
 class VoiceChannel(TwilioAdapter):
@@ -148,18 +103,18 @@ class VoiceChannel(TwilioAdapter):
         masked = mask_phone(message.to)
         try:
             created = await self._call(client, "create", **kwargs)
-        except TwilioRestException as exc:
+        except RestError as exc:
             error = classify_call_error(exc)
             level, kind = refusal(error)
             log.log(level, "call attempt=%s to=%s refused: code=%s status=%s %s", message.attempt_id, masked,
                     error.code, error.status, kind)
             raise error from None
-        except _NETWORK_ERRORS as exc:
-            error = _network_error(exc)
+        except NETWORK_ERRORS as exc:
+            error = network_error(exc)
             log.warning("call attempt=%s to=%s not placed: %s (%s)", message.attempt_id, masked, error.code,
                         type(exc).__name__)
             raise error from None
-        except TwilioException as exc:
+        except ClientError as exc:
             log.warning("call attempt=%s to=%s: unreadable answer (%s)", message.attempt_id, masked,
                         type(exc).__name__)
             raise TwilioTransientError("the Twilio API gave an answer the client could not read",
@@ -167,16 +122,3 @@ class VoiceChannel(TwilioAdapter):
         log.info("call attempt=%s to=%s from=%s sid=%s status=%s", message.attempt_id, masked,
                  mask_phone(kwargs["from_"]), created.sid, created.status)
         return SendResult(provider_id=created.sid, status=str(created.status))
-
-    async def find_placed(self, to: str, from_: str, since: datetime, *, exclude: frozenset[str] = frozenset(),
-                          limit: int = 200) -> list[Any]:
-        """Calls to ``to`` from ``from_`` created at or after ``since`` (newest first), minus ``exclude``."""
-        self._bind_loop()
-        client = self._client_for_loop()
-        try:
-            found = await self._call(client, "list", to=to, from_=from_, limit=limit, page_size=min(limit, 200))
-        except TwilioRestException as exc:
-            raise classify_call_error(exc) from None
-        except _NETWORK_ERRORS as exc:
-            raise _network_error(exc) from None
-        return [c for c in found if c.sid not in exclude and (c.date_created is None or c.date_created >= since)]

@@ -40,7 +40,7 @@ def call_cmd(app: App, borrower_id: str, at: datetime | None, script: str | None
     masked; never the number.
     """
     from bot.dispatch import DispatchOptions
-    from bot.dispatch.voice import place_call
+    from bot.dispatch.manual import place_call
 
     settings = app.settings
     policy = _policy(app, policy_file)

@@ -41,8 +41,9 @@ class DateOrInstant(click.ParamType):
               help="Rows per transaction.")
 @pass_app
 def purge_cmd(app: App, before: datetime | None, dry_run: bool, as_json: bool, batch_size: int) -> None:
-    """Delete recordings, transcripts, contact attempts, audit events and webhook
-    deliveries past their retention (retention_*_days; 0 keeps a category forever).
+    """Delete recordings, transcripts, contact attempts, audit events, webhook
+    deliveries, notes, closed tasks, resolved promises and answered or expired surveys
+    past their retention (retention_*_days; 0 keeps a category forever).
 
     Everything about a borrower on an active legal hold is kept.  Deletes in batches
     of --batch-size rows, one transaction each, printing progress; --dry-run counts only.

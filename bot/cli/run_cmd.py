@@ -108,7 +108,7 @@ def run_cmd(app: App, plan_interval: int | None, dispatch_interval: int, host: s
     HEARTBEAT.expect(max(interval, dispatch_interval), app.clock.now())
     web = None
     if not no_web:
-        from bot.web.app import create_app
+        from bot.app import create_app
 
         sock = listen_socket(host if host is not None else settings.web_host,
                              port if port is not None else settings.web_port)

@@ -1,6 +1,6 @@
 """Security headers on every console response (pages, API, media, errors, redirects).
 
-A pure ASGI middleware (added in :func:`bot.web.app.create_app`), so that no
+A pure ASGI middleware (added in :func:`bot.app.create_app`), so that no
 response under ``/console`` (nor the ``/`` redirect) can go out without them,
 whatever produced it: a page, a redirect to the sign-in page, FastAPI's own
 error responses, the media route.  The webhooks are not touched.

@@ -1,6 +1,6 @@
 """The demo's world: one database, one clock, and the three servers the bot talks to.
 
-* the bot's own webhooks app (:func:`bot.web.app.create_app`) served by uvicorn in
+* the bot's own webhooks app (:func:`bot.app.create_app`) served by uvicorn in
   a thread (:class:`bot.sandbox.server.ThreadedServer`) on a free local port: the
   public URL the sandbox signs its webhooks for;
 * the Twilio sandbox (:class:`bot.sandbox.SandboxServer`) on the same
@@ -148,7 +148,7 @@ class World:
 
     def start_servers(self) -> None:
         """Mail server, Twilio sandbox and the bot's webhooks, wired to each other."""
-        from bot.web.app import create_app
+        from bot.app import create_app
         from bot.web.context import WebContext
 
         stack = self._stack

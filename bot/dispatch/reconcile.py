@@ -6,13 +6,13 @@ the attempt ``sending`` with a lease that runs out.  The provider may or may not
 have accepted the message, so sending it again could send it twice.  Instead:
 
 * **SMS** (Twilio has no idempotency key for Messages): the message is looked up
-  at the provider.  Before sending, the dispatcher stored the SHA-256 of the body
-  and the sender number in ``decision["dispatch"]``; reconciliation lists the
-  messages to the attempt's number from that sender (``To``/``From`` filters,
-  newest first, at most :data:`MAX_LISTED`), keeps those the REST API created
-  (``direction`` ``outbound-api``) since the attempt was marked (minus
-  :data:`CLOCK_SKEW`) whose sid no other attempt recorded, and matches the body
-  hash.  Twilio's Message resource does not expose the ``StatusCallback`` URL, so
+  at the provider (a :class:`ProviderLookup`; for Twilio
+  :class:`bot.providers.twilio.lookup.TwilioLookup`, one matching rule for SMS and
+  calls).  Before sending, the dispatcher stored the SHA-256 of the body and the
+  sender number in ``decision["dispatch"]``; the lookup lists the messages to the
+  attempt's number from that sender, keeps those created since the attempt was
+  marked (minus a clock skew) whose sid no other attempt recorded, and matches the
+  body hash.  Twilio's Message resource does not expose the ``StatusCallback`` URL, so
   the ``?attempt=`` id in it cannot be matched; the body hash is the method.
   Found (or already named by a status callback that overtook the crashed worker:
   the callback URL carries the attempt id): recorded as sent (``reconciled``).  Not found: the provider never took it
@@ -30,7 +30,6 @@ have accepted the message, so sending it again could send it twice.  Instead:
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 from collections.abc import Mapping, Sequence
@@ -45,11 +44,6 @@ from bot.db.models import ContactAttempt
 from bot.domain import AttemptStatus, Channel
 
 log = logging.getLogger(__name__)
-_twilio_log = logging.getLogger("bot.dispatch.twilio_http")
-_twilio_log.setLevel(logging.WARNING)
-
-MAX_LISTED = 200
-CLOCK_SKEW = timedelta(minutes=5)
 
 
 def body_hash(body: str) -> str:
@@ -95,85 +89,6 @@ class ProviderLookup(Protocol):
     channels: frozenset[str]  # the channels it can look up
 
     async def find(self, stuck: Stuck) -> LookupResult: ...
-
-
-class TwilioLookup:
-    """:class:`ProviderLookup` for SMS and calls with the official twilio client (sandbox or Twilio)."""
-
-    channels = frozenset({Channel.SMS.value, Channel.VOICE.value})
-
-    def __init__(self, settings: Any = None, *, client: Any = None, timeout: float = 15.0) -> None:
-        if client is None:
-            from twilio.http.http_client import TwilioHttpClient
-            from twilio.rest import Client
-
-            # The client logs each request's URL at INFO, and a list URL holds the
-            # phone number: its records go to a logger of ours kept at WARNING.
-            http = TwilioHttpClient(timeout=timeout, logger=_twilio_log)
-            client = Client(settings.twilio_account_sid, settings.twilio_auth_token, http_client=http)
-            if settings.twilio_api_base_url:
-                client.api.base_url = settings.twilio_api_base_url.rstrip("/")
-        self.client = client
-
-    async def find(self, stuck: Stuck) -> LookupResult:
-        if stuck.channel == Channel.VOICE.value:  # calls: by number, caller id and time (bot.dispatch.voice)
-            return await self._find_call(stuck)
-        if stuck.channel != Channel.SMS.value or not stuck.sender or not stuck.body_sha256:
-            return CannotTell("no_lookup_data")
-        try:
-            messages = await asyncio.to_thread(self._list, stuck)
-        except Exception as exc:  # the provider could not be asked: try again later
-            return CannotTell(f"lookup_error {getattr(exc, 'code', None) or type(exc).__name__}")
-        return match(messages, stuck)
-
-    async def _find_call(self, stuck: Stuck) -> LookupResult:
-        from bot.dispatch.voice import find_call
-
-        if not stuck.sender:
-            return CannotTell("no_lookup_data")
-        try:
-            call = await find_call(self.client, to=stuck.to, sender=stuck.sender, since=stuck.since,
-                                   known=stuck.known_sids)
-        except Exception as exc:  # the provider could not be asked: try again later
-            return CannotTell(f"lookup_error {getattr(exc, 'code', None) or type(exc).__name__}")
-        return NotFound() if call is None else Found(call.sid, call.date_created)
-
-    async def message_status(self, sid: str) -> tuple[str, str | None] | None:
-        """(status, error code) of message ``sid`` (bot.dispatch.statuses); None when it cannot be asked."""
-        from bot.dispatch.statuses import twilio_message_status
-
-        return await twilio_message_status(self.client, sid)
-
-    async def call_status(self, sid: str) -> dict[str, str] | None:
-        """A call's status as its callback would give it (bot.dispatch.statuses); None when it cannot be asked."""
-        from bot.dispatch.statuses import twilio_call_status
-
-        return await twilio_call_status(self.client, sid)
-
-    def _list(self, stuck: Stuck) -> list[Any]:
-        return list(self.client.messages.list(to=stuck.to, from_=stuck.sender, limit=MAX_LISTED,
-                                              page_size=MAX_LISTED))
-
-
-def match(messages: Sequence[Any], stuck: Stuck) -> LookupResult:
-    """The message among ``messages`` (twilio MessageInstance-like) that ``stuck`` sent, if any."""
-    floor = stuck.since - CLOCK_SKEW
-    candidates = [
-        m for m in messages
-        if (getattr(m, "direction", None) or "outbound-api") == "outbound-api"
-        and m.sid not in stuck.known_sids
-        and (m.date_created is None or m.date_created >= floor)
-    ]
-    same = [m for m in candidates if m.body and body_hash(m.body) == stuck.body_sha256]
-    if same:
-        oldest = min(same, key=lambda m: (m.date_created is None, m.date_created, m.sid))
-        return Found(oldest.sid, oldest.date_created)
-    redacted = [m for m in candidates if not m.body]
-    if len(redacted) == 1:
-        return Found(redacted[0].sid, redacted[0].date_created)
-    if redacted:
-        return CannotTell("redacted_bodies")
-    return NotFound()
 
 
 def stuck_from(attempt: ContactAttempt, known_sids: frozenset[str]) -> Stuck:

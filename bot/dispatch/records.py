@@ -24,6 +24,7 @@ from sqlalchemy import and_, bindparam, func, literal_column, select, update
 from sqlalchemy.orm import Session
 
 from bot.db.models import ContactAttempt
+from bot.dispatch.call_sessions import link_call_sids, mark_unplaced
 from bot.domain import AttemptStatus, Channel, ContactOutcome
 from bot.events import Event, emit_many, subscribed
 from bot.privacy import redact
@@ -33,9 +34,6 @@ log = logging.getLogger(__name__)
 _A = ContactAttempt.__table__
 _MAX_ERROR = 255
 
-# Provider error codes with an effect beyond failing the attempt.
-OPT_OUT_CODES = frozenset({21610})  # "the recipient replied STOP": record the opt-out
-ADDRESS_FLAGS = {21211: "invalid", 21614: "landline"}  # the number cannot be used (for SMS)
 
 
 def error_text(prefix: str, exc: BaseException | None = None, code: Any = None) -> str:
@@ -183,8 +181,6 @@ class Records:
         session.execute(_WRITE_VERDICT, params)
         ended = [r.attempt_id for r in rows if r.status in _ENDED_UNSENT]
         if ended:  # a call tried before (its session exists) that will not be placed now
-            from bot.dispatch.voice import mark_unplaced
-
             mark_unplaced(session, ended, now, status="canceled")
 
     def still_mine(self, session: Session, ids: Sequence[int], status: str) -> set[int]:
@@ -228,9 +224,7 @@ class Records:
             ]))
             emit_attempts(session, "attempt.sent", [o.attempt_id for o in sent], AttemptStatus.SENT.value, now)
             calls = [(o.attempt_id, o.provider_id) for o in sent if o.channel == Channel.VOICE.value]
-            if calls:  # the call session learns its CallSid (bot.dispatch.voice)
-                from bot.dispatch.voice import link_call_sids
-
+            if calls:  # the call session learns its CallSid (bot.dispatch.call_sessions)
                 link_call_sids(session, calls, now)
         if retry:
             written += _rows(session.execute(_RECORD_RETRY, [
@@ -253,8 +247,6 @@ class Records:
                 apply_failure_effects(session, o, now)
             unplaced = [o.attempt_id for o in failed if o.channel == Channel.VOICE.value]
             if unplaced:
-                from bot.dispatch.voice import mark_unplaced
-
                 mark_unplaced(session, unplaced, now)
         return written
 
@@ -314,19 +306,6 @@ def emit_attempts(session: Session, event_type: str, ids: Sequence[int], status:
 
 def _rows(result: Any) -> int:
     return int(result.rowcount or 0)
-
-
-def failure_effect(exc: BaseException) -> str | None:
-    """What a permanent error says about the address: the adapter's ``effect`` when it
-    gives one, else what Twilio's code means (21610 opt-out, 21211 invalid, 21614 landline)."""
-    effect = getattr(exc, "effect", None)
-    if isinstance(effect, str) and effect:
-        return effect
-    try:
-        code = int(getattr(exc, "code", None))  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return "opt_out" if code in OPT_OUT_CODES else ADDRESS_FLAGS.get(code)
 
 
 def apply_failure_effects(session: Session, failure: Failed, now: datetime) -> None:

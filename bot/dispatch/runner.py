@@ -71,7 +71,7 @@ from bot.dispatch.reconcile import (
     stuck_from,
 )
 from bot.dispatch.recheck import SEND, Judge, decision_json, load_facts, reply_senders
-from bot.dispatch.records import Failed, Late, Outcome, Records, Retry, Sent, VerdictRow, error_text, failure_effect
+from bot.dispatch.records import Failed, Late, Outcome, Records, Retry, Sent, VerdictRow, error_text
 from bot.dispatch.report import DispatchReport
 from bot.dispatch.statuses import (
     CALL_FINAL,
@@ -88,6 +88,7 @@ from bot.domain import AttemptSource, AttemptStatus
 from bot.errors import ConfigurationDeliveryError, PermanentDeliveryError, TransientDeliveryError
 from bot.metrics import provider_error
 from bot.policy import Policy
+from bot.providers.twilio.errors import failure_effect
 from bot.ratelimit import Limit, TokenBuckets
 from bot.rendering import Renderer, get_renderer
 
@@ -145,7 +146,7 @@ class Dispatcher:
 
     ``channels`` maps a channel name (``sms``, ``email``) to its adapter; attempts
     of other channels are left alone.  ``lookup`` finds SMS at the provider for
-    reconciliation (default: :class:`~bot.dispatch.reconcile.TwilioLookup` built
+    reconciliation (default: :class:`~bot.providers.twilio.lookup.TwilioLookup` built
     from the settings when there is an SMS adapter).  ``rng`` draws the backoff
     jitter; tests seed it.
     """
@@ -175,7 +176,7 @@ class Dispatcher:
         self.rng = rng or random.Random()
         self.config = compliance_config
         if lookup is None and ("sms" in self.channels or "voice" in self.channels):
-            from bot.dispatch.reconcile import TwilioLookup
+            from bot.providers.twilio.lookup import TwilioLookup
 
             lookup = TwilioLookup(settings)
         self.lookup = lookup

@@ -7,7 +7,7 @@ not send message status callbacks again.  So each dispatch pass looks for sent
 SMS with a ``provider_id`` whose ``provider_status`` is not final and whose row
 has had no news for ``status_check_after_minutes`` (``updated_at``), sent
 within the last :data:`WINDOW`, at most :data:`LIMIT` a pass, oldest news
-first; it fetches each message (the twilio client's
+first; it fetches each message (bot.providers.twilio.lookup: the twilio client's
 ``messages(sid).fetch()``) and records the status exactly as the callback would
 have (:func:`bot.web.status.apply_status`: forward only, 21610 records the
 opt-out).  A checked attempt's ``updated_at`` moves to now, so a message the
@@ -28,7 +28,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
@@ -36,19 +36,16 @@ from sqlalchemy.orm import Session
 from bot.db.models import ContactAttempt
 from bot.db.retry import lock_ids
 from bot.domain import AttemptStatus, Channel
+from bot.providers.twilio.statuses import CALL_FINAL, MESSAGE_FINAL, STATUS_RANK
 
 log = logging.getLogger(__name__)
 
 WINDOW = timedelta(days=7)  # older sends are no longer asked about
 LIMIT = 200  # lookups per pass: each is one API request
 #: Provider statuses after which nothing more is expected.
-FINAL = ("delivered", "partially_delivered", "undelivered", "failed", "canceled", "read")
+FINAL = MESSAGE_FINAL
 
 _A = ContactAttempt
-
-
-#: Call statuses after which nothing more is expected.
-CALL_FINAL = ("completed", "busy", "failed", "no-answer", "canceled")
 
 
 class StatusLookup(Protocol):
@@ -125,17 +122,6 @@ def _mark_checked(session: Session, attempt_ids: Sequence[int], now: datetime) -
                         .values(updated_at=now).execution_options(synchronize_session=False))
 
 
-async def twilio_call_status(client: Any, sid: str) -> dict[str, str] | None:
-    """A call's status from the twilio client, as its status callback's fields; None when it cannot be asked."""
-    try:
-        call = await asyncio.to_thread(lambda: client.calls(sid).fetch())
-    except Exception as exc:  # the provider could not be asked: the next pass asks again
-        log.info("status of call %s not fetched: %s", sid, getattr(exc, "code", None) or type(exc).__name__)
-        return None
-    return {"CallSid": sid, "CallStatus": str(call.status or ""), "CallDuration": str(call.duration or ""),
-            "AnsweredBy": str(getattr(call, "answered_by", None) or "")}
-
-
 async def fetch_statuses(lookup: StatusLookup, due: Sequence[tuple[int, str]], *,
                          concurrency: int = 8) -> list[Checked]:
     """Ask the provider about each of ``due``, a few at a time."""
@@ -154,7 +140,7 @@ def record_statuses(session: Session, checked: Sequence[Checked], now: datetime)
     """Apply what the provider said as status callbacks; how many moved an attempt's status.
 
     Rows are locked in id order first (the lock order, docs/dispatch.md)."""
-    from bot.web.status import STATUS_RANK, apply_status
+    from bot.web.status import apply_status
 
     lock_ids(session, ContactAttempt, [c.attempt_id for c in checked])
     moved = 0
@@ -164,14 +150,3 @@ def record_statuses(session: Session, checked: Sequence[Checked], now: datetime)
                                   attempt_id=c.attempt_id, at=now).applied
     _mark_checked(session, [c.attempt_id for c in checked if c.status is not None], now)
     return moved
-
-
-async def twilio_message_status(client: Any, sid: str) -> tuple[str, str | None] | None:
-    """(status, error code) of a message from the twilio client, or None when it cannot be asked."""
-    try:
-        message = await asyncio.to_thread(lambda: client.messages(sid).fetch())
-    except Exception as exc:  # the provider could not be asked: the next pass asks again
-        log.info("status of message %s not fetched: %s", sid, getattr(exc, "code", None) or type(exc).__name__)
-        return None
-    code = getattr(message, "error_code", None)
-    return str(message.status or ""), (str(code) if code else None)

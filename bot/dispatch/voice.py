@@ -15,48 +15,47 @@ Crash safety is the SMS story (docs/dispatch.md, "Crashes"):
   that a webhook already recorded (the answer and status URLs carry the
   attempt id), else lists the calls to the number from the caller id used
   (stored in ``decision.dispatch.from``) created since the attempt was marked
-  (:func:`find_call`).  Found: ``sent``; not there: planned again, checked again.
+  (:func:`bot.providers.twilio.lookup.find_call`).  Found: ``sent``; not there: planned again, checked again.
 
-:func:`place_call` is ``bot call``: one manual attempt, the same send-time
-check, the same adapter, at once.
+The call session's writes are in bot.dispatch.call_sessions (re-exported here);
+``bot call`` (:func:`~bot.dispatch.manual.place_call`) is in bot.dispatch.manual.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
-
-from bot.db.models import CallSession, ContactAttempt, Installment, Loan
-from bot.domain import AttemptSource, AttemptStatus, Channel
-from bot.ledger import OPEN
+from bot.dispatch.call_sessions import (
+    DEFAULT_SCRIPT,
+    FALLBACK_LOCALE,
+    SessionSeed,
+    ensure_call_sessions,
+    link_call_sids,
+    mark_unplaced,
+)
+from bot.domain import Channel
 from bot.voice.urls import status_url
 
 __all__ = [
     "CALL_KEY",
     "ComposedCall",
-    "PlacedCall",
     "compose_call",
+    "SessionSeed",
     "ensure_call_sessions",
-    "find_call",
     "link_call_sids",
     "mark_unplaced",
-    "place_call",
 ]
 
 log = logging.getLogger(__name__)
 
 #: Where the call's locale and script are kept in ``decision["dispatch"]``.
 CALL_KEY = "call"
-DEFAULT_SCRIPT = "first_stage"
-FALLBACK_LOCALE = "en-US"
 
 
 class CallComposeError(Exception):
@@ -147,199 +146,3 @@ def compose_call(data: Any, attempt: Any, settings: Any, *, at: datetime | None 
         status_callback=status_url(settings.public_base_url, attempt.id),
         loan_id=attempt.loan_id or data.loan_id,
     )
-
-
-# --- call sessions ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SessionSeed:
-    attempt_id: int
-    borrower_id: str
-    call: Mapping[str, Any]  # decision.dispatch.call: locale, script, loan_id
-
-
-def ensure_call_sessions(session: Session, seeds: Iterable[SessionSeed], now: datetime) -> None:
-    """One ``call_sessions`` row per attempt (insert-or-ignore on the unique ``attempt_id``).
-
-    Runs in the transaction that marks the attempts ``sending``, so a session
-    exists exactly for the attempts that may have become calls.
-    """
-    from bot.replies.records import insert_ignore
-
-    for seed in seeds:
-        insert_ignore(session, CallSession, {
-            "attempt_id": seed.attempt_id, "call_sid": None, "borrower_id": seed.borrower_id,
-            "loan_id": seed.call.get("loan_id"), "locale": str(seed.call.get("locale") or FALLBACK_LOCALE),
-            "script": str(seed.call.get("script") or DEFAULT_SCRIPT), "state": None, "status": "queued",
-            "answered_by": None, "outcome": None, "promise_date": None, "speech": True, "flagged": False,
-            "flags": None, "min_confidence": None, "decision": None, "recording_dir": None,
-            "started_at": now, "answered_at": None, "ended_at": None, "duration_s": None, "reviewed_at": None,
-            "reviewed_by": None, "created_at": now, "updated_at": now,
-        }, ["attempt_id"])
-
-
-def link_call_sids(session: Session, pairs: Sequence[tuple[int, str]], now: datetime) -> None:
-    """Record each placed call's SID on its session (unless a webhook already did).
-
-    The caller holds the attempts' row locks: a voice webhook locks the attempt before its
-    session too (bot.voice.service), so the two never wait for each other in a cycle."""
-    for attempt_id, sid in sorted(pairs):
-        session.execute(
-            update(CallSession)
-            .where(CallSession.attempt_id == attempt_id, CallSession.call_sid.is_(None))
-            .values(call_sid=sid[:64], updated_at=now)
-            .execution_options(synchronize_session=False)
-        )
-
-
-def mark_unplaced(session: Session, attempt_ids: Sequence[int], now: datetime, *, status: str = "failed") -> None:
-    """End the sessions of attempts that will never become calls (no CallSid): status and outcome ``status``.
-
-    ``failed``: the provider refused the call for good.  ``canceled``: the
-    send-time check blocked or cancelled an attempt that had been tried before
-    (its session was written then) and no call was placed.
-    """
-    if not attempt_ids:
-        return
-    session.execute(
-        update(CallSession)
-        .where(CallSession.attempt_id.in_(sorted(attempt_ids)), CallSession.call_sid.is_(None),
-               CallSession.status == "queued")
-        .values(status=status, outcome=status, ended_at=now, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-
-
-# --- reconciliation -------------------------------------------------------------------------
-
-
-async def find_call(client: Any, *, to: str, sender: str, since: datetime, known: frozenset[str]) -> Any | None:
-    """The call an attempt left ``sending`` placed, from the Calls list (oldest match), or None.
-
-    ``client`` is a ``twilio.rest.Client``.  Twilio's Call resource does not show
-    the answer URL (which names the attempt), so a call matches by number, caller
-    id and creation time; calls other attempts already recorded are excluded.
-    StartTime is not used as a server-side filter: a call still ``queued`` has none.
-    """
-    import asyncio
-
-    from bot.dispatch.reconcile import CLOCK_SKEW, MAX_LISTED
-
-    def listing() -> list[Any]:
-        return list(client.calls.list(to=to, from_=sender, limit=MAX_LISTED, page_size=MAX_LISTED))
-
-    calls = await asyncio.to_thread(listing)
-    floor = since - CLOCK_SKEW
-    candidates = [
-        c for c in calls
-        if c.sid not in known
-        and (getattr(c, "direction", None) or "outbound-api") == "outbound-api"
-        and (c.date_created is None or c.date_created >= floor)
-    ]
-    if not candidates:
-        return None
-    return min(candidates, key=lambda c: (c.date_created is None, c.date_created, c.sid))
-
-
-# --- bot call --------------------------------------------------------------------------------
-
-
-@dataclass
-class PlacedCall:
-    """What ``bot call`` did: the attempt, its status and, when placed, the call SID."""
-
-    attempt_id: int
-    status: str
-    call_sid: str | None = None
-    reasons: list[str] = field(default_factory=list)
-    next_allowed_at: str | None = None
-    error: str | None = None
-
-    @property
-    def placed(self) -> bool:
-        return self.call_sid is not None
-
-
-def _policy_script(policy: Any) -> str:
-    for arm in getattr(policy, "arms", {}).values():
-        for step in getattr(arm, "steps", ()):
-            if getattr(step, "channel", None) == "voice" and getattr(step, "template", None):
-                return str(step.template)
-    return DEFAULT_SCRIPT
-
-
-def _manual_attempt(session: Session, borrower_id: str, script: str, now: datetime) -> int:
-    from bot.db.models import Borrower
-    from bot.errors import NotFoundError, UsageError
-
-    borrower = session.get(Borrower, borrower_id)
-    if borrower is None:
-        raise NotFoundError(f"no borrower with id {borrower_id!r}")
-    if not borrower.phone_e164:
-        raise UsageError(f"borrower {borrower_id!r} has no phone number")
-    oldest = session.execute(
-        select(Installment.id, Installment.loan_id).join(Loan, Loan.id == Installment.loan_id)
-        .where(Loan.borrower_id == borrower_id, OPEN)
-        .order_by(Installment.due_date, Installment.id).limit(1)
-    ).first()
-    attempt = ContactAttempt(
-        dedupe_key=f"manual:call:{borrower_id}:{now.isoformat()}", borrower_id=borrower_id,
-        loan_id=oldest[1] if oldest else None, installment_id=oldest[0] if oldest else None,
-        channel=Channel.VOICE.value, source=AttemptSource.MANUAL.value, status=AttemptStatus.PLANNED.value,
-        step="manual", template=script, address=borrower.phone_e164, next_attempt_at=now, tries=0,
-        decision={"manual": {"at": now.isoformat(), "by": "bot call"}}, created_at=now, updated_at=now,
-    )
-    session.add(attempt)
-    session.flush()
-    return attempt.id
-
-
-async def place_call(db: Any, settings: Any, borrower_id: str, *, clock: Any, policy: Any = None,
-                     compliance_config: Any = None, channel: Any = None, options: Any = None,
-                     script: str | None = None) -> PlacedCall:
-    """Place one call to ``borrower_id`` now (``bot call``), through the dispatcher's own steps.
-
-    A manual attempt is written and claimed, then judged at this instant like any
-    attempt (the compliance rules, consent, opt-outs, frequency), composed, rate
-    limited, marked ``sending`` with its call session, and placed with the voice
-    adapter (``channel``; default one built from the settings).  The result says
-    whether it was placed (the SID) or why not.
-    """
-    from bot.dispatch.options import DispatchOptions
-    from bot.dispatch.report import DispatchReport
-    from bot.dispatch.runner import Dispatcher
-
-    now = clock.now()
-    own = channel is None
-    if channel is None:
-        from bot.channels.voice import VoiceChannel
-
-        channel = VoiceChannel(settings)
-    options = options or DispatchOptions.from_settings(settings)
-    try:
-        dispatcher = Dispatcher(db, settings, channels={"voice": channel}, policy=policy, clock=clock,
-                                options=options, compliance_config=compliance_config)
-        with db.session() as session:
-            attempt_id = _manual_attempt(session, borrower_id, script or _policy_script(policy), now)
-            session.execute(
-                update(ContactAttempt).where(ContactAttempt.id == attempt_id)
-                .values(claimed_by=options.worker_id, claimed_until=now + options.lease)
-                .execution_options(synchronize_session=False)
-            )
-        report = DispatchReport(at=now, worker=options.worker_id, claimed=1, batches=1)
-        await dispatcher.send_claimed([attempt_id], now, report)
-    finally:
-        if own:
-            await channel.aclose()
-    with db.sessions() as session:
-        row = session.get(ContactAttempt, attempt_id)
-        assert row is not None
-        dispatch = (row.decision or {}).get("dispatch") or {}
-        return PlacedCall(
-            attempt_id=attempt_id, status=row.status,
-            call_sid=row.provider_id if row.status == AttemptStatus.SENT.value else None,
-            reasons=list(dispatch.get("reasons") or []),
-            next_allowed_at=dispatch.get("next_allowed_at") or dispatch.get("rate_limited_until"),
-            error=row.last_error,
-        )

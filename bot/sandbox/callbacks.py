@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING
 from bot.sandbox.state import Call, Message
 
 if TYPE_CHECKING:
-    from bot.sandbox.sandbox import Sandbox
+    from bot.sandbox.host import Host
 
 
 def deliver_status(
-    sandbox: Sandbox,
+    sandbox: Host,
     record: Message | Call,
     *,
     kind: str,

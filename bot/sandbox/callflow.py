@@ -74,8 +74,7 @@ from bot.sandbox.voice_twiml import (
 from bot.sandbox.webhooks import WebhookAttempt
 
 if TYPE_CHECKING:
-    from bot.sandbox.sandbox import Sandbox
-    from bot.sandbox.voice import Voice
+    from bot.sandbox.host import CallEnds, Host
 
 log = logging.getLogger("bot.sandbox.callflow")
 
@@ -194,7 +193,7 @@ class Flow:
 class CallFlows:
     """Runs the call flow of every answered call of one sandbox."""
 
-    def __init__(self, sandbox: Sandbox, voice: Voice) -> None:
+    def __init__(self, sandbox: Host, voice: CallEnds) -> None:
         self.sb = sandbox
         self.voice = voice
 

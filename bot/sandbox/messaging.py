@@ -44,7 +44,7 @@ from bot.sandbox.twiml import TwimlError, TwimlMessage, parse_messages
 from bot.sandbox.webhooks import WebhookAttempt, WebhookRefused
 
 if TYPE_CHECKING:
-    from bot.sandbox.sandbox import Sandbox
+    from bot.sandbox.host import Host
 
 log = logging.getLogger("bot.sandbox.messaging")
 
@@ -84,7 +84,7 @@ class InboundResult:
 
 
 class Messaging:
-    def __init__(self, sandbox: Sandbox) -> None:
+    def __init__(self, sandbox: Host) -> None:
         self.sb = sandbox
 
     # --- REST ------------------------------------------------------------------

@@ -55,7 +55,7 @@ from bot.sandbox.state import API_VERSION, Call, new_sid
 from bot.sandbox.webhooks import WebhookRefused
 
 if TYPE_CHECKING:
-    from bot.sandbox.sandbox import Sandbox
+    from bot.sandbox.host import Host
 
 log = logging.getLogger("bot.sandbox.voice")
 
@@ -65,7 +65,7 @@ MAX_TIMEOUT = 600
 
 
 class Voice:
-    def __init__(self, sandbox: Sandbox) -> None:
+    def __init__(self, sandbox: Host) -> None:
         self.sb = sandbox
         self.flows = CallFlows(sandbox, self)
 

@@ -60,6 +60,7 @@ from bot.db.models import Borrower, CallSession, CallTurn, Consent, ContactAttem
 from bot.domain import AttemptSource, AttemptStatus, Channel, ContactOutcome, Intent, TaskKind
 from bot.ledger import OPEN, OUTSTANDING, is_paid
 from bot.metrics import observe_call_turn, observe_recognition
+from bot.providers.twilio.statuses import CALL_FINAL, CALL_STATUS_RANK
 from bot.replies.redaction import redact_reply
 from bot.voice import media
 from bot.voice.twiml import ListenPlan, build
@@ -76,11 +77,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ACTOR = "voice"
-CALL_STATUS_RANK: dict[str, int] = {
-    "queued": 1, "initiated": 2, "ringing": 3, "in-progress": 4,
-    "completed": 5, "busy": 5, "failed": 5, "no-answer": 5, "canceled": 5,
-}
-FINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+FINAL_STATUSES = frozenset(CALL_FINAL)
 #: call_sessions.outcome of a call that never connected.
 _UNANSWERED_OUTCOME = {"no-answer": "no_answer", "busy": "busy", "failed": "failed", "canceled": "canceled"}
 _REPLY_KINDS = ("opt_out", "opt_in", "help", "paid", "promise", "dispute", "wrong_number", "hardship",
@@ -570,13 +567,11 @@ class CallService:
         target = urlsplit(url)
         if (target.scheme, target.netloc) != (allowed.scheme, allowed.netloc):
             raise PermissionError("RecordingUrl is not on the configured Twilio API host")
-        import httpx
+        from bot.providers.twilio.client import recording_client
 
         with self._http_lock:
             if self._http is None:
-                self._http = httpx.Client(trust_env=False, timeout=httpx.Timeout(15.0, connect=5.0),
-                                          auth=(self.settings.twilio_account_sid, self.settings.twilio_auth_token),
-                                          follow_redirects=False)
+                self._http = recording_client(self.settings)
             client = self._http
         response = client.get(url)
         response.raise_for_status()

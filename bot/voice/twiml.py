@@ -36,7 +36,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from twilio.twiml.voice_response import Gather, VoiceResponse
+from bot.providers.twilio.twiml import Gather, VoiceResponse
 
 __all__ = ["KEYS", "ListenPlan", "build"]
 

@@ -1,4 +1,5 @@
-"""The bot's web face: Twilio webhooks, email unsubscribe, (later) the supervisor console.
+"""The bot's webhooks: Twilio SMS, status and voice callbacks, email unsubscribe, media, health.
 
-``from bot.web.app import create_app``; docs/webhooks.md describes the routes.
+The composition root, :func:`bot.app.create_app`, mounts them beside the console
+and the REST API; docs/webhooks.md describes the routes.
 """

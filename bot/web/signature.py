@@ -5,7 +5,8 @@ query string) followed by the sorted form parameters.  Behind a reverse proxy
 or a tunnel that URL is not the one the request arrives at, so the bot
 rebuilds it from the configured ``public_base_url`` plus the path the app was
 asked for (without any ``root_path`` the server adds) and the raw query
-string.  ``twilio.request_validator.RequestValidator`` then checks it (it also
+string.  :func:`bot.providers.twilio.client.valid_signature` (twilio's
+``RequestValidator``) then checks it (it also
 accepts the URL with and without the default port, as Twilio's own libraries do).
 
 Order of checks: a missing signature is refused (403) before the body is
@@ -20,9 +21,8 @@ from urllib.parse import parse_qsl
 
 from starlette.datastructures import ImmutableMultiDict
 from starlette.requests import Request
-from twilio.request_validator import RequestValidator
-
 from bot.config import Settings
+from bot.providers.twilio.client import valid_signature
 
 __all__ = ["MAX_BODY_BYTES", "SIGNATURE_HEADER", "WebhookRejected", "public_url", "read_signed_form"]
 
@@ -85,7 +85,6 @@ async def read_signed_form(request: Request, settings: Settings) -> ImmutableMul
     except (UnicodeDecodeError, ValueError):
         raise WebhookRejected(400, "malformed form body") from None
     params = ImmutableMultiDict(pairs)
-    validator = RequestValidator(settings.twilio_auth_token)
-    if not validator.validate(public_url(settings, request), params, signature):
+    if not valid_signature(settings.twilio_auth_token, public_url(settings, request), params, signature):
         raise WebhookRejected(403, f"invalid {SIGNATURE_HEADER} for the configured public URL")
     return params

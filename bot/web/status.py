@@ -1,7 +1,7 @@
 """Message status callbacks: the provider's delivery status, only ever moved forward.
 
 Twilio may send a message's callbacks more than once and in any order
-(``delivered`` before ``sent``).  Statuses are ranked::
+(``delivered`` before ``sent``).  Statuses are ranked (bot.providers.twilio.statuses)::
 
     accepted, scheduled, queued  <  sending  <  sent  <  delivered | undelivered | failed | canceled  <  read
 
@@ -36,6 +36,8 @@ from sqlalchemy.orm import Session
 from bot.db.models import ContactAttempt
 from bot.domain import Channel, ContactOutcome
 from bot.events import emit
+from bot.providers.twilio.errors import OPT_OUT_ERROR
+from bot.providers.twilio.statuses import FAILURE_STATUSES, MESSAGE_OUTCOME, STATUS_RANK
 from bot.replies import record_opt_out
 
 __all__ = [
@@ -50,21 +52,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-STATUS_RANK: dict[str, int] = {
-    "accepted": 1, "scheduled": 1, "queued": 1,
-    "sending": 2,
-    "sent": 3,
-    "delivered": 4, "partially_delivered": 4, "undelivered": 4, "failed": 4, "canceled": 4,
-    "read": 5,
-}
-FAILURE_STATUSES = frozenset({"undelivered", "failed", "canceled"})
-_OUTCOME = {
-    "delivered": ContactOutcome.DELIVERED.value, "partially_delivered": ContactOutcome.DELIVERED.value,
-    "read": ContactOutcome.DELIVERED.value,
-    "undelivered": ContactOutcome.FAILED.value, "failed": ContactOutcome.FAILED.value,
-    "canceled": ContactOutcome.FAILED.value,
-}
-OPT_OUT_ERROR = "21610"
+_OUTCOME = MESSAGE_OUTCOME
 
 
 class UnknownMessage(Exception):
