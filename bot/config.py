@@ -152,6 +152,15 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown IANA time zone {value!r}") from None
         return value
 
+    @field_validator("console_default_locale")
+    @classmethod
+    def _console_locale(cls, value: str) -> str:
+        from bot.console.i18n import LOCALES
+
+        if value not in LOCALES:
+            raise ValueError(f"{value!r} is not a console language; one of {', '.join(LOCALES)}")
+        return value
+
     @field_validator("templates_dir", "voice_scripts_dir")
     @classmethod
     def _directory_exists(cls, value: Path) -> Path:
@@ -225,6 +234,7 @@ class Settings(BaseSettings):
     console_lockout_minutes: int = Field(default=15, ge=1, le=10_080)
     console_page_size: int = Field(default=50, ge=5, le=500)
     console_low_confidence: float = Field(default=0.6, ge=0.0, le=1.0)  # "low confidence" call filter
+    console_default_locale: str = "en"  # the console's language for users without their own (en, zh-CN, ko-KR)
     # Call audio (prompts and recordings); call_turns.audio_ref is relative to it
     media_dir: Path = Path("media")
 

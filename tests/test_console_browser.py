@@ -23,7 +23,7 @@ from sqlalchemy import select
 from bot.app import create_app
 from bot.clock import FixedClock
 from bot.db import Database
-from bot.db.models import AuditEvent, CallTurn, Consent, Promise
+from bot.db.models import AuditEvent, CallTurn, Consent, Promise, User
 from bot.effectiveness.output import to_csv
 from bot.sandbox.server import ThreadedServer
 from test_console_review import add_keypad_turns
@@ -340,3 +340,31 @@ def test_the_effectiveness_page_groups_and_exports_the_report(
     _shot(page, "12-effectiveness-phone")
     page.context.close()
     assert [p for p in problems if "status of 400" not in p] == []
+
+
+def test_a_viewer_switches_the_console_to_korean(chromium: Browser, site: tuple[str, Database, Seeded]) -> None:
+    base_url, db, seeded = site
+    problems: list[str] = []
+    page = _page(chromium, base_url, problems)
+    _sign_in(page, "vic")
+    page.click("nav >> text=Calls")
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    page.select_option("#language", "ko-KR")
+    page.click("#change-language")
+    page.wait_for_url("**/console/calls")  # back on the page the form was sent from
+    expect(page.locator("html")).to_have_attribute("lang", "ko-KR")
+    nav = page.locator("header nav")
+    for label in ("대시보드", "통화", "성과", "작업"):
+        expect(nav).to_contain_text(label)
+    expect(page.locator("h1")).to_have_text("통화")
+    expect(page.locator("#sign-out")).to_have_text("로그아웃")
+    # The borrower's words stay as said, in their language; the intent is named in Korean beside them.
+    page.goto(f"/console/calls/{seeded.call_dispute}")
+    said = page.locator("#transcript td.said[lang='zh-CN']", has_text="这不是我的欠款")
+    expect(said).to_have_count(1)
+    expect(page.locator("#transcript .understood .intent[data-intent='dispute']")).to_have_text("이의 제기")
+    expect(page.locator("#call-started")).to_contain_text("2026. 11. 27. 오후 3:00 +00:00")
+    _shot(page, "11-call-in-korean")
+    with db.session() as session:
+        assert session.scalar(select(User.locale).where(User.name == "vic")) == "ko-KR"
+    assert problems == []

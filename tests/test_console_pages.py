@@ -134,7 +134,7 @@ def test_correcting_the_promise_date_replaces_the_promise(world: World) -> None:
     assert response.status_code == 303
     assert _promises(world) == [(date(2026, 12, 4), "cancelled", "voice"), (date(2026, 12, 11), "pending", "console")]
     page = sam.get(f"/console/calls/{s.call_promise}").text
-    assert "corrected: promise_to_pay · 2026-12-11" in page and "2026-12-11 (console)" in page
+    assert "corrected: promise to pay · 2026-12-11" in page and "2026-12-11 (console)" in page
     with world.db.session() as session:
         turn = session.get(CallTurn, s.promise_turn)
         assert turn is not None

@@ -1,4 +1,4 @@
-"""``bot user``: console users (add, list, disable, enable, unlock); docs/cli.md, docs/console.md."""
+"""``bot user``: console users (add, set, list, disable, enable, unlock); docs/cli.md, docs/console.md."""
 
 from __future__ import annotations
 
@@ -14,10 +14,16 @@ from bot.console.users import (
     add_user,
     list_users,
     set_disabled,
+    set_locale,
+    set_timezone,
     unlock_user,
+    validate_locale,
     validate_password,
     validate_timezone,
 )
+from bot.console.i18n import LOCALES
+
+_LOCALE_HELP = f"The console's language for this user: {', '.join(LOCALES)} (default: console_default_locale)."
 
 
 @click.group("user")
@@ -44,15 +50,37 @@ def _read_password(from_stdin: bool) -> str:
               help="Read the password from the first line of standard input instead of prompting.")
 @click.option("--timezone", default=None, metavar="ZONE",
               help="The IANA zone the console shows this user times in (default UTC), e.g. Europe/Paris.")
+@click.option("--locale", default=None, metavar="LOCALE", help=_LOCALE_HELP)
 @pass_app
-def add_cmd(app: App, name: str, role: str, password_stdin: bool, timezone: str | None) -> None:
+def add_cmd(app: App, name: str, role: str, password_stdin: bool, timezone: str | None, locale: str | None) -> None:
     """Add a console user.  The password (12 characters or more) is prompted for, or read with
     --password-stdin; it is stored as an argon2id hash only."""
     validate_timezone(timezone)
+    validate_locale(locale)
     password = _read_password(password_stdin)
     with app.db.session() as session:
-        add_user(session, name, role, password, at=app.clock.now(), actor="cli", timezone=timezone)
+        add_user(session, name, role, password, at=app.clock.now(), actor="cli", timezone=timezone, locale=locale)
     err_console.print(f"added user {name} ({role})", markup=False)
+
+
+@user_group.command("set")
+@click.argument("name")
+@click.option("--timezone", default=None, metavar="ZONE",
+              help='The IANA zone the console shows this user times in; "" for UTC.')
+@click.option("--locale", default=None, metavar="LOCALE", help=_LOCALE_HELP + ' "" for the default.')
+@pass_app
+def set_cmd(app: App, name: str, timezone: str | None, locale: str | None) -> None:
+    """Change a user's time zone or language (what is not given stays as it is)."""
+    if timezone is None and locale is None:
+        raise UserError("give --timezone or --locale (or both)")
+    validate_timezone(timezone)
+    validate_locale(locale)
+    with app.db.session() as session:
+        if timezone is not None:
+            set_timezone(session, name, timezone, at=app.clock.now())
+        if locale is not None:
+            set_locale(session, name, locale, at=app.clock.now())
+    err_console.print(f"updated user {name}", markup=False)
 
 
 @user_group.command("list")
@@ -70,6 +98,7 @@ def list_cmd(app: App, as_json: bool) -> None:
         "locked_until": u.locked_until.isoformat() if u.locked_until and u.locked_until > now else None,
         "last_login_at": u.last_login_at.isoformat() if u.last_login_at else None,
         "created_at": u.created_at.isoformat(),
+        "timezone": u.timezone, "locale": u.locale,
     } for u in users]
     if as_json:
         print_json(rows)
@@ -77,9 +106,10 @@ def list_cmd(app: App, as_json: bool) -> None:
     if not rows:
         err_console.print("no console users; add one with: bot user add NAME --role admin")
         return
-    table = Table("name", "role", "state", "failed logins", "last sign-in")
+    table = Table("name", "role", "state", "failed logins", "last sign-in", "zone", "language")
     for row in rows:
-        table.add_row(row["name"], row["role"], row["state"], str(row["failed_logins"]), row["last_login_at"] or "")
+        table.add_row(row["name"], row["role"], row["state"], str(row["failed_logins"]), row["last_login_at"] or "",
+                      row["timezone"] or "", row["locale"] or "")
     out_console.print(table)
 
 

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from bot.console.filters import EffectivenessFilters, default_report_window
+from bot.console.i18n import N_
 from bot.effectiveness import Window, build_report
 from bot.effectiveness.configured import costs_from, window_from
 from bot.effectiveness.queries import RawRow, contact_rows, event_rows
@@ -31,15 +32,15 @@ __all__ = ["FUNNEL", "TREND", "experiment_block", "page", "promise_card", "repor
 #: The funnel's stages: (label, the report's metric).  Each is counted in the window on its own
 #: (not as a cohort): a promise made last week and kept this week is in this week's "kept".
 FUNNEL = (
-    ("contacts", "contacts"),
-    ("reached", "reached"),
-    ("right party", "right_party_contacts"),
-    ("promises", "promises"),
-    ("kept", "kept"),
-    ("paid", "payments"),
+    (N_("contacts"), "contacts"),
+    (N_("reached"), "reached"),
+    (N_("right party"), "right_party_contacts"),
+    (N_("promises"), "promises"),
+    (N_("kept"), "kept"),
+    (N_("paid"), "payments"),
 )
-#: The weekly trend's series (the report's counts, added over currencies).
-TREND = ("contacts", "reached", "promises", "kept")
+#: The weekly trend's series (the report's counts, added over currencies; the page translates the names).
+TREND = (N_("contacts"), N_("reached"), N_("promises"), N_("kept"))
 
 
 def report_for(session: Session, settings: Any, filters: EffectivenessFilters) -> dict[str, Any]:

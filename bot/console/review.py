@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, String, and_, case, cast, exists, false, func, not_, or_, select, update
 from sqlalchemy.orm import Session
 
+from bot.console.i18n import N_
 from bot.db.models import CallSession, CallTurn
 
 __all__ = [
@@ -61,18 +62,18 @@ class Reason:
 
 #: Every reason, most urgent first (the order of the ranks).
 REASONS: tuple[Reason, ...] = (
-    Reason("opt_out", "asked to stop calls", 0),
-    Reason("dispute", "disputes the debt", 1),
-    Reason("paid_claim", "says it is paid", 2),
-    Reason("paid_during_call", "paid during the call", 3),
-    Reason("compliance_at_answer", "not allowed any more at the answer", 4),
-    Reason("wrong_party", "wrong person", 5),
-    Reason("disclosure_not_completed", "disclosure not completed", 6),
-    Reason("unconfirmed_promise", "promise date not confirmed", 7),
-    Reason("readback_refused", "said no to a read-back", 8),
-    Reason("low_confidence", "low recognition confidence", 9),
-    Reason("silences", "silences", 10),
-    Reason("flagged", "flagged", 11),
+    Reason("opt_out", N_("asked to stop calls"), 0),
+    Reason("dispute", N_("disputes the debt"), 1),
+    Reason("paid_claim", N_("says it is paid"), 2),
+    Reason("paid_during_call", N_("paid during the call"), 3),
+    Reason("compliance_at_answer", N_("not allowed any more at the answer"), 4),
+    Reason("wrong_party", N_("wrong person"), 5),
+    Reason("disclosure_not_completed", N_("disclosure not completed"), 6),
+    Reason("unconfirmed_promise", N_("promise date not confirmed"), 7),
+    Reason("readback_refused", N_("said no to a read-back"), 8),
+    Reason("low_confidence", N_("low recognition confidence"), 9),
+    Reason("silences", N_("silences"), 10),
+    Reason("flagged", N_("flagged"), 11),
 )
 _BY_CODE = {r.code: r for r in REASONS}
 #: Flags the voice service sets that are reasons of their own.

@@ -45,7 +45,8 @@ from bot.console.filters import (
     text,
 )
 from bot.console.sessions import SignedIn, create_session, end_session, new_token, purge_expired, session_id_for
-from bot.console.users import MAX_PASSWORD_LENGTH, authenticate, has_role
+from bot.console.i18n import N_
+from bot.console.users import MAX_PASSWORD_LENGTH, UserError, authenticate, has_role, set_locale
 from bot.console.web import (
     ConsoleRoute,
     PageError,
@@ -76,10 +77,11 @@ router = APIRouter(route_class=ConsoleRoute, dependencies=[Depends(current_user)
 STATIC = {"console.css": "text/css; charset=utf-8", "console.js": "text/javascript; charset=utf-8",
           "favicon.svg": "image/svg+xml"}
 AUDIO_TYPES = {".wav": "audio/wav", ".mp3": "audio/mpeg", ".ogg": "audio/ogg"}
-DONE = {"reviewed": "Marked as reviewed.", "note": "Note added.", "corrected": "Correction saved.",
-        "escalated": "Escalated: a task is open.", "assigned": "Task assigned.", "closed": "Task closed.",
-        "taken": "The call is assigned to you.", "released": "The call is assigned to nobody.",
-        "empty": "Nothing left to review: the queue is empty (or every call in it is someone else's)."}
+DONE = {"reviewed": N_("Marked as reviewed."), "note": N_("Note added."), "corrected": N_("Correction saved."),
+        "escalated": N_("Escalated: a task is open."), "assigned": N_("Task assigned."),
+        "closed": N_("Task closed."), "taken": N_("The call is assigned to you."),
+        "released": N_("The call is assigned to nobody."),
+        "empty": N_("Nothing left to review: the queue is empty (or every call in it is someone else's).")}
 
 viewer = role("viewer")
 supervisor = role("supervisor")
@@ -201,6 +203,22 @@ async def logout(request: Request, user: SignedIn = Depends(viewer)) -> Response
     response.delete_cookie(cookie_name(ctx.settings), path="/", secure=ctx.settings.console_secure_cookies,
                            httponly=True, samesite="strict")
     return response
+
+
+def _set_own_locale(ctx: WebContext, user: SignedIn, locale: str) -> None:
+    with ctx.db.session() as session:
+        set_locale(session, user.name, locale, at=ctx.clock.now(), actor=user.name)
+
+
+@router.post("/console/account/locale")
+async def change_locale(request: Request, user: SignedIn = Depends(viewer)) -> Response:
+    """A user changes their own console language (the header's form); back to the page it was sent from."""
+    form = await read_form(request, user)
+    try:
+        await run_in_threadpool(_set_own_locale, _ctx(request), user, form.get("locale", ""))
+    except UserError as exc:
+        raise PageError(400, str(exc)) from None
+    return RedirectResponse(safe_next(form.get("next")), status_code=303)
 
 
 # --- dashboard -------------------------------------------------------------------------------------

@@ -68,6 +68,7 @@ class SignedIn:
     csrf: str
     expires_at: datetime
     timezone: str | None = None  # the user's own zone (users.timezone); None: UTC
+    locale: str | None = None  # the user's own language (users.locale); None: console_default_locale
 
 
 def create_session(session: Session, user_id: int, *, at: datetime, lifetime: timedelta) -> str:
@@ -85,13 +86,14 @@ def load_session(session: Session, token: str | None, *, at: datetime, idle: tim
         return None
     sid = session_id_for(token)
     row = session.execute(
-        select(ConsoleSession, User.name, User.role, User.disabled, User.timezone)
+        select(ConsoleSession, User.name, User.role, User.disabled, User.timezone,
+               User.locale)
         .join(User, User.id == ConsoleSession.user_id)
         .where(ConsoleSession.id == sid)
     ).first()
     if row is None:
         return None
-    console_session, name, role, disabled, timezone = row
+    console_session, name, role, disabled, timezone, locale = row
     if disabled or console_session.expires_at <= at or console_session.last_seen_at + idle <= at:
         session.execute(delete(ConsoleSession).where(ConsoleSession.id == sid))
         return None
@@ -99,7 +101,7 @@ def load_session(session: Session, token: str | None, *, at: datetime, idle: tim
         session.execute(update(ConsoleSession).where(ConsoleSession.id == sid).values(last_seen_at=at)
                         .execution_options(synchronize_session=False))
     return SignedIn(sid, console_session.user_id, name, role, console_session.csrf_token,
-                    console_session.expires_at, timezone)
+                    console_session.expires_at, timezone, locale)
 
 
 def end_session(session: Session, session_id: str) -> None:

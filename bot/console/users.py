@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from bot.clock import Clock, SystemClock
 from bot.console.audit import record
+from bot.console.i18n import LOCALES
 from bot.db import Database
 from bot.db.models import ConsoleSession, User
 from bot.errors import NotFoundError, UsageError
@@ -51,6 +52,9 @@ __all__ = [
     "validate_name",
     "validate_password",
     "validate_role",
+    "set_locale",
+    "set_timezone",
+    "validate_locale",
     "validate_timezone",
 ]
 
@@ -96,6 +100,15 @@ def validate_timezone(zone: str | None) -> str | None:
     return zone
 
 
+def validate_locale(locale: str | None) -> str | None:
+    """A console language (``en``, ``zh-CN``, ``ko-KR``), or None (``console_default_locale``)."""
+    if locale is None or locale == "":
+        return None
+    if locale not in LOCALES:
+        raise UserError(f"locale: must be one of {', '.join(LOCALES)}")
+    return locale
+
+
 def validate_password(password: str) -> str:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise UserError(f"password: at least {MIN_PASSWORD_LENGTH} characters")
@@ -128,15 +141,17 @@ def _by_name(session: Session, name: str) -> User:
 
 
 def add_user(session: Session, name: str, role: str, password: str, *, at: datetime, actor: str = "cli",
-             timezone: str | None = None) -> User:
+             timezone: str | None = None, locale: str | None = None) -> User:
     """Create a user; :class:`UserError` if the name is taken or a value is not allowed."""
     validate_name(name)
     validate_role(role)
     timezone = validate_timezone(timezone)
+    locale = validate_locale(locale)
     if session.scalar(select(User.id).where(User.name == name)) is not None:
         raise UserError(f"user name: {name} exists already")
     user = User(name=name, password_hash=hash_password(password), role=role, failed_logins=0, locked_until=None,
-                disabled=False, created_at=at, last_login_at=None, timezone=timezone)
+                disabled=False, created_at=at, last_login_at=None, timezone=timezone,
+                locale=locale)
     session.add(user)
     session.flush()
     record(session, at, actor=actor, action="user.added", subject_type="user", subject_id=name,
@@ -145,7 +160,7 @@ def add_user(session: Session, name: str, role: str, password: str, *, at: datet
 
 
 def ensure_user(db: Database, name: str, role: str, password: str, *, clock: Clock | None = None,
-                timezone: str | None = None) -> User:
+                timezone: str | None = None, locale: str | None = None) -> User:
     """The user ``name`` with this role and password, enabled and unlocked, creating it if needed.
 
     For the demo and set-up scripts: calling it again resets the password and role.
@@ -154,11 +169,13 @@ def ensure_user(db: Database, name: str, role: str, password: str, *, clock: Clo
     validate_name(name)
     validate_role(role)
     timezone = validate_timezone(timezone)
+    locale = validate_locale(locale)
     with db.session() as session:
         user = session.scalar(select(User).where(User.name == name))
         if user is None:
-            return add_user(session, name, role, password, at=at, actor="setup", timezone=timezone)
+            return add_user(session, name, role, password, at=at, actor="setup", timezone=timezone, locale=locale)
         user.timezone = timezone
+        user.locale = locale
         user.password_hash = hash_password(password)
         user.role = role
         user.disabled = False
@@ -184,6 +201,25 @@ def set_disabled(session: Session, name: str, disabled: bool, *, at: datetime, a
            subject_id=name)
     session.flush()
     return user
+
+
+def _set_own(session: Session, name: str, field: str, value: str | None, *, at: datetime, actor: str) -> User:
+    user = _by_name(session, name)
+    setattr(user, field, value)
+    record(session, at, actor=actor, action=f"user.{field}", subject_type="user", subject_id=name,
+           detail={field: value})
+    session.flush()
+    return user
+
+
+def set_locale(session: Session, name: str, locale: str | None, *, at: datetime, actor: str = "cli") -> User:
+    """Set a user's console language (None or "": back to ``console_default_locale``)."""
+    return _set_own(session, name, "locale", validate_locale(locale), at=at, actor=actor)
+
+
+def set_timezone(session: Session, name: str, timezone: str | None, *, at: datetime, actor: str = "cli") -> User:
+    """Set the zone the console shows a user times in (None or "": UTC)."""
+    return _set_own(session, name, "timezone", validate_timezone(timezone), at=at, actor=actor)
 
 
 def unlock_user(session: Session, name: str, *, at: datetime, actor: str = "cli") -> User:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from bot.config import Settings
 from bot.console import charts
 from bot.console.actions import ActionError
 from bot.console.filters import InvalidInput
+from bot.console.i18n import DEFAULT_LOCALE, LOCALE_NAMES, LOCALES, formats, translations
 from bot.console.queries import display_zone
 from bot.console.sessions import LOGIN_CSRF_COOKIE, SignedIn, csrf_matches, load_session
 from bot.console.users import has_role
@@ -54,6 +55,7 @@ __all__ = [
     "render",
     "role",
     "safe_next",
+    "user_locale",
 ]
 
 API_PREFIX = "/console/api/"
@@ -95,68 +97,52 @@ def safe_next(value: str | None) -> str:
 # --- templates ----------------------------------------------------------------------------------
 
 
-def _when(value: datetime | None, with_zone: bool = True) -> str:
-    if value is None:
-        return ""
-    if not with_zone:
-        return f"{value:%Y-%m-%d %H:%M}"
-    offset = value.strftime("%z")
-    return f"{value:%Y-%m-%d %H:%M} {offset[:3]}:{offset[3:]}" if offset else f"{value:%Y-%m-%d %H:%M}"
-
-
-def _day(value: date | str | None) -> str:
-    if value is None:
-        return ""
-    return value if isinstance(value, str) else value.isoformat()
-
-
-def _confidence(value: float | None) -> str:
-    return "" if value is None else f"{value:.2f}"
-
-
 def _clock(seconds: float | None) -> str:
-    """A position in a recording as m:ss."""
+    """A position in a recording as m:ss (the same in every language)."""
     if seconds is None:
         return ""
     whole = int(seconds)
     return f"{whole // 60}:{whole % 60:02d}"
 
 
-def _pct(numerator: int, denominator: int) -> str:
-    return f"{numerator / denominator:.0%}" if denominator else "–"
+@lru_cache(maxsize=8)
+def environment(templates_dir: str, locale: str = DEFAULT_LOCALE) -> jinja2.Environment:
+    """The console's Jinja2 environment in one language: autoescaping everywhere, undefined
+    variables are errors, ``_()`` / ``{% trans %}`` from that language's catalog, and the
+    filters (``when``, ``day``, ``confidence``, ``rate``, ``money``, ...) formatting as it writes.
 
-
-def _rate(value: float | None) -> str:
-    """A fraction as the report's table prints it: ``0.8814`` → ``88.1%``, ``None`` → ``–``."""
-    return "–" if value is None else f"{value * 100:.1f}%"
-
-
-def _money(minor: int | None, currency: str) -> str:
-    from bot.effectiveness.output import money
-
-    return "–" if minor is None else money(minor, currency)
-
-
-@lru_cache(maxsize=4)
-def environment(templates_dir: str) -> jinja2.Environment:
-    """The console's Jinja2 environment: autoescaping everywhere, undefined variables are errors."""
+    One environment a language, built once: a request never changes an environment, so
+    two users in two languages can be served at the same time without seeing each other's."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(Path(templates_dir) / "web")),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
     )
-    env.filters.update(when=_when, day=_day, confidence=_confidence, rate=_rate, clock=_clock)
-    env.globals.update(bar_chart=charts.bar_chart, meter=charts.meter, funnel=charts.funnel, pct=_pct,
-                       money=_money)
+    env.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]
+    fmt = formats(locale)
+    gettext = translations(locale).gettext
+    env.filters.update(when=fmt.when, day=fmt.day, confidence=fmt.confidence, rate=fmt.rate, number=fmt.number,
+                       clock=_clock, intent=fmt.intent_label, labels=lambda pairs: [(gettext(k), v) for k, v in pairs])
+    env.globals.update(bar_chart=charts.bar_chart, meter=charts.meter, funnel=charts.funnel, pct=fmt.pct,
+                       money=fmt.money, intent_label=fmt.intent_label, lang=locale,
+                       locale_names=LOCALE_NAMES)
     return env
+
+
+def user_locale(request: Request, user: SignedIn | None) -> str:
+    """The language of a page: the user's own, else the setting ``console_default_locale``."""
+    if user is not None and user.locale in LOCALES:
+        return user.locale
+    return web_context(request).settings.console_default_locale
 
 
 def render(request: Request, template: str, *, user: SignedIn | None, status: int = 200,
            **context: Any) -> HTMLResponse:
     settings = web_context(request).settings
-    page = environment(str(settings.templates_dir)).get_template(template).render(
+    page = environment(str(settings.templates_dir), user_locale(request, user)).get_template(template).render(
         user=user,
         csrf=user.csrf if user else "",
         can_act=bool(user and has_role(user.role, "supervisor")),

@@ -432,6 +432,7 @@ class User(Base):
     created_at: Mapped[datetime]
     last_login_at: Mapped[datetime | None]
     timezone: Mapped[str | None] = mapped_column(String(64))  # the zone the console shows times in; None: UTC
+    locale: Mapped[str | None] = mapped_column(String(16))  # the console's language (en, zh-CN, ko-KR); None: default
 
 
 class ConsoleSession(Base):
