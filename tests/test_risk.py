@@ -343,7 +343,7 @@ def test_the_console_borrower_page_shows_score_source_and_reasons(world: World) 
                       created_at=NOW - timedelta(days=30), resolved_at=NOW - timedelta(days=26)))
     html = world.as_("vic").get("/console/borrowers/B1").text
     facts = html[html.index('id="b-risk"'):]
-    assert facts.startswith('id="b-risk">820 <small>(lender&#39;s score)</small> · segment subprime</dd>')
+    assert facts.startswith("id=\"b-risk\">820 <small>(lender's score)</small> · segment subprime</dd>")
     reasons = html[html.index('id="risk-reasons"'):html.index("<h2>Loans")]
     assert "<td class=\"num\">+150</td><td>1 broken promise to pay</td><td><code>broken_promise</code></td>" in reasons
     assert "The lender's risk score is 820" in html
