@@ -42,10 +42,10 @@ from bot.db.models import (
     Promise,
     Task,
 )
-from bot.domain import Channel, PromiseStatus, TaskStatus
+from bot.domain import PromiseStatus, TaskStatus
 from bot.errors import NotFoundError
 from bot.ledger import OPEN, OUTSTANDING
-from bot.privacy import mask_email, mask_name, mask_phone, redact
+from bot.privacy import mask_address, mask_email, mask_name, mask_phone, redact
 
 __all__ = [
     "BorrowerRecord",
@@ -153,12 +153,6 @@ def installment_status(installment: Installment, today: date) -> tuple[str, int]
     return ("overdue" if days_past_due else "due"), days_past_due
 
 
-def _masked_address(channel: str, address: str | None) -> str:
-    if not address:
-        return ""
-    return mask_email(address) if channel == Channel.EMAIL.value else mask_phone(address)
-
-
 def _iso(value: datetime | date | None, zone: ZoneInfo | None = None) -> str | None:
     if value is None:
         return None
@@ -253,7 +247,7 @@ def borrower_document(
         "consents": [
             {
                 "channel": c.channel,
-                "address": c.address if reveal else _masked_address(c.channel, c.address),
+                "address": c.address if reveal else mask_address(c.address, c.channel),
                 "granted": c.granted,
                 "opted_out_at": _iso(c.opted_out_at),
                 "opt_out_source": c.opt_out_source,
@@ -275,7 +269,7 @@ def borrower_document(
                     "status": c.status,
                     "outcome": c.outcome,
                     "step": c.step,
-                    "address": c.address if reveal else _masked_address(c.channel, c.address),
+                    "address": c.address if reveal else mask_address(c.address, c.channel),
                     "reasons": list((c.decision or {}).get("reasons") or []),
                 }
                 for c in record.contacts

@@ -32,6 +32,7 @@ __all__ = [
     "csv_safe",
     "csv_unescape",
     "install_log_filter",
+    "mask_address",
     "mask_card",
     "mask_email",
     "mask_id",
@@ -82,6 +83,14 @@ def _country_code_length(digits: str) -> int:
         if phonenumbers.region_code_for_country_code(int(digits[:length])) != "ZZ":
             return length
     return 1
+
+
+def mask_address(address: str | None, channel: str | None = None) -> str:
+    """A contact address masked as what it is: an email (``channel`` ``email``, or an ``@`` in
+    it) by :func:`mask_email`, else a phone number by :func:`mask_phone`; ``""`` for none."""
+    if not address:
+        return ""
+    return mask_email(address) if channel == "email" or "@" in address else mask_phone(address)
 
 
 def mask_email(email: str | None) -> str:

@@ -31,6 +31,7 @@ from bot.privacy import (
     csv_safe,
     csv_unescape,
     install_log_filter,
+    mask_address,
     mask_card,
     mask_email,
     mask_id,
@@ -97,6 +98,24 @@ def test_mask_phone_keeps_at_most_country_code_prefix_and_last_four(raw: str) ->
 )
 def test_mask_email(raw: str | None, masked: str) -> None:
     assert mask_email(raw) == masked
+
+
+@pytest.mark.parametrize(
+    ("address", "channel", "masked"),
+    [
+        ("jane.doe@example.com", "email", "j***@example.com"),
+        ("jane.doe@example.com", None, "j***@example.com"),  # told apart by its @
+        ("jane.doe@example.com", "sms", "j***@example.com"),  # never shown as a phone number
+        ("+14155550123", "sms", mask_phone("+14155550123")),
+        ("+14155550123", "voice", mask_phone("+14155550123")),
+        ("+14155550123", None, mask_phone("+14155550123")),
+        ("", "email", ""),
+        (None, "sms", ""),
+    ],
+)
+def test_mask_address_masks_what_the_address_is(address: str | None, channel: str | None, masked: str) -> None:
+    assert mask_address(address, channel) == masked
+    assert "jane" not in mask_address(address, channel) and "5550123" not in mask_address(address, channel)
 
 
 @pytest.mark.parametrize(

@@ -35,7 +35,7 @@ from bot.db.models import Hold as HoldRow
 from bot.domain import PHONE_CHANNELS, Channel, PromiseStatus
 from bot.errors import NotFoundError
 from bot.portfolio import borrower_document, load_borrower, money
-from bot.privacy import mask_email, mask_phone
+from bot.privacy import mask_address
 from bot.replies.consent import record_opt_in, record_opt_out
 from bot.risk import load_facts, summary
 
@@ -162,8 +162,7 @@ def post_consent(body: ConsentIn, borrower_id: str = IdPath(), caller: Caller = 
         else:
             changed = record_opt_in(session, borrower_id, body.channel.value, address, body.source, at,
                                     actor=caller.actor)
-        shown = address if caller.pii else (mask_email(address) if body.channel is Channel.EMAIL
-                                             else mask_phone(address))
+        shown = address if caller.pii else mask_address(address, body.channel.value)
         return 200, {"borrower_id": borrower_id, "channel": body.channel.value, "address": shown,
                      "opted_out": body.action == "opt_out", "changed": changed}
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from bot.api.paging import decode_cursor, encode_cursor
 from bot.db.models import ContactAttempt, Hold, InboundMessage, Promise, Task
-from bot.privacy import mask_email, mask_phone, redact
+from bot.privacy import mask_address, redact
 
 __all__ = ["timeline_page"]
 
@@ -27,7 +27,7 @@ __all__ = ["timeline_page"]
 def _masked(channel: str | None, address: str | None, reveal: bool) -> str | None:
     if not address or reveal:
         return address
-    return mask_email(address) if channel == "email" else mask_phone(address)
+    return mask_address(address, channel)
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from bot.cli.common import App, err_console, out_console, pass_app, print_json
 from bot.domain import AttemptStatus, Channel
+from bot.privacy import mask_address
 
 #: Shown with the list: what a person does with an attempt in this status.
 _HINTS = {
@@ -27,13 +28,6 @@ _HINTS = {
                                  "after the lease)",
 }
 
-
-def _mask(channel: str, address: str | None) -> str:
-    from bot.privacy import mask_email, mask_phone
-
-    if not address:
-        return ""
-    return mask_email(address) if channel == Channel.EMAIL.value else mask_phone(address)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -74,7 +68,7 @@ def attempts_cmd(app: App, statuses: tuple[str, ...], channel: str | None, borro
     items: list[dict[str, Any]] = [{
         "id": a.id, "borrower_id": a.borrower_id, "loan_id": a.loan_id, "channel": a.channel,
         "status": a.status, "source": a.source, "step": a.step, "template": a.template,
-        "address": _mask(a.channel, a.address), "occurred_at": _iso(a.occurred_at),
+        "address": mask_address(a.address, a.channel), "occurred_at": _iso(a.occurred_at),
         "updated_at": _iso(a.updated_at), "tries": a.tries, "last_error": a.last_error,
         "provider_id": a.provider_id, "claimed_by": a.claimed_by,
     } for a in rows]

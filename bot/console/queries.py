@@ -48,7 +48,7 @@ from bot.db.models import (
 from bot.domain import AttemptSource, Channel, PromiseStatus, TaskStatus
 from bot.effectiveness.report import csat
 from bot.portfolio import format_money, installment_status
-from bot.privacy import mask_email, mask_name, mask_phone, redact
+from bot.privacy import mask_address, mask_email, mask_name, mask_phone, redact
 from bot.risk import load_facts, summary
 
 __all__ = [
@@ -92,9 +92,7 @@ def day_bounds(day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
 
 
 def masked_address(channel: str | None, address: str | None) -> str:
-    if not address:
-        return ""
-    return mask_email(address) if channel == Channel.EMAIL.value or "@" in address else mask_phone(address)
+    return mask_address(address, channel)
 
 
 def _local(value: datetime | None, zone: ZoneInfo) -> datetime | None:

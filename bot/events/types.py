@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from bot.privacy import mask_email, mask_phone
+from bot.privacy import mask_address
 
 EVENT_TYPES: tuple[str, ...] = (
     "attempt.sent",
@@ -43,7 +43,7 @@ def check_type(event_type: str) -> str:
 def _mask_address(value: Any) -> Any:
     if not isinstance(value, str) or not value:
         return value
-    return mask_email(value) if "@" in value else mask_phone(value)
+    return mask_address(value)
 
 
 def _drop(_value: Any) -> None:
