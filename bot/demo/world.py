@@ -70,7 +70,7 @@ def demo_settings(config_file: str | None, database_url: str, **overrides: Any) 
     if not (settings.cost_sms_segment_minor or settings.cost_call_minute_minor or settings.cost_email_minor):
         # No unit costs configured: the demo's report shows cost against recovered with
         # round figures of its own (docs/demo.md) rather than $0.00 everywhere.
-        settings = load_settings(config_file, **values, **DEMO_UNIT_COSTS)
+        settings = settings.model_copy(update=DEMO_UNIT_COSTS)
     return settings
 
 
