@@ -39,18 +39,11 @@ from bot.db.models import (
 )
 from bot.domain import Channel, Intent
 from speech_support import korean_clip
-from test_voice_support import VoiceWorld, world  # noqa: F401 - fixture
+from test_voice_support import FLOW, VoiceWorld, world  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.slow  # the Vosk model and espeak-ng clips through the sandbox: `pytest -m "not slow"` leaves it out
 
 DEBT_WORDS = ("debt", "payment", "$", "due", "collect", "채무", "납부", "추심", "원")
-
-
-# These tests follow the call flow once an answer is understood, with espeak-ng's voice: the
-# acceptance fitted for unknown callers (speech_accept_margin / _confidence, docs/speech.md) would
-# turn most synthetic answers into reprompts, so it is relaxed to the scripts' own min_confidence
-# here; what the bot acts on is measured in tests/test_speech_heldout.py.
-FLOW = {"speech_accept_margin": -100.0, "speech_accept_confidence": 0.5}
 
 
 @pytest.fixture(scope="module")

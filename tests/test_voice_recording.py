@@ -25,7 +25,7 @@ from bot.db import Database
 from bot.retention import purge
 from bot.sandbox.audio import BORROWER_CHANNEL, BOT_CHANNEL, mixdown
 from test_voice_e2e import clips, korean  # noqa: F401 - fixture
-from test_voice_support import VoiceWorld, world  # noqa: F401 - fixture
+from test_voice_support import FLOW, VoiceWorld, world  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.slow  # the Vosk model and espeak-ng clips through the sandbox: `pytest -m "not slow"` leaves it out
 
@@ -45,9 +45,9 @@ def _level(frames: np.ndarray, rate: int, channel: int, start: float, seconds: f
 
 def test_the_call_is_recorded_in_two_channels_and_kept_with_turn_offsets(
         world: VoiceWorld, db: Database, clips: dict[str, Path]) -> None:
-    # The call flow with espeak-ng's voice: acceptance relaxed as in tests/test_voice_e2e.py (FLOW),
-    # so the three answers are understood and the call takes the path the offsets are checked on.
-    world.use(db, speech_accept_margin=-100.0, speech_accept_confidence=0.5)
+    # Acceptance relaxed (FLOW): the three answers are understood and the call takes the path the
+    # offsets are checked on.
+    world.use(db, **FLOW)
     korean(world, "B1", [{"audio": clips["yes"]}, {"audio": clips["thursday"]}, {"audio": clips["yes"]}])
     placed = world.place("B1")
     assert placed.placed, placed
