@@ -18,7 +18,7 @@ from sqlalchemy import select
 from bot.clock import FixedClock
 from bot.config import load_settings
 from bot.db import Database
-from bot.db.models import AuditEvent, Borrower, ContactAttempt, InboundMessage, Survey, Task
+from bot.db.models import AuditEvent, Borrower, ContactAttempt, Hold, InboundMessage, Survey, Task
 from bot.dispatch import DispatchOptions, Dispatcher
 from bot.domain import TaskKind
 from bot.policy import PolicyError, SurveySettings, load_policy
@@ -192,6 +192,15 @@ def test_an_opt_out_after_the_survey_was_queued_stops_it_at_sending(w: World) ->
         record_opt_out(session, "B1", "sms", PHONE, "carrier_21610", AT)
     assert w.dispatch() == []
     assert w.survey_attempt().status == "blocked"
+
+
+def test_a_hold_placed_after_the_survey_was_queued_stops_it_at_sending(w: World) -> None:
+    w.text("I will pay on Friday")
+    with w.db.session() as session:
+        session.add(Hold(borrower_id="B1", kind="cease_communication", created_at=AT, created_by="api:key1"))
+    assert w.dispatch() == []  # neither the promise's confirmation nor the survey's question
+    assert w.survey_attempt().status == "blocked"
+    assert "hold" in w.survey_attempt().decision["reasons"]
 
 
 def test_outside_contact_hours_the_question_waits_for_the_morning(db: Database) -> None:
