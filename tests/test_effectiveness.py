@@ -220,8 +220,8 @@ EXPECTED_TOTALS = {
     "currencies": [
         {"currency": "EUR", "promised_minor": 0, "recovered_minor": 8000, "cost_per_recovered": None},
         {"currency": "KRW", "promised_minor": 0, "recovered_minor": 200000, "cost_per_recovered": None},
-        # 36 / 26000 (cost of the USD contacts: 1 + 5 + 30)
-        {"currency": "USD", "promised_minor": 10000, "recovered_minor": 26000, "cost_per_recovered": 0.0014},
+        # 36 / 26000 = 0.00138461... to six decimals (cost of the USD contacts: 1 + 5 + 30)
+        {"currency": "USD", "promised_minor": 10000, "recovered_minor": 26000, "cost_per_recovered": 0.001385},
     ],
     "roll_rates": [
         # at 10-31: current I1b (due 11-15), I4 (11-01); 1-30 I1a (16 days), I2 (11); 31-60 I3 (60)
@@ -340,6 +340,8 @@ def test_report_command_json_csv_table(db_url: str, run_bot: Any, tmp_path: Any)
     assert any(line.split()[:3] == ["contacts", "8", "reached"] for line in lines)
     assert any("1-30 -> 31-60" in line and "50.0%" in line for line in lines)
     assert any("csat" in line and "3.75 (n=4)" in line for line in lines)
+    # 36 / 26000 as a share of what was recovered (not rounded away to 0.0000)
+    assert "  USD: promised $100.00, recovered $260.00, cost/recovered 0.138%" in lines
     every = [x for key in ("step", "arm", "channel", "locale", "day", "week", "month") for x in ("--by", key)]
     result = run_bot(*args, *every, db_url=db_url, env=ENV)  # long keys wrap, never widen the table
     assert result.exit_code == 0 and max(len(line) for line in result.stdout.splitlines()) <= 80

@@ -144,9 +144,9 @@ def test_status_json(seeded: tuple[str, Path], run_bot: Any) -> None:
     # cure rate over reached overdue installments: A 2/30, B 3/45 = same rate, z = 0, p = 1
     assert (a["rates"]["cure_rate"]["count"], a["rates"]["cure_rate"]["of"]) == (2, 30)
     assert b["rates"]["cure_rate"]["difference"] == 0.0 and b["rates"]["cure_rate"]["p_value"] == 1.0
-    # recovered and cost: 100 SMS × 5 = 500; A 20000 → 500 / 20000 = 0.025, B 30000 → 0.0167
+    # recovered and cost: 100 SMS × 5 = 500; A 20000 → 500 / 20000 = 0.025, B 30000 → 0.016667 (six decimals)
     assert (a["recovered_minor"], a["cost_minor"], a["cost_per_recovered"]) == ({"USD": 20000}, 500, 0.025)
-    assert (b["recovered_minor"], b["cost_minor"], b["cost_per_recovered"]) == ({"USD": 30000}, 500, 0.0167)
+    assert (b["recovered_minor"], b["cost_minor"], b["cost_per_recovered"]) == ({"USD": 30000}, 500, 0.016667)
     # guardrails: opt-outs 1/100 vs 3/100: +0.02 > margin 0.005 → flagged (pooled 0.02,
     #   se sqrt(0.0196 * 0.02) = 0.0197990, z = 1.0102, p = 0.3124); disputes 1 vs 1: not flagged
     opt = b["guardrails"]["opt_out_rate"]

@@ -72,7 +72,7 @@ def _line(label: str, r: dict[str, Any]) -> str:
 
 
 def to_text(status: dict[str, Any]) -> str:
-    from bot.effectiveness.output import csat_text, money
+    from bot.effectiveness.output import cost_share, csat_text, money
 
     title = (f"Experiment {status['experiment']} ({status['start']} to {status['end']}), "
              f"days {status['from']} to {status['to']} (exclusive)")
@@ -84,7 +84,7 @@ def to_text(status: dict[str, Any]) -> str:
         for name, r in arm["rates"].items():
             lines.append(_line(name.replace("_", " "), r))
         recovered = ", ".join(money(v, c) for c, v in arm["recovered_minor"].items()) or "-"
-        cpr = "-" if arm["cost_per_recovered"] is None else f"{arm['cost_per_recovered']:.4f}"
+        cpr = cost_share(arm["cost_per_recovered"])
         lines.append(f"  recovered {recovered}; cost {money(arm['cost_minor'], arm['cost_currency'])}, "
                      f"cost/recovered {cpr}")
         for name, r in arm["guardrails"].items():

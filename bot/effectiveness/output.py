@@ -50,6 +50,12 @@ def money(minor: int, currency: str) -> str:
     return format_money(minor, currency, "en-US")
 
 
+def cost_share(ratio: float | None) -> str:
+    """Cost per recovered as a share of what was recovered: ``0.0000437`` → ``0.00437%`` (three significant
+    digits: a week's texts cost a few cents on thousands recovered), ``-`` when there is none."""
+    return "-" if ratio is None else f"{ratio * 100:.3g}%"
+
+
 def _pct(rate: float | None) -> str:
     return "-" if rate is None else f"{rate * 100:.1f}%"
 
@@ -72,7 +78,7 @@ def _pairs(m: dict[str, Any]) -> list[tuple[str, str]]:
         pairs[4:4] = [("promised", money(m["promised_minor"], m["currency"]))]
         pairs[6:6] = [("recovered", money(m["recovered_minor"], m["currency"]))]
         if m["cost_per_recovered"] is not None:
-            pairs.append(("cost/recovered", f"{m['cost_per_recovered']:.4f}"))
+            pairs.append(("cost/recovered", cost_share(m["cost_per_recovered"])))
     return pairs
 
 
@@ -105,7 +111,7 @@ def to_table(report: dict[str, Any]) -> str:
         c = money_row["currency"]
         text = f"  {c}: promised {money(money_row['promised_minor'], c)}, recovered {money(money_row['recovered_minor'], c)}"
         if money_row["cost_per_recovered"] is not None:
-            text += f", cost/recovered {money_row['cost_per_recovered']:.4f}"
+            text += f", cost/recovered {cost_share(money_row['cost_per_recovered'])}"
         lines.append(text)
     if totals["roll_rates"]:
         lines += ["", "Roll rates (installments, bucket at one month end -> the next)"]

@@ -88,8 +88,12 @@ def _key(row: RawRow, by: Sequence[str]) -> tuple[tuple[str, str], ...]:
     return (*((name, values[name]) for name in by), ("currency", row.currency))
 
 
-def _rate(numerator: int, denominator: int) -> float | None:
-    return round(numerator / denominator, 4) if denominator else None
+#: Cost per recovered is a small ratio (a few cents on thousands): six decimals, not the rates' four.
+COST_DIGITS = 6
+
+
+def _rate(numerator: int, denominator: int, digits: int = 4) -> float | None:
+    return round(numerator / denominator, digits) if denominator else None
 
 
 def _metrics(f: dict[str, int], costs: Costs, *, currency: str | None) -> dict[str, Any]:
@@ -124,7 +128,7 @@ def _amounts(f: dict[str, int], costs: Costs, currency: str) -> dict[str, Any]:
     cost = costs.of(f) if "contacts" in f else f["cost_minor"]
     same = currency == costs.currency
     return {"currency": currency, "promised_minor": f["promised_minor"], "recovered_minor": f["recovered_minor"],
-            "cost_per_recovered": _rate(cost, f["recovered_minor"]) if same else None}
+            "cost_per_recovered": _rate(cost, f["recovered_minor"], COST_DIGITS) if same else None}
 
 
 def month_ends(window: Window) -> list[date]:
