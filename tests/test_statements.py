@@ -186,6 +186,13 @@ def test_a_promise_is_confirmed_once_and_carries_its_date_to_the_composer(w: Wor
     with w.db.session() as session:
         reply = session.scalar(select(ContactAttempt).where(ContactAttempt.source == "reply"))
         assert reply is not None and reply.address == PHONE and reply.borrower_id == "B1"
+        # the same row for the dispatcher either way: sent under the same rules (contact hours, opt-out)
+        assert (reply.channel, reply.source, reply.status, reply.step, reply.next_attempt_at, reply.loan_id) == (
+            "sms", "reply", "planned", "reply", AT, None)
+        if channel == "voice":
+            assert key == f"reply:call:{w.call_id}:promise"
+        else:
+            assert session.scalar(select(InboundMessage.reply_attempt_id)) == reply.id
         assert load_message_data_many(session, [reply])[reply.id].promise_date == FRIDAY
         # a call writes no message of its own: the composer is given the date by the answer
         channels = session.scalars(select(InboundMessage.channel)).all()
