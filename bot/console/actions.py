@@ -7,18 +7,22 @@
 
 A correction is stored beside what the bot understood (``corrected_*``
 columns), never over it, and then has the effect the corrected meaning would
-have had, through the same functions replies use (:mod:`bot.replies`):
+have had: it is the borrower's statement from the ``console`` channel, applied by
+:func:`bot.replies.apply_statement` as any SMS or call turn is (no answer is
+queued for a correction):
 
 ==================  ==========================================================
 corrected to        effect
 ==================  ==========================================================
 promise_to_pay      a pending promise for the (corrected) date; it replaces the
                     borrower's earlier pending promise (``create_promise``)
-opt_out             the call's number opted out of calls (``record_opt_out``)
+opt_out             the call's number opted out of calls, for every borrower
+                    with that number (``record_opt_out``)
 dispute, hardship,  an open task of that kind (``open_task``); an open dispute
 callback_request    stops automated contact about the debt
 wrong_number        the number flagged ``wrong_number`` for calls and SMS, and
-                    a wrong-number task (as an SMS reply would)
+                    a wrong-number task, for every borrower with that number
+                    (as an SMS reply would)
 paid                a review task when the records do not bear the claim out
 anything else       the correction is recorded, nothing else changes
 ==================  ==========================================================
@@ -42,7 +46,7 @@ from bot.db.models import AuditEvent, Borrower, CallSession, CallTurn, ContactAt
 from bot.domain import Channel, Intent, TaskKind, TaskStatus
 from bot.policy import SurveySettings
 from bot.privacy import redact
-from bot.replies import create_promise, flag_address, paid_claim_consistent, record_opt_out
+from bot.replies import Statement, apply_statement
 from bot.replies.surveys import ask_by_sms
 from bot.replies.tasks import open_task
 
@@ -62,8 +66,6 @@ __all__ = [
 
 SOURCE = "console"
 ESCALATION_KINDS = (TaskKind.REVIEW, TaskKind.DISPUTE, TaskKind.HARDSHIP, TaskKind.CALLBACK, TaskKind.HANDOFF)
-_TASK_FOR = {Intent.DISPUTE: TaskKind.DISPUTE, Intent.HARDSHIP: TaskKind.HARDSHIP,
-             Intent.CALLBACK_REQUEST: TaskKind.CALLBACK}
 #: How far after the call a corrected promise date may lie.
 PROMISE_HORIZON_DAYS = 180
 
@@ -161,42 +163,21 @@ def correct_turn(
     turn.corrected_at = at
     call.updated_at = at
     borrower_id = call.borrower_id
-    effects: list[str] = []
     number = None
     if call.attempt_id is not None:
         number = session.scalar(select(ContactAttempt.address).where(ContactAttempt.id == call.attempt_id))
     if number is None:
         number = session.scalar(select(Borrower.phone_e164).where(Borrower.id == borrower_id))
 
-    if intent is Intent.PROMISE_TO_PAY and promise_date is not None:
-        promise = create_promise(session, borrower_id, promise_date, source=SOURCE, at=at, actor=actor)
-        effects.append(f"promise:{promise.id}")
-    elif intent is Intent.OPT_OUT:
-        if number is None:
-            raise ActionError(400, "the call has no number to opt out")
-        changed = record_opt_out(session, borrower_id, Channel.VOICE.value, number, SOURCE, at, actor=actor)
-        effects.append("opt_out:voice" if changed else "opt_out:voice:already")
-    elif intent in _TASK_FOR:
-        kind = _TASK_FOR[intent]
-        task_id = open_task(session, borrower_id, kind, f"call review: {kind.value}",
-                            dedupe_key=f"console:call:{call_id}:{kind.value}", source=SOURCE, at=at, actor=actor)
-        effects.append(f"task:{kind.value}:{task_id}")
-    elif intent is Intent.WRONG_NUMBER:
-        if number is not None:
-            for channel in (Channel.VOICE, Channel.SMS):
-                flag_address(session, borrower_id, channel.value, number, "wrong_number", SOURCE, at, actor=actor)
-            effects.append("flag:wrong_number")
-        task_id = open_task(session, borrower_id, TaskKind.WRONG_NUMBER, "call review: wrong number",
-                            dedupe_key=f"console:call:{call_id}:wrong_number", source=SOURCE, at=at, actor=actor)
-        effects.append(f"task:wrong_number:{task_id}")
-    elif intent is Intent.PAID:
-        today = _borrower_today(session, borrower_id, at, default_timezone)
-        if not paid_claim_consistent(session, borrower_id, today, at):
-            task_id = open_task(session, borrower_id, TaskKind.REVIEW, "call review: paid claim",
-                                dedupe_key=f"console:call:{call_id}:paid", source=SOURCE, at=at, actor=actor)
-            effects.append(f"task:review:{task_id}")
-        else:
-            effects.append("paid:consistent")
+    if intent is Intent.OPT_OUT and number is None:
+        raise ActionError(400, "the call has no number to opt out")
+    applied = apply_statement(session, Statement(
+        borrower_id=borrower_id, address=number, channel=SOURCE, intent=intent, at=at,
+        today=_borrower_today(session, borrower_id, at, default_timezone), ref=f"console:call:{call_id}",
+        detail={"call_session_id": call_id, "turn_id": turn_id}, promise_date=promise_date, scope=Channel.VOICE,
+        actor=actor))
+    effects = [*applied.done, *([f"promise:{applied.promise_id}"] if applied.promise_id else []),
+               *(f"task:{task_id}" for task_id in applied.task_ids)]
     record(session, at, actor=actor, action="call.turn_corrected", subject_type="call", subject_id=call_id,
            detail={"turn_id": turn_id, "borrower_id": borrower_id, "detected_intent": turn.intent,
                    "previous_intent": previous[0], "intent": intent.value,

@@ -172,6 +172,16 @@ def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
         yield values[start : start + _BATCH]
 
 
+def answered_promise(decision: Any) -> date | None:
+    """The promise date an answer confirms, as :func:`bot.replies.answer.queue_answer` gave it."""
+    answer = decision.get("answer") if isinstance(decision, Mapping) else None
+    day = answer.get("promise_date") if isinstance(answer, Mapping) else None
+    try:
+        return date.fromisoformat(day) if isinstance(day, str) else None
+    except ValueError:
+        return None
+
+
 def _reply_sid(dedupe_key: str) -> str | None:
     prefix, sep, rest = dedupe_key.partition(":")
     return rest if sep and prefix == "reply" and rest else None
@@ -259,7 +269,9 @@ def load_message_data_many(session: Session, attempts: Iterable[AttemptLike]) ->
                 "outstanding_minor": max(row.amount_due_minor - row.covered_minor, 0),
             }
         if attempt.source == AttemptSource.REPLY.value:
-            promise = promise_by_attempt.get(attempt.id)
+            promise = answered_promise(attempt.decision)
+            if promise is None:  # an answer queued before the answer carried its promise date
+                promise = promise_by_attempt.get(attempt.id)
             if promise is None and (sid := _reply_sid(attempt.dedupe_key)):
                 promise = promise_by_sid.get(sid)
             fields["promise_date"] = promise

@@ -9,9 +9,10 @@ transaction it:
 3. classifies the text in the borrower's locale, with ``today`` the date of
    the message in the borrower's primary zone;
 4. stores the message with the redacted body and the interpretation;
-5. applies the intent's effects (:mod:`bot.replies.effects`) — an opt-out is
-   written here, before anything is queued;
-6. queues the automatic answer as a ``ContactAttempt`` (source ``reply``,
+5. applies the statement's effects (:func:`bot.replies.statement.apply_statement`,
+   the same for every channel) — an opt-out is written here, before anything is queued;
+6. queues the automatic answer (:func:`bot.replies.answer.queue_answer`, the same
+   checks for every channel) as a ``ContactAttempt`` (source ``reply``,
    status ``planned``, ``dedupe_key`` ``reply:<MessageSid>``) that the
    dispatcher sends, unless the number is opted out (except the opt-out
    confirmation, the opt-in answer and HELP) or the borrower already
@@ -44,7 +45,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 import phonenumbers
 from sqlalchemy import func, select
@@ -53,15 +54,16 @@ from sqlalchemy.orm import Session
 
 from bot.compliance.zones import resolve_zones
 from bot.db import Database
-from bot.db.models import Borrower, Consent, ContactAttempt, InboundMessage
-from bot.domain import AttemptSource, AttemptStatus, Channel, Intent
+from bot.db.models import Borrower, ContactAttempt, InboundMessage
+from bot.domain import Channel, Intent
 from bot.events import emit
 from bot.nlu import Interpretation, classify
 from bot.privacy import mask_phone
 from bot.policy import SurveySettings
-from bot.replies.effects import Effects, Sender, apply_effects
-from bot.replies.records import audit, insert_ignore
+from bot.replies.answer import MAX_AUTO_REPLIES_PER_DAY, REPLY_KINDS, Answer, queue_answer
+from bot.replies.records import audit
 from bot.replies.redaction import redact_reply
+from bot.replies.statement import Applied, Statement, apply_statement
 from bot.replies.surveys import THANKS_KIND, ask_by_sms, pending_rating, record_rating
 
 __all__ = [
@@ -80,22 +82,27 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: The ``reply_<kind>`` templates an answer can use (docs/webhooks.md).
-REPLY_KINDS = ("opt_out", "opt_in", "help", "paid", "promise", "dispute", "wrong_number", "hardship",
-               "callback", "other", "identity", "balance", "survey", "survey_thanks")
-#: Answers that are always queued (carrier rules), whatever the daily cap says.
-MANDATORY_REPLIES = frozenset({"opt_out", "opt_in", "help"})
-#: Answers queued even to a number opted out of SMS (the dispatcher sends them too).
-ANSWERED_WHEN_OPTED_OUT = frozenset({"opt_out", "opt_in", "help"})
 #: The keywords a provider's default opt-out handling answers (Twilio: the whole message,
 #: any case); with ``sms_keyword_replies = "provider"`` the bot does not answer them.
 PROVIDER_KEYWORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE",
                                "START", "YES", "UNSTOP", "HELP", "INFO"})
 KEYWORD_REPLIES = ("bot", "provider")
-MAX_AUTO_REPLIES_PER_DAY = 3
 DEFAULT_LOCALE = "en-US"
 _LOCALE_BY_CALLING_CODE = {86: "zh-CN", 82: "ko-KR"}
 SOURCE = "sms"
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    """A borrower whose phone number sent the message."""
+
+    id: str
+    locale: str
+    country: str
+    region: str | None
+    timezone: str | None
+    phone: str
+    email: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,55 +216,6 @@ def _classify(body: str, locale: str, today: date) -> tuple[Interpretation, str]
 # --- the answer ------------------------------------------------------------------------
 
 
-def _sms_opted_out(session: Session, borrower_id: str, number: str) -> bool:
-    return session.scalar(
-        select(Consent.id).where(Consent.borrower_id == borrower_id, Consent.channel == Channel.SMS.value,
-                                 Consent.address == number, Consent.opted_out_at.is_not(None))
-    ) is not None
-
-
-def _replies_since(session: Session, borrower_id: str, since: datetime) -> int:
-    return int(session.scalar(
-        select(func.count()).select_from(ContactAttempt)
-        .where(ContactAttempt.borrower_id == borrower_id, ContactAttempt.source == AttemptSource.REPLY.value,
-               ContactAttempt.created_at >= since)
-    ) or 0)
-
-
-def _queue_reply(session: Session, outcome: InboundOutcome, kind: str, sms: InboundSms, at: datetime,
-                 keyword_replies: str) -> None:
-    borrower_id = outcome.borrower_id
-    assert borrower_id is not None
-    reason = None
-    # An opted-out number still gets the opt-out confirmation, the opt-in answer and
-    # HELP (carriers require HELP to be answered whatever the opt-out state); nothing else.
-    if kind in MANDATORY_REPLIES and provider_answers(sms.body, keyword_replies):
-        reason = "provider_answers"
-    elif kind not in ANSWERED_WHEN_OPTED_OUT and _sms_opted_out(session, borrower_id, sms.from_):
-        reason = "opted_out"
-    elif kind not in MANDATORY_REPLIES and \
-            _replies_since(session, borrower_id, at - timedelta(days=1)) >= MAX_AUTO_REPLIES_PER_DAY:
-        reason = "daily_reply_cap"
-    if reason is not None:
-        outcome.suppressed = reason
-        audit(session, at, actor=SOURCE, action="reply.suppressed", borrower_id=borrower_id,
-              detail={"inbound_id": outcome.inbound_id, "template": f"reply_{kind}", "reason": reason})
-        return
-    key = reply_dedupe_key(sms.provider_id)
-    insert_ignore(session, ContactAttempt, {
-        "dedupe_key": key, "borrower_id": borrower_id, "loan_id": None, "installment_id": None,
-        "channel": Channel.SMS.value, "source": AttemptSource.REPLY.value, "status": AttemptStatus.PLANNED.value,
-        "outcome": None, "step": "reply", "template": f"reply_{kind}", "address": sms.from_,
-        "occurred_at": None, "next_attempt_at": at, "provider_id": None, "decision": None, "tries": 0,
-        "created_at": at, "updated_at": at,
-    }, ["dedupe_key"])
-    attempt_id = session.scalar(select(ContactAttempt.id).where(ContactAttempt.dedupe_key == key))
-    outcome.reply_template = f"reply_{kind}"
-    outcome.reply_attempt_id = attempt_id
-    audit(session, at, actor=SOURCE, action="reply.queued", borrower_id=borrower_id,
-          detail={"inbound_id": outcome.inbound_id, "attempt_id": attempt_id, "template": f"reply_{kind}"})
-
-
 def _unknown_sender_answer(session: Session, number: str, intent: Intent, inbound_id: int) -> str | None:
     """STOP (once per number) and HELP are answered even when no borrower has the number;
     "who is this?" gets the HELP answer (who we are, nothing about anyone's debt)."""
@@ -336,17 +294,26 @@ def handle_inbound_sms(
         log.info("sms %s from an unknown number %s: %s", sms.provider_id, mask_phone(sms.from_), interp.intent.value)
         return outcome
     if rating is not None:
-        assert chosen is not None
         recorded = record_rating(session, chosen.id, *rating, at)
         # a concurrent copy of the same answer recorded it first: thanked once
-        effects = Effects(reply=THANKS_KIND if recorded else None,
+        effects = Applied(reply=THANKS_KIND if recorded else None,
                           done=[f"survey_response:{rating[1]}" if recorded else "survey_response:already_answered"])
     else:
-        effects = apply_effects(session, interp, at=at, today=today, inbound_id=message.id,
-                                provider_id=sms.provider_id, number=sms.from_, senders=senders)
+        effects = apply_statement(session, Statement(
+            borrower_id=chosen.id, address=sms.from_, channel=Channel.SMS.value, intent=interp.intent, at=at,
+            today=today, ref=reply_dedupe_key(sms.provider_id), detail={"inbound_id": message.id},
+            promise_date=interp.promise_date, amount=interp.amount, confidence=interp.confidence,
+            scope=interp.scope, all_channels=interp.all_channels))
     outcome.effects = effects.done
     if effects.reply is not None:
-        _queue_reply(session, outcome, effects.reply, sms, at, keyword_replies)
+        queued = queue_answer(session, Answer(
+            borrower_id=chosen.id, address=sms.from_, kind=effects.reply, at=at,
+            dedupe_key=reply_dedupe_key(sms.provider_id), actor=SOURCE, detail={"inbound_id": message.id},
+            promise_date=interp.promise_date,
+            provider_answers=provider_answers(sms.body, keyword_replies)))
+        if queued.attempt_id is not None:
+            outcome.reply_template, outcome.reply_attempt_id = queued.template, queued.attempt_id
+        outcome.suppressed = queued.suppressed
         message.reply_attempt_id = outcome.reply_attempt_id
     trigger = effects.reply if effects.reply in ("promise", "paid") else None  # the survey's triggers by SMS
     if survey is not None and trigger is not None and outcome.reply_attempt_id is not None:

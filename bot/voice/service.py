@@ -56,8 +56,8 @@ from starlette.concurrency import run_in_threadpool
 
 from bot.db import Database
 from bot.db.retry import retried
-from bot.db.models import Borrower, CallSession, CallTurn, Consent, ContactAttempt, InboundMessage, Installment, Loan
-from bot.domain import AttemptSource, AttemptStatus, Channel, ContactOutcome, Intent, TaskKind
+from bot.db.models import Borrower, CallSession, CallTurn, Consent, ContactAttempt, Installment, Loan
+from bot.domain import Channel, ContactOutcome, Intent, TaskKind
 from bot.ledger import OPEN, OUTSTANDING, is_paid
 from bot.metrics import observe_call_turn, observe_recognition
 from bot.providers.twilio.statuses import CALL_FINAL, CALL_STATUS_RANK
@@ -80,8 +80,6 @@ ACTOR = "voice"
 FINAL_STATUSES = frozenset(CALL_FINAL)
 #: call_sessions.outcome of a call that never connected.
 _UNANSWERED_OUTCOME = {"no-answer": "no_answer", "busy": "busy", "failed": "failed", "canceled": "canceled"}
-_REPLY_KINDS = ("opt_out", "opt_in", "help", "paid", "promise", "dispute", "wrong_number", "hardship",
-                "callback", "other", "identity", "balance", "survey", "survey_thanks")
 #: Survey triggers (bot.replies.surveys) -> the call outcome that is one.
 _SURVEY_OUTCOMES = {"promise": "promise", "paid": "paid_claim"}
 #: The polite end when the rules no longer allow the call at the moment it is answered.
@@ -97,14 +95,9 @@ _PAID_END = {
     "zh": "感谢您的时间。今天没有其他事情了。再见。",
 }
 _RECORDING_LIMIT = 16 * 1024 * 1024  # a 10-minute 8 kHz 16-bit recording is about 10 MB
-_TASK_NOTES = {
-    TaskKind.DISPUTE: "voice call: dispute",
-    TaskKind.HARDSHIP: "voice call: hardship",
-    TaskKind.CALLBACK: "voice call: call-back request",
-    TaskKind.WRONG_NUMBER: "voice call: wrong number",
-    TaskKind.REVIEW: "voice call to review",
-    TaskKind.HANDOFF: "voice call: hand-off",
-}
+#: The tasks a script opens that are what the borrower said (the rest are the bot's own).
+_TASK_INTENTS = {TaskKind.DISPUTE: Intent.DISPUTE, TaskKind.HARDSHIP: Intent.HARDSHIP,
+                 TaskKind.CALLBACK: Intent.CALLBACK_REQUEST}
 
 
 class UnknownCall(Exception):
@@ -818,7 +811,9 @@ class CallService:
 
 
 class Effects:
-    """What the script's side-effect actions do to the database (docs/voice.md, "Effects")."""
+    """What the script's side-effect actions do, each through the one path every channel takes:
+    :func:`bot.replies.apply_statement` for what the borrower said, :func:`bot.replies.queue_answer`
+    for the text that confirms it (docs/voice.md, "Effects")."""
 
     def __init__(self, session: Session, call: CallSession, attempt: ContactAttempt, now: datetime,
                  settings: Any, survey: Any = None) -> None:
@@ -830,42 +825,35 @@ class Effects:
         self.settings = settings
         self.number = attempt.address or ""
 
-    def _borrowers(self) -> list[str]:
-        """Every borrower with the called number (facts about the number apply to each)."""
-        ids = list(self.session.scalars(select(Borrower.id).where(Borrower.phone_e164 == self.number)
-                                        .order_by(Borrower.id)))
-        return ids or [self.call.borrower_id]
+    def _statement(self, intent: Intent, **fields: Any) -> Any:
+        from bot.replies import Statement
 
-    def _task(self, borrower_id: str, kind: TaskKind) -> int:
-        from bot.replies.tasks import open_task
+        today = self.now.date()
+        context = (self.call.state or {}).get("context")
+        if isinstance(context, Mapping) and context.get("today"):
+            today = date.fromisoformat(context["today"])
+        return Statement(borrower_id=self.call.borrower_id, address=self.number or None, channel=ACTOR,
+                         intent=intent, at=self.now, today=today, ref=f"call:{self.call.id}",
+                         detail={"call_session_id": self.call.id}, **fields)
 
-        return open_task(self.session, borrower_id, kind, _TASK_NOTES.get(kind, "voice call"),
-                         dedupe_key=f"call:{self.call.id}:{kind.value}:{borrower_id}", source=ACTOR, at=self.now)
+    def _say(self, intent: Intent, **fields: Any) -> Any:
+        from bot.replies import apply_statement
+
+        return apply_statement(self.session, self._statement(intent, **fields))
 
     def outcome(self, kind: str, promise_date: date | None) -> None:
-        from bot.replies import create_promise, paid_claim_consistent
         from bot.replies.records import audit
 
         self.call.outcome = kind
         audit(self.session, self.now, actor=ACTOR, action="call.outcome", borrower_id=self.call.borrower_id,
               detail={"call_session_id": self.call.id, "attempt_id": self.attempt.id, "outcome": kind})
         if kind == "promise":
-            if promise_date is None:
-                self._task(self.call.borrower_id, TaskKind.REVIEW)
-                return
-            self.call.promise_date = promise_date
-            create_promise(self.session, self.call.borrower_id, promise_date, source=ACTOR, at=self.now)
-            self._survey("promise")
+            self._say(Intent.PROMISE_TO_PAY, promise_date=promise_date)
+            if promise_date is not None:
+                self.call.promise_date = promise_date
+                self._survey("promise")
         elif kind == "paid_claim":
-            today = self.now.date()
-            context = (self.call.state or {}).get("context")
-            if isinstance(context, Mapping) and context.get("today"):
-                today = date.fromisoformat(context["today"])
-            consistent = paid_claim_consistent(self.session, self.call.borrower_id, today, self.now)
-            audit(self.session, self.now, actor=ACTOR, action="reply.paid_claim", borrower_id=self.call.borrower_id,
-                  detail={"call_session_id": self.call.id, "consistent_with_payments": consistent})
-            if not consistent:
-                self._task(self.call.borrower_id, TaskKind.REVIEW)
+            self._say(Intent.PAID)
             self._survey("paid")
         elif kind == "dispute":
             _flag(self.call, "dispute")
@@ -890,71 +878,47 @@ class Effects:
                           attempt_id=self.attempt.id, score=score, at=self.now)
 
     def opt_out(self) -> None:
-        from bot.replies import record_opt_out
-
-        for borrower_id in self._borrowers():
-            record_opt_out(self.session, borrower_id, Channel.VOICE.value, self.number, ACTOR, self.now)
+        """"Stop calling me": the number opted out of calls (a call's opt-out is about calls)."""
+        self._say(Intent.OPT_OUT, scope=Channel.VOICE)
 
     def task(self, kind: TaskKind) -> None:
-        self._task(self.call.borrower_id, kind)
+        from bot.replies.statement import statement_task
+
+        intent = _TASK_INTENTS.get(kind)
+        if intent is not None:
+            self._say(intent)
+        else:
+            statement_task(self.session, self._statement(Intent.OTHER), kind)
         if kind is TaskKind.DISPUTE:
             _flag(self.call, "dispute")
 
     def flag_number(self, reason: str) -> None:
-        from bot.replies import flag_address
+        from bot.replies import Applied
+        from bot.replies.statement import flag_number
 
-        flag = "wrong_number" if reason in ("wrong_party", "wrong_number") else reason[:32]
-        for borrower_id in self._borrowers():
-            for channel in (Channel.SMS, Channel.VOICE):
-                flag_address(self.session, borrower_id, channel.value, self.number, flag, ACTOR, self.now)
-            if flag == "wrong_number":
-                self._task(borrower_id, TaskKind.WRONG_NUMBER)
+        if reason in ("wrong_party", "wrong_number"):
+            self._say(Intent.WRONG_NUMBER)
+        else:
+            flag_number(self.session, self._statement(Intent.OTHER), reason[:32], Applied())
 
     def send_sms(self, template: str, promise_date: date | None) -> None:
-        """Queue an SMS answer for the dispatcher to send under the rules.
+        """Queue an SMS answer for the dispatcher to send under the rules (bot.replies.queue_answer:
+        the same checks as an answer to a text, the daily cap of automatic answers included).
 
         ``template`` names a reply template: ``reply_<kind>``, ``<kind>`` or
         ``<kind>_confirmation`` (the scripts' ``promise_confirmation`` is ``reply_promise``).
         """
-        from bot.replies.records import audit, insert_ignore
+        from bot.replies import REPLY_KINDS, Answer, queue_answer
 
         kind = template.removeprefix("reply_").removesuffix("_confirmation")
-        borrower_id = self.call.borrower_id
-        if kind not in _REPLY_KINDS:
+        if kind not in REPLY_KINDS:
             log.warning("call session %s: SMS template %r is not a reply template; not queued", self.call.id,
                         template[:40])
             return
-        opted_out = self.session.scalar(
-            select(Consent.id).where(Consent.borrower_id == borrower_id, Consent.channel == Channel.SMS.value,
-                                     Consent.address == self.number, Consent.opted_out_at.is_not(None))
-        ) is not None
-        if opted_out:
-            audit(self.session, self.now, actor=ACTOR, action="reply.suppressed", borrower_id=borrower_id,
-                  detail={"call_session_id": self.call.id, "template": f"reply_{kind}", "reason": "opted_out"})
-            return
-        sender = ((self.attempt.decision or {}).get("dispatch") or {}).get("from")
-        numbers = tuple(self.settings.twilio_from_numbers)
-        if sender not in numbers:
-            sender = numbers[0] if numbers else ""
-        key = f"call:{self.call.id}:{kind}"
-        insert_ignore(self.session, ContactAttempt, {
-            "dedupe_key": f"reply:{key}", "borrower_id": borrower_id, "loan_id": None, "installment_id": None,
-            "channel": Channel.SMS.value, "source": AttemptSource.REPLY.value,
-            "status": AttemptStatus.PLANNED.value, "outcome": None, "step": "reply", "template": f"reply_{kind}",
-            "address": self.number, "occurred_at": None, "next_attempt_at": self.now, "provider_id": None,
-            "decision": None, "tries": 0, "created_at": self.now, "updated_at": self.now,
-        }, ["dedupe_key"])
-        reply_id = self.session.scalar(select(ContactAttempt.id).where(ContactAttempt.dedupe_key == f"reply:{key}"))
-        # The conversation's record: what the SMS confirms (the composer reads the promise date from it).
-        insert_ignore(self.session, InboundMessage, {
-            "provider_id": key, "channel": Channel.VOICE.value, "borrower_id": borrower_id,
-            "from_address": self.number, "to_address": sender, "body_redacted": f"voice call {self.call.id}",
-            "intent": Intent.PROMISE_TO_PAY.value if promise_date else None, "promise_date": promise_date,
-            "confidence": None, "matched": "voice", "received_at": self.now, "handled_at": self.now,
-            "reply_attempt_id": reply_id,
-        }, ["provider_id"])
-        audit(self.session, self.now, actor=ACTOR, action="reply.queued", borrower_id=borrower_id,
-              detail={"call_session_id": self.call.id, "attempt_id": reply_id, "template": f"reply_{kind}"})
+        queue_answer(self.session, Answer(
+            borrower_id=self.call.borrower_id, address=self.number, kind=kind, at=self.now,
+            dedupe_key=f"reply:call:{self.call.id}:{kind}", actor=ACTOR,
+            detail={"call_session_id": self.call.id}, promise_date=promise_date))
 
 
 # --- small helpers ------------------------------------------------------------------------------
