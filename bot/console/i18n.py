@@ -126,6 +126,10 @@ class Formats:
     def confidence(self, value: float | None) -> str:
         return "" if value is None else format_decimal(value, "0.00", locale=self.locale)
 
+    def margin(self, value: float | None) -> str:
+        """A recognition margin (a score difference, one decimal)."""
+        return "" if value is None else format_decimal(value, "0.0", locale=self.locale)
+
     def pct(self, numerator: int, denominator: int) -> str:
         if not denominator:
             return "–"

@@ -156,9 +156,10 @@ def _answered_by_person() -> ColumnElement[bool]:
         and_(c.answered_at.is_not(None), c.answered_by.is_(None) | (c.answered_by == "unknown"), conversation))
 
 
-def review_rules(low_confidence: float, scripts_dir: Path | str | None = None) -> ReviewRules:
+def review_rules(low_confidence: float, scripts_dir: Path | str | None = None,
+                 low_margin: float | None = None) -> ReviewRules:
     """What the review reasons depend on besides the data (:mod:`bot.console.review`)."""
-    return ReviewRules(low_confidence, readback_nodes(str(scripts_dir) if scripts_dir else None))
+    return ReviewRules(low_confidence, readback_nodes(str(scripts_dir) if scripts_dir else None), low_margin)
 
 
 def _review(reasons: list[str], call: CallSession) -> dict[str, Any]:
@@ -428,7 +429,8 @@ def load_call(session: Session, call_id: int, *, zone_name: str, low_confidence:
     state = call.state if isinstance(call.state, dict) else {}
     local_zone = borrower_zone(borrower, default_timezone)
     shift = _recording_shift(call)
-    reasons = review.reasons_for(session, [call.id], rules or review_rules(low_confidence)).get(call.id, [])
+    rules = rules or review_rules(low_confidence)
+    reasons = review.reasons_for(session, [call.id], rules).get(call.id, [])
     return {
         "id": call.id,
         "call_sid": call.call_sid,
@@ -469,6 +471,8 @@ def load_call(session: Session, call_id: int, *, zone_name: str, low_confidence:
                 "id": t.id, "seq": t.seq, "speaker": t.speaker, "node": t.node, "at": _local(t.at, zone),
                 "source": t.source, "text": _text(t.text_redacted), "confidence": t.confidence,
                 "low_confidence": t.confidence is not None and t.confidence < low_confidence,
+                "margin": t.margin,
+                "low_margin": t.margin is not None and rules.low_margin is not None and t.margin < rules.low_margin,
                 "intent": t.intent, "promise_date": t.promise_date, "audio": bool(t.audio_ref),
                 "flagged": bool(t.flagged), "corrected_intent": t.corrected_intent,
                 "corrected_promise_date": t.corrected_promise_date, "corrected_by": t.corrected_by,

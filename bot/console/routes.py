@@ -309,7 +309,9 @@ def effectiveness_api(request: Request, user: SignedIn = Depends(viewer)) -> JSO
 
 
 def _rules(ctx: WebContext) -> ReviewRules:
-    return queries.review_rules(ctx.settings.console_low_confidence, ctx.settings.voice_scripts_dir)
+    settings = ctx.settings
+    return queries.review_rules(settings.console_low_confidence, settings.voice_scripts_dir,
+                                settings.speech_accept_margin + settings.console_low_margin_band)
 
 
 def _calls(ctx: WebContext, params: dict[str, str], zone: str) -> tuple[Any, queries.CallPage, list[str], list[str]]:

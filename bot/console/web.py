@@ -124,7 +124,7 @@ def environment(templates_dir: str, locale: str = DEFAULT_LOCALE) -> jinja2.Envi
     env.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]
     fmt = formats(locale)
     gettext = translations(locale).gettext
-    env.filters.update(when=fmt.when, day=fmt.day, confidence=fmt.confidence, rate=fmt.rate, number=fmt.number,
+    env.filters.update(when=fmt.when, day=fmt.day, confidence=fmt.confidence, margin=fmt.margin, rate=fmt.rate, number=fmt.number,
                        clock=_clock, intent=fmt.intent_label, labels=lambda pairs: [(gettext(k), v) for k, v in pairs])
     env.globals.update(bar_chart=charts.bar_chart, meter=charts.meter, funnel=charts.funnel, pct=fmt.pct,
                        money=fmt.money, intent_label=fmt.intent_label, lang=locale,
