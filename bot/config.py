@@ -234,6 +234,9 @@ class Settings(BaseSettings):
     console_lockout_minutes: int = Field(default=15, ge=1, le=10_080)
     console_page_size: int = Field(default=50, ge=5, le=500)
     console_low_confidence: float = Field(default=0.6, ge=0.0, le=1.0)  # "low confidence" call filter
+    # A spoken turn whose margin is below speech_accept_margin plus this band is "low margin" in the
+    # review queue: accepted, but barely above the acceptance threshold (docs/console.md).
+    console_low_margin_band: float = Field(default=2.0, ge=0.0, le=100.0)
     console_default_locale: str = "en"  # the console's language for users without their own (en, zh-CN, ko-KR)
     # Call audio (prompts and recordings); call_turns.audio_ref is relative to it
     media_dir: Path = Path("media")

@@ -25,10 +25,20 @@ from babel.messages.pofile import read_po
 from sqlalchemy import select
 
 from bot.config import Settings
-from bot.console.i18n import INTENT_LABELS, LOCALE_DIR, LOCALES, catalog_name, formats
+from bot.console.i18n import (
+    INTENT_LABELS,
+    LOCALE_DIR,
+    LOCALES,
+    N_,
+    IntentCode,
+    Message,
+    catalog_name,
+    field_message,
+    formats,
+)
 from bot.console.users import UserError, set_locale, validate_locale
 from bot.db import Database
-from bot.db.models import AuditEvent, User
+from bot.db.models import AuditEvent, CallSession, ContactAttempt, User
 from bot.domain import Intent
 from test_console_effectiveness import _add_outcomes
 from test_console_support import (
@@ -176,6 +186,81 @@ def test_pages_speak_the_users_language_and_keep_the_borrowers_words(world: Worl
     assert _DD_RE.findall(vic.get("/console").text) == [amount]
     calls = vic.get("/console/calls").text
     assert f'<span data-intent="dispute">{dispute}</span>' in calls
+
+
+#: Per language, what the server writes as codes, named for the reader: the call's status, its outcome,
+#: a flag reason, who answered, a turn's source, a review reason, a compliance reason, a timeline
+#: title, a channel (also a chart's series), a chart's day label, a refused filter value, a grouping.
+CODES = {
+    "en": {"status": "completed", "outcome": "promise", "flag": "low recognition confidence", "answered": "by a person",
+           "source": "speech", "reason": "low recognition confidence", "compliance": "quiet hours",
+           "timeline": "task opened: review", "channel": "SMS", "day": "11-28",
+           "error": "from: is not a real calendar date", "grouping": "<th>channel</th><th>currency</th>",
+           "meter": 'aria-label="Calls answered by a person: 1 of 1 (100%)"'},
+    "zh-CN": {"status": "已完成", "outcome": "承诺", "flag": "识别置信度低", "answered": "由 真人", "source": "语音",
+              "reason": "识别置信度低", "compliance": "免打扰时段", "timeline": "任务已创建：审核", "channel": "短信",
+              "day": "11月28日", "error": "from: 不是有效的日历日期", "grouping": "<th>渠道</th><th>币种</th>",
+              "meter": 'aria-label="本人接听的通话：1 / 1（100%）"'},
+    "ko-KR": {"status": "완료됨", "outcome": "약속", "flag": "인식 신뢰도 낮음", "answered": "사람", "source": "음성",
+              "reason": "인식 신뢰도 낮음", "compliance": "연락 금지 시간", "timeline": "작업 생성: 검토", "channel": "문자",
+              "day": "11월 28일", "error": "from: 실제 달력 날짜가 아닙니다", "grouping": "<th>채널</th><th>통화</th>",
+              "meter": 'aria-label="사람이 받은 통화: 1건 중 1건(100%)"'},
+}
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_stored_codes_messages_and_charts_speak_the_users_language(world: World, locale: str) -> None:
+    want = CODES[locale]
+    _set(world, "vic", None if locale == "en" else locale)
+    with world.db.session() as session:  # a call and a contact the rules held back in quiet hours
+        for model in (CallSession, ContactAttempt):
+            for row in session.scalars(select(model)):
+                row.decision = {**(row.decision or {}), "reasons": ["quiet_hours"]}
+    vic = world.as_("vic")
+    call = vic.get(f"/console/calls/{world.seeded.call_promise}").text
+    assert f"<small>{want['status']} · {want['outcome']}</small>" in call
+    assert '<span class="badge warn">' in call and f"</span> {want['flag']}</dd>" in call
+    assert want["answered"] in call and f"· {want['source']}</small>" in call
+    assert f'data-reason="low_confidence">{want["reason"]}</span>' in call
+    assert f"{want['compliance']}</p>" in call  # the compliance decision's reasons
+    borrower = vic.get("/console/borrowers/B1").text
+    timeline = borrower[borrower.index('id="timeline"'):]
+    assert want["timeline"] in timeline and f"<td>{want['compliance']}</td>" in timeline
+    assert f"<td>{want['channel']}</td>" in timeline
+    dashboard = vic.get("/console").text
+    charts = dashboard[dashboard.index('<section class="charts">'):]
+    assert re.search(rf'<text class="legend" x="\d+" y="\d+">{want["channel"]}</text>', charts)
+    assert f'text-anchor="middle">{want["day"]}</text>' in charts
+    assert want["meter"] in dashboard
+    refused = vic.get("/console/calls", params={"from": "2026-02-30"})
+    assert refused.status_code == 400 and f'<p class="error" role="alert">{want["error"]}</p>' in refused.text
+    assert vic.get("/console/api/calls", params={"from": "2026-02-30"}).json() == {
+        "detail": "from: is not a real calendar date"}  # the JSON API stays English
+    grouped = vic.get("/console/effectiveness", params={"by": "channel"}).text
+    assert want["grouping"] in grouped
+    # The codes themselves stay in the data the page carries and in the JSON API.
+    assert 'data-reason="low_confidence"' in call
+    item = next(i for i in vic.get("/console/api/calls").json()["items"] if i["id"] == world.seeded.call_promise)
+    assert (item["status"], item["outcome"], item["review_reasons"]) == ("completed", "promise", ["low_confidence"])
+
+
+def test_every_code_label_and_server_message_is_in_the_catalogs() -> None:
+    from bot.console.i18n import CODE_LABELS
+    from bot.console.review import REASONS
+
+    for tag in ("zh-CN", "ko-KR"):
+        fmt = formats(tag)
+        for code, label in CODE_LABELS.items():
+            assert fmt.code(code) != label or label in ("API",), (tag, code)
+        for reason in REASONS:
+            assert fmt.message(Message(reason.label)) != reason.label, (tag, reason.code)
+    assert formats("en").code("quiet_hours") == "quiet hours" and formats("en").code("not_a_code") == "not_a_code"
+    refused = field_message("to", Message(N_("the window is at most %(n)s days"), n=366))
+    assert refused == "to: the window is at most 366 days"  # English wherever it is a plain string
+    assert formats("zh-CN").message(refused) == "to: 区间最多 366 天"
+    assert formats("ko-KR").message(Message(N_("reply: %(intent)s for %(day)s"), intent=IntentCode("promise_to_pay"),
+                                            day=date(2026, 12, 4))) == "답장: 상환 약속, 2026. 12. 4."
+    assert formats("ko-KR").message("this needs the supervisor role") == "this needs the supervisor role"
 
 
 def test_the_default_language_is_a_setting(world: World) -> None:

@@ -195,7 +195,7 @@ def test_the_borrower_timeline_and_why_not_contacted_today(world: World) -> None
     page = world.as_("vic").get("/console/borrowers/B1")
     assert page.status_code == 200
     html = page.text
-    for text in ("sent, delivered", "reply: promise_to_pay for 2026-12-04", "promise to pay on 2026-12-04",
+    for text in ("sent, delivered", "reply: promise to pay for 2026-12-04", "promise to pay on 2026-12-04",
                  "task opened: review", "call: promise", "call: voicemail", "decision allowed", "B1-L1",
                  "$100.00", "America/New_York"):
         assert text in html, text

@@ -31,7 +31,7 @@ from bot.db.models import AuditEvent, CallSession, CallTurn
 
 #: The queue's order, most urgent first (the seeded promise call is low confidence).
 ORDER = ["opt_out", "dispute", "paid_claim", "wrong_party", "disclosure_not_completed", "unconfirmed_promise",
-         "readback_refused", "low_confidence", "silences"]
+         "readback_refused", "low_margin", "low_confidence", "silences"]
 
 
 def _call(world: World, minutes_ago: int, turns: list[dict[str, Any]] = (), **values: Any) -> int:  # type: ignore[assignment]
@@ -54,6 +54,8 @@ def _queue_world(world: World) -> dict[str, int]:
     facts = {"right_party_confirmed": True, "disclosed": True}
     calls = {
         "silences": _call(world, 200, [{"source": "silence", "confidence": None}] * 2, outcome="partial"),
+        # accepted, but its margin (8.5) is within the band above the acceptance margin (7.7 + 2.0)
+        "low_margin": _call(world, 195, [{"intent": "affirm", "margin": 8.5}], outcome="completed"),
         "readback_refused": _call(world, 190, [{"node": "confirm_opt_out", "intent": "deny"}], outcome="completed"),
         "unconfirmed_promise": _call(world, 180, outcome="partial", state={"facts": {
             **facts, "promise_date": "2026-12-01", "promise_confirmed": False}}),
@@ -64,7 +66,7 @@ def _queue_world(world: World) -> dict[str, int]:
         # a dispute understood only in a supervisor's correction still counts
         "dispute": _call(world, 140, [{"intent": "other", "corrected_intent": "dispute"}], outcome="partial"),
         "opt_out": _call(world, 130, outcome="opt_out"),
-        "fine": _call(world, 120, [{"intent": "promise_to_pay"}], outcome="promise",
+        "fine": _call(world, 120, [{"intent": "promise_to_pay", "margin": 12.0}], outcome="promise",
                       state={"facts": {**facts, "promise_date": "2026-12-01", "promise_confirmed": True}}),
     }
     # Nobody took part: flags, outcomes and low confidence do not bring them in.
@@ -110,6 +112,40 @@ def test_the_queue_holds_each_call_with_its_reasons_most_urgent_first(world: Wor
     for key, call_id in calls.items():
         if key.startswith("nobody:") or key == "fine":
             assert f'data-call="{call_id}"' not in page, key
+
+
+def test_low_margin_is_a_spoken_turn_below_the_acceptance_margin_plus_the_band(world: World) -> None:
+    settings = world.settings
+    threshold = settings.speech_accept_margin + settings.console_low_margin_band
+    assert threshold == 7.7 + 2.0  # the defaults: accepted at 7.7, reviewed up to 9.7
+    calls = {
+        # no outcome recorded (yet): the call has its reasons all the same
+        "below": _call(world, 50, [{"intent": "affirm", "margin": 9.6}]),
+        "rejected": _call(world, 49, [{"intent": "other", "margin": 3.0}], outcome="partial"),
+        "at": _call(world, 48, [{"intent": "affirm", "margin": threshold}]),
+        "above": _call(world, 47, [{"intent": "affirm", "margin": 15.0}]),
+        "none": _call(world, 46, [{"intent": "affirm", "margin": None}]),
+        "keys": _call(world, 45, [{"source": "dtmf", "intent": "affirm", "margin": 1.0}]),
+        "machine": _call(world, 44, [{"intent": "affirm", "margin": 1.0}], answered_by="machine_end_beep",
+                         outcome="voicemail"),
+    }
+    rules = queries.review_rules(settings.console_low_confidence, low_margin=threshold)
+    with world.db.session() as session:
+        found = review.reasons_for(session, list(calls.values()), rules)
+        assert review.reasons_for(session, [calls["below"]], queries.review_rules(0.6)) == {calls["below"]: []}
+    assert {key: found[call_id] for key, call_id in calls.items()} == {
+        "below": ["low_margin"], "rejected": ["low_margin"], "at": [], "above": [], "none": [], "keys": [],
+        "machine": []}
+    # The running console uses the settings' threshold; the call page shows each turn's margin.
+    sam = world.as_("sam")
+    queued = {i["id"]: i for i in sam.get("/console/api/calls", params={"queue": "1"}).json()["items"]}
+    assert queued[calls["below"]]["review_reasons"] == ["low_margin"]
+    assert queued[calls["below"]]["review_labels"] == ["barely recognised (low margin)"]
+    assert calls["at"] not in queued and calls["above"] not in queued
+    page = sam.get(f"/console/calls/{calls['below']}").text
+    assert f'<small class="margin low" data-margin="9.6">margin 9.6</small>' in page
+    page = sam.get(f"/console/calls/{calls['above']}").text
+    assert '<small class="margin" data-margin="15.0">margin 15.0</small>' in page
 
 
 def test_reasons_are_computed_for_a_page_in_a_constant_number_of_queries(world: World) -> None:

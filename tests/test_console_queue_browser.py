@@ -146,3 +146,37 @@ def test_the_call_recording_plays_in_sync_with_the_transcript(
     assert viewer.locator("#call-audio").count() == 0 and viewer.locator("button.seek").count() == 0
     assert viewer.request.get(f"/console/media/calls/{seeded.call_promise}").status == 403
     assert problems == []
+
+
+def test_the_queue_names_a_low_margin_answer_and_speaks_chinese(
+        chromium: Browser, site: tuple[str, Database, Seeded]) -> None:
+    """A borrower's answer accepted with a margin barely above the acceptance margin brings its call
+    to the queue as "low margin"; in Chinese the reasons, the call's status and outcome, the
+    turn's margin and the dashboard chart's series and days are Chinese too."""
+    base_url, db, seeded = site
+    with db.session() as session:  # accepted at 8.3: within the band above the acceptance margin (7.7 + 2.0)
+        session.get(CallTurn, seeded.promise_turn).margin = 8.3
+    problems: list[str] = []
+    page = _page(chromium, base_url, problems)
+    _sign_in(page, "sam")
+    page.goto("/console/calls?queue=1")
+    row = page.locator(f'#calls tbody tr[data-call="{seeded.call_promise}"]')
+    expect(row.locator(".reason")).to_have_text(["barely recognised (low margin)", "low recognition confidence"])
+    expect(row.locator('.reason[data-reason="low_margin"]')).to_have_count(1)
+
+    page.select_option("#language", "zh-CN")
+    page.click("#change-language")
+    expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
+    page.goto("/console/calls?queue=1")
+    expect(row.locator(".reason")).to_have_text(["勉强识别（余量低）", "识别置信度低"])
+    expect(row.locator('td[data-label="状态"]')).to_have_text("已完成 · 真人")
+    _shot(page, "13-review-queue-in-chinese")
+    page.goto(f"/console/calls/{seeded.call_promise}")
+    expect(page.locator("h1 small")).to_have_text("已完成 · 承诺")
+    turn = page.locator(f'tr[data-turn="{seeded.promise_turn}"]')
+    expect(turn.locator("small.margin.low")).to_have_text("余量 8.3")
+    page.goto("/console")
+    legend = page.locator("section.charts svg").first.locator("text.legend")
+    expect(legend).to_have_text(["短信", "电子邮件", "语音电话"])
+    expect(page.locator("section.charts svg").first.locator("text.label").last).to_have_text("11月28日")
+    assert problems == []

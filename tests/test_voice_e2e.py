@@ -161,11 +161,11 @@ def test_already_paid_is_checked_against_payments(world: VoiceWorld, db: Databas
 def test_dispute_opens_a_task_and_flags_the_call(world: VoiceWorld, db: Database, clips: dict[str, Path]) -> None:
     """The Korean grammar of a date question lists no dispute phrases, so the recogniser cannot hear one
     there yet: this test scripts the recogniser's verdicts (the audio is still recorded, fetched and stored)."""
-    verdicts = iter([(Intent.AFFIRM, "네"), (Intent.DISPUTE, "제 대출이 아니에요")])
+    verdicts = iter([(Intent.AFFIRM, "네", 8.25), (Intent.DISPUTE, "제 대출이 아니에요", 14.5)])
 
     def understand(pcm: object, locale: str, *, expect: str | None, today: date) -> SimpleNamespace:
-        intent, text = next(verdicts)
-        return SimpleNamespace(text=text, confidence=0.9, intent=intent, promise_date=None)
+        intent, text, margin = next(verdicts)
+        return SimpleNamespace(text=text, confidence=0.9, intent=intent, promise_date=None, margin=margin)
 
     world.use(db, understand=understand)
     korean(world, "B3", [{"audio": clips["yes"]}, {"audio": clips["no"]}])
@@ -173,6 +173,10 @@ def test_dispute_opens_a_task_and_flags_the_call(world: VoiceWorld, db: Database
     world.run()
     call = world.session(placed.attempt_id)
     assert call.outcome == "dispute" and call.flagged and "dispute" in call.flags["reasons"]
+    # each spoken turn keeps the recogniser's margin (the console's "low margin" reason); the bot's have none
+    assert [(t.speaker, t.margin) for t in world.turns(call.id) if t.source != "tts"] == [
+        ("borrower", 8.25), ("borrower", 14.5)]
+    assert all(t.margin is None for t in world.turns(call.id) if t.speaker == "bot")
     with db.sessions() as s:
         [task] = s.scalars(select(Task)).all()
         assert (task.kind, task.status, task.source) == ("dispute", "open", "voice")

@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session
 
 from bot.compliance.zones import resolve_zones
 from bot.console.audit import record
+from bot.console.i18n import N_, Code, Message, field_message
 from bot.db.models import AuditEvent, Borrower, CallSession, CallTurn, ContactAttempt, Note, Task, User
 from bot.domain import Channel, Intent, TaskKind, TaskStatus
 from bot.policy import SurveySettings
@@ -71,18 +72,24 @@ PROMISE_HORIZON_DAYS = 180
 
 
 class ActionError(Exception):
-    """An action that cannot be done: HTTP status and a message naming what is wrong (never a value)."""
+    """An action that cannot be done: HTTP status and a message naming what is wrong (never a value).
 
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
+    ``field`` names the form field at fault, if one is: the message is then ``"field: detail"``
+    and ``detail`` the part after the field's name (a page shows it beside the field)."""
+
+    def __init__(self, status: int, message: str, *, field: str | None = None) -> None:
+        detail = message if isinstance(message, Message) else Message(message)
+        self.message = field_message(field, detail) if field else detail
+        super().__init__(self.message)
         self.status = status
-        self.message = message
+        self.field = field
+        self.detail = detail
 
 
 def _call(session: Session, call_id: int) -> CallSession:
     call = session.get(CallSession, call_id)
     if call is None:
-        raise ActionError(404, f"no call {call_id}")
+        raise ActionError(404, Message(N_("no call %(id)s"), id=call_id))
     return call
 
 
@@ -101,9 +108,9 @@ def add_note(session: Session, subject_type: str, subject_id: str, text: str, *,
     if subject_type == "call":
         _call(session, int(subject_id))
     elif subject_type == "borrower" and session.get(Borrower, subject_id) is None:
-        raise ActionError(404, "no such borrower")
+        raise ActionError(404, N_("no such borrower"))
     elif subject_type == "task" and session.get(Task, int(subject_id)) is None:
-        raise ActionError(404, f"no task {subject_id}")
+        raise ActionError(404, Message(N_("no task %(id)s"), id=subject_id))
     note = Note(subject_type=subject_type, subject_id=str(subject_id), author=actor, text_redacted=redact(text, every_number=True),
                 created_at=at)
     session.add(note)
@@ -143,18 +150,18 @@ def correct_turn(
     call = _call(session, call_id)
     turn = session.get(CallTurn, turn_id)
     if turn is None or turn.session_id != call.id:
-        raise ActionError(404, f"call {call_id} has no turn {turn_id}")
+        raise ActionError(404, Message(N_("call %(call)s has no turn %(turn)s"), call=call_id, turn=turn_id))
     if turn.speaker != "borrower":
-        raise ActionError(400, "only what the borrower said can be corrected")
+        raise ActionError(400, N_("only what the borrower said can be corrected"))
     if intent is Intent.PROMISE_TO_PAY:
         if promise_date is None:
-            raise ActionError(400, "promise_date: a promise to pay needs a date")
+            raise ActionError(400, N_("a promise to pay needs a date"), field="promise_date")
         earliest = call.started_at.date() - timedelta(days=1)
         if not earliest <= promise_date <= call.started_at.date() + timedelta(days=PROMISE_HORIZON_DAYS):
-            raise ActionError(400, f"promise_date: must lie between the call's day and "
-                                   f"{PROMISE_HORIZON_DAYS} days after it")
+            raise ActionError(400, Message(N_("must lie between the call's day and %(days)s days after it"),
+                                           days=PROMISE_HORIZON_DAYS), field="promise_date")
     elif promise_date is not None:
-        raise ActionError(400, "promise_date: only a promise to pay has a date")
+        raise ActionError(400, N_("only a promise to pay has a date"), field="promise_date")
 
     previous = (turn.corrected_intent or turn.intent, turn.corrected_promise_date or turn.promise_date)
     turn.corrected_intent = intent.value
@@ -170,7 +177,7 @@ def correct_turn(
         number = session.scalar(select(Borrower.phone_e164).where(Borrower.id == borrower_id))
 
     if intent is Intent.OPT_OUT and number is None:
-        raise ActionError(400, "the call has no number to opt out")
+        raise ActionError(400, N_("the call has no number to opt out"))
     applied = apply_statement(session, Statement(
         borrower_id=borrower_id, address=number, channel=SOURCE, intent=intent, at=at,
         today=_borrower_today(session, borrower_id, at, default_timezone), ref=f"console:call:{call_id}",
@@ -200,7 +207,7 @@ def escalate_call(session: Session, call_id: int, kind: TaskKind, *, actor: str,
 def _task(session: Session, task_id: int) -> Task:
     task = session.get(Task, task_id)
     if task is None:
-        raise ActionError(404, f"no task {task_id}")
+        raise ActionError(404, Message(N_("no task %(id)s"), id=task_id))
     return task
 
 
@@ -209,7 +216,7 @@ def _check_assignee(session: Session, assignee: str | None) -> None:
         ok = session.scalar(select(User.id).where(User.name == assignee, User.disabled.is_(False),
                                                   User.role.in_(["supervisor", "admin"])))
         if ok is None:
-            raise ActionError(400, "assignee: not an active supervisor or admin")
+            raise ActionError(400, N_("not an active supervisor or admin"), field="assignee")
 
 
 def assign_call(session: Session, call_id: int, assignee: str | None, *, actor: str, at: datetime) -> None:
@@ -230,7 +237,7 @@ def assign_task(session: Session, task_id: int, assignee: str | None, *, actor: 
     """Assign to a supervisor or admin (``None``: unassign)."""
     task = _task(session, task_id)
     if task.status != TaskStatus.OPEN.value:
-        raise ActionError(409, f"task {task_id} is closed")
+        raise ActionError(409, Message(N_("task %(id)s is closed"), id=task_id))
     _check_assignee(session, assignee)
     previous = task.assigned_to
     task.assigned_to = assignee
@@ -244,7 +251,7 @@ def close_task(session: Session, task_id: int, note: str, *, actor: str, at: dat
     (bot.replies.surveys: queued to the borrower's phone under the same checks as any text)."""
     task = _task(session, task_id)
     if task.status != TaskStatus.OPEN.value:
-        raise ActionError(409, f"task {task_id} is closed already")
+        raise ActionError(409, Message(N_("task %(id)s is closed already"), id=task_id))
     task.status = TaskStatus.CLOSED.value
     task.closed_at = at
     add_note(session, "task", str(task_id), note, actor=actor, at=at)
@@ -266,13 +273,13 @@ def reveal_field(session: Session, borrower_id: str, field: str, reason: str, *,
     (:func:`show_revealed`): no audit row, no reveal.
     """
     if field not in _FIELDS:
-        raise ActionError(400, "field: must be phone, email or name")
+        raise ActionError(400, N_("must be phone, email or name"), field="field")
     borrower = session.get(Borrower, borrower_id)
     if borrower is None:
-        raise ActionError(404, "no such borrower")
+        raise ActionError(404, N_("no such borrower"))
     value = getattr(borrower, _FIELDS[field])
     if not value:
-        raise ActionError(404, f"the borrower has no {field} to reveal")
+        raise ActionError(404, Message(N_("the borrower has no %(field)s to reveal"), field=Code(field)))
     event = record(session, at, actor=actor, action="reveal", subject_type="borrower", subject_id=borrower_id,
                    detail={"fields": [field], "reason": redact(reason), "via": "console"})
     return event.id

@@ -69,11 +69,16 @@ def bar_chart(
     return Markup("".join(parts))
 
 
-def meter(label: str, numerator: int, denominator: int, *, width: int = 240, height: int = 14) -> Markup:
-    """A horizontal bar filled to ``numerator / denominator`` (empty when there is nothing to count)."""
+def meter(label: str, numerator: int, denominator: int, *, width: int = 240, height: int = 14,
+          text: str | None = None) -> Markup:
+    """A horizontal bar filled to ``numerator / denominator`` (empty when there is nothing to count).
+
+    ``text`` is what it says to a screen reader and in its tooltip (the page's language); by
+    default ``label: numerator of denominator (rate)`` in English."""
     fraction = numerator / denominator if denominator else 0.0
     fraction = min(max(fraction, 0.0), 1.0)
-    text = f"{label}: {numerator} of {denominator}" + (f" ({fraction:.0%})" if denominator else "")
+    if text is None:
+        text = f"{label}: {numerator} of {denominator}" + (f" ({fraction:.0%})" if denominator else "")
     return Markup(
         f'<svg class="meter" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" '
         f'height="{height}" role="img" aria-label="{escape(text)}"><title>{escape(text)}</title>'

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from urllib.parse import urlencode
 
+from bot.console.i18n import N_, Message
 from bot.domain import Intent, TaskKind
 
 __all__ = [
@@ -58,7 +59,8 @@ _ACTION_RE = re.compile(r"^[a-z_.]{1,64}$")
 
 
 class InvalidInput(ValueError):
-    """A query or form value that is not allowed; ``field`` names it."""
+    """A query or form value that is not allowed; ``field`` names it, ``message`` (translatable,
+    :class:`~bot.console.i18n.Message` or a string marked ``N_``) says what is wrong with it."""
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
@@ -69,7 +71,7 @@ class InvalidInput(ValueError):
 def _one(params: Mapping[str, str], name: str) -> str:
     value = params.get(name) or ""
     if len(value) > 256:
-        raise InvalidInput(name, "too long")
+        raise InvalidInput(name, N_("too long"))
     return value.strip()
 
 
@@ -77,13 +79,13 @@ def iso_date(value: str, field: str) -> date | None:
     if not value:
         return None
     if not _DATE_RE.match(value):
-        raise InvalidInput(field, "must be a date as YYYY-MM-DD")
+        raise InvalidInput(field, N_("must be a date as YYYY-MM-DD"))
     try:
         parsed = date.fromisoformat(value)
     except ValueError:
-        raise InvalidInput(field, "is not a real calendar date") from None
+        raise InvalidInput(field, N_("is not a real calendar date")) from None
     if not 2000 <= parsed.year <= 2100:
-        raise InvalidInput(field, "must be between 2000 and 2100")
+        raise InvalidInput(field, N_("must be between 2000 and 2100"))
     return parsed
 
 
@@ -91,7 +93,7 @@ def choice(value: str, field: str, allowed: Collection[str]) -> str | None:
     if not value:
         return None
     if value not in allowed:
-        raise InvalidInput(field, "is not one of the allowed values")
+        raise InvalidInput(field, N_("is not one of the allowed values"))
     return value
 
 
@@ -104,7 +106,7 @@ def page_number(value: str) -> int:
     if not value:
         return 1
     if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE:
-        raise InvalidInput("page", f"must be a whole number from 1 to {MAX_PAGE}")
+        raise InvalidInput("page", Message(N_("must be a whole number from 1 to %(max)s"), max=MAX_PAGE))
     return int(value)
 
 
@@ -114,7 +116,7 @@ def intent_value(value: str, field: str = "intent") -> str | None:
 
 def borrower_id(value: str) -> str:
     if not _ID_RE.match(value or ""):
-        raise InvalidInput("borrower", "is not a borrower id")
+        raise InvalidInput("borrower", N_("is not a borrower id"))
     return value
 
 
@@ -122,11 +124,12 @@ def text(value: str | None, field: str, *, minimum: int = 1, maximum: int = 2000
     """Free text from a form: stripped, with its length checked (it is redacted before storage)."""
     value = (value or "").strip()
     if len(value) < minimum:
-        raise InvalidInput(field, "is required" if minimum <= 1 else f"needs at least {minimum} characters")
+        raise InvalidInput(field, N_("is required") if minimum <= 1
+                           else Message(N_("needs at least %(n)s characters"), n=minimum))
     if len(value) > maximum:
-        raise InvalidInput(field, f"is longer than {maximum} characters")
+        raise InvalidInput(field, Message(N_("is longer than %(n)s characters"), n=maximum))
     if any(ord(ch) < 32 and ch not in "\n\r\t" for ch in value):
-        raise InvalidInput(field, "contains control characters")
+        raise InvalidInput(field, N_("contains control characters"))
     return value
 
 
@@ -168,19 +171,19 @@ def parse_call_filters(params: Mapping[str, str], outcomes: Collection[str] = KN
     date_from = iso_date(_one(params, "from"), "from")
     date_to = iso_date(_one(params, "to"), "to")
     if date_from and date_to and date_from > date_to:
-        raise InvalidInput("to", "is before from")
+        raise InvalidInput("to", N_("is before from"))
     outcome = _one(params, "outcome")
     if outcome and (not _OUTCOME_RE.match(outcome) or outcome not in outcomes):
-        raise InvalidInput("outcome", "is not a known call outcome")
+        raise InvalidInput("outcome", N_("is not a known call outcome"))
     locale = _one(params, "locale")
     if locale and not _LOCALE_RE.match(locale):
-        raise InvalidInput("locale", "must be a language tag such as en-US")
+        raise InvalidInput("locale", N_("must be a language tag such as en-US"))
     low = _one(params, "low")
     if low not in ("", "1"):
-        raise InvalidInput("low", "must be 1 or empty")
+        raise InvalidInput("low", N_("must be 1 or empty"))
     queue = _one(params, "queue")
     if queue not in ("", "1"):
-        raise InvalidInput("queue", "must be 1 or empty")
+        raise InvalidInput("queue", N_("must be 1 or empty"))
     return CallFilters(
         date_from=date_from, date_to=date_to, outcome=outcome or None, intent=intent_value(_one(params, "intent")),
         flagged=yes_no(_one(params, "flagged"), "flagged"), low_confidence=low == "1", locale=locale or None,
@@ -208,7 +211,7 @@ class TaskFilters:
 def parse_task_filters(params: Mapping[str, str]) -> TaskFilters:
     assigned = _one(params, "assigned")
     if assigned and assigned not in ("me", "none") and not _USER_RE.match(assigned):
-        raise InvalidInput("assigned", "must be me, none or a user name")
+        raise InvalidInput("assigned", N_("must be me, none or a user name"))
     return TaskFilters(
         kind=choice(_one(params, "kind"), "kind", [k.value for k in TaskKind]),
         assigned=assigned or None,
@@ -236,11 +239,11 @@ class AuditFilters:
 def parse_audit_filters(params: Mapping[str, str]) -> AuditFilters:
     action, actor, subject = _one(params, "action"), _one(params, "actor"), _one(params, "subject")
     if action and not _ACTION_RE.match(action):
-        raise InvalidInput("action", "may hold lower-case letters, '_' and '.' only")
+        raise InvalidInput("action", N_("may hold lower-case letters, '_' and '.' only"))
     if actor and not _USER_RE.match(actor):
-        raise InvalidInput("actor", "is not an actor name")
+        raise InvalidInput("actor", N_("is not an actor name"))
     if subject and not _ID_RE.match(subject):
-        raise InvalidInput("subject", "is not an id")
+        raise InvalidInput("subject", N_("is not an id"))
     return AuditFilters(action or None, actor or None, subject or None, page_number(_one(params, "page")))
 
 
@@ -276,8 +279,8 @@ def parse_effectiveness_filters(params: Mapping[str, str], today: date,
     date_from = iso_date(_one(params, "from"), "from") or default_from
     date_to = iso_date(_one(params, "to"), "to") or default_to
     if date_to <= date_from:
-        raise InvalidInput("to", "must be after from (the window is [from, to), to excluded)")
+        raise InvalidInput("to", N_("must be after from (the window is [from, to), to excluded)"))
     if (date_to - date_from).days > MAX_REPORT_DAYS:
-        raise InvalidInput("to", f"the window is at most {MAX_REPORT_DAYS} days")
+        raise InvalidInput("to", Message(N_("the window is at most %(n)s days"), n=MAX_REPORT_DAYS))
     by = choice(_one(params, "by"), "by", (NO_GROUPING, *dimensions)) or DEFAULT_GROUPING
     return EffectivenessFilters(date_from, date_to, by)

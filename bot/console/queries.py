@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
@@ -28,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from bot.compliance.zones import resolve_zones
 from bot.console import review
+from bot.console.i18n import N_, Code, IntentCode, Message
 from bot.console.filters import KNOWN_OUTCOMES, AuditFilters, CallFilters, TaskFilters
 from bot.console.review import ReviewRules, readback_nodes
 from bot.db.models import (
@@ -99,6 +101,11 @@ def _local(value: datetime | None, zone: ZoneInfo) -> datetime | None:
     return value.astimezone(zone) if value is not None else None
 
 
+def _source(source: str | None) -> Message:
+    """``source console`` in a timeline row's details (the source named in the reader's language)."""
+    return Message(N_("source %(source)s"), source=Code(source or "-"))
+
+
 def _text(value: str | None) -> str:
     return redact(value) if value else ""
 
@@ -156,9 +163,10 @@ def _answered_by_person() -> ColumnElement[bool]:
         and_(c.answered_at.is_not(None), c.answered_by.is_(None) | (c.answered_by == "unknown"), conversation))
 
 
-def review_rules(low_confidence: float, scripts_dir: Path | str | None = None) -> ReviewRules:
+def review_rules(low_confidence: float, scripts_dir: Path | str | None = None,
+                 low_margin: float | None = None) -> ReviewRules:
     """What the review reasons depend on besides the data (:mod:`bot.console.review`)."""
-    return ReviewRules(low_confidence, readback_nodes(str(scripts_dir) if scripts_dir else None))
+    return ReviewRules(low_confidence, readback_nodes(str(scripts_dir) if scripts_dir else None), low_margin)
 
 
 def _review(reasons: list[str], call: CallSession) -> dict[str, Any]:
@@ -428,7 +436,8 @@ def load_call(session: Session, call_id: int, *, zone_name: str, low_confidence:
     state = call.state if isinstance(call.state, dict) else {}
     local_zone = borrower_zone(borrower, default_timezone)
     shift = _recording_shift(call)
-    reasons = review.reasons_for(session, [call.id], rules or review_rules(low_confidence)).get(call.id, [])
+    rules = rules or review_rules(low_confidence)
+    reasons = review.reasons_for(session, [call.id], rules).get(call.id, [])
     return {
         "id": call.id,
         "call_sid": call.call_sid,
@@ -469,6 +478,8 @@ def load_call(session: Session, call_id: int, *, zone_name: str, low_confidence:
                 "id": t.id, "seq": t.seq, "speaker": t.speaker, "node": t.node, "at": _local(t.at, zone),
                 "source": t.source, "text": _text(t.text_redacted), "confidence": t.confidence,
                 "low_confidence": t.confidence is not None and t.confidence < low_confidence,
+                "margin": t.margin,
+                "low_margin": t.margin is not None and rules.low_margin is not None and t.margin < rules.low_margin,
                 "intent": t.intent, "promise_date": t.promise_date, "audio": bool(t.audio_ref),
                 "flagged": bool(t.flagged), "corrected_intent": t.corrected_intent,
                 "corrected_promise_date": t.corrected_promise_date, "corrected_by": t.corrected_by,
@@ -544,11 +555,14 @@ def borrower_page(session: Session, borrower_id: str, at: datetime, *, default_t
         select(Consent).where(Consent.borrower_id == borrower_id).order_by(Consent.channel, Consent.id)).all()
     events: list[dict[str, Any]] = []
 
-    def event(when: datetime | None, kind: str, channel: str | None, title: str, detail: str = "",
+    def event(when: datetime | None, kind: str, channel: str | None, title: Message, detail: Sequence[str] = (),
               link: str | None = None, reasons: list[str] | None = None) -> None:
+        """One timeline row: ``title`` and the ``detail`` parts are shown in the reader's language
+        (a :class:`Message` translated, a :class:`Code` by its label, any other text as it is)."""
         if when is not None:
-            events.append({"at": when.astimezone(shown), "local": when.astimezone(zone), "kind": kind, "channel": channel or "", "title": title,
-                           "detail": detail, "link": link, "reasons": reasons or []})
+            events.append({"at": when.astimezone(shown), "local": when.astimezone(zone), "kind": kind,
+                           "channel": channel or "", "title": title, "detail": [x for x in detail if x],
+                           "link": link, "reasons": reasons or []})
 
     a = ContactAttempt
     when = func.coalesce(a.sent_at, a.occurred_at, a.next_attempt_at, a.created_at)
@@ -556,48 +570,56 @@ def borrower_page(session: Session, borrower_id: str, at: datetime, *, default_t
         select(a).where(a.borrower_id == borrower_id).order_by(when.desc(), a.id.desc()).limit(TIMELINE_LIMIT)
     ):
         decision = attempt.decision or {}
-        verdict = "" if not decision else ("allowed" if decision.get("allowed") else "not allowed")
-        outcome = f", {attempt.outcome}" if attempt.outcome else ""
+        verdict = None if not decision else Message(N_("allowed") if decision.get("allowed") else N_("not allowed"))
+        title = (Message("%(status)s, %(outcome)s", status=Code(attempt.status), outcome=Code(attempt.outcome))
+                 if attempt.outcome else Message("%(status)s", status=Code(attempt.status)))
         event(attempt.sent_at or attempt.occurred_at or attempt.next_attempt_at or attempt.created_at, "contact",
-              attempt.channel, f"{attempt.status}{outcome}",
-              " · ".join(x for x in (attempt.source, attempt.step or "", masked_address(attempt.channel, attempt.address),
-                                     f"decision {verdict}" if verdict else "", attempt.provider_status or "") if x),
+              attempt.channel, title,
+              (Code(attempt.source or ""), attempt.step or "", masked_address(attempt.channel, attempt.address),
+               Message(N_("decision %(verdict)s"), verdict=verdict) if verdict else "",
+               Code(attempt.provider_status or "")),
               reasons=[redact(str(r)) for r in decision.get("reasons") or []])
     for message in session.scalars(
         select(InboundMessage).where(InboundMessage.borrower_id == borrower_id)
         .order_by(InboundMessage.received_at.desc()).limit(TIMELINE_LIMIT)
     ):
-        promised = f" for {message.promise_date.isoformat()}" if message.promise_date else ""
-        event(message.received_at, "reply", message.channel, f"reply: {message.intent or 'unclassified'}{promised}",
-              _text(message.body_redacted))
+        meant = IntentCode(message.intent) if message.intent else Message(N_("unclassified"))
+        title = (Message(N_("reply: %(intent)s for %(day)s"), intent=meant, day=message.promise_date)
+                 if message.promise_date else Message(N_("reply: %(intent)s"), intent=meant))
+        event(message.received_at, "reply", message.channel, title, (_text(message.body_redacted),))
     for promise in session.scalars(select(Promise).where(Promise.borrower_id == borrower_id).order_by(Promise.id)):
-        event(promise.created_at, "promise", None, f"promise to pay on {promise.promised_date.isoformat()}",
-              f"source {promise.source}" + (f" · loan {promise.loan_id}" if promise.loan_id else ""))
+        event(promise.created_at, "promise", None,
+              Message(N_("promise to pay on %(day)s"), day=promise.promised_date),
+              (_source(promise.source), Message(N_("loan %(loan)s"), loan=promise.loan_id) if promise.loan_id else ""))
         if promise.resolved_at is not None:
-            event(promise.resolved_at, "promise", None,
-                  f"promise of {promise.promised_date.isoformat()} {promise.status}")
+            event(promise.resolved_at, "promise", None, Message(N_("promise of %(day)s %(status)s"),
+                                                                day=promise.promised_date, status=Code(promise.status)))
     for consent in consents:
         if consent.opted_out_at is not None:
-            event(consent.opted_out_at, "opt_out", consent.channel, f"opted out of {consent.channel}",
-                  f"{masked_address(consent.channel, consent.address)} · source {consent.opt_out_source or '-'}")
+            event(consent.opted_out_at, "opt_out", consent.channel,
+                  Message(N_("opted out of %(channel)s"), channel=Code(consent.channel)),
+                  (masked_address(consent.channel, consent.address), _source(consent.opt_out_source or "-")))
     for task in session.scalars(select(Task).where(Task.borrower_id == borrower_id).order_by(Task.id)):
-        event(task.created_at, "task", None, f"task opened: {task.kind}", f"{_text(task.note)} · source {task.source}",
-              link=f"/console/tasks?status=all&kind={task.kind}")
+        event(task.created_at, "task", None, Message(N_("task opened: %(kind)s"), kind=Code(task.kind)),
+              (_text(task.note), _source(task.source)), link=f"/console/tasks?status=all&kind={task.kind}")
         if task.closed_at is not None:
-            event(task.closed_at, "task", None, f"task closed: {task.kind}", f"task {task.id}")
+            event(task.closed_at, "task", None, Message(N_("task closed: %(kind)s"), kind=Code(task.kind)),
+                  (Message(N_("task %(id)s"), id=task.id),))
     for call in session.scalars(
         select(CallSession).where(CallSession.borrower_id == borrower_id)
         .order_by(CallSession.started_at.desc()).limit(TIMELINE_LIMIT)
     ):
         decision = call.decision or {}
-        event(call.started_at, "call", Channel.VOICE.value, f"call: {call.outcome or call.status}",
-              " · ".join(x for x in (call.answered_by or "", "flagged" if call.flagged else "",
-                                     "reviewed" if call.reviewed_at else "") if x),
+        event(call.started_at, "call", Channel.VOICE.value,
+              Message(N_("call: %(outcome)s"), outcome=Code(call.outcome or call.status)),
+              (Code(call.answered_by or ""), Message(N_("flagged")) if call.flagged else "",
+               Message(N_("reviewed")) if call.reviewed_at else ""),
               link=f"/console/calls/{call.id}", reasons=[redact(str(r)) for r in decision.get("reasons") or []])
     for note in session.scalars(
         select(Note).where(Note.subject_type == "borrower", Note.subject_id == borrower_id).order_by(Note.id)
     ):
-        event(note.created_at, "note", None, f"note by {note.author}", _text(note.text_redacted))
+        event(note.created_at, "note", None, Message(N_("note by %(author)s"), author=note.author),
+              (_text(note.text_redacted),))
     events.sort(key=lambda e: e["at"], reverse=True)
     facts = load_facts(session, [borrower_id], at, default_timezone)[borrower_id]
 

@@ -9,7 +9,8 @@ A reason has a code (stable, in the JSON API), a human label and an urgency
 rank (lower first): what can breach a rule or hurt the borrower if nobody looks
 (an opt-out, a dispute, a paid claim) comes before a wrong party, which comes
 before the quality of the conversation (an unfinished disclosure, an
-unconfirmed promise, a refused read-back, low confidence, silences).
+unconfirmed promise, a refused read-back, a spoken answer recognised with a margin
+barely above the acceptance threshold, low confidence, silences).
 
 A call nobody took part in — a voicemail, busy, unanswered, failed or cancelled
 call, an answering machine or a fax — has no reason at all, whatever its flags:
@@ -71,9 +72,10 @@ REASONS: tuple[Reason, ...] = (
     Reason("disclosure_not_completed", N_("disclosure not completed"), 6),
     Reason("unconfirmed_promise", N_("promise date not confirmed"), 7),
     Reason("readback_refused", N_("said no to a read-back"), 8),
-    Reason("low_confidence", N_("low recognition confidence"), 9),
-    Reason("silences", N_("silences"), 10),
-    Reason("flagged", N_("flagged"), 11),
+    Reason("low_margin", N_("barely recognised (low margin)"), 9),
+    Reason("low_confidence", N_("low recognition confidence"), 10),
+    Reason("silences", N_("silences"), 11),
+    Reason("flagged", N_("flagged"), 12),
 )
 _BY_CODE = {r.code: r for r in REASONS}
 #: Flags the voice service sets that are reasons of their own.
@@ -84,10 +86,12 @@ _FLAG_CODES = ("opt_out", "dispute", "paid_claim", "paid_during_call", "complian
 @dataclass(frozen=True, slots=True)
 class ReviewRules:
     """What the reasons depend on besides the data: the confidence below which a turn is low,
-    and the script nodes that are read-back questions."""
+    the script nodes that are read-back questions, and the recognition margin below which a
+    spoken turn is low (None: no "low margin" reason)."""
 
     low_confidence: float
     readback_nodes: tuple[str, ...] = ()
+    low_margin: float | None = None
 
 
 def labels(codes: Iterable[str]) -> list[str]:
@@ -114,7 +118,9 @@ def readback_nodes(scripts_dir: str | None) -> tuple[str, ...]:
 def _nobody() -> ColumnElement[bool]:
     c = CallSession
     machine = and_(c.answered_by.is_not(None), c.answered_by.startswith("machine") | (c.answered_by == "fax"))
-    return or_(c.outcome.in_(NOBODY_OUTCOMES), c.status.in_(NOBODY_STATUSES), machine)
+    # coalesced: a call without an outcome yet (NULL) is not "nobody's" (NOT (NULL IN ...) is NULL, not true)
+    return or_(func.coalesce(c.outcome, "").in_(NOBODY_OUTCOMES), func.coalesce(c.status, "").in_(NOBODY_STATUSES),
+               machine)
 
 
 def _flag(code: str) -> ColumnElement[bool]:
@@ -156,6 +162,8 @@ def _conditions(rules: ReviewRules) -> dict[str, ColumnElement[bool]]:
         "readback_refused": (_turn(t.node.in_(rules.readback_nodes),
                                    func.coalesce(t.corrected_intent, t.intent) == "deny")
                              if rules.readback_nodes else false()),
+        "low_margin": (_turn(t.source == "speech", t.margin.is_not(None), t.margin < rules.low_margin)
+                       if rules.low_margin is not None else false()),
         "low_confidence": or_(c.min_confidence < rules.low_confidence, _flag("low_confidence"),
                               _turn(t.confidence < rules.low_confidence)),
         "silences": silences >= SILENCES_FOR_REVIEW,

@@ -45,7 +45,7 @@ from bot.console.filters import (
     text,
 )
 from bot.console.sessions import SignedIn, create_session, end_session, new_token, purge_expired, session_id_for
-from bot.console.i18n import N_
+from bot.console.i18n import N_, Message, field_message
 from bot.console.users import MAX_PASSWORD_LENGTH, UserError, authenticate, has_role, set_locale
 from bot.console.web import (
     ConsoleRoute,
@@ -111,10 +111,10 @@ def root() -> RedirectResponse:
 @public_router.get("/console/static/{name}")
 def static_asset(name: str, request: Request) -> Response:
     if name not in STATIC:
-        raise PageError(404, "no such file")
+        raise PageError(404, N_("no such file"))
     path = Path(_ctx(request).settings.templates_dir) / "web" / "static" / name
     if not path.is_file():
-        raise PageError(404, "no such file")
+        raise PageError(404, N_("no such file"))
     return FileResponse(path, media_type=STATIC[name])
 
 
@@ -161,11 +161,11 @@ async def login(request: Request) -> Response:
     ctx = _ctx(request)
     form = await read_plain_form(request)
     if not login_csrf_ok(request, form):
-        raise PageError(403, "the sign-in form expired; reload the page and try again")
+        raise PageError(403, N_("the sign-in form expired; reload the page and try again"))
     name = (form.get("name") or "").strip()[:64]
     password = form.get("password") or ""
     if not name or not password or len(password) > MAX_PASSWORD_LENGTH:
-        return _login_page(request, status=400, message="Enter your user name and password.", name=name)
+        return _login_page(request, status=400, message=Message(N_("Enter your user name and password.")), name=name)
     client = request.client.host if request.client else None
     previous = request.cookies.get(cookie_name(ctx.settings))
     token, reason = await run_in_threadpool(_sign_in, ctx, name, password, client, previous)
@@ -173,7 +173,7 @@ async def login(request: Request) -> Response:
         log.info("console sign-in refused (%s)", reason)
         # One message for every refusal: a wrong name, a wrong password and a lock look the same.
         return _login_page(request, status=401, name=name,
-                           message="Sign-in refused: wrong user name or password, or the account is locked.")
+                           message=Message(N_("Sign-in refused: wrong user name or password, or the account is locked.")))
     response = RedirectResponse(safe_next(form.get("next")), status_code=303)
     response.set_cookie(cookie_name(ctx.settings), token, max_age=int(ctx.settings.console_session_hours * 3600),
                         path="/", secure=ctx.settings.console_secure_cookies, httponly=True, samesite="strict")
@@ -217,7 +217,7 @@ async def change_locale(request: Request, user: SignedIn = Depends(viewer)) -> R
     try:
         await run_in_threadpool(_set_own_locale, _ctx(request), user, form.get("locale", ""))
     except UserError as exc:
-        raise PageError(400, str(exc)) from None
+        raise PageError(400, exc.args[0]) from None
     return RedirectResponse(safe_next(form.get("next")), status_code=303)
 
 
@@ -279,7 +279,8 @@ def effectiveness_page(request: Request, user: SignedIn = Depends(viewer)) -> HT
         params = request.query_params
         form = {k: (params.get(k) or "")[:32] for k in ("from", "to", "by")}
         return render(request, "console/effectiveness.html.j2", user=user, status=400,
-                      error=f"{exc.field}: {exc.message}", form=form, options=options, data=None, filters=None)
+                      error=field_message(exc.field, exc.message), form=form, options=options, data=None,
+                      filters=None)
     return render(request, "console/effectiveness.html.j2", user=user, error=None, form=filters.form_values(),
                   options=options, data=_effectiveness(ctx, filters), filters=filters)
 
@@ -309,7 +310,9 @@ def effectiveness_api(request: Request, user: SignedIn = Depends(viewer)) -> JSO
 
 
 def _rules(ctx: WebContext) -> ReviewRules:
-    return queries.review_rules(ctx.settings.console_low_confidence, ctx.settings.voice_scripts_dir)
+    settings = ctx.settings
+    return queries.review_rules(settings.console_low_confidence, settings.voice_scripts_dir,
+                                settings.speech_accept_margin + settings.console_low_margin_band)
 
 
 def _calls(ctx: WebContext, params: dict[str, str], zone: str) -> tuple[Any, queries.CallPage, list[str], list[str]]:
@@ -332,7 +335,7 @@ def calls_page(request: Request, user: SignedIn = Depends(viewer)) -> HTMLRespon
     except InvalidInput as exc:
         with ctx.db.session() as session:
             outcomes, locales = queries.call_outcomes(session), queries.call_locales(session)
-        return render(request, "console/calls.html.j2", user=user, status=400, error=f"{exc.field}: {exc.message}",
+        return render(request, "console/calls.html.j2", user=user, status=400, error=field_message(exc.field, exc.message),
                       form={k: "" for k in ("from", "to", "outcome", "intent", "flagged", "low", "locale",
                                             "reviewed", "queue")},
                       page=None, filters=None, outcomes=outcomes, locales=locales,
@@ -358,7 +361,7 @@ def _call(ctx: WebContext, call_id: int, zone: str) -> dict[str, Any]:
                                  low_confidence=ctx.settings.console_low_confidence,
                                  default_timezone=ctx.settings.default_timezone, rules=_rules(ctx))
     if call is None:
-        raise PageError(404, f"no call {call_id}")
+        raise PageError(404, Message(N_("no call %(id)s"), id=call_id))
     return call
 
 
@@ -406,7 +409,7 @@ async def assign_call(call_id: int, request: Request, user: SignedIn = Depends(s
     form = await read_form(request, user)
     raw = choice((form.get("assignee") or "").strip(), "assignee", ("me", "none"))
     if raw is None:
-        raise InvalidInput("assignee", "is required (me or none)")
+        raise InvalidInput("assignee", N_("is required (me or none)"))
     await run_in_threadpool(_in_session, ctx, actions.assign_call, call_id, user.name if raw == "me" else None,
                             actor=user.name, at=ctx.clock.now())
     back = form.get("return") or ""
@@ -435,7 +438,7 @@ async def correct_turn(call_id: int, turn_id: int, request: Request,
         intent = intent_value((form.get("intent") or "").strip())
         if intent is None:
             # Never a default: a correction saved without a choice would opt the borrower out, or worse.
-            raise InvalidInput("intent", "choose what the borrower meant before saving")
+            raise InvalidInput("intent", N_("choose what the borrower meant before saving"))
         promise_date = iso_date(raw_date, "promise_date")
         await run_in_threadpool(_in_session, ctx, actions.correct_turn, call_id, turn_id, Intent(intent),
                                 promise_date, actor=user.name, at=ctx.clock.now(),
@@ -443,10 +446,8 @@ async def correct_turn(call_id: int, turn_id: int, request: Request,
     except (InvalidInput, actions.ActionError) as exc:
         if isinstance(exc, actions.ActionError) and exc.status != 400:
             raise
-        field, _, message = (f"{exc.field}: {exc.message}" if isinstance(exc, InvalidInput) else exc.message
-                             ).partition(": ")
-        if not message:
-            field, message = "intent", field
+        field = exc.field if isinstance(exc, InvalidInput) else exc.field or "intent"
+        message = exc.message if isinstance(exc, InvalidInput) else exc.detail
         # The call page again, nothing saved, the message beside the field of that turn's form.
         return await run_in_threadpool(
             lambda: _call_response(request, user, call_id, status=400, form_error={
@@ -469,11 +470,11 @@ async def escalate_call(call_id: int, request: Request, user: SignedIn = Depends
 def _media_path(ctx: WebContext, ref: str | None) -> Path:
     """A stored audio file: only under ``media_dir`` (resolved), of a known type, present."""
     if not ref:
-        raise PageError(404, "no recording")
+        raise PageError(404, N_("no recording"))
     root = Path(ctx.settings.media_dir).expanduser().resolve()
     path = (root / ref).resolve()
     if not path.is_relative_to(root) or path.suffix.lower() not in AUDIO_TYPES or not path.is_file():
-        raise PageError(404, "the audio file is not available")
+        raise PageError(404, N_("the audio file is not available"))
     return path
 
 
@@ -483,13 +484,13 @@ def _media(ctx: WebContext, turn_id: int, user: SignedIn, first_request: bool) -
     with ctx.db.session() as session:
         found = queries.turn_audio(session, turn_id)
         if found is None:
-            raise PageError(404, "no audio for this turn")
+            raise PageError(404, N_("no audio for this turn"))
         audio_ref, speaker, call_id = found
         path = _media_path(ctx, audio_ref)
         if speaker != "bot":
             # A recording of the borrower is personal data as it stands (nothing masked in it).
             if not has_role(user.role, "supervisor"):
-                raise PageError(403, "recordings of the borrower need the supervisor role")
+                raise PageError(403, N_("recordings of the borrower need the supervisor role"))
             if first_request:
                 record(session, ctx.clock.now(), actor=user.name, action="call.recording_played",
                        subject_type="call", subject_id=call_id, detail={"turn_id": turn_id})
@@ -514,7 +515,7 @@ def _call_media(ctx: WebContext, call_id: int, user: SignedIn, first_request: bo
     from bot.console.audit import record
 
     if not has_role(user.role, "supervisor"):  # the borrower is on it: personal data as it stands
-        raise PageError(403, "recordings of the borrower need the supervisor role")
+        raise PageError(403, N_("recordings of the borrower need the supervisor role"))
     with ctx.db.session() as session:
         path = _media_path(ctx, queries.call_recording(session, call_id))
         if first_request:
@@ -539,7 +540,7 @@ def _borrower(ctx: WebContext, borrower_id: str, zone: str) -> tuple[dict[str, A
         page = queries.borrower_page(session, borrower_id, now, default_timezone=s.default_timezone,
                                      zone_name=zone)
         if page is None:
-            raise PageError(404, "no such borrower")
+            raise PageError(404, N_("no such borrower"))
         why = queries.why_not_today(session, borrower_id, now, default_timezone=s.default_timezone,
                                     policy_file=s.policy_file, templates_dir=s.templates_dir,
                                     compliance_file=s.compliance_file, scripts_dir=s.voice_scripts_dir)
@@ -560,7 +561,7 @@ def borrower_page(borrower_id: str, request: Request, user: SignedIn = Depends(v
     reveal_id = request.query_params.get("revealed") or ""
     if reveal_id:
         if not reveal_id.isdigit() or not is_row_id(int(reveal_id)):
-            raise InvalidInput("revealed", "is not a reveal")
+            raise InvalidInput("revealed", N_("is not a reveal"))
         ctx = _ctx(request)
         shown = _in_session(ctx, actions.show_revealed, borrower_id, int(reveal_id), actor=user.name,
                             at=ctx.clock.now())
@@ -576,7 +577,7 @@ async def reveal(borrower_id: str, request: Request, user: SignedIn = Depends(su
     form = await read_form(request, user)
     field = choice((form.get("field") or "").strip(), "field", REVEAL_FIELDS)
     if field is None:
-        raise InvalidInput("field", "is required")
+        raise InvalidInput("field", N_("is required"))
     reason = text(form.get("reason"), "reason", minimum=5, maximum=500)
     # The audit row is committed (the session block ends) before the value is put on any page;
     # then Post/Redirect/Get: the value is on the GET that follows, once, so a reload of the

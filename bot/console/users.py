@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from bot.clock import Clock, SystemClock
 from bot.console.audit import record
-from bot.console.i18n import LOCALES
+from bot.console.i18n import LOCALES, N_, Message, field_message
 from bot.db import Database
 from bot.db.models import ConsoleSession, User
 from bot.errors import NotFoundError, UsageError
@@ -105,7 +105,7 @@ def validate_locale(locale: str | None) -> str | None:
     if locale is None or locale == "":
         return None
     if locale not in LOCALES:
-        raise UserError(f"locale: must be one of {', '.join(LOCALES)}")
+        raise UserError(field_message("locale", Message(N_("must be one of %(values)s"), values=", ".join(LOCALES))))
     return locale
 
 

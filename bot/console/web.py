@@ -34,7 +34,7 @@ from bot.config import Settings
 from bot.console import charts
 from bot.console.actions import ActionError
 from bot.console.filters import InvalidInput
-from bot.console.i18n import DEFAULT_LOCALE, LOCALE_NAMES, LOCALES, formats, translations
+from bot.console.i18n import DEFAULT_LOCALE, LOCALE_NAMES, LOCALES, N_, Message, field_message, formats, translations
 from bot.console.queries import display_zone
 from bot.console.sessions import LOGIN_CSRF_COOKIE, SignedIn, csrf_matches, load_session
 from bot.console.users import has_role
@@ -71,10 +71,12 @@ class SignInRequired(Exception):
 
 
 class PageError(Exception):
+    """An answer other than the page: HTTP status and a message (English in JSON, the reader's language on a page)."""
+
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
-        self.message = message
+        self.message = message if isinstance(message, Message) else Message(message)
 
 
 def cookie_name(settings: Settings, base: str = "console") -> str:
@@ -124,10 +126,11 @@ def environment(templates_dir: str, locale: str = DEFAULT_LOCALE) -> jinja2.Envi
     env.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]
     fmt = formats(locale)
     gettext = translations(locale).gettext
-    env.filters.update(when=fmt.when, day=fmt.day, confidence=fmt.confidence, rate=fmt.rate, number=fmt.number,
-                       clock=_clock, intent=fmt.intent_label, labels=lambda pairs: [(gettext(k), v) for k, v in pairs])
+    env.filters.update(when=fmt.when, day=fmt.day, confidence=fmt.confidence, margin=fmt.margin, rate=fmt.rate, number=fmt.number,
+                       clock=_clock, intent=fmt.intent_label, code=fmt.code, codes=fmt.codes, message=fmt.message,
+                       short_day=fmt.short_day, labels=lambda pairs: [(gettext(k), v) for k, v in pairs])
     env.globals.update(bar_chart=charts.bar_chart, meter=charts.meter, funnel=charts.funnel, pct=fmt.pct,
-                       money=fmt.money, intent_label=fmt.intent_label, lang=locale,
+                       money=fmt.money, intent_label=fmt.intent_label, code=fmt.code, lang=locale,
                        locale_names=LOCALE_NAMES)
     return env
 
@@ -184,7 +187,7 @@ class ConsoleRoute(APIRoute):
             except PageError as exc:
                 return error_response(request, exc.status, exc.message)
             except InvalidInput as exc:
-                return error_response(request, 400, f"{exc.field}: {exc.message}")
+                return error_response(request, 400, field_message(exc.field, exc.message))
             except ActionError as exc:
                 return error_response(request, exc.status, exc.message)
 
@@ -217,7 +220,7 @@ def bounded_ids(request: Request) -> None:
     ``OverflowError``)."""
     for value in request.path_params.values():
         if isinstance(value, int) and not is_row_id(value):
-            raise PageError(404, "no such id")
+            raise PageError(404, N_("no such id"))
 
 
 async def current_user(request: Request) -> SignedIn:
@@ -232,7 +235,7 @@ def role(needed: str) -> Callable[..., Awaitable[SignedIn]]:
 
     async def dependency(user: SignedIn = Depends(current_user)) -> SignedIn:
         if not has_role(user.role, needed):
-            raise PageError(403, f"this needs the {needed} role")
+            raise PageError(403, Message(N_("this needs the %(role)s role"), role=needed))
         return user
 
     return dependency
@@ -241,19 +244,19 @@ def role(needed: str) -> Callable[..., Awaitable[SignedIn]]:
 async def read_plain_form(request: Request) -> ImmutableMultiDict[str, str]:
     """A urlencoded POST body, size- and field-limited; refuses cross-site posts."""
     if request.headers.get("sec-fetch-site") == "cross-site":
-        raise PageError(403, "cross-site form posts are refused")
+        raise PageError(403, N_("cross-site form posts are refused"))
     try:
         body = await read_body(request, MAX_FORM_BYTES)
     except WebhookRejected as exc:
         raise PageError(exc.status, exc.message) from None
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if body and content_type != FORM_TYPE:
-        raise PageError(415, f"expected a {FORM_TYPE} body")
+        raise PageError(415, Message(N_("expected a %(type)s body"), type=FORM_TYPE))
     try:
         pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS,
                           errors="strict")
     except (UnicodeDecodeError, ValueError):
-        raise PageError(400, "malformed form body") from None
+        raise PageError(400, N_("malformed form body")) from None
     return ImmutableMultiDict(pairs)
 
 
@@ -261,7 +264,7 @@ async def read_form(request: Request, user: SignedIn) -> ImmutableMultiDict[str,
     """The posted form of a signed-in user, after the CSRF check (403 without the right token)."""
     form = await read_plain_form(request)
     if not csrf_matches(user.csrf, form.get("csrf")):
-        raise PageError(403, "the form's CSRF token is missing or wrong; reload the page and try again")
+        raise PageError(403, N_("the form's CSRF token is missing or wrong; reload the page and try again"))
     return form
 
 

@@ -415,6 +415,9 @@ class CallTurn(Base):
     corrected_at: Mapped[datetime | None]
     #: seconds from the answer to the start of the turn: where it lies in the call's recording
     offset_s: Mapped[float | None]
+    #: the recogniser's margin for a spoken answer: its best grammar group's score over the filler
+    #: (bot.speech.listen.Heard.margin; None for keys, silences, the bot's turns and no filler decode)
+    margin: Mapped[float | None]
 
 
 class User(Base):

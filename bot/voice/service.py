@@ -145,6 +145,7 @@ class Answer:
     promise_date: date | None = None
     audio_ref: str | None = None
     seconds: float = 0.0  # how long the borrower spoke (RecordingDuration): the turn began that much earlier
+    margin: float | None = None  # the recogniser's margin over the filler (speech only; docs/speech.md)
 
 
 @dataclass(frozen=True, slots=True)
@@ -549,7 +550,7 @@ class CallService:
             if not self.settings.voice_keep_recordings:
                 media.remove_ref(self.settings, ref)
         return Answer(source="speech", text=heard.text or "", confidence=float(heard.confidence),
-                      intent=heard.intent, promise_date=heard.promise_date,
+                      intent=heard.intent, promise_date=heard.promise_date, margin=getattr(heard, "margin", None),
                       audio_ref=ref if self.settings.voice_keep_recordings else None)
 
     def fetch_recording(self, url: str) -> bytes:
@@ -594,7 +595,8 @@ class CallService:
             _add_turn(session, call, seq, speaker="borrower", node=(call.state or {}).get("node"), at=now,
                       source=answer.source, text=text if answer.source == "speech" else (answer.digits or None),
                       confidence=answer.confidence, intent=intent, promise_date=promise_date,
-                      audio_ref=answer.audio_ref, flagged=low, lead_s=_spoken_lead(answer, listen))
+                      audio_ref=answer.audio_ref, flagged=low, lead_s=_spoken_lead(answer, listen),
+                      margin=answer.margin if answer.source == "speech" else None)
             extra["seq"] = seq
             if answer.source == "speech" and answer.confidence is not None:
                 call.min_confidence = answer.confidence if call.min_confidence is None else min(
@@ -1081,7 +1083,7 @@ def _rfc2822(value: str | None) -> datetime | None:
 def _add_turn(session: Session, call: CallSession, seq: int, *, speaker: str, node: str | None, at: datetime,
               source: str, text: str | None, confidence: float | None = None, intent: str | None = None,
               promise_date: date | None = None, audio_ref: str | None = None, flagged: bool = False,
-              lead_s: float = 0.0) -> int:
+              lead_s: float = 0.0, margin: float | None = None) -> int:
     """Store a turn; ``offset_s`` is where it starts in the call's recording: seconds since the
     answer, less ``lead_s`` (a spoken answer reaches the bot when the borrower has finished)."""
     offset = None
@@ -1089,7 +1091,8 @@ def _add_turn(session: Session, call: CallSession, seq: int, *, speaker: str, no
         offset = round(max((at - call.answered_at).total_seconds() - lead_s, 0.0), 2)
     session.add(CallTurn(session_id=call.id, seq=seq, speaker=speaker, node=node, at=at, source=source,
                          text_redacted=redact_reply(text) if text else text, confidence=confidence, intent=intent,
-                         promise_date=promise_date, audio_ref=audio_ref, flagged=flagged, offset_s=offset))
+                         promise_date=promise_date, audio_ref=audio_ref, flagged=flagged, offset_s=offset,
+                         margin=margin))
     return seq
 
 
