@@ -1,34 +1,46 @@
 """Benchmark of ``POST /api/v1/payments`` under concurrent clients, on PostgreSQL.
 
-    python bench/api_bench.py [--database-url URL] [--clients 50] [--requests 6000]
-                              [--web-workers 2] [--warmup 300] [--lag-samples 200]
+    python bench/api_bench.py [--database-url URL] [--clients 50] [--rate 300] [--arrivals poisson|fixed]
+                              [--requests 6000] [--closed-requests 3000] [--web-workers 2]
+                              [--warmup 300] [--lag-samples 200]
 
-Data (not timed): ``--requests + --warmup + --lag-samples`` borrowers, each with one
-loan, one overdue installment of $100.00 and one planned SMS reminder about it (what
-a payment must cancel), written straight into a schema of its own
-(``api_bench_<pid>``, dropped at the end), and an API key with ``payments:write``.
+Data (not timed): one borrower per payment, each with one loan, one overdue installment
+of $100.00 and one planned SMS reminder about it (what a payment must cancel), written
+straight into a schema of its own (``api_bench_<pid>``, dropped at the end), and an API
+key with ``payments:write``.
 
 The bot's web app runs as it does in production: ``uvicorn --factory
 bot.app:from_environment`` in its own processes (``--web-workers``), with its
 access log off, on 127.0.0.1, each keeping a database connection open for every
-request it has in flight (``BOT_DATABASE_POOL_SIZE`` = clients / workers).  The client is httpx with ``--clients`` requests in
-flight at once, each paying one loan in full.
+request it has in flight (``BOT_DATABASE_POOL_SIZE`` = clients / workers).  The client
+is lean, so that it takes little of the machine's CPU from the server: ``--clients``
+keep-alive HTTP/1.1 connections on asyncio streams, every request's bytes encoded
+before timing (only the ids differ), each answer read by its status line and
+Content-Length.
 
 Timed:
 
-1. **throughput and latency**: after ``--warmup`` requests (not counted), ``--requests``
-   payments by ``--clients`` concurrent clients: requests per second, and latency
-   p50/p95/p99/max as the client sees it (connect, TLS-less HTTP, the app, the
-   transaction that writes the payment, settles the loan and cancels the reminder), and
-   the CPU time the web app's processes and the client spent a request (from /proc);
-2. **from the 201 to the cancellation**: ``--lag-samples`` payments one after another;
+1. **closed loop** (``--closed-requests`` payments; the only run with ``--rate 0``): each
+   connection sends its next payment as soon as the last is answered, so ``--clients``
+   requests are always in flight: the top throughput; its latency is ``clients /
+   throughput`` (Little's law), not a property of the server alone;
+2. **open loop** (``--requests`` payments, ``--rate`` > 0): the connections together offer
+   ``--rate`` requests a second, due at Poisson (or evenly spaced) instants, payment i on
+   connection i mod ``--clients``; latency counts from the *due* instant, so a server that
+   falls behind pays for the wait (no coordinated omission).  Printed: offered and achieved
+   rate, p50/p95/p99/max, and whether the target is met (p95 < 50 ms, >= 300 requests/s
+   offered and at least 95 % of the offered rate answered, no error);
+3. for each run, the CPU time a request of the web app's processes, of the PostgreSQL
+   backends serving them and of this client (from /proc), with the ceiling their sum puts
+   on 2 cores, and the load average before and after (the machine may be shared);
+4. **from the 201 to the cancellation**: ``--lag-samples`` payments one after another;
    right after each 201 the reminder's status is read from the database (a separate
    connection) until it is ``cancelled``: the time from the 201 to seeing it.  The
    cancellation is in the payment's own transaction, so it should be there at once.
 
 It then checks every paid installment is covered and every reminder cancelled with
 the reason ``paid``, and that each payment exists once.  Target on the 2-core
-reference machine: p95 < 50 ms at >= 300 requests/s with 50 clients.
+reference machine: p95 < 50 ms at >= 300 requests/s with 50 clients (docs/benchmarks.md).
 """
 
 from __future__ import annotations
