@@ -367,6 +367,12 @@ def main() -> None:
         raise SystemExit("--database-url must be a PostgreSQL URL")
     if args.rate < 0:
         raise SystemExit("--rate must be 0 (closed loop) or a positive number of requests/s")
+    for name in ("clients", "requests", "web_workers"):
+        if getattr(args, name) < 1:
+            raise SystemExit(f"--{name.replace('_', '-')} must be at least 1")
+    for name in ("closed_requests", "warmup", "lag_samples"):
+        if getattr(args, name) < 0:
+            raise SystemExit(f"--{name.replace('_', '-')} must be 0 or more")
     closed_count = args.closed_requests if args.rate > 0 else 0
     total = args.warmup + closed_count + args.requests + args.lag_samples
     plain = args.database_url.replace("postgresql+psycopg://", "postgresql://")
