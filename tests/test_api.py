@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import event, func, select
 
 from api_support import BORROWER, Api, new_key, seed
-from bot.api.keys import SCOPES
+from bot.api.keys import SCOPES, revoke_key
 from bot.clock import FixedClock
 from bot.db import Database
-from bot.db.models import AuditEvent, Borrower, Consent, ContactAttempt, Hold, IdempotencyKey, Payment, Promise, Task
+from bot.db.models import ApiKey, AuditEvent, Borrower, Consent, ContactAttempt, Hold, IdempotencyKey, Payment, Promise, Task
 from bot.importer import import_files
 from test_web_support import (  # noqa: F401 - fixtures
     WebHarness,
@@ -75,6 +75,34 @@ def test_missing_or_unknown_keys_are_401_and_missing_scopes_403(api: Api, db: Da
     _error(api("GET", "/attempts", key=writer), 403, "forbidden")
     _error(api("POST", "/payments", key=writer, json={"payment_id": "P", "loan_id": "L", "paid_at": "x",
                                                      "amount": "1"}), 403, "forbidden")
+
+
+def test_a_payment_checks_its_key_in_its_own_transaction_with_the_same_answers(api: Api, db: Database,
+                                                                             clock: FixedClock) -> None:
+    """POST /payments looks its key up on the payment's own connection: a bad key is still 401 and a
+    missing scope 403 before a bad body's 422, a revoke counts at once, and the last use is written
+    even when the payment is refused."""
+    seed(api)
+    good = {"payment_id": "P1", "loan_id": "B1-L1", "paid_at": "2026-11-27T10:00:00Z", "amount": "100.00"}
+    unknown = "bk_000000000000_" + "x" * 43
+    for body in (good, {"payment_id": "P1"}, {**good, "extra": 1}):
+        _error(api("POST", "/payments", key=unknown, json=body), 401, "unauthorized")
+        assert api.client.post("/api/v1/payments", json=body).status_code == 401
+    _, reader = new_key(db, clock, "read")
+    _error(api("POST", "/payments", key=reader, json={"payment_id": "P1"}), 403, "forbidden")
+    _error(api("POST", "/payments", key=reader, json=good, headers={"Idempotency-Key": "a b"}), 403, "forbidden")
+    payer_id, payer = new_key(db, clock, "payments:write")
+    _error(api("POST", "/payments", key=payer, json={"payment_id": "P1"}), 422, "invalid", "loan_id")
+    clock.advance(timedelta(minutes=5))
+    _error(api("POST", "/payments", key=payer, json={**good, "loan_id": "NOPE"}), 422, "invalid", "loan_id")
+    with db.session() as s:
+        row = s.get(ApiKey, payer_id)
+        assert row is not None and row.last_used_at == clock.now()
+        revoke_key(s, payer_id, clock.now())
+    _error(api("POST", "/payments", key=payer, json=good), 401, "unauthorized")
+    with db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Payment)) == 0
+    assert api("POST", "/payments", json=good).status_code == 201
 
 
 # --- writes: the importer's path ---------------------------------------------------------------

@@ -150,7 +150,7 @@ def _address(borrower: Borrower, channel: Channel) -> str:
                          "only clears an opt-out; consent itself is what the lender's data says.")
 def post_consent(body: ConsentIn, borrower_id: str = IdPath(), caller: Caller = Depends(WRITE),
                  idempotency_key: str | None = IdempotencyHeader()) -> JSONResponse:
-    def run(session: Session) -> tuple[int, dict[str, Any]]:
+    def run(session: Session, _caller: Caller) -> tuple[int, dict[str, Any]]:
         borrower = session.get(Borrower, borrower_id)
         if borrower is None:
             raise _not_found(borrower_id)
@@ -175,7 +175,7 @@ def post_consent(body: ConsentIn, borrower_id: str = IdPath(), caller: Caller = 
                          "active nothing is planned, sent or called (compliance reason `hold`).")
 def post_hold(body: HoldIn, borrower_id: str = IdPath(), caller: Caller = Depends(WRITE),
               idempotency_key: str | None = IdempotencyHeader()) -> JSONResponse:
-    def run(session: Session) -> tuple[int, dict[str, Any]]:
+    def run(session: Session, _caller: Caller) -> tuple[int, dict[str, Any]]:
         if session.get(Borrower, borrower_id) is None:
             raise _not_found(borrower_id)
         hold = HoldRow(borrower_id=borrower_id, kind=body.kind.value, created_at=caller.now(),

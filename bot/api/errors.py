@@ -18,13 +18,16 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-__all__ = ["ApiError", "ErrorBody", "SafeRoute", "error_responses", "install"]
+__all__ = ["KEY_TO_CHECK", "ApiError", "ErrorBody", "SafeRoute", "error_responses", "install"]
 
 log = logging.getLogger(__name__)
+
+KEY_TO_CHECK = "api_key_to_check"  # the request state's attribute holding a bot.api.deps.KeyToCheck
 
 
 class ErrorDetail(BaseModel):
@@ -101,6 +104,12 @@ def _validation_message(err: dict[str, Any]) -> str:
 
 async def _on_validation(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
+    pending = getattr(request.state, KEY_TO_CHECK, None)
+    if pending is not None:  # a key not checked yet answers its 401 or 403 before the 422
+        try:
+            await run_in_threadpool(pending.check_alone)
+        except ApiError as err:
+            return await _on_api_error(request, err)
     errors = list(exc.errors())
     first = errors[0] if errors else {}
     field = None if first.get("type") == "json_invalid" else _field(tuple(first.get("loc", ())))

@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.responses import JSONResponse
 
-from bot.api.deps import Caller, writing
+from bot.api.deps import Caller, KeyToCheck, writing_as
 from bot.api.errors import ApiError
 from bot.db.models import IdempotencyKey
 
@@ -60,27 +60,28 @@ def _stored(session: Session, caller: Caller, key: str, fingerprint: str) -> Out
     return row.status_code, row.response
 
 
-def idempotent(caller: Caller, key: str | None, path: str, body: BaseModel,
-               run: Callable[[Session], Outcome]) -> JSONResponse:
-    """The response of a POST to ``path``: ``run`` in a write transaction, or a replay for ``key``."""
-    status, data = _outcome(caller, key, "POST", path, body, run)
+def idempotent(who: Caller | KeyToCheck, key: str | None, path: str, body: BaseModel,
+               run: Callable[[Session, Caller], Outcome]) -> JSONResponse:
+    """The response of a POST to ``path``: ``run`` in a write transaction, or a replay for ``key``.
+    ``who``: the caller, or its key still to be checked in that transaction (:func:`writing_as`)."""
+    status, data = _outcome(who, key, "POST", path, body, run)
     return JSONResponse(data, status_code=status)
 
 
-def _outcome(caller: Caller, key: str | None, method: str, path: str, body: BaseModel,
-             run: Callable[[Session], Outcome]) -> Outcome:
+def _outcome(who: Caller | KeyToCheck, key: str | None, method: str, path: str, body: BaseModel,
+             run: Callable[[Session, Caller], Outcome]) -> Outcome:
     if key is None:
-        with writing(caller) as session:
-            return run(session)
+        with writing_as(who) as (caller, session):
+            return run(session, caller)
     fingerprint = _fingerprint(method, path, body.model_dump(mode="json"))
     for attempt in range(2):
         try:
-            with writing(caller) as session:
+            with writing_as(who) as (caller, session):
                 prune(session, caller)
                 found = _stored(session, caller, key, fingerprint)
                 if found is not None:
                     return found
-                status, response = run(session)
+                status, response = run(session, caller)
                 session.execute(insert(IdempotencyKey).values(
                     api_key_id=caller.key.id, key=key, request_hash=fingerprint, status_code=status,
                     response=response, created_at=caller.now()))

@@ -23,7 +23,7 @@ from bot.db.models import ApiKey
 from bot.domain import StrEnum
 from bot.errors import NotFoundError, UsageError
 
-__all__ = ["Scope", "KeyInfo", "authenticate", "create_key", "list_keys", "revoke_key"]
+__all__ = ["Scope", "KeyInfo", "authenticate", "create_key", "list_keys", "revoke_key", "stale_use", "touch_key"]
 
 
 class Scope(StrEnum):
@@ -111,18 +111,32 @@ _BY_ID = select(_K.c.id, _K.c.name, _K.c.key_hash, _K.c.scopes, _K.c.created_at,
 _TOUCH = update(_K).where(_K.c.id == bindparam("b_id")).values(last_used_at=bindparam("b_at", _K.c.last_used_at.type))
 
 
-def authenticate(bind: Connection | Session, key: str, at: datetime) -> KeyInfo | None:
+def authenticate(bind: Connection | Session, key: str, at: datetime, *, touch: bool = True) -> KeyInfo | None:
     """The active key ``key`` is, or None (unknown, malformed or revoked).
 
     One look-up by the key's id (the primary key) reads the hash, the scopes and the
-    revocation together, on every request: a revoke takes effect on the next one."""
+    revocation together, on every request: a revoke takes effect on the next one.
+    ``touch``: record the last use (:func:`touch_key`) when :func:`stale_use` says so;
+    a caller authenticating inside a write transaction records it on a connection of its
+    own instead, so a rolled-back write does not take the last use with it."""
     match = _KEY_RE.fullmatch(key)
     if match is None:
         return None
     row = bind.execute(_BY_ID, {"id": match.group(1)}).first()
     if row is None or not hmac.compare_digest(row.key_hash, _digest(key)) or row.revoked_at is not None:
         return None
-    # last use at a minute's precision: a busy client does not rewrite the row on every call
-    if row.last_used_at is None or (at - row.last_used_at).total_seconds() >= 60:
-        bind.execute(_TOUCH, {"b_id": row.id, "b_at": at})
-    return KeyInfo(row.id, row.name, tuple(row.scopes), row.created_at, row.revoked_at, row.last_used_at)
+    info = KeyInfo(row.id, row.name, tuple(row.scopes), row.created_at, row.revoked_at, row.last_used_at)
+    if touch and stale_use(info, at):
+        touch_key(bind, info.id, at)
+    return info
+
+
+def stale_use(info: KeyInfo, at: datetime) -> bool:
+    """Whether the key's last use is due to be rewritten: at a minute's precision, so a busy
+    client does not rewrite the row on every call."""
+    return info.last_used_at is None or (at - info.last_used_at).total_seconds() >= 60
+
+
+def touch_key(bind: Connection | Session, key_id: str, at: datetime) -> None:
+    """Record ``at`` as the last use of the key ``key_id``."""
+    bind.execute(_TOUCH, {"b_id": key_id, "b_at": at})

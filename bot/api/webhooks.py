@@ -91,7 +91,7 @@ def post_webhook(body: SubscriptionIn, caller: Caller = Depends(MANAGE),
     if body.pii and not caller.pii:
         raise ApiError(403, "forbidden", "a subscription with unmasked payloads needs a key with pii:read", "pii")
 
-    def run(session: Session) -> tuple[int, dict[str, Any]]:
+    def run(session: Session, _caller: Caller) -> tuple[int, dict[str, Any]]:
         try:
             view, secret = add_subscription(session, body.url, body.events, pii=body.pii, at=caller.now())
         except UsageError as exc:
