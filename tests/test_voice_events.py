@@ -261,3 +261,34 @@ def test_events_for_another_call_or_no_call_are_refused(flow: Flow) -> None:
 def test_closing_the_service_closes_the_recording_source(flow: Flow) -> None:
     flow.service.close()
     assert flow.recordings.closed
+
+
+def test_the_app_builds_the_call_flow_in_its_lifespan_and_again_for_a_new_context(db: Database,
+                                                                                  tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from bot.app import create_app
+    from bot.providers.twilio.client import RecordingDownloader
+    from bot.web.context import WebContext
+    from bot.web.voice import service_for
+
+    settings = load_settings(None, database_url=db.url, public_base_url=BASE, media_dir=tmp_path)
+    app = create_app(settings, db, FixedClock(AT))
+    request: Any = SimpleNamespace(app=app)
+    services: list[CallService] = []
+
+    async def serve() -> None:
+        async with app.router.lifespan_context(app):
+            first = app.state.voice_service
+            assert isinstance(first, CallService) and first.context is app.state.bot
+            assert isinstance(first.services.recordings, RecordingDownloader)  # downloads through the provider
+            assert service_for(request) is first  # built once, not per request
+            app.state.bot = WebContext(settings=settings.model_copy(update={"public_base_url": "https://b.example"}),
+                                       db=db, clock=FixedClock(AT))
+            second = service_for(request)
+            assert second is not first and second.settings.public_base_url == "https://b.example"
+            assert first.services.speech._executor._shutdown  # the replaced one was closed
+            services.append(second)
+
+    asyncio.run(serve())
+    assert app.state.voice_service is None and services[0].services.speech._executor._shutdown
