@@ -94,6 +94,7 @@ def turn_latency(*, calls: int = 8, concurrency: int = 1, database_url: str | No
     from bot.sandbox.sandbox import Sandbox
     from bot.sandbox.server import SandboxServer, ThreadedServer
     from bot.voice.service import CallService
+    from bot.voice.services import CallServices
     from bot.web.context import WebContext
     from bot.web.voice import set_service
 
@@ -118,7 +119,7 @@ def turn_latency(*, calls: int = 8, concurrency: int = 1, database_url: str | No
                          # the persona's espeak answers would mostly be asked again under the fitted
                          # acceptance; relaxed, every call takes the same path (the decoding is the same)
                          speech_accept_margin=-100.0, speech_accept_confidence=0.5)
-    service = CallService(base, db, clock, fetch=_loopback_fetch(base))
+    service = CallService(base, db, clock, CallServices.for_settings(base, recordings=_LoopbackRecordings(base)))
     context = WebContext(settings=base, db=db, clock=clock)
     app.state.bot = context
     set_service(app, context, service)
@@ -137,7 +138,7 @@ def turn_latency(*, calls: int = 8, concurrency: int = 1, database_url: str | No
                 s.add(Installment(id=f"V{n}-I", loan_id=f"V{n}-L", due_date=date(2026, 11, 20),
                                   amount_due_minor=150_000, amount_paid_minor=0, created_at=at, updated_at=at))
             sandboxes[n % concurrency].add_phone(phone, call={"turns": turns})
-        service.registry.model("ko-KR")  # the model loads before anything is timed
+        service.services.speech.registry.model("ko-KR")  # the model loads before anything is timed
         service.renderer.warm_up()  # and the prompt renderer's worker starts
 
         def drive(lane: int) -> None:
@@ -171,21 +172,25 @@ def turn_latency(*, calls: int = 8, concurrency: int = 1, database_url: str | No
     }
 
 
-def _loopback_fetch(settings: Any) -> Any:
-    """The recording download of the call service, for several sandboxes on this machine (ports differ)."""
-    import httpx
+class _LoopbackRecordings:
+    """The call service's recording source, for several sandboxes on this machine (ports differ)."""
 
-    client = httpx.Client(trust_env=False, timeout=15.0,
-                          auth=(settings.twilio_account_sid, settings.twilio_auth_token))
+    def __init__(self, settings: Any) -> None:
+        import httpx
 
-    def fetch(url: str) -> bytes:
+        self.client = httpx.Client(trust_env=False, timeout=15.0,
+                                   auth=(settings.twilio_account_sid, settings.twilio_auth_token))
+
+    def fetch(self, audio: Any) -> bytes:
+        url = audio.location + ".wav"
         if not url.startswith("http://127.0.0.1:"):
             raise PermissionError("not a sandbox of this benchmark")
-        response = client.get(url)
+        response = self.client.get(url)
         response.raise_for_status()
         return response.content
 
-    return fetch
+    def close(self) -> None:
+        self.client.close()
 
 
 def _korean_answers(folder: Path) -> dict[str, Path]:

@@ -9,6 +9,11 @@ mounts, side by side, the three surfaces that know nothing of each other:
 * the supervisor console (:mod:`bot.console`, under ``/console``; docs/console.md),
 * the REST API (:mod:`bot.api`, at ``/api/v1`` with its own OpenAPI document; docs/api.md).
 
+It also builds the call flow (:func:`build_call_service`: the
+:class:`~bot.voice.service.CallService` with the services it is given, the provider's
+recording downloads among them) once in the lifespan, and again for a replaced context
+(``app.state.call_service_factory``).
+
 No OpenAPI/docs pages for the rest: those routes are not an API.  :func:`from_environment`
 is the factory for running it under uvicorn on its own
 (``uvicorn --factory bot.app:from_environment``); ``bot run``, ``bot demo``, the
@@ -20,6 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.routing import Mount
@@ -33,11 +39,24 @@ from bot.console.security import ConsoleHeadersMiddleware
 from bot.db import Database
 from bot.policy import SurveySettings
 from bot.privacy import install_log_filter
+from bot.providers.twilio.client import RecordingDownloader
+from bot.voice.service import CallService
+from bot.voice.services import CallServices
 from bot.web.app import include_webhooks
 from bot.web.context import WebContext
 from bot.web.metrics import LatencyMiddleware
+from bot.web.voice import set_service
 
-__all__ = ["create_app", "from_environment"]
+__all__ = ["build_call_service", "create_app", "from_environment"]
+
+
+def build_call_service(ctx: WebContext, **overrides: Any) -> CallService:
+    """The call flow for ``ctx`` with its services: speech, prompts and recording storage for the
+    settings, recordings downloaded through the provider's client.  ``overrides`` replace a
+    service (:meth:`~bot.voice.services.CallServices.for_settings`: ``understand``, ``renderer``,
+    ``speech_available``; tests)."""
+    services = CallServices.for_settings(ctx.settings, recordings=RecordingDownloader(ctx.settings), **overrides)
+    return CallService(ctx.settings, ctx.db, ctx.clock, services, survey=ctx.survey)
 
 
 def create_app(settings: Settings, db: Database, clock: Clock | None = None, *,
@@ -50,15 +69,22 @@ def create_app(settings: Settings, db: Database, clock: Clock | None = None, *,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if getattr(app.state, "voice_service", None) is None:
+            set_service(app, app.state.bot, build_call_service(app.state.bot))
         try:
             yield
         finally:
+            service = getattr(app.state, "voice_service", None)
+            if service is not None:
+                service.close()
+                app.state.voice_service = None
             if owns_database:
                 app.state.bot.db.dispose()
 
     app = FastAPI(title="lender-reminder-bot", docs_url=None, redoc_url=None, openapi_url=None,
                   lifespan=lifespan)
     app.state.bot = WebContext(settings=settings, db=db, clock=clock or SystemClock(), survey=survey)
+    app.state.call_service_factory = build_call_service
     include_webhooks(app)
     app.include_router(console_routes.public_router)
     app.include_router(console_routes.router)

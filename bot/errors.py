@@ -12,6 +12,8 @@
         ├── TransientDeliveryError    retry later with backoff
         └── PermanentDeliveryError    record and never retry
 
+    WebhookRejected               a request refused before it was processed (HTTP status, message)
+
 Messages never contain raw personal data: they name the field, file and line.
 """
 
@@ -65,3 +67,13 @@ class ConfigurationDeliveryError(PermanentDeliveryError):
     callback URL, a trial account, geographic permissions): never retried, since every try
     fails alike until a person fixes the setting the message names; the dispatcher logs it
     once per process as a configuration problem."""
+
+
+class WebhookRejected(Exception):
+    """A request refused before it was processed: HTTP status and a message naming what was wrong
+    (the field, header or parameter); nothing was stored."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message

@@ -2,8 +2,10 @@
 
 domain/errors/clock <- privacy, compliance engine, nlu <- db-backed services
 <- channels <- dispatch <- scheduler, web <- cli.  Pure modules stay pure, only the
-dispatcher talks to channel adapters, only bot.providers imports the provider's
-library (``twilio``), the webhooks (bot.web) import neither the console nor the API
+dispatcher talks to channel adapters (every layer may read the channel contract's
+neutral events, bot.channels.events), only bot.providers imports the provider's
+library (``twilio``) or reads its webhook field names, the call flow (bot.voice) does
+not know the web, the webhooks (bot.web) import neither the console nor the API
 (the composition root, bot.app, mounts the three side by side), and the Twilio sandbox
 stays a separate "other side" that knows nothing of the bot's internals.
 """
@@ -118,7 +120,11 @@ def _starts(name: str, prefixes: tuple[str, ...]) -> bool:
     return any(name == p or name.startswith(p + ".") for p in prefixes)
 
 
-# module prefix -> prefixes it must never import
+#: The channel contract's neutral events: pure, and readable by every layer (providers
+#: write them, the web passes them on, the core reads them).
+CHANNEL_CONTRACT = ("bot.channels.events",)
+
+# module prefix -> prefixes it must never import (the channel contract excepted)
 FORBIDDEN: dict[tuple[str, ...], tuple[str, ...]] = {
     ("bot.domain", "bot.errors", "bot.clock"): ("bot.privacy", "bot.db", "bot.compliance", "bot.nlu",
                                                 "bot.channels", "bot.dispatch", "bot.scheduler",
@@ -143,29 +149,49 @@ FORBIDDEN: dict[tuple[str, ...], tuple[str, ...]] = {
     # speech knows audio, models and reply intents, nothing of calls or storage
     ("bot.speech",): ("bot.db", "bot.channels", "bot.dispatch", "bot.scheduler", "bot.web", "bot.cli",
                       "bot.sandbox", "bot.voice", "bot.console", "bot.scripts", "sqlalchemy"),
-    ("bot.voice",): ("bot.cli", "bot.sandbox", "bot.console", "bot.channels"),
+    # the call flow is provider- and HTTP-neutral: events in, a neutral plan out
+    ("bot.voice",): ("bot.cli", "bot.sandbox", "bot.console", "bot.channels", "bot.web", "bot.api"),
     # events are written by every layer that changes something: they know only the database
     ("bot.events",): ("bot.channels", "bot.dispatch", "bot.scheduler", "bot.web", "bot.cli", "bot.sandbox",
                       "bot.replies", "bot.voice", "bot.console", "bot.speech", "bot.scripts"),
 }
 
 
+def forbidden_imports(module: str, imports: set[str]) -> list[str]:
+    """What ``module`` imports against :data:`FORBIDDEN` (the channel contract is never forbidden)."""
+    return sorted(i for owners, forbidden in FORBIDDEN.items() if _starts(module, owners)
+                  for i in imports if _starts(i, forbidden) and not _starts(i, CHANNEL_CONTRACT))
+
+
 @pytest.mark.parametrize("module", sorted(MODULES))
 def test_dependency_direction(module: str) -> None:
-    imports = MODULES[module]
-    for owners, forbidden in FORBIDDEN.items():
-        if _starts(module, owners):
-            bad = sorted(i for i in imports if _starts(i, forbidden))
-            assert not bad, f"{module} must not import {bad}"
+    bad = forbidden_imports(module, MODULES[module])
+    assert not bad, f"{module} must not import {bad}"
+
+
+@pytest.mark.parametrize(("module", "text", "expected"), [
+    ("bot.voice.service", "from bot.web.voice import service_for\n", ["bot.web.voice"]),
+    ("bot.voice.intruder", "def lazy():\n    from bot.web import context\n", ["bot.web.context"]),
+    ("bot.voice.service", "from bot.channels.voice import VoiceChannel\n", ["bot.channels.voice"]),
+    ("bot.voice.service", "from bot.channels.events import CallHeard\n", []),
+])
+def test_the_call_flow_rule_reports_a_violation(module: str, text: str, expected: list[str]) -> None:
+    assert forbidden_imports(module, _imports_of(text, module)) == expected
 
 
 def test_only_dispatch_uses_channel_adapters() -> None:
     offenders = sorted(
         m for m, imports in MODULES.items()
         if not _starts(m, ("bot.channels", "bot.dispatch"))
-        and any(_starts(i, ("bot.channels",)) for i in imports)
+        and any(_starts(i, ("bot.channels",)) and not _starts(i, CHANNEL_CONTRACT) for i in imports)
     )
     assert offenders == []
+
+
+def test_the_channel_contract_is_pure() -> None:
+    """The neutral events import nothing but the standard library (no bot layer, no provider)."""
+    for module in CHANNEL_CONTRACT:
+        assert MODULES[module] <= {"__future__", "collections.abc", "dataclasses", "datetime", "typing"}
 
 
 #: The one home of the telephony provider: only it imports the provider's library.
@@ -198,6 +224,50 @@ def test_the_provider_rule_reports_a_violation(text: str) -> None:
     modules = {**MODULES, "bot.web.intruder": _imports_of(text, "bot.web.intruder"),
                "bot.providers.twilio.extra": _imports_of(text, "bot.providers.twilio.extra")}
     assert provider_library_importers(modules) == ["bot.web.intruder"]
+
+
+#: Twilio's webhook field names: only the provider package (and the sandbox that plays
+#: Twilio) reads them; everything else reads the neutral events.
+PROVIDER_FIELDS = frozenset({
+    "AccountSid", "AnsweredBy", "CallDuration", "CallSid", "CallStatus", "Digits", "ErrorCode",
+    "MachineDetectionDuration", "MessageSid", "MessageStatus", "RecordingDuration", "RecordingSid",
+    "RecordingStartTime", "RecordingStatus", "RecordingUrl", "SmsStatus",
+})
+
+
+def field_literals(text: str) -> list[str]:
+    """The string literals of ``text`` that are provider field names (docstrings mentioning one are not)."""
+    return [node.value for node in ast.walk(ast.parse(text))
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in PROVIDER_FIELDS]
+
+
+def provider_field_readers(sources: dict[str, str]) -> list[str]:
+    """``module: field`` for each provider field name read outside :data:`PROVIDER_HOMES` and
+    :data:`PROVIDER_STAND_INS`."""
+    return sorted(f"{module}: {name}" for module, text in sources.items()
+                  if not _starts(module, PROVIDER_HOMES + PROVIDER_STAND_INS) for name in field_literals(text))
+
+
+SOURCES = {_module_name(p): p.read_text(encoding="utf-8") for p in FILES}
+
+
+def test_only_the_provider_package_reads_its_field_names() -> None:
+    assert provider_field_readers(SOURCES) == []
+    assert {"CallSid", "MessageSid", "AnsweredBy"} <= set(field_literals(SOURCES["bot.providers.twilio.webhooks"]))
+
+
+@pytest.mark.parametrize(("module", "text", "expected"), [
+    ("bot.web.voice", 'sid = form.get("CallSid")\n', ["bot.web.voice: CallSid"]),
+    ("bot.voice.service", 'def f(params):\n    return params["AnsweredBy"], params.get("Digits")\n',
+     ["bot.voice.service: AnsweredBy", "bot.voice.service: Digits"]),
+    ("bot.dispatch.runner", 'ended = [p for p in answers if p.get("CallStatus") == "completed"]\n',
+     ["bot.dispatch.runner: CallStatus"]),
+    ("bot.providers.twilio.webhooks", 'sid = form["MessageSid"]\n', []),
+    ("bot.sandbox.voice", 'form["CallSid"] = sid\n', []),
+    ("bot.web.voice", '"""Reads the ``CallSid`` of a webhook."""\n', []),
+])
+def test_the_provider_field_rule_reports_a_violation(module: str, text: str, expected: list[str]) -> None:
+    assert provider_field_readers({**SOURCES, module: text}) == expected
 
 
 def test_nothing_imports_the_cli() -> None:

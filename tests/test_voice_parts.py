@@ -20,6 +20,7 @@ from sqlalchemy import select, update
 from twilio.base.exceptions import TwilioRestException
 
 from bot.channels.base import approve
+from bot.channels.events import ListenPlan
 from bot.channels.voice import VoiceChannel
 from bot.compliance.types import Decision
 from bot.db import Database
@@ -36,7 +37,7 @@ from bot.providers.twilio.errors import (
 )
 from bot.scheduler.planner import plan
 from bot.scripts import load_script
-from bot.voice.twiml import KEY_DIGIT_SECONDS, ListenPlan, build
+from bot.providers.twilio.twiml import KEY_DIGIT_SECONDS, build
 from bot.voice.urls import signed_prompt_url, verify_prompt
 from test_voice_support import AT, OUR_NUMBER, VoiceWorld, world  # noqa: F401 - fixture
 

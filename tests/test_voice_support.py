@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import select
 
-from bot.app import create_app
+from bot.app import build_call_service, create_app
 from bot.clock import FixedClock
 from bot.config import Settings, load_settings
 from bot.db import Database
@@ -114,8 +114,8 @@ class VoiceWorld:
         settings = load_settings(None, **values)
         context = WebContext(settings=settings, db=db, clock=self.clock, survey=survey)
         self.app.state.bot = context
-        service = CallService(settings, db, self.clock, understand=understand,
-                              renderer=SpyRenderer(media.prompt_renderer(settings), self.prompts), survey=survey)
+        service = build_call_service(context, understand=understand,
+                                     renderer=SpyRenderer(media.prompt_renderer(settings), self.prompts))
         set_service(self.app, context, service)
         self.service, self.db, self.settings = service, db, settings
         return settings

@@ -40,8 +40,9 @@ from bot.console.sessions import LOGIN_CSRF_COOKIE, SignedIn, csrf_matches, load
 from bot.console.users import has_role
 from bot.db import Database
 from bot.db.types import is_row_id
+from bot.errors import WebhookRejected
+from bot.web.body import read_body
 from bot.web.context import web_context
-from bot.web.signature import WebhookRejected, read_body
 
 __all__ = [
     "ConsoleRoute",

@@ -630,17 +630,18 @@ class Dispatcher:
         if not due:
             return
         answers = await fetch_call_statuses(self.lookup, due)  # type: ignore[arg-type]
-        ended = [(attempt_id, params) for attempt_id, params in answers
-                 if params is not None and params.get("CallStatus") in CALL_FINAL]
+        ended = [(attempt_id, progress) for attempt_id, progress in answers
+                 if progress is not None and progress.status in CALL_FINAL]
         moved = 0
         if ended:
             from bot.voice.service import CallService
+            from bot.voice.services import CallServices
 
-            service = CallService(self.settings, self.db, self.clock)
+            service = CallService(self.settings, self.db, self.clock, CallServices.for_settings(self.settings))
             try:
-                for attempt_id, params in ended:
+                for attempt_id, progress in ended:
                     try:
-                        moved += bool(await asyncio.to_thread(service.apply_status, attempt_id, params))
+                        moved += bool(await asyncio.to_thread(service.apply_status, progress))
                     except Exception as exc:  # this call's record is not as expected: the next pass tries again
                         log.warning("dispatch: status of call attempt %s not recorded (%s)", attempt_id,
                                     type(exc).__name__)

@@ -33,6 +33,7 @@ from typing import Protocol
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from bot.channels.events import CallProgress
 from bot.db.models import ContactAttempt
 from bot.db.retry import lock_ids
 from bot.domain import AttemptStatus, Channel
@@ -52,9 +53,9 @@ class StatusLookup(Protocol):
     async def message_status(self, sid: str) -> tuple[str, str | None] | None:
         """(status, error code) of message ``sid`` at the provider; None when it cannot be asked."""
 
-    async def call_status(self, sid: str) -> dict[str, str] | None:
-        """A call's status as its status callback would give it (``CallSid``, ``CallStatus``,
-        ``CallDuration``, ``AnsweredBy``); None when it cannot be asked."""
+    async def call_status(self, attempt_id: int, sid: str) -> CallProgress | None:
+        """Attempt ``attempt_id``'s call as its status callback would tell it (status, duration,
+        who answered); None when it cannot be asked."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,13 +98,13 @@ def calls_due_for_check(session: Session, *, now: datetime, after: timedelta,
 
 
 async def fetch_call_statuses(lookup: StatusLookup, due: Sequence[tuple[int, str]], *,
-                              concurrency: int = 8) -> list[tuple[int, dict[str, str] | None]]:
+                              concurrency: int = 8) -> list[tuple[int, CallProgress | None]]:
     """Ask the provider about each call of ``due``, a few at a time."""
     gate = asyncio.Semaphore(concurrency)
 
-    async def one(attempt_id: int, sid: str) -> tuple[int, dict[str, str] | None]:
+    async def one(attempt_id: int, sid: str) -> tuple[int, CallProgress | None]:
         async with gate:
-            return attempt_id, await lookup.call_status(sid)
+            return attempt_id, await lookup.call_status(attempt_id, sid)
 
     return list(await asyncio.gather(*(one(i, sid) for i, sid in due)))
 

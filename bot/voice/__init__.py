@@ -1,11 +1,16 @@
-"""Scripted voice calls: the call service between Twilio's webhooks and the script engine.
+"""Scripted voice calls: the call flow between neutral call events and the script engine.
 
 * :mod:`bot.voice.urls` -- the answer, input, status and prompt URLs (pure);
-* :mod:`bot.voice.twiml` -- engine actions to TwiML;
 * :mod:`bot.voice.media` -- the media directory: prompts, recordings;
+* :mod:`bot.voice.services` -- what the call flow is given: speech, prompts, recording
+  storage, the provider's recording downloads;
 * :mod:`bot.voice.service` -- :class:`~bot.voice.service.CallService`: answer,
-  input, status (one transaction each), the effects of a call through bot.replies.
+  input, status, recording (events of bot.channels.events in, a neutral
+  :class:`~bot.channels.events.CallPlan` out; one transaction each), the effects of a
+  call through bot.replies.
 
 docs/voice.md describes the call flow.  This package never places a call (the
-dispatcher does, bot.dispatch.voice) and never imports a channel adapter.
+dispatcher does, bot.dispatch.voice), never imports a channel adapter or the web, and
+knows no provider's field names or call-control language (TwiML is rendered by the
+provider, bot.providers.twilio.twiml).
 """

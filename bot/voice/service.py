@@ -1,19 +1,28 @@
-"""The call service: from Twilio's voice webhooks to the script engine and back (docs/voice.md).
+"""The call service: from a provider's call events to the script engine and back (docs/voice.md).
 
-Three entry points, one per webhook, each answering with TwiML (or nothing):
+Provider-neutral: each entry point takes one event of :mod:`bot.channels.events` (the
+provider's webhooks parse them, bot.providers.twilio.webhooks) and answers with the
+call's next step as a :class:`~bot.channels.events.CallPlan` (the provider renders it,
+TwiML for Twilio) or with whether anything changed:
 
-* :meth:`CallService.answer` -- the call was answered.  The compliance rules are
-  checked again at this instant (a borrower who opted out, paid or disputed since
-  the dial, or a clock that passed 21:00, gets a polite goodbye and nothing else);
-  an answering machine (``AnsweredBy`` ``machine_*``) gets the script's
+* :meth:`CallService.answer` (:class:`~bot.channels.events.CallAnswered`) -- the call was
+  answered.  The compliance rules are checked again at this instant (a borrower who
+  opted out, paid or disputed since the dial, or a clock that passed 21:00, gets a
+  polite goodbye and nothing else); an answering machine gets the script's
   limited-content voicemail; a person the script's first node.
-* :meth:`CallService.input` -- the answer to a prompt: keys (``Digits``), a
-  recording (fetched with the account's credentials, stored under the media
-  directory, recognised with :func:`bot.speech.understand` in a thread pool), or
-  silence.  The transcript is redacted before it is stored.
-* :meth:`CallService.status` -- call progress; never moves backwards; a final
-  status records the call's end (no-answer, busy, failed, canceled, or a hang-up
+* :meth:`CallService.input` (:class:`~bot.channels.events.CallHeard`) -- the answer to
+  a prompt: keys, a recording (fetched through the provider, stored under the media
+  directory, recognised in the speech service's thread pool), or silence.  The
+  transcript is redacted before it is stored.
+* :meth:`CallService.status` (:class:`~bot.channels.events.CallProgress`) -- call
+  progress; never moves backwards (the provider's status table ranks the words); a
+  final status records the call's end (no-answer, busy, failed, canceled, or a hang-up
   in the middle of the script: ``partial``).
+* :meth:`CallService.recording` (:class:`~bot.channels.events.RecordingReady`) -- the
+  whole call's recording: fetched and kept.
+
+The services it uses are given (:class:`bot.voice.services.CallServices`: speech,
+prompts, recording storage, the provider's recording downloads), never built here.
 
 Every step runs in ONE transaction that starts by locking the attempt, then the
 call session (``UPDATE call_sessions SET updated_at = updated_at WHERE
@@ -30,7 +39,7 @@ prompts are rendered afterwards (bot.speech's PromptRenderer, cached by content
 hash) and served by the bot under signed, expiring URLs.
 
 Idempotency: each listen has a turn number in its input URL; an input whose turn
-is not the one the session waits for (a Twilio retry, the same RecordingSid
+is not the one the session waits for (a provider's retry, the same recording
 twice) changes nothing and gets the TwiML of the step that is current, rebuilt
 from the stored plan.  A retried answer webhook likewise.
 """
@@ -43,31 +52,35 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from bot.channels.events import CallAnswered, CallHeard, CallPlan, CallProgress, ListenPlan, RecordingReady
 from bot.db import Database
 from bot.db.retry import retried
 from bot.db.models import Borrower, CallSession, CallTurn, Consent, ContactAttempt, Installment, Loan
 from bot.domain import Channel, ContactOutcome, Intent, TaskKind
 from bot.ledger import OPEN, OUTSTANDING, is_paid
 from bot.metrics import observe_call_turn, observe_recognition
-from bot.providers.twilio.statuses import CALL_FINAL, CALL_STATUS_RANK
+from bot.providers.twilio.statuses import (
+    CALL_FINAL,
+    answered_kind,
+    call_status_advances,
+    is_call_status,
+    lower_call_statuses,
+)
 from bot.replies.redaction import redact_reply
 from bot.voice import media
-from bot.voice.twiml import ListenPlan, build
+from bot.voice.services import CallServices
 from bot.voice.urls import input_url, signed_prompt_url
 
 __all__ = [
-    "CALL_STATUS_RANK",
     "CallMismatch",
     "CallService",
     "FINAL_STATUSES",
@@ -94,7 +107,6 @@ _PAID_END = {
     "ko": "시간 내주셔서 감사합니다. 오늘은 더 말씀드릴 것이 없습니다. 안녕히 계세요.",
     "zh": "感谢您的时间。今天没有其他事情了。再见。",
 }
-_RECORDING_LIMIT = 16 * 1024 * 1024  # a 10-minute 8 kHz 16-bit recording is about 10 MB
 #: The tasks a script opens that are what the borrower said (the rest are the bot's own).
 _TASK_INTENTS = {TaskKind.DISPUTE: Intent.DISPUTE, TaskKind.HARDSHIP: Intent.HARDSHIP,
                  TaskKind.CALLBACK: Intent.CALLBACK_REQUEST}
@@ -105,7 +117,7 @@ class UnknownCall(Exception):
 
 
 class CallMismatch(Exception):
-    """The webhook's CallSid is not the session's."""
+    """The event's call id is not the session's."""
 
 
 # --- what a step says and how it listens ------------------------------------------------------
@@ -113,7 +125,8 @@ class CallMismatch(Exception):
 
 @dataclass
 class Plan:
-    """The TwiML of one step, before rendering: kept in the state so a retry gets the same."""
+    """One step of a call before its prompts are rendered (texts, not URLs): kept in the state so a
+    retry gets the same; :meth:`CallService.respond` makes it a :class:`~bot.channels.events.CallPlan`."""
 
     session_id: int
     locale: str
@@ -144,7 +157,7 @@ class Answer:
     intent: Intent | None = None
     promise_date: date | None = None
     audio_ref: str | None = None
-    seconds: float = 0.0  # how long the borrower spoke (RecordingDuration): the turn began that much earlier
+    seconds: float = 0.0  # how long the borrower spoke (the recording's length): the turn began that much earlier
     margin: float | None = None  # the recogniser's margin over the filler (speech only; docs/speech.md)
 
 
@@ -163,89 +176,29 @@ class Snapshot:
 
 
 class CallService:
-    """The call flow for one web app (settings, database, clock).
+    """The call flow for one web app (settings, database, clock) and the services it is given
+    (:class:`~bot.voice.services.CallServices`: speech, prompts, recording storage and downloads)."""
 
-    ``understand(pcm, locale, *, expect, today)`` recognises a recording (default
-    :func:`bot.speech.understand`); ``renderer`` renders prompts (default the
-    process's :class:`bot.speech.tts.PromptRenderer` for the media directory);
-    ``fetch(url) -> bytes`` downloads a recording (default: HTTP Basic auth with
-    the account SID and auth token, only to the configured Twilio API host).
-    """
-
-    def __init__(self, settings: Any, db: Database, clock: Any, *, understand: Callable[..., Any] | None = None,
-                 renderer: Any = None, fetch: Callable[[str], bytes] | None = None,
-                 compliance_config: Any = None, speech_available: Callable[[str], bool] | None = None,
-                 survey: Any = None) -> None:
+    def __init__(self, settings: Any, db: Database, clock: Any, services: CallServices, *,
+                 compliance_config: Any = None, survey: Any = None) -> None:
         self.settings = settings
         self.survey = survey  # the policy's SurveySettings: a call ending with a promise or paid may be followed by one
         self.db = db
         self.clock = clock
-        self._understand = understand
-        self._renderer = renderer
-        self._fetch = fetch
+        self.services = services
         self._config = compliance_config
-        self._speech_available = speech_available
-        self._registry: Any = None
-        self._executor = ThreadPoolExecutor(settings.voice_recognition_threads, thread_name_prefix="voice-stt")
-        self._http: Any = None
-        self._http_lock = threading.Lock()
         self._write_lock: contextlib.AbstractContextManager[Any] = (
             threading.Lock() if db.dialect == "sqlite" else contextlib.nullcontext())
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True)
-        if self._http is not None:
-            self._http.close()
-            self._http = None
-
-    # --- collaborators (lazy: the speech layer loads models and starts a worker) ----------
+        self.services.close()
 
     @property
     def renderer(self) -> Any:
-        if self._renderer is None:
-            self._renderer = media.prompt_renderer(self.settings)
-        return self._renderer
-
-    @property
-    def registry(self) -> Any:
-        """The Vosk models of the settings (``vosk_models``, ``BOT_VOSK_MODEL_*``); loaded once per process."""
-        if self._registry is None:
-            from bot.speech.stt import ModelRegistry
-
-            self._registry = ModelRegistry(self.settings)
-        return self._registry
-
-    def understand(self, pcm: Any, locale: str, *, expect: str | None, today: date) -> Any:
-        if self._understand is None:
-            from bot.speech.listen import understand
-            from bot.speech.stt import Recognizer
-
-            recognizer = Recognizer(self.registry)
-            margin, confidence = self.settings.speech_accept_margin, self.settings.speech_accept_confidence
-            self._understand = lambda pcm, locale, **kw: understand(pcm, locale, recognizer=recognizer,
-                                                                    accept_margin=margin,
-                                                                    accept_confidence=confidence, **kw)
-        return self._understand(pcm, locale, expect=expect, today=today)
+        return self.services.prompts.renderer
 
     def speech_available(self, locale: str) -> bool:
-        """Whether answers can be spoken in ``locale`` (a model exists); if so, load it in the background now,
-        while the first prompts play, so the first answer does not wait for it."""
-        try:
-            if self._speech_available is not None:
-                return bool(self._speech_available(locale))
-            available = bool(self.registry.has_model(locale))
-        except Exception as exc:  # a broken model configuration: keypad only
-            log.warning("speech recognition for %s unavailable (%s): keypad only", locale, type(exc).__name__)
-            return False
-        if available and self._understand is None:
-            self._executor.submit(self._preload, locale)
-        return available
-
-    def _preload(self, locale: str) -> None:
-        try:
-            self.registry.model(locale)
-        except Exception as exc:  # the first recognition reports it
-            log.warning("speech model for %s did not load (%s)", locale, type(exc).__name__)
+        return self.services.speech.available(locale)
 
     def compliance_config(self) -> Any:
         if self._config is None:
@@ -281,18 +234,15 @@ class CallService:
 
     # --- answer ---------------------------------------------------------------------------------
 
-    async def answer(self, attempt_id: int, params: Mapping[str, str]) -> str:
-        detection = (params.get("MachineDetectionDuration") or "").strip()
-        plan = await run_in_threadpool(self._retried, "answer", self._answer_tx, attempt_id, params["CallSid"],
-                                       (params.get("AnsweredBy") or "").strip().lower() or None,
-                                       (params.get("CallStatus") or "").strip().lower() or None,
-                                       int(detection) / 1000 if detection.isdigit() and len(detection) < 7 else 0.0)
+    async def answer(self, event: CallAnswered) -> CallPlan:
+        plan = await run_in_threadpool(self._retried, "answer", self._answer_tx, event)
         return await self.respond(plan)
 
-    def _answer_tx(self, attempt_id: int, call_sid: str, answered_by: str | None, call_status: str | None,
-                   detection_s: float = 0.0) -> Plan:
+    def _answer_tx(self, event: CallAnswered) -> Plan:
         from bot.scripts import load_script, start
 
+        attempt_id, call_sid, answered_by = event.attempt_id, event.call_id, event.answered_by_detail
+        call_status, detection_s = event.status, event.detection_s
         with self._locked(attempt_id) as (session, call):
             _claim_sid(call, call_sid)
             if call.state is not None:  # a retried answer webhook: the current step again
@@ -315,12 +265,12 @@ class CallService:
                                                   "results": [r.rule for r in decision.results if not r.allowed]}
             if not decision.allowed:
                 return self._polite_end(session, call, attempt, decision.reasons, now)
-            if answered_by == "fax":
+            if event.answered_by == "fax":
                 plan = Plan(call.id, call.locale, hangup=True, attempt_id=attempt_id)
                 call.outcome = "no_answer"
                 call.state = {"call": {"turn": 0, "seq": 0, "plan": plan.to_json(), "listening": False}}
                 return plan
-            machine = bool(answered_by and answered_by.startswith("machine"))
+            machine = event.answered_by == "machine"
             script = load_script(call.script, call.locale, scripts_dir=self.settings.voice_scripts_dir)
             speech = self.speech_available(call.locale)
             call.speech = speech
@@ -434,15 +384,14 @@ class CallService:
 
     # --- the whole call's recording ------------------------------------------------------------
 
-    async def recording(self, attempt_id: int, params: Mapping[str, str]) -> bool:
-        """A ``RecordingStatusCallback``: fetch and keep the call's dual-channel recording.
+    async def recording(self, event: RecordingReady) -> bool:
+        """The whole call's recording is ready: fetch (through the provider) and keep it.
 
         False when it changes nothing: the recording is not completed, is kept already (a
         retry), or recordings are not kept (``voice_keep_recordings = false``)."""
-        sid = (params.get("RecordingSid") or "").strip()
-        status = (params.get("RecordingStatus") or "completed").strip().lower()
+        attempt_id, sid, status = event.attempt_id, event.audio.recording_id, event.status
         snap = await run_in_threadpool(self._snapshot, attempt_id)
-        if snap.call_sid is not None and params.get("CallSid") != snap.call_sid:
+        if snap.call_sid is not None and event.call_id != snap.call_sid:
             raise CallMismatch("CallSid is not this call's")
         if status != "completed" or not self.settings.voice_keep_recordings:
             log.info("call %s: whole-call recording %s not kept (%s)", snap.call_sid, sid, status)
@@ -451,13 +400,11 @@ class CallService:
         kept = await run_in_threadpool(self._kept_recording, attempt_id)
         if kept == sid:
             return False
-        data = await run_in_threadpool_pool(self._executor, self.fetch_recording,
-                                            (params.get("RecordingUrl") or "").strip() + ".wav")
+        data = await self.services.speech.run(self.services.fetch, event.audio)
         channels = _wav_channels(data)
-        await run_in_threadpool(media.store, self.settings, ref, data)
-        started = _rfc2822(params.get("RecordingStartTime"))
+        await run_in_threadpool(self.services.storage.store, ref, data)
         return bool(await run_in_threadpool(self._retried, "recording", self._recording_tx, attempt_id, sid, ref,
-                                            channels, started))
+                                            channels, event.started_at))
 
     def _kept_recording(self, attempt_id: int) -> str | None:
         with self.db.sessions() as session:
@@ -474,36 +421,33 @@ class CallService:
             call.recording_dir = f"{media.RECORDINGS}/{call.id}"
             call_sid = call.call_sid
         if previous and previous != ref:
-            media.remove_ref(self.settings, previous)
+            self.services.storage.remove(previous)
         log.info("call %s: whole-call recording kept (%s channel(s))", call_sid, channels)
         return True
 
     # --- input ----------------------------------------------------------------------------------
 
-    async def input(self, attempt_id: int, turn: int, params: Mapping[str, str], *, silence: bool) -> str:
+    async def input(self, event: CallHeard) -> CallPlan:
+        attempt_id, turn = event.attempt_id, event.turn
         snap = await run_in_threadpool(self._snapshot, attempt_id)
-        if snap.call_sid is not None and params.get("CallSid") != snap.call_sid:
+        if snap.call_sid is not None and event.call_id != snap.call_sid:
             raise CallMismatch("CallSid is not this call's")
         if snap.turn != turn:  # a retry, or an answer to a step that is over: the current step again
             log.info("call %s: input for turn %s while at %s; current step repeated", snap.call_sid, turn, snap.turn)
             return await self.respond(snap.plan)
         started = time.perf_counter()
-        digits = (params.get("Digits") or "").strip()
-        recording = (params.get("RecordingUrl") or "").strip()
-        duration = (params.get("RecordingDuration") or "").strip()
-        if digits and digits != "hangup":
-            answer = Answer(source="dtmf", digits=digits)
-        elif silence or not recording or duration in ("0", "-1"):
+        if event.digits is not None:
+            answer = Answer(source="dtmf", digits=event.digits)
+        elif event.audio is None:
             answer = Answer(source="silence")
         else:
-            answer = await run_in_threadpool_pool(self._executor, self._recognise, snap, turn, recording,
-                                                  params.get("RecordingSid") or "")
-            if duration.isdigit():
-                answer = dataclasses.replace(answer, seconds=float(duration))
+            answer = await self.services.speech.run(self._recognise, snap, event)
+            if event.audio.duration_s is not None:
+                answer = dataclasses.replace(answer, seconds=event.audio.duration_s)
         plan = await run_in_threadpool(self._retried, "input", self._input_tx, attempt_id, turn, answer)
-        answer_twiml = await self.respond(plan)
+        step = await self.respond(plan)
         observe_call_turn(time.perf_counter() - started)
-        return answer_twiml
+        return step
 
     def _snapshot(self, attempt_id: int) -> Snapshot:
         with self.db.sessions() as session:
@@ -523,19 +467,21 @@ class CallService:
                 plan=_stored_plan(call),
             )
 
-    def _recognise(self, snap: Snapshot, turn: int, recording_url: str, recording_sid: str) -> Answer:
+    def _recognise(self, snap: Snapshot, event: CallHeard) -> Answer:
         """Fetch, keep and recognise one recording (in the recognition pool)."""
         from bot.speech.audio import read_wav
         from bot.speech.errors import AudioTooLong
 
-        ref = media.recording_ref(snap.session_id, turn, recording_sid or f"T{turn}")
-        data = self.fetch_recording(recording_url + ".wav")
-        media.store(self.settings, ref, data)
+        turn, audio = event.turn, event.audio
+        assert audio is not None
+        ref = media.recording_ref(snap.session_id, turn, audio.recording_id or f"T{turn}")
+        data = self.services.fetch(audio)
+        self.services.storage.store(ref, data)
         try:
             # Longer than max_audio_seconds: refused from the header, never decoded, never an intent.
             pcm = read_wav(data, name=f"recording of turn {turn}", max_seconds=self.settings.max_audio_seconds)
             started = time.perf_counter()
-            heard = self.understand(pcm, snap.locale, expect=snap.expect if snap.expect != "digits" else None,
+            heard = self.services.speech.understand(pcm, snap.locale, expect=snap.expect if snap.expect != "digits" else None,
                                     today=snap.today or self.clock.now().date())
             observe_recognition(snap.locale, time.perf_counter() - started)
         except Exception as exc:  # too long, unreadable audio, no model: not understood (logged by kind)
@@ -548,30 +494,10 @@ class CallService:
                           audio_ref=ref if self.settings.voice_keep_recordings else None)
         finally:
             if not self.settings.voice_keep_recordings:
-                media.remove_ref(self.settings, ref)
+                self.services.storage.remove(ref)
         return Answer(source="speech", text=heard.text or "", confidence=float(heard.confidence),
                       intent=heard.intent, promise_date=heard.promise_date, margin=getattr(heard, "margin", None),
                       audio_ref=ref if self.settings.voice_keep_recordings else None)
-
-    def fetch_recording(self, url: str) -> bytes:
-        """GET a recording with HTTP Basic auth, only from the configured Twilio API host."""
-        if self._fetch is not None:
-            return self._fetch(url)
-        allowed = urlsplit(self.settings.twilio_api_base_url or "https://api.twilio.com")
-        target = urlsplit(url)
-        if (target.scheme, target.netloc) != (allowed.scheme, allowed.netloc):
-            raise PermissionError("RecordingUrl is not on the configured Twilio API host")
-        from bot.providers.twilio.client import recording_client
-
-        with self._http_lock:
-            if self._http is None:
-                self._http = recording_client(self.settings)
-            client = self._http
-        response = client.get(url)
-        response.raise_for_status()
-        if len(response.content) > _RECORDING_LIMIT:
-            raise ValueError("recording larger than the limit")
-        return response.content
 
     def _input_tx(self, attempt_id: int, turn: int, answer: Answer) -> Plan:
         from bot.scripts import CallState, NoInput, load_script, step
@@ -628,32 +554,30 @@ class CallService:
 
     # --- status ---------------------------------------------------------------------------------
 
-    async def status(self, attempt_id: int, params: Mapping[str, str]) -> bool:
-        """Apply a status callback; False when it changed nothing (a duplicate or out of order)."""
-        return await run_in_threadpool(self.apply_status, attempt_id, params)
+    async def status(self, event: CallProgress) -> bool:
+        """Apply a call's progress; False when it changed nothing (a duplicate or out of order)."""
+        return await run_in_threadpool(self.apply_status, event)
 
-    def apply_status(self, attempt_id: int, params: Mapping[str, str]) -> bool:
-        """What a status callback does, for a status learnt another way (the dispatcher asks the
+    def apply_status(self, event: CallProgress) -> bool:
+        """What a status callback does, for a status learnt another way too (the dispatcher asks the
         provider about a call whose final callback never came: bot.dispatch.statuses)."""
-        return bool(self._retried("status", self._status_tx, attempt_id, params))
+        return bool(self._retried("status", self._status_tx, event))
 
-    def _status_tx(self, attempt_id: int, params: Mapping[str, str]) -> bool:
-        sid = params["CallSid"]
-        status = (params.get("CallStatus") or "").strip().lower()
+    def _status_tx(self, event: CallProgress) -> bool:
+        attempt_id, sid, status = event.attempt_id, event.call_id, event.status
         with self._locked(attempt_id) as (session, call):
             _claim_sid(call, sid)
             now = self.clock.now()
             _attempt_status(session, attempt_id, sid, status, now)
-            if params.get("AnsweredBy") and not call.answered_by:
-                call.answered_by = params["AnsweredBy"].strip().lower()[:32]
+            if event.answered_by_detail and not call.answered_by:
+                call.answered_by = event.answered_by_detail[:32]
             if not _advance_status(call, status):
                 return False
             if status not in FINAL_STATUSES:
                 return True
             call.ended_at = now
-            duration = (params.get("CallDuration") or "").strip()
-            if duration.isdigit():
-                call.duration_s = float(duration)
+            if event.duration_s is not None:
+                call.duration_s = event.duration_s
             attempt = session.get(ContactAttempt, attempt_id)
             if status != "completed":
                 call.outcome = call.outcome or _UNANSWERED_OUTCOME[status]
@@ -750,10 +674,11 @@ class CallService:
         except ValueError:  # no voice for the locale: rendering will say so
             return None
 
-    # --- TwiML --------------------------------------------------------------------------------
+    # --- the step, for the provider to render --------------------------------------------------
 
-    async def respond(self, plan: Plan) -> str:
-        """Render the plan's prompts (cached by content), record where they are, build the TwiML."""
+    async def respond(self, plan: Plan) -> CallPlan:
+        """Render the plan's prompts (cached by content), record where they are: the neutral step
+        (prompt URLs, how to listen) the provider renders."""
         urls: list[str] = []
         refs: list[tuple[int, str]] = []
         starts: list[tuple[int, float]] = []  # (turn seq, seconds after the step's first prompt starts)
@@ -783,7 +708,7 @@ class CallService:
                                 num_digits=plan.listen.get("num_digits"),
                                 action=input_url(base, plan.attempt_id, turn),
                                 silence=input_url(base, plan.attempt_id, turn, silence=True))
-        return build(urls, listen, hangup=plan.hangup)
+        return CallPlan(prompts=tuple(urls), listen=listen, hangup=plan.hangup)
 
     def _set_audio_refs(self, session_id: int, refs: Sequence[tuple[int, str]]) -> None:
         with self._write_lock, self.db.session() as session:
@@ -926,13 +851,6 @@ class Effects:
 # --- small helpers ------------------------------------------------------------------------------
 
 
-async def run_in_threadpool_pool(executor: ThreadPoolExecutor, fn: Callable[..., Any], *args: Any) -> Any:
-    """Run ``fn`` in a pool of our own (recognition must not take every worker thread of the web app)."""
-    import asyncio
-
-    return await asyncio.get_running_loop().run_in_executor(executor, lambda: fn(*args))
-
-
 def _confirmation(session: Session, borrower_id: str, number: str | None) -> str:
     """``"sms"`` when the call's number may be texted now (SMS consent granted, not opted
     out, not flagged, the borrower has not asked to cease communication), else ``"none"``:
@@ -970,12 +888,11 @@ def _call_completed(session: Session, call: CallSession, attempt: ContactAttempt
 
 
 def _advance_status(call: CallSession, status: str) -> bool:
-    """Move the session's status forward only; True when it moved."""
-    rank = CALL_STATUS_RANK.get(status)
-    if rank is None:
-        log.warning("call %s: unknown CallStatus ignored", call.call_sid)
+    """Move the session's status forward only (the provider's ranks); True when it moved."""
+    if not is_call_status(status):
+        log.warning("call %s: unknown call status ignored", call.call_sid)
         return False
-    if CALL_STATUS_RANK.get(call.status, 0) >= rank:
+    if not call_status_advances(call.status, status):
         return False
     call.status = status
     return True
@@ -983,10 +900,9 @@ def _advance_status(call: CallSession, status: str) -> bool:
 
 def _attempt_status(session: Session, attempt_id: int, sid: str, status: str, now: datetime) -> None:
     """The attempt's provider status, forward only, in one statement; the SID if it has none yet."""
-    rank = CALL_STATUS_RANK.get(status)
-    if rank is None:
+    if not is_call_status(status):
         return
-    lower = sorted(s for s, r in CALL_STATUS_RANK.items() if r < rank)
+    lower = lower_call_statuses(status)
     session.execute(
         update(ContactAttempt)
         .where(ContactAttempt.id == attempt_id,
@@ -1013,7 +929,7 @@ def _answered_outcome(call: CallSession) -> str | None:
     """The attempt's outcome for a call that was answered: voicemail, conversation or connected."""
     if call.answered_at is None:
         return None
-    if call.answered_by and call.answered_by.startswith("machine"):
+    if answered_kind(call.answered_by) == "machine":
         return ContactOutcome.VOICEMAIL.value
     facts = (call.state or {}).get("facts") or {}
     if facts.get("right_party_confirmed"):
@@ -1065,19 +981,6 @@ def _wav_channels(data: bytes) -> int:
             return int(w.getnchannels())
     except (wave.Error, EOFError) as exc:
         raise ValueError(f"the call recording is not a WAV file ({type(exc).__name__})") from None
-
-
-def _rfc2822(value: str | None) -> datetime | None:
-    """Twilio's ``RecordingStartTime`` (RFC 2822) as an aware instant, None when absent or unreadable."""
-    from email.utils import parsedate_to_datetime
-
-    if not value:
-        return None
-    try:
-        parsed = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return parsed if parsed.tzinfo is not None else None
 
 
 def _add_turn(session: Session, call: CallSession, seq: int, *, speaker: str, node: str | None, at: datetime,

@@ -1,4 +1,6 @@
-"""Message status callbacks: the provider's delivery status, only ever moved forward.
+"""Delivery updates (a message's status callback as a neutral
+:class:`~bot.channels.events.DeliveryUpdate`): the provider's delivery status, only ever
+moved forward.
 
 Twilio may send a message's callbacks more than once and in any order
 (``delivered`` before ``sent``).  Statuses are ranked (bot.providers.twilio.statuses)::
@@ -20,8 +22,8 @@ An applied ``delivered`` (or ``partially_delivered``) emits ``attempt.delivered`
 an applied failure status ``attempt.failed`` (docs/events.md), in the same
 transaction.
 
-ErrorCode 21610 on a callback ("the recipient replied STOP") records the
-opt-out of the attempt's number (:func:`bot.replies.record_opt_out`).
+An error whose effect is ``opt_out`` (Twilio's 21610, "the recipient replied STOP",
+read by the provider's error table) records the opt-out of the attempt's number (:func:`bot.replies.record_opt_out`).
 """
 
 from __future__ import annotations
@@ -36,8 +38,8 @@ from sqlalchemy.orm import Session
 from bot.db.models import ContactAttempt
 from bot.domain import Channel, ContactOutcome
 from bot.events import emit
-from bot.providers.twilio.errors import OPT_OUT_ERROR
-from bot.providers.twilio.statuses import FAILURE_STATUSES, MESSAGE_OUTCOME, STATUS_RANK
+from bot.providers.twilio.errors import code_effect
+from bot.providers.twilio.statuses import FAILURE_STATUSES, MESSAGE_OUTCOME, STATUS_RANK, lower_statuses
 from bot.replies import record_opt_out
 
 __all__ = [
@@ -56,20 +58,11 @@ _OUTCOME = MESSAGE_OUTCOME
 
 
 class UnknownMessage(Exception):
-    """No attempt has this MessageSid (or the attempt id of the callback URL does not exist)."""
+    """No attempt has this provider message id (or the attempt id of the callback URL does not exist)."""
 
 
 class AttemptMismatch(Exception):
     """The callback's attempt already belongs to another message."""
-
-
-def lower_statuses(status: str) -> frozenset[str]:
-    """The stored statuses a callback with ``status`` may replace."""
-    rank = STATUS_RANK[status]
-    lower = {name for name, r in STATUS_RANK.items() if r < rank}
-    if status == "read":
-        lower -= FAILURE_STATUSES
-    return frozenset(lower)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +85,7 @@ def apply_status(
     """Apply one status callback (see the module docstring); the caller commits.
 
     With ``attempt_id`` (the ``?attempt=`` of the callback URL) the attempt is
-    found by id and gets ``provider_id`` = MessageSid if it has none yet (the
+    found by id and gets ``provider_id`` = the message id if it has none yet (the
     callback can overtake the dispatcher's own write); without it, by
     ``provider_id``.  Raises :class:`UnknownMessage` or :class:`AttemptMismatch`.
     """
@@ -143,7 +136,7 @@ def apply_status(
                 "provider_status": status, **({"error": error_code or None} if event == "attempt.failed" else {}),
             })
     opted_out = False
-    if error_code == OPT_OUT_ERROR and row[2]:
+    if code_effect(error_code) == "opt_out" and row[2]:
         record_opt_out(session, row[1], row[3] or Channel.SMS.value, row[2], "carrier_21610", at)
         opted_out = True
     return StatusUpdate(attempt_id=row[0], status=status, applied=applied, opted_out=opted_out)

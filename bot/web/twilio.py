@@ -1,10 +1,13 @@
 """``/twilio/sms`` (inbound messages) and ``/twilio/status`` (message status callbacks).
 
-Both verify ``X-Twilio-Signature`` against the configured public URL first
-(:mod:`bot.web.signature`), then check their parameters (400 naming what is
-missing or malformed, nothing stored), then hand the work to a thread (the
-database layer is synchronous) and answer at once: classification takes about
-a millisecond and the transaction a few, far inside Twilio's 15 s.
+Thin routes: the provider (bot.providers.twilio.webhooks, through
+:func:`bot.web.body.signed_event`) verifies ``X-Twilio-Signature`` against the
+configured public URL and turns the form into a neutral event
+(:class:`~bot.channels.events.InboundText`, :class:`~bot.channels.events.DeliveryUpdate`;
+403, or 400 naming what is missing or malformed, nothing stored); the route hands
+the event to the core in a thread (the database layer is synchronous) and answers
+at once: classification takes about a millisecond and the transaction a few, far
+inside Twilio's 15 s.
 
 Inbound messages are answered with empty TwiML: answers are queued as
 attempts that the dispatcher sends under the rules (docs/webhooks.md).  Only a
@@ -15,55 +18,35 @@ TwiML itself, since there is no borrower to queue an attempt for.
 from __future__ import annotations
 
 import logging
-import re
-from xml.sax.saxutils import escape
 
 from fastapi import APIRouter
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import ImmutableMultiDict
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from bot.config import Settings
 from bot.db import Database
 from bot.db.retry import retried
-from bot.db.types import is_row_id
-from bot.errors import DatabaseUnavailable
+from bot.errors import DatabaseUnavailable, WebhookRejected
 from bot.privacy import mask_phone
 from bot.policy import SurveySettings
+from bot.providers.twilio import webhooks
+from bot.providers.twilio.twiml import TWIML_TYPE, reply
 from bot.rendering import get_renderer
 from bot.replies import InboundOutcome, InboundSms, process_inbound_sms
+from bot.web.body import signed_event
 from bot.web.context import unavailable, web_context
-from bot.web.signature import WebhookRejected, read_signed_form
 from bot.web.status import AttemptMismatch, StatusUpdate, UnknownMessage, apply_status
 
-__all__ = ["router", "twiml"]
+__all__ = ["router"]
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/twilio")
 
-_SID_RE = re.compile(r"^[A-Za-z0-9]{2,64}$")
-_ERROR_CODE_RE = re.compile(r"^\d{1,10}$")
-MAX_ADDRESS = 254
-MAX_BODY_CHARS = 4096  # Twilio joins a long message into at most 1,600 characters
-TWIML_TYPE = "application/xml"
-
-
-def twiml(message: str | None = None) -> str:
-    """A TwiML document: empty, or one ``<Message>`` answering the sender."""
-    head = '<?xml version="1.0" encoding="UTF-8"?>'
-    if message is None:
-        return head + "<Response/>"
-    return f"{head}<Response><Message>{escape(message)}</Message></Response>"
-
 
 def _refuse(status: int, message: str) -> PlainTextResponse:
     return PlainTextResponse(message, status_code=status)
-
-
-def _missing(form: ImmutableMultiDict[str, str], names: tuple[str, ...]) -> list[str]:
-    return [name for name in names if name not in form]
 
 
 def _fallback_text(template: str, settings: Settings) -> str:
@@ -103,22 +86,12 @@ async def inbound_sms(request: Request) -> Response:
     """An SMS to one of our numbers."""
     ctx = web_context(request)
     try:
-        form = await read_signed_form(request, ctx.settings)
+        text = await signed_event(request, ctx.settings, webhooks.inbound_text, at=ctx.clock.now())
     except WebhookRejected as exc:
         log.warning("inbound sms webhook refused: %s", exc.message)
         return _refuse(exc.status, exc.message)
-    missing = _missing(form, ("MessageSid", "From", "To", "Body"))
-    if missing:
-        return _refuse(400, "missing parameter(s): " + ", ".join(missing))
-    sid, from_, to, body = form["MessageSid"], form["From"].strip(), form["To"].strip(), form["Body"]
-    if not _SID_RE.match(sid):
-        return _refuse(400, "MessageSid is malformed")
-    for name, value in (("From", from_), ("To", to)):
-        if not value or len(value) > MAX_ADDRESS:
-            return _refuse(400, f"{name} is empty or too long")
-    if len(body) > MAX_BODY_CHARS:
-        return _refuse(400, f"Body is longer than {MAX_BODY_CHARS} characters")
-    sms = InboundSms(provider_id=sid, from_=from_, to=to, body=body, received_at=ctx.clock.now())
+    sid, from_ = text.message_id, text.sender
+    sms = InboundSms(provider_id=sid, from_=from_, to=text.recipient, body=text.body, received_at=text.received_at)
     try:
         outcome, answer = await run_in_threadpool(_process, ctx.db, sms, ctx.settings, ctx.survey)
     except DatabaseUnavailable as exc:
@@ -129,7 +102,7 @@ async def inbound_sms(request: Request) -> Response:
         return _refuse(500, "internal error")
     if outcome.duplicate:
         log.info("inbound sms %s: already processed, ignored", sid)
-    return Response(twiml(answer), media_type=TWIML_TYPE)
+    return Response(reply(answer), media_type=TWIML_TYPE)
 
 
 def _status(db: Database, **kwargs: object) -> StatusUpdate:
@@ -146,30 +119,15 @@ async def status_callback(request: Request) -> Response:
     """A message status callback (``?attempt=<id>`` when the dispatcher set it)."""
     ctx = web_context(request)
     try:
-        form = await read_signed_form(request, ctx.settings)
+        update = await signed_event(request, ctx.settings, webhooks.delivery_update)
     except WebhookRejected as exc:
         log.warning("status callback refused: %s", exc.message)
         return _refuse(exc.status, exc.message)
-    raw_attempt = request.query_params.get("attempt")
-    attempt_id = None
-    if raw_attempt is not None:
-        if not raw_attempt.isdigit() or not is_row_id(int(raw_attempt)):
-            return _refuse(400, "attempt must be a positive integer")
-        attempt_id = int(raw_attempt)
-    status = form.get("MessageStatus") or form.get("SmsStatus")
-    missing = _missing(form, ("MessageSid",)) + ([] if status else ["MessageStatus"])
-    if missing:
-        return _refuse(400, "missing parameter(s): " + ", ".join(missing))
-    sid = form["MessageSid"]
-    if not _SID_RE.match(sid):
-        return _refuse(400, "MessageSid is malformed")
-    error_code = form.get("ErrorCode") or None
-    if error_code is not None and not _ERROR_CODE_RE.match(error_code):
-        return _refuse(400, "ErrorCode is not a number")
-    assert status is not None
+    sid = update.message_id
     try:
-        result = await run_in_threadpool(_status, ctx.db, message_sid=sid, status=status.strip().lower(),
-                                         error_code=error_code, attempt_id=attempt_id, at=ctx.clock.now())
+        result = await run_in_threadpool(_status, ctx.db, message_sid=sid, status=update.status,
+                                         error_code=update.error_code, attempt_id=update.attempt_id,
+                                         at=ctx.clock.now())
     except (UnknownMessage, AttemptMismatch) as exc:
         log.warning("status callback %s refused: %s", sid, exc)
         return _refuse(400, str(exc))

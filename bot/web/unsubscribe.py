@@ -29,12 +29,13 @@ from bot.config import Settings
 from bot.db import Database
 from bot.db.models import Borrower, InboundMessage
 from bot.domain import Channel, Intent
+from bot.errors import WebhookRejected
 from bot.messages import read_unsubscribe_token
 from bot.privacy import mask_email
 from bot.replies import record_opt_out
 from bot.web.context import web_context
 from bot.web.pages import PAGE_HEADERS, page, texts_for
-from bot.web.signature import WebhookRejected, read_body
+from bot.web.body import read_body
 
 __all__ = ["router"]
 

@@ -7,9 +7,10 @@
   request costs more CPU than the request itself (docs/channels.md, "Throughput").
 * :func:`lookup_client` -- crash and status lookups (bot.providers.twilio.lookup):
   the synchronous client, run in a worker thread.
-* :func:`recording_client` -- recording downloads: HTTP Basic auth with the
-  account's credentials, no redirects.
-* :func:`valid_signature` -- an ``X-Twilio-Signature`` check (bot.web.signature).
+* :class:`RecordingDownloader` -- recording downloads (the call flow's recording
+  source): HTTP Basic auth with the account's credentials, no redirects, only from
+  the configured API host.
+* :func:`valid_signature` -- an ``X-Twilio-Signature`` check (bot.providers.twilio.webhooks).
 
 All point at ``twilio_api_base_url`` when it is set (the local sandbox).  The
 twilio client logs every request at INFO (URLs with query strings, which for
@@ -20,8 +21,10 @@ from __future__ import annotations
 
 import base64
 import logging
+import threading
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from twilio.http import AsyncHttpClient
@@ -30,9 +33,13 @@ from twilio.http.response import Response
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-__all__ = ["CONNECT_TIMEOUT", "Client", "async_client", "lookup_client", "recording_client", "valid_signature"]
+from bot.channels.events import AudioRef
+
+__all__ = ["CONNECT_TIMEOUT", "RECORDING_LIMIT", "Client", "RecordingDownloader", "async_client", "lookup_client",
+           "valid_signature"]
 
 CONNECT_TIMEOUT = 5.0
+RECORDING_LIMIT = 16 * 1024 * 1024  # a 10-minute 8 kHz 16-bit recording is about 10 MB
 
 _send_log = logging.getLogger("bot.channels.sms.twilio_http")
 _send_log.setLevel(logging.WARNING)
@@ -91,12 +98,41 @@ def lookup_client(settings: Any, *, timeout: float) -> Client:
     return _client(settings, TwilioHttpClient(timeout=timeout, logger=_lookup_log))
 
 
-def recording_client(settings: Any) -> Any:
-    """An ``httpx.Client`` for downloading recordings with the account's credentials."""
-    import httpx
+class RecordingDownloader:
+    """Recording downloads with the account's credentials (one ``httpx.Client``, built on first use)."""
 
-    return httpx.Client(trust_env=False, timeout=httpx.Timeout(15.0, connect=CONNECT_TIMEOUT),
-                        auth=(settings.twilio_account_sid, settings.twilio_auth_token), follow_redirects=False)
+    def __init__(self, settings: Any) -> None:
+        self.settings = settings
+        self._http: Any = None
+        self._lock = threading.Lock()
+
+    def fetch(self, audio: AudioRef) -> bytes:
+        """GET the recording as WAV, only from the configured Twilio API host, at most
+        :data:`RECORDING_LIMIT` bytes."""
+        url = audio.location + ".wav"
+        allowed = urlsplit(self.settings.twilio_api_base_url or "https://api.twilio.com")
+        target = urlsplit(url)
+        if (target.scheme, target.netloc) != (allowed.scheme, allowed.netloc):
+            raise PermissionError("RecordingUrl is not on the configured Twilio API host")
+        with self._lock:
+            if self._http is None:
+                import httpx
+
+                self._http = httpx.Client(
+                    trust_env=False, timeout=httpx.Timeout(15.0, connect=CONNECT_TIMEOUT), follow_redirects=False,
+                    auth=(self.settings.twilio_account_sid, self.settings.twilio_auth_token))
+            client = self._http
+        response = client.get(url)
+        response.raise_for_status()
+        if len(response.content) > RECORDING_LIMIT:
+            raise ValueError("recording larger than the limit")
+        return bytes(response.content)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._http is not None:
+                self._http.close()
+                self._http = None
 
 
 def valid_signature(auth_token: str, url: str, params: Mapping[str, Any], signature: str) -> bool:

@@ -49,6 +49,7 @@ __all__ = [
     "TwilioTransientError",
     "classify_call_error",
     "classify_twilio_error",
+    "code_effect",
     "failure_effect",
     "network_error",
     "refusal",
@@ -220,11 +221,18 @@ def failure_effect(exc: BaseException) -> str | None:
     effect = getattr(exc, "effect", None)
     if isinstance(effect, str) and effect:
         return effect
+    return code_effect(getattr(exc, "code", None))
+
+
+def code_effect(code: object) -> str | None:
+    """What Twilio's error ``code`` (a number or its digits; a send's error or a status
+    callback's ``ErrorCode``) means for the address: ``opt_out`` (21610), ``invalid`` (21211),
+    ``landline`` (21614), or None."""
     try:
-        code = int(getattr(exc, "code", None))  # type: ignore[arg-type]
+        number = int(code)  # type: ignore[call-overload]
     except (TypeError, ValueError):
         return None
-    return "opt_out" if code in OPT_OUT_CODES else ADDRESS_FLAGS.get(code)
+    return "opt_out" if number in OPT_OUT_CODES else ADDRESS_FLAGS.get(number)
 
 
 def network_error(exc: BaseException) -> TwilioTransientError:

@@ -20,9 +20,11 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.channels.events import CallProgress
 from bot.dispatch.reconcile import CannotTell, Found, LookupResult, NotFound, Stuck, body_hash
 from bot.domain import Channel
 from bot.providers.twilio.client import lookup_client
+from bot.providers.twilio.webhooks import progress
 
 __all__ = ["CLOCK_SKEW", "MAX_LISTED", "TwilioLookup", "call_status", "find_call", "match", "message_status"]
 
@@ -66,9 +68,9 @@ class TwilioLookup:
         """(status, error code) of message ``sid``; None when it cannot be asked."""
         return await message_status(self.client, sid)
 
-    async def call_status(self, sid: str) -> dict[str, str] | None:
-        """A call's status as its callback would give it; None when it cannot be asked."""
-        return await call_status(self.client, sid)
+    async def call_status(self, attempt_id: int, sid: str) -> CallProgress | None:
+        """Attempt ``attempt_id``'s call as its status callback would tell it; None when it cannot be asked."""
+        return await call_status(self.client, attempt_id, sid)
 
     def _list(self, stuck: Stuck) -> list[Any]:
         return list(self.client.messages.list(to=stuck.to, from_=stuck.sender, limit=MAX_LISTED,
@@ -118,15 +120,16 @@ async def find_call(client: Any, *, to: str, sender: str, since: datetime, known
     return _oldest(candidates) if candidates else None
 
 
-async def call_status(client: Any, sid: str) -> dict[str, str] | None:
-    """A call's status from the twilio client, as its status callback's fields; None when it cannot be asked."""
+async def call_status(client: Any, attempt_id: int, sid: str) -> CallProgress | None:
+    """A call's progress from the twilio client, as its status callback would tell it (the neutral
+    :class:`~bot.channels.events.CallProgress`); None when it cannot be asked."""
     try:
         call = await asyncio.to_thread(lambda: client.calls(sid).fetch())
     except Exception as exc:  # the provider could not be asked: the next pass asks again
         log.info("status of call %s not fetched: %s", sid, getattr(exc, "code", None) or type(exc).__name__)
         return None
-    return {"CallSid": sid, "CallStatus": str(call.status or ""), "CallDuration": str(call.duration or ""),
-            "AnsweredBy": str(getattr(call, "answered_by", None) or "")}
+    return progress(attempt_id, sid, str(call.status or ""), str(call.duration or ""),
+                    str(getattr(call, "answered_by", None) or ""))
 
 
 async def message_status(client: Any, sid: str) -> tuple[str, str | None] | None:

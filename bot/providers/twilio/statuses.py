@@ -3,7 +3,7 @@ dispatcher's status checks read.
 
 Twilio may send a message's or a call's status callbacks more than once and in any
 order; a status is applied only over a lower-ranked one (bot.web.status,
-bot.voice.service).  Messages::
+bot.voice.service read the ranks through the functions below, and rank nothing themselves).  Messages::
 
     accepted, scheduled, queued  <  sending  <  sent  <  delivered | undelivered | failed | canceled  <  read
 
@@ -23,6 +23,11 @@ __all__ = [
     "MESSAGE_FINAL",
     "MESSAGE_OUTCOME",
     "STATUS_RANK",
+    "answered_kind",
+    "call_status_advances",
+    "is_call_status",
+    "lower_call_statuses",
+    "lower_statuses",
 ]
 
 #: Message statuses, ranked.
@@ -52,3 +57,44 @@ CALL_STATUS_RANK: dict[str, int] = {
 }
 #: Call statuses after which nothing more is expected.
 CALL_FINAL = ("completed", "busy", "failed", "no-answer", "canceled")
+
+
+def lower_statuses(status: str) -> frozenset[str]:
+    """The stored message statuses a callback with ``status`` may replace (``read`` only a non-failure)."""
+    rank = STATUS_RANK[status]
+    lower = {name for name, r in STATUS_RANK.items() if r < rank}
+    if status == "read":
+        lower -= FAILURE_STATUSES
+    return frozenset(lower)
+
+
+def is_call_status(status: str) -> bool:
+    """Whether ``status`` is a call status word this table knows."""
+    return status in CALL_STATUS_RANK
+
+
+def lower_call_statuses(status: str) -> list[str]:
+    """The stored call statuses ``status`` may replace, sorted (empty for an unknown word)."""
+    rank = CALL_STATUS_RANK.get(status)
+    if rank is None:
+        return []
+    return sorted(s for s, r in CALL_STATUS_RANK.items() if r < rank)
+
+
+def call_status_advances(current: str | None, status: str) -> bool:
+    """Whether a call at ``current`` moves forward to ``status`` (an unknown ``status`` never does)."""
+    rank = CALL_STATUS_RANK.get(status)
+    return rank is not None and CALL_STATUS_RANK.get(current or "", 0) < rank
+
+
+def answered_kind(word: str | None) -> str:
+    """Who answered, from Twilio's ``AnsweredBy`` word: ``person`` (``human``), ``machine``
+    (``machine_start``, ``machine_end_beep``, ...), ``fax`` or ``unknown``."""
+    word = (word or "").strip().lower()
+    if word == "human":
+        return "person"
+    if word.startswith("machine"):
+        return "machine"
+    if word == "fax":
+        return "fax"
+    return "unknown"
