@@ -26,7 +26,7 @@ from bot.events.delivery import DeliveryOptions, backoff, deliver_due
 from bot.events.subscriptions import add_subscription, list_deliveries, replay
 from bot.replies import record_opt_out
 
-from dispatch_support import add_borrower
+from builders import add_borrower
 from events_support import Receiver
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -324,7 +324,7 @@ def test_replies_emit_reply_promise_consent_and_task_events(db: Database) -> Non
     from bot.db.models import Installment, Loan, Payment
     from bot.replies import InboundSms, check_promises, process_inbound_sms
 
-    from dispatch_support import AT, add_loan
+    from builders import AT, add_loan
 
     add_borrower(db, "B1")
     add_loan(db, "B1", "L1", [("I1", date(2026, 11, 20))])
