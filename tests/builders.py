@@ -4,10 +4,12 @@ Not a test module: pytest collects nothing here.  tests/conftest.py exposes it
 as the ``build`` fixture (bound to the test's ``db``); support modules and tests
 that write inside a session of their own call the functions directly.
 
-Rows are written as the importer writes them: the borrower, a granted consent
-per channel with an address, the loan, its installments, and the loan settled
-by :func:`bot.ledger.settle_loans` in the same transaction (so ``covered_minor``
-and ``credit_minor`` are what every reader expects).
+It writes the rows an import of the same borrower leaves: the borrower, a
+granted consent per channel that has an address, the loan, its installments,
+and, as the importer does, the loan settled by :func:`bot.ledger.settle_loans`
+in the same transaction (so ``covered_minor`` and ``credit_minor`` are what
+every reader expects; ``settle=False`` for a test that adds payments and
+settles itself).
 
 Defaults describe an ordinary borrower in New York owing $100.00; every column a
 test relies on is a keyword.  ``phone``/``email`` default to addresses derived
@@ -76,14 +78,15 @@ def add_borrower(
     timezone: str | None = None,
     consent: Iterable[str] = CHANNELS,
     opted_out: Iterable[str] = (),
+    refused: Iterable[str] = (),
     cease: datetime | None = None,
     at: datetime = AT,
 ) -> None:
-    """A borrower with a granted consent for each channel of ``consent`` that has an address;
-    those in ``opted_out`` were opted out by SMS the day before ``at``."""
+    """A borrower with a consent row for each channel of ``consent`` that has an address: granted
+    but for those in ``refused``; those in ``opted_out`` were opted out by SMS the day before ``at``."""
     phone = derived_phone(borrower_id) if phone is DERIVED else phone
     email = derived_email(borrower_id) if email is DERIVED else email
-    opted = set(opted_out)
+    opted, denied = set(opted_out), set(refused)
     with _session(target) as s:
         s.add(Borrower(id=borrower_id, full_name=name, phone_e164=phone, email=email, locale=locale,
                        timezone=timezone, region=region, country=country, cease_communication_at=cease,
@@ -92,7 +95,7 @@ def add_borrower(
         for channel in consent:
             address = email if channel == "email" else phone
             if address:
-                s.add(Consent(borrower_id=borrower_id, channel=channel, address=address, granted=True,
+                s.add(Consent(borrower_id=borrower_id, channel=channel, address=address, granted=channel not in denied,
                               opted_out_at=at - timedelta(days=1) if channel in opted else None,
                               opt_out_source="sms" if channel in opted else None, updated_at=at))
 
