@@ -6,6 +6,9 @@ PostgreSQL (127.0.0.1:5432, database ``test``, trust auth by default; set
 only SQLite locally).  Each PostgreSQL test session works in a schema of its
 own, so parallel runs and a developer's data never collide.
 
+Borrowers, consents, loans and installments are written by tests/builders.py
+(the ``build`` fixture, or its functions inside a test's own session).
+
 With ``CI=true`` a skipped test fails the run: CI must have every dependency.
 """
 
@@ -24,6 +27,8 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+
+from builders import Build
 
 from bot.clock import FixedClock
 from bot.db import Database
@@ -136,6 +141,12 @@ def db(db_url: str) -> Iterator[Database]:
         yield database
     finally:
         database.dispose()
+
+
+@pytest.fixture
+def build(db: Database) -> Build:
+    """The test data builder (tests/builders.py) on ``db``: ``build.account("B1", due=...)``."""
+    return Build(db)
 
 
 # --- clock and CLI -----------------------------------------------------------

@@ -1,4 +1,6 @@
-"""Helpers shared by the dispatcher's tests (tests/test_dispatch*.py): data, adapters, servers.
+"""Helpers shared by the dispatcher's tests (tests/test_dispatch*.py): replies, reads, adapters, servers.
+
+Borrowers and loans come from tests/builders.py.
 
 Not a test module: pytest collects nothing here.
 """
@@ -9,9 +11,8 @@ import asyncio
 import itertools
 import socket
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from email import message_from_bytes, policy
 from email.parser import BytesHeaderParser
 from email.message import Message
@@ -19,46 +20,15 @@ from typing import Any
 
 from sqlalchemy import select
 
+from builders import AT
+
 from bot.channels.base import ApprovedMessage, Channel, SendResult
 from bot.db import Database
-from bot.db.models import Borrower, Consent, ContactAttempt, InboundMessage, Installment, Loan
+from bot.db.models import Borrower, Consent, ContactAttempt, InboundMessage
 from bot.demo.mailbox import Mailbox
 from bot.domain import Channel as ChannelName
-from bot.ledger import settle_loans
 
-AT = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)  # Saturday 10:00 in New York
 TODAY = date(2026, 11, 28)
-
-
-def add_borrower(db: Database, borrower_id: str, *, phone: str | None = None, email: str | None = None,
-                 name: str = "Jane Doe", locale: str = "en-US", region: str | None = "NY", country: str = "US",
-                 timezone: str | None = None, consent: Iterable[str] = ("sms", "voice", "email"),
-                 opted_out: Iterable[str] = ()) -> None:
-    number = int("".join(ch for ch in borrower_id if ch.isdigit()) or "0")
-    phone = phone or f"+1212555{number:04d}"
-    email = email or f"borrower{number}@example.com"
-    with db.session() as s:
-        s.add(Borrower(id=borrower_id, full_name=name, phone_e164=phone, email=email, locale=locale,
-                       timezone=timezone, region=region, country=country, created_at=AT, updated_at=AT))
-        s.flush()
-        for channel in consent:
-            address = email if channel == "email" else phone
-            s.add(Consent(borrower_id=borrower_id, channel=channel, address=address, granted=True,
-                          opted_out_at=AT - timedelta(days=1) if channel in set(opted_out) else None,
-                          opt_out_source="sms" if channel in set(opted_out) else None, updated_at=AT))
-
-
-def add_loan(db: Database, borrower_id: str, loan_id: str, installments: Iterable[tuple[str, date]], *,
-             amount: int = 10_000, paid: int = 0, currency: str = "USD") -> None:
-    with db.session() as s:
-        s.add(Loan(id=loan_id, borrower_id=borrower_id, product="personal", principal_minor=100_000,
-                   currency=currency, opened_on=date(2026, 1, 1), created_at=AT, updated_at=AT))
-        s.flush()
-        for installment_id, due in installments:
-            s.add(Installment(id=installment_id, loan_id=loan_id, due_date=due, amount_due_minor=amount,
-                              amount_paid_minor=paid, created_at=AT, updated_at=AT))
-        s.flush()
-        settle_loans(s, [loan_id], at=AT)
 
 
 def due_in(days: int, today: date = TODAY) -> date:

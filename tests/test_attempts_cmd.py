@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from bot.db import Database
 from bot.db.models import ContactAttempt
-from dispatch_support import AT, add_borrower
+from builders import AT, add_borrower
 
 PHONE = "+12125550001"
 EMAIL = "jane.doe@example.com"

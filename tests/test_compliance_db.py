@@ -10,19 +10,21 @@ import itertools
 import json
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy.orm import Session
 
+import builders
+
 from bot.compliance import HistoryEntry, StopState, Subject, check
 from bot.compliance import loader as loader_module
 from bot.compliance.loader import load_context, load_contexts
 from bot.db import Database
-from bot.db.models import Borrower, Consent, ContactAttempt, Installment, Loan, Promise, Task
+from bot.db.models import Consent, ContactAttempt, Promise, Task
 from bot.domain import Channel
 from bot.errors import NotFoundError
-from bot.ledger import settle_loans
 
 NY = ZoneInfo("America/New_York")
 SH = ZoneInfo("Asia/Shanghai")
@@ -32,41 +34,11 @@ EMAIL = "jane.doe@example.com"
 _keys = itertools.count()
 
 
-def add_borrower(
-    session: Session,
-    borrower_id: str,
-    *,
-    country: str = "US",
-    region: str | None = "NY",
-    timezone: str | None = None,
-    phone: str | None = PHONE,
-    email: str | None = EMAIL,
-    consent: tuple[str, ...] = ("sms", "voice", "email"),
-    cease: datetime | None = None,
-    owed: bool = True,
-) -> None:
-    session.add(Borrower(
-        id=borrower_id, full_name="Jane Doe", phone_e164=phone, email=email, locale="en-US",
-        timezone=timezone, region=region, country=country, cease_communication_at=cease,
-        created_at=T0, updated_at=T0,
-    ))
-    for channel in consent:
-        address = email if channel == "email" else phone
-        if address:
-            session.add(Consent(borrower_id=borrower_id, channel=channel, address=address, granted=True,
-                                updated_at=T0))
-    add_loan(session, f"{borrower_id}-L1", borrower_id, date(2026, 11, 15), paid=not owed)
-    session.flush()
-
-
-def add_loan(session: Session, loan_id: str, borrower_id: str, due: date, *, paid: bool = False) -> None:
-    session.add(Loan(id=loan_id, borrower_id=borrower_id, product="personal", principal_minor=100_000,
-                     currency="USD", opened_on=date(2026, 1, 1), created_at=T0, updated_at=T0))
-    session.flush()
-    session.add(Installment(id=f"{loan_id}-I1", loan_id=loan_id, due_date=due, amount_due_minor=10_000,
-                            amount_paid_minor=10_000 if paid else 2_500, created_at=T0, updated_at=T0))
-    session.flush()
-    settle_loans(session, [loan_id], at=T0)
+def add_borrower(session: Session, borrower_id: str, *, owed: bool = True, **kwargs: Any) -> None:
+    """A borrower (tests/builders.py) on :data:`PHONE` and :data:`EMAIL` with one loan ``<id>-L1``:
+    $25.00 of its $100.00 installment due 15 November paid (all of it unless ``owed``)."""
+    values = {"phone": PHONE, "email": EMAIL, "at": T0, "due": date(2026, 11, 15), "paid": 2_500 if owed else 10_000}
+    builders.add_account(session, borrower_id, **(values | kwargs))
 
 
 def add_attempt(
@@ -107,7 +79,8 @@ def test_load_context_builds_subject_history_and_stop_state(db: Database) -> Non
     at = L("2026-11-30T12:00")
     with db.session() as s:
         add_borrower(s, "B1", timezone="America/New_York")
-        add_loan(s, "B1-L0", "B1", date(2026, 10, 15))  # older outstanding installment: the default loan
+        # An older outstanding installment: the default loan.
+        builders.add_loan(s, "B1", "B1-L0", [("B1-L0-I1", date(2026, 10, 15))], paid=2_500, at=T0)
         # An opt-out and a wrong-number flag on an OLD number do not count.
         s.add(Consent(borrower_id="B1", channel="sms", address="+12125550000", granted=True,
                       opted_out_at=T0, address_flag="wrong_number", updated_at=T0))
@@ -257,7 +230,7 @@ def test_check_region_ca_with_new_york_phone(db: Database, db_url: str, run_bot)
 def test_check_seven_imported_calls(db: Database, db_url: str, run_bot) -> None:
     with db.session() as s:
         add_borrower(s, "B1")
-        add_loan(s, "B1-L2", "B1", date(2026, 12, 15))
+        builders.add_loan(s, "B1", "B1-L2", [("B1-L2-I1", date(2026, 12, 15))], paid=2_500, at=T0)
         for day in range(24, 31):
             add_attempt(s, "B1", "voice", L(f"2026-11-{day}T10:00"))
     args = ("--at", "2026-11-30T15:00:00-05:00")
@@ -408,13 +381,12 @@ def test_automatic_replies_do_not_count_towards_frequency_caps(db) -> None:
     from datetime import UTC, datetime
 
     from bot.compliance.loader import load_contexts
-    from bot.db.models import Borrower, ContactAttempt
+    from bot.db.models import ContactAttempt
 
     at = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)
     with db.session() as s:
-        s.add(Borrower(id="BR1", full_name="Test Person", phone_e164="+16175550123", email=None, locale="en-US",
-                       timezone=None, region="MA", country="US", created_at=at, updated_at=at))
-        s.flush()
+        builders.add_borrower(s, "BR1", name="Test Person", phone="+16175550123", email=None, region="MA",
+                              consent=(), at=at)
         for i, source in enumerate(("reply", "reply", "planner")):
             s.add(ContactAttempt(dedupe_key=f"k{i}", borrower_id="BR1", channel="sms", source=source, status="sent",
                                  outcome="delivered", occurred_at=at.replace(hour=10 + i), created_at=at, updated_at=at))

@@ -1,6 +1,6 @@
 """Helpers shared by the console tests, and their own checks.
 
-* :func:`seed` writes a small portfolio with calls: borrowers, contacts,
+* :func:`seed` writes a small portfolio with calls: borrowers (tests/builders.py), contacts,
   replies, a promise, tasks, three call sessions with turns, and the turns'
   audio as real WAV files under a media directory;
 * :func:`add_users` writes the three console users (one per role) with a
@@ -28,25 +28,15 @@ import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import func, select
 
+from builders import add_account
+
 from bot.app import create_app
 from bot.clock import FixedClock
 from bot.config import Settings, load_settings
 from bot.console import charts
 from bot.console.filters import InvalidInput, parse_audit_filters, parse_call_filters, parse_task_filters
 from bot.db import Database
-from bot.db.models import (
-    Borrower,
-    CallSession,
-    CallTurn,
-    Consent,
-    ContactAttempt,
-    InboundMessage,
-    Installment,
-    Loan,
-    Promise,
-    Task,
-    User,
-)
+from bot.db.models import CallSession, CallTurn, ContactAttempt, InboundMessage, Promise, Task, User
 from bot.sandbox.server import ThreadedServer
 from bot.web.context import WebContext
 
@@ -103,21 +93,6 @@ class Seeded:
     media_dir: Path
 
 
-def _borrower(session: Any, bid: str, name: str, phone: str, email: str, locale: str, country: str,
-              region: str, currency: str, due: date) -> None:
-    t0 = NOW - timedelta(days=200)
-    session.add(Borrower(id=bid, full_name=name, phone_e164=phone, email=email, locale=locale, timezone=None,
-                         region=region, country=country, cease_communication_at=None, created_at=t0, updated_at=t0))
-    session.flush()
-    for channel, address in (("sms", phone), ("voice", phone), ("email", email)):
-        session.add(Consent(borrower_id=bid, channel=channel, address=address, granted=True, updated_at=t0))
-    session.add(Loan(id=f"{bid}-L1", borrower_id=bid, product="personal", principal_minor=100_000, currency=currency,
-                     opened_on=date(2026, 1, 1), created_at=t0, updated_at=t0))
-    session.flush()
-    session.add(Installment(id=f"{bid}-L1-I1", loan_id=f"{bid}-L1", due_date=due, amount_due_minor=10_000,
-                            amount_paid_minor=0, created_at=t0, updated_at=t0))
-
-
 def _attempt(session: Any, key: str, bid: str, channel: str, address: str, at: datetime, *,
              provider_status: str | None = None, outcome: str | None = None) -> int:
     decision = {"allowed": True, "reasons": [], "rule_set": "us+us-ny", "zones": ["America/New_York"],
@@ -150,8 +125,10 @@ def seed(db: Database, media_dir: Path) -> Seeded:
         (media_dir / name).write_bytes(wav_bytes())
     today_call = NOW - timedelta(hours=1)
     with db.session() as session:
-        _borrower(session, "B1", B1_NAME, B1_PHONE, B1_EMAIL, "en-US", "US", "NY", "USD", date(2026, 11, 20))
-        _borrower(session, "B2", B2_NAME, B2_PHONE, B2_EMAIL, "zh-CN", "CN", "SH", "CNY", date(2026, 11, 23))
+        created = NOW - timedelta(days=200)
+        add_account(session, "B1", name=B1_NAME, phone=B1_PHONE, email=B1_EMAIL, due=date(2026, 11, 20), at=created)
+        add_account(session, "B2", name=B2_NAME, phone=B2_PHONE, email=B2_EMAIL, locale="zh-CN", country="CN",
+                    region="SH", due=date(2026, 11, 23), at=created)
         _attempt(session, "sms-b1", "B1", "sms", B1_PHONE, NOW - timedelta(hours=3), provider_status="delivered",
                  outcome="delivered")
         _attempt(session, "sms-b2", "B2", "sms", B2_PHONE, NOW - timedelta(hours=2), provider_status="undelivered",

@@ -38,7 +38,8 @@ from bot.policy import Policy, load_policy
 from bot.sandbox import Sandbox, SandboxServer
 from bot.scheduler.planner import plan
 
-from dispatch_support import AT, FakeChannel, add_borrower, add_loan, attempts, due_in, free_port
+from builders import AT, add_borrower, add_loan
+from dispatch_support import FakeChannel, attempts, due_in, free_port
 from test_web_support import PUBLIC, TOKEN, WebHarness, harness, make_settings  # noqa: F401 (a fixture)
 
 

@@ -31,11 +31,9 @@ from bot.providers.twilio.lookup import match
 from bot.ratelimit import Limit, TokenBuckets, refill
 from bot.scheduler.planner import plan
 
+from builders import AT, add_borrower, add_loan
 from dispatch_support import (
-    AT,
     FakeChannel,
-    add_borrower,
-    add_loan,
     add_reply,
     attempt,
     attempts,

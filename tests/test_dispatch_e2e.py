@@ -43,7 +43,8 @@ from bot.replies import record_opt_out
 from bot.sandbox import Sandbox, SandboxServer
 from bot.scheduler.planner import plan
 
-from dispatch_support import AT, SmtpSink, add_borrower, add_loan, add_reply, attempts, consent, due_in, free_port
+from builders import AT, add_borrower, add_loan
+from dispatch_support import SmtpSink, add_reply, attempts, consent, due_in, free_port
 
 NIGHT = datetime(2026, 11, 29, 2, 30, tzinfo=UTC)  # 21:30 Saturday in New York
 NEXT_MORNING = datetime(2026, 11, 29, 13, 0, tzinfo=UTC)  # 08:00 Sunday in New York

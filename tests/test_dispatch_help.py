@@ -35,7 +35,7 @@ from test_web_support import (
     OUR_NUMBER,
     PHONE,
     WebHarness,
-    add_borrower,
+    add_account,
     harness,  # noqa: F401 - fixture
     make_settings,
 )
@@ -64,7 +64,7 @@ def bot(harness: WebHarness, sandbox_server: SandboxServer, db: Database) -> tup
                               twilio_from_numbers=[OUR_NUMBER], rate_limits_enabled=False), db, sandbox.clock)
     sandbox.add_number(OUR_NUMBER, sms_url=harness.server.url("/twilio/sms"))
     with db.session() as session:
-        add_borrower(session, "B1", due=date(2026, 11, 22))  # due yesterday: the D+1 SMS is current
+        add_account(session, "B1", due=date(2026, 11, 22))  # due yesterday: the D+1 SMS is current
     return harness, sandbox_server
 
 

@@ -38,15 +38,14 @@ from typing import Any
 
 import pytest
 
+from builders import add_borrower, add_loan
+
 from bot.db import Database
 from bot.db.models import (
-    Borrower,
     CallSession,
     Consent,
     ContactAttempt,
     InboundMessage,
-    Installment,
-    Loan,
     Payment,
     Promise,
     Survey,
@@ -76,15 +75,11 @@ def _seed(db: Database) -> None:
             ("B4", "en-US", "UTC", "EUR", [("I4", "2026-11-01", 8000)]),
         ]:
             lid = "L" + bid[1:]
-            s.add(Borrower(id=bid, full_name="Test Person", phone_e164=PHONES[bid], email=None, locale=locale,
-                           timezone=zone, region=None, country="US", created_at=T0, updated_at=T0))
-            s.flush()
-            s.add(Loan(id=lid, borrower_id=bid, product="p", principal_minor=100000, currency=cur,
-                       opened_on=date(2026, 1, 1), created_at=T0, updated_at=T0))
-            s.flush()
-            for iid, due, amount in inst:
-                s.add(Installment(id=iid, loan_id=lid, due_date=date.fromisoformat(due), amount_due_minor=amount,
-                                  amount_paid_minor=0, created_at=T0, updated_at=T0))
+            add_borrower(s, bid, name="Test Person", phone=PHONES[bid], email=None, locale=locale, timezone=zone,
+                         region=None, consent=(), at=T0)
+            # settled below, once the payments are in
+            add_loan(s, bid, lid, [(iid, date.fromisoformat(due), amount) for iid, due, amount in inst],
+                     currency=cur, product="p", at=T0, settle=False)
         s.flush()
         attempts = {}
         for name, bid, channel, source, status, outcome, step, when, sent in [

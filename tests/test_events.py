@@ -26,7 +26,7 @@ from bot.events.delivery import DeliveryOptions, backoff, deliver_due
 from bot.events.subscriptions import add_subscription, list_deliveries, replay
 from bot.replies import record_opt_out
 
-from dispatch_support import add_borrower
+from builders import Build
 from events_support import Receiver
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,9 +63,9 @@ def count(db: Database, model) -> int:  # type: ignore[no-untyped-def]
 # --- the outbox ---------------------------------------------------------------------------
 
 
-def test_an_event_is_written_iff_its_transaction_commits(db: Database) -> None:
+def test_an_event_is_written_iff_its_transaction_commits(db: Database, build: Build) -> None:
     clock = real_now_clock()
-    add_borrower(db, "B1")
+    build.borrower("B1")
     subscribe(db, "http://127.0.0.1:9/hooks")
     with pytest.raises(RuntimeError), db.session() as s:
         assert record_opt_out(s, "B1", "sms", "+12125550001", "sms", clock.now())
@@ -78,9 +78,9 @@ def test_an_event_is_written_iff_its_transaction_commits(db: Database) -> None:
     assert count(db, OutboxEvent) == 1
 
 
-def test_nothing_is_written_without_a_subscription_and_types_are_checked(db: Database) -> None:
+def test_nothing_is_written_without_a_subscription_and_types_are_checked(db: Database, build: Build) -> None:
     clock = real_now_clock()
-    add_borrower(db, "B1")
+    build.borrower("B1")
     opt_out(db, "B1", clock.now())
     assert count(db, OutboxEvent) == 0
     subscribe(db, "http://127.0.0.1:9/hooks", "task.opened")  # another type only
@@ -94,9 +94,9 @@ def test_nothing_is_written_without_a_subscription_and_types_are_checked(db: Dat
 # --- signed delivery ------------------------------------------------------------------------
 
 
-def test_deliveries_are_signed_and_verify_with_standardwebhooks(db: Database) -> None:
+def test_deliveries_are_signed_and_verify_with_standardwebhooks(db: Database, build: Build) -> None:
     clock = real_now_clock()
-    add_borrower(db, "B1")
+    build.borrower("B1")
     with Receiver() as receiver:
         masked_secret = subscribe(db, receiver.url + "?token=masked")
         pii_secret = subscribe(db, receiver.url + "?token=pii", pii=True)
@@ -120,11 +120,11 @@ def test_deliveries_are_signed_and_verify_with_standardwebhooks(db: Database) ->
     assert deliver_due(db, clock, FAST).counts == {}  # nothing due any more
 
 
-def test_retries_after_a_500_and_a_timeout_with_bounded_backoff(db: Database,
+def test_retries_after_a_500_and_a_timeout_with_bounded_backoff(db: Database, build: Build,
                                                                 caplog: pytest.LogCaptureFixture) -> None:
     clock = real_now_clock()
     start = clock.now()
-    add_borrower(db, "B1")
+    build.borrower("B1")
     answers = iter([(500, 0.0), (200, 1.0), (200, 0.0)])  # a 500, then slower than the 0.5 s timeout, then ok
     with Receiver(lambda _r: next(answers)) as receiver:
         secret = subscribe(db, receiver.url + "?token=s3cr3t-query")
@@ -167,10 +167,10 @@ def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:
             assert low <= wait <= high
 
 
-def test_dead_after_24_hours_listed_and_replayed(db: Database, run_bot, db_url: str) -> None:  # type: ignore[no-untyped-def]
+def test_dead_after_24_hours_listed_and_replayed(db: Database, build: Build, run_bot, db_url: str) -> None:  # type: ignore[no-untyped-def]
     clock = real_now_clock()
     start = clock.now()
-    add_borrower(db, "B1")
+    build.borrower("B1")
     status = {"code": 503}
     with Receiver(lambda _r: (status["code"], 0.0)) as receiver:
         subscribe(db, receiver.url)
@@ -208,11 +208,11 @@ def test_dead_after_24_hours_listed_and_replayed(db: Database, run_bot, db_url: 
         assert list_deliveries(s, status="pending")[0].id == row.id
 
 
-def test_a_borrower_s_events_arrive_in_order(db: Database) -> None:
+def test_a_borrower_s_events_arrive_in_order(db: Database, build: Build) -> None:
     clock = real_now_clock()
     at = clock.now()
     for borrower in ("B1", "B2"):
-        add_borrower(db, borrower)
+        build.borrower(borrower)
     failed_once: set[str] = set()
 
     def respond(request):  # type: ignore[no-untyped-def]
@@ -264,11 +264,11 @@ def test_webhook_commands_add_list_remove(db: Database, run_bot, db_url: str) ->
 # --- at least once across a kill -9 -----------------------------------------------------------
 
 
-def test_no_event_is_lost_when_the_sender_is_killed(db: Database, db_url: str, tmp_path: Path) -> None:
+def test_no_event_is_lost_when_the_sender_is_killed(db: Database, build: Build, db_url: str, tmp_path: Path) -> None:
     clock = real_now_clock()
     events = 120
     for borrower in range(1, 7):
-        add_borrower(db, f"B{borrower}")
+        build.borrower(f"B{borrower}")
     with Receiver(lambda _r: (204, 0.01)) as receiver:
         subscribe(db, receiver.url, "task.opened")
         with db.session() as s:
@@ -318,16 +318,16 @@ def subscribe_all(db: Database) -> None:
     subscribe(db, "http://127.0.0.1:9/hooks", *EVENT_TYPES)
 
 
-def test_replies_emit_reply_promise_consent_and_task_events(db: Database) -> None:
+def test_replies_emit_reply_promise_consent_and_task_events(db: Database, build: Build) -> None:
     from datetime import date
 
     from bot.db.models import Installment, Loan, Payment
     from bot.replies import InboundSms, check_promises, process_inbound_sms
 
-    from dispatch_support import AT, add_loan
+    from builders import AT
 
-    add_borrower(db, "B1")
-    add_loan(db, "B1", "L1", [("I1", date(2026, 11, 20))])
+    build.borrower("B1")
+    build.loan("B1", "L1", [("I1", date(2026, 11, 20))])
     subscribe_all(db)
 
     def sms(body: str, sid: str, at=AT) -> None:  # type: ignore[no-untyped-def]
@@ -357,14 +357,14 @@ def test_replies_emit_reply_promise_consent_and_task_events(db: Database) -> Non
     assert Loan  # the loan table is the promise's
 
 
-def test_status_callbacks_and_dispatch_writes_emit_attempt_events(db: Database) -> None:
+def test_status_callbacks_and_dispatch_writes_emit_attempt_events(db: Database, build: Build) -> None:
     from bot.db.models import ContactAttempt
     from bot.dispatch.records import Failed, Records, Sent
     from bot.web.status import apply_status
 
     from dispatch_support import AT
 
-    add_borrower(db, "B1")
+    build.borrower("B1")
     subscribe_all(db)
     with db.session() as s:
         for n in (1, 2, 3):

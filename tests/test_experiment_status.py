@@ -24,6 +24,8 @@ from typing import Any
 
 import pytest
 
+from builders import add_borrower, add_loan
+
 from bot.db import Database
 from bot.db import models as m
 from bot.ledger import settle_loans
@@ -69,14 +71,10 @@ def _seed(db: Database, policy: Policy) -> None:
             delivered, promises, kept, broken, paid, opt_outs, disputes = PLAN[arm]
             for i, bid in enumerate(bids):
                 lid = "L" + bid
-                s.add(m.Borrower(id=bid, full_name="Test Person", phone_e164=f"+1555{i:07d}", email=None,
-                               locale="en-US", timezone="UTC", region=None, country="US", created_at=T0, updated_at=T0))
-                s.flush()
-                s.add(m.Loan(id=lid, borrower_id=bid, product="p", principal_minor=10000, currency="USD",
-                           opened_on=date(2026, 1, 1), created_at=T0, updated_at=T0))
-                s.flush()
-                s.add(m.Installment(id="I" + bid, loan_id=lid, due_date=date(2026, 11, 1), amount_due_minor=10000,
-                                  amount_paid_minor=0, created_at=T0, updated_at=T0))
+                add_borrower(s, bid, name="Test Person", phone=f"+1555{i:07d}", email=None, timezone="UTC",
+                             region=None, consent=(), at=T0)
+                add_loan(s, bid, lid, [("I" + bid, date(2026, 11, 1))], amount=10000, principal=10000, product="p",
+                         at=T0, settle=False)  # settled below, once the payments are in
                 s.add(m.ContactAttempt(dedupe_key=f"plan:I{bid}:{arm}:4:sms", borrower_id=bid, loan_id=lid,
                                      channel="sms", source="planner", status="sent",
                                      outcome="delivered" if i < delivered else "failed", step=f"{arm}:D+4:sms",

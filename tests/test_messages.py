@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
+from builders import add_borrower, add_loan
+
 from bot.config import Settings
 from bot.db import Database
-from bot.db.models import Borrower, ContactAttempt, InboundMessage, Installment, Loan
-from bot.ledger import settle_loans
+from bot.db.models import ContactAttempt, InboundMessage
 from bot.messages import (
     REPLY_KINDS,
     ComposeError,
@@ -489,17 +490,9 @@ def test_validate_templates_checks_what_the_bot_can_send(edited_templates: Path)
 def test_load_message_data_and_compose_from_a_session(db: Database, renderer: Renderer, settings: Settings) -> None:
     sid = "SM" + "a" * 32
     with db.session() as s:
-        s.add(Borrower(id="B1", full_name="Jane Doe", phone_e164="+12125551234", email="jane@example.com",
-                       locale="en-US", timezone="America/Chicago", region="IL", country="US", created_at=AT,
-                       updated_at=AT))
-        s.flush()
-        s.add(Loan(id="L-77-0042", borrower_id="B1", product="personal", principal_minor=100_000, currency="USD",
-                   opened_on=date(2025, 1, 1), created_at=AT, updated_at=AT))
-        s.flush()
-        s.add(Installment(id="I1", loan_id="L-77-0042", due_date=date(2026, 1, 15), amount_due_minor=20_000,
-                          amount_paid_minor=5_000, created_at=AT, updated_at=AT))
-        s.flush()
-        settle_loans(s, ["L-77-0042"], at=AT)
+        add_borrower(s, "B1", phone="+12125551234", email="jane@example.com", timezone="America/Chicago",
+                     region="IL", consent=(), at=AT)
+        add_loan(s, "B1", "L-77-0042", [("I1", date(2026, 1, 15), 20_000, 5_000)], opened_on=date(2025, 1, 1), at=AT)
         planned = ContactAttempt(dedupe_key="plan:I1:main:1:sms", borrower_id="B1", loan_id="L-77-0042",
                                  installment_id="I1", channel="sms", source="planner", status="planned",
                                  template="reminder_overdue", address="+12125551234", next_attempt_at=AT,

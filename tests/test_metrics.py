@@ -11,7 +11,7 @@ from bot.clock import FixedClock
 from bot.db import Database
 from bot.db.models import ContactAttempt
 from bot.metrics import HEARTBEAT, Heartbeat
-from test_web_support import EMAIL, PHONE, T0, WebHarness, add_borrower, harness, web  # noqa: F401 - fixtures
+from test_web_support import EMAIL, PHONE, T0, WebHarness, add_account, harness, web  # noqa: F401 - fixtures
 
 TOKEN = "a-metrics-token-for-tests"
 
@@ -19,7 +19,7 @@ TOKEN = "a-metrics-token-for-tests"
 @pytest.fixture
 def populated(db: Database) -> None:
     with db.session() as s:
-        add_borrower(s, "B1")
+        add_account(s, "B1")
         s.flush()
         for n, (channel, status) in enumerate([("sms", "planned"), ("sms", "planned"), ("email", "sent"),
                                                ("voice", "deferred")]):

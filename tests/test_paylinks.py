@@ -15,7 +15,7 @@ from bot.ledger import settle_loans
 from bot.messages import compose, sms_segments
 from bot.paylinks import decode_code, make_code, make_token, read_token
 from bot.rendering import Renderer
-from test_web_support import PHONE, WebHarness, add_borrower, harness, web  # noqa: F401 - fixtures
+from test_web_support import PHONE, WebHarness, add_account, harness, web  # noqa: F401 - fixtures
 
 SECRET = "a-test-payment-link-secret-of-32-bytes"
 T0 = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)
@@ -87,7 +87,7 @@ def attempt(db: Database) -> ContactAttempt:
 
 def add_borrower_to(db: Database) -> None:
     with db.session() as s:
-        add_borrower(s, "B1", amount_due=20_000)
+        add_account(s, "B1", amount=20_000)
 
 
 def _compose(db: Database, web: WebHarness, attempt: ContactAttempt, at: datetime, **settings: object):

@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 from api_support import Api, new_key
-from dispatch_support import FakeChannel, add_borrower, add_loan
+from builders import add_borrower, add_loan
+from dispatch_support import FakeChannel
 from sqlalchemy import func, select
 from test_web_support import OUR_NUMBER, WebHarness, harness, new_sid, web  # noqa: F401 - fixtures
 

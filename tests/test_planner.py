@@ -7,8 +7,8 @@ passes to the check, grouping, conditions).
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -17,11 +17,12 @@ from typing import Any
 import pytest
 from sqlalchemy import event, func, select, update
 
-from dispatch_support import add_loan
+import builders
+from builders import add_loan
 
 from bot.compliance.types import Decision, RuleResult
 from bot.db import Database
-from bot.db.models import Borrower, ContactAttempt, Consent, Installment, Loan, Promise, Task
+from bot.db.models import Borrower, ContactAttempt, Consent, Promise, Task
 from bot.policy import Policy, load_policy
 from bot.scheduler.planner import PlanReport, plan
 
@@ -39,21 +40,8 @@ def policy() -> Policy:
 # --- data ------------------------------------------------------------------------------
 
 
-def add_borrower(db: Database, borrower_id: str = "B1", *, name: str = "Jane Doe", phone: str | None = PHONE,
-                 email: str | None = EMAIL, locale: str = "en-US", timezone: str | None = None,
-                 region: str | None = "NY", country: str = "US",
-                 consent: Iterable[str] = ("sms", "voice", "email"), opted_out: Iterable[str] = ()) -> None:
-    with db.session() as s:
-        s.add(Borrower(id=borrower_id, full_name=name, phone_e164=phone, email=email, locale=locale,
-                       timezone=timezone, region=region, country=country, created_at=AT, updated_at=AT))
-        s.flush()
-        opted = set(opted_out)
-        for channel in consent:
-            address = email if channel == "email" else phone
-            if address:
-                s.add(Consent(borrower_id=borrower_id, channel=channel, address=address, granted=True,
-                              opted_out_at=AT - timedelta(days=1) if channel in opted else None,
-                              opt_out_source="sms" if channel in opted else None, updated_at=AT))
+#: Borrowers here have one phone and one e-mail address unless a test gives others.
+add_borrower = functools.partial(builders.add_borrower, phone=PHONE, email=EMAIL)
 
 
 def due(offset: int, today: date = TODAY) -> date:
@@ -430,20 +418,13 @@ def test_statements_per_batch_do_not_grow_with_installments(db: Database, policy
     for n in range(3):
         add_borrower(db, f"S{n}", phone=f"+1212555003{n}", email=f"s{n}@example.com")
         add_loan(db, f"S{n}", f"LS{n}", [(f"IS{n}", due(1)), (f"IS{n}b", due(16))])
-    with db.session() as s:  # 60 borrowers due 90 days later, inserted in bulk
+    with db.session() as s:  # 60 borrowers due 90 days later, in one transaction
         for n in range(60):
-            s.add(Borrower(id=f"M{n:02d}", full_name="X Y", phone_e164=f"+1312555{n:04d}", email=None,
-                           locale="en-US", timezone=None, region="IL", country="US", created_at=AT, updated_at=AT))
-        s.flush()
-        for n in range(60):
-            s.add(Loan(id=f"LM{n:02d}", borrower_id=f"M{n:02d}", product="p", principal_minor=1, currency="USD",
-                       opened_on=TODAY, created_at=AT, updated_at=AT))
-        s.flush()
-        for n in range(60):
-            s.add(Installment(id=f"IM{n:02d}", loan_id=f"LM{n:02d}", due_date=due(1, later.date()),
-                              amount_due_minor=100, amount_paid_minor=0, created_at=AT, updated_at=AT))
-            s.add(Installment(id=f"IM{n:02d}b", loan_id=f"LM{n:02d}", due_date=due(16, later.date()),
-                              amount_due_minor=100, amount_paid_minor=0, created_at=AT, updated_at=AT))
+            builders.add_borrower(s, f"M{n:02d}", name="X Y", phone=f"+1312555{n:04d}", email=None, region="IL",
+                                  consent=())
+            add_loan(s, f"M{n:02d}", f"LM{n:02d}", [(f"IM{n:02d}", due(1, later.date()), 100),
+                                                     (f"IM{n:02d}b", due(16, later.date()), 100)],
+                     principal=1, product="p", opened_on=TODAY)
     small, small_report = _count_statements(db, AT, policy)
     large, large_report = _count_statements(db, later, policy)
     assert small_report.selected == 6 and large_report.selected == 120

@@ -13,6 +13,7 @@ import csv
 import itertools
 import logging
 import re
+from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -23,8 +24,10 @@ import pytest
 from babel.numbers import get_currency_precision
 from sqlalchemy import select
 
+from builders import CHANNELS, add_borrower, add_loan
+
 from bot.db import Database
-from bot.db.models import AuditEvent, Borrower, Consent, ContactAttempt, Installment, Loan, Payment
+from bot.db.models import AuditEvent, ContactAttempt, Payment
 from bot.ledger import settle_loans
 from bot.privacy import (
     RedactingFilter,
@@ -453,34 +456,20 @@ def load_sample(db: Database, directory: Path, borrower_ids: set[str]) -> list[d
     currency = {r["loan_id"]: r["currency"] for r in loans}
     with db.session() as session:
         for r in people:
-            phone = _e164(r["phone"], r["country"])
-            session.add(Borrower(
-                id=r["borrower_id"], full_name=r["full_name"], phone_e164=phone, email=r["email"] or None,
-                locale=r["locale"], timezone=r["timezone"] or None, region=r["region"], country=r["country"],
-                created_at=now, updated_at=now,
-            ))  # fmt: skip
-            for channel, flag in (("sms", "consent_sms"), ("voice", "consent_voice")):
-                session.add(Consent(borrower_id=r["borrower_id"], channel=channel, address=phone,
-                                    granted=r[flag] == "true", updated_at=now))  # fmt: skip
-            if r["email"]:
-                session.add(Consent(borrower_id=r["borrower_id"], channel="email", address=r["email"],
-                                    granted=r["consent_email"] == "true", updated_at=now))  # fmt: skip
-        session.flush()
-        for r in loans:
-            session.add(Loan(
-                id=r["loan_id"], borrower_id=r["borrower_id"], product=r["product"],
-                principal_minor=_minor(r["principal"], r["currency"]), currency=r["currency"],
-                opened_on=date.fromisoformat(r["opened_on"]), created_at=now, updated_at=now,
-            ))  # fmt: skip
-        session.flush()
+            add_borrower(session, r["borrower_id"], name=r["full_name"], phone=_e164(r["phone"], r["country"]),
+                         email=r["email"] or None, locale=r["locale"], timezone=r["timezone"] or None,
+                         region=r["region"], country=r["country"],
+                         refused=[c for c in CHANNELS if r[f"consent_{c}"] != "true"], at=now)
+        installments: dict[str, list[tuple[str, date, int, int]]] = defaultdict(list)
         for r in rows("installments"):
             if r["loan_id"] in currency:
                 cur = currency[r["loan_id"]]
-                session.add(Installment(
-                    id=r["installment_id"], loan_id=r["loan_id"], due_date=date.fromisoformat(r["due_date"]),
-                    amount_due_minor=_minor(r["amount_due"], cur), amount_paid_minor=_minor(r["amount_paid"], cur),
-                    created_at=now, updated_at=now,
-                ))  # fmt: skip
+                installments[r["loan_id"]].append((r["installment_id"], date.fromisoformat(r["due_date"]),
+                                                   _minor(r["amount_due"], cur), _minor(r["amount_paid"], cur)))
+        for r in loans:  # settled below, with their payments
+            add_loan(session, r["borrower_id"], r["loan_id"], installments[r["loan_id"]], currency=r["currency"],
+                     principal=_minor(r["principal"], r["currency"]), product=r["product"],
+                     opened_on=date.fromisoformat(r["opened_on"]), at=now, settle=False)
         for r in rows("payments"):
             if r["loan_id"] in currency:
                 session.add(Payment(

@@ -41,7 +41,7 @@ from bot.replies import (
     record_opt_out,
     redact_reply,
 )
-from test_web_support import OUR_NUMBER, PHONE, T0, add_borrower, counts, new_sid, wait_for_lock_wait
+from test_web_support import OUR_NUMBER, PHONE, T0, add_account, counts, new_sid, wait_for_lock_wait
 
 # Saturday 28 November 2026, 10:00 in New York (inside contact hours).
 AT = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)
@@ -56,7 +56,7 @@ def sms(db: Database, body: str, *, from_: str = PHONE, at: datetime = AT, sid: 
 @pytest.fixture
 def borrower(db: Database) -> str:
     with db.session() as session:
-        add_borrower(session, "B1")
+        add_account(session, "B1")
     return "B1"
 
 
@@ -94,7 +94,7 @@ def actions(db: Database) -> list[str]:
 
 def test_record_opt_out_creates_the_row_once_and_opt_in_clears_it(db: Database) -> None:
     with db.session() as session:
-        add_borrower(session, "B1", consent=())
+        add_account(session, "B1", consent=())
     with db.session() as session:
         assert record_opt_out(session, "B1", "sms", PHONE, "carrier_21610", AT) is True
         assert record_opt_out(session, "B1", "sms", PHONE, "carrier_21610", AT + timedelta(hours=1)) is False
@@ -342,8 +342,8 @@ def test_unknown_chinese_number_gets_chinese_rules(db: Database) -> None:
 
 def test_shared_number_the_last_contacted_borrower_is_chosen_and_stops_apply_to_all(db: Database) -> None:
     with db.session() as session:
-        add_borrower(session, "A1")
-        add_borrower(session, "Z9")
+        add_account(session, "A1")
+        add_account(session, "Z9")
         session.add(ContactAttempt(dedupe_key="k1", borrower_id="Z9", channel="sms", source="planner",
                                    status="sent", address=PHONE, occurred_at=AT - timedelta(days=1),
                                    sent_at=AT - timedelta(days=1), tries=1, created_at=T0, updated_at=T0))
@@ -363,8 +363,8 @@ def test_shared_number_the_last_contacted_borrower_is_chosen_and_stops_apply_to_
 
 def test_shared_number_never_contacted_falls_back_to_the_smallest_id(db: Database) -> None:
     with db.session() as session:
-        add_borrower(session, "B7")
-        add_borrower(session, "B3")
+        add_account(session, "B7")
+        add_account(session, "B3")
     assert sms(db, "hello").borrower_id == "B3"
 
 
@@ -379,7 +379,7 @@ def test_shared_number_never_contacted_falls_back_to_the_smallest_id(db: Databas
 def test_today_is_the_borrower_s_local_date(db: Database, country: str, region: str, timezone: str | None,
                                              locale: str, body: str, expected: date) -> None:
     with db.session() as session:
-        add_borrower(session, "B1", country=country, region=region, timezone=timezone, locale=locale)
+        add_account(session, "B1", country=country, region=region, timezone=timezone, locale=locale)
     outcome = sms(db, body, at=datetime(2026, 11, 28, 3, 0, tzinfo=UTC))
     assert outcome.intent == "promise_to_pay"
     with db.session() as session:
@@ -558,9 +558,9 @@ def test_balance_inquiry_gives_the_amount_to_a_verified_number_only(db: Database
 @pytest.mark.parametrize("setup", ["no_consent", "shared", "flagged"])
 def test_an_unverified_number_hears_neither_the_debt_nor_the_balance(db: Database, setup: str) -> None:
     with db.session() as session:
-        add_borrower(session, "B1", consent=() if setup == "no_consent" else ("sms", "voice", "email"))
+        add_account(session, "B1", consent=() if setup == "no_consent" else ("sms", "voice", "email"))
         if setup == "shared":
-            add_borrower(session, "B2")
+            add_account(session, "B2")
     if setup == "flagged":
         with db.session() as session:
             session.execute(text("UPDATE consents SET address_flag = 'landline' WHERE channel = 'sms'"))
@@ -583,7 +583,7 @@ def test_spanish_keywords_are_stop_and_help(db: Database, borrower: str) -> None
 
 def test_spanish_replies_are_understood_and_answered_in_spanish(db: Database) -> None:
     with db.session() as session:
-        add_borrower(session, "B1", locale="es-US")
+        add_account(session, "B1", locale="es-US")
     outcome = sms(db, "pago el viernes")  # Saturday 28 November: the next Friday
     with db.session() as session:
         promise = session.scalar(select(Promise).where(Promise.borrower_id == "B1"))

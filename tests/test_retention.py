@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from builders import add_borrower
+
 from bot.clock import FixedClock
 from bot.config import Settings, load_settings
 from bot.db import Database
 from bot.db.models import (
     AuditEvent,
-    Borrower,
     CallSession,
     CallTurn,
     ContactAttempt,
@@ -36,11 +37,6 @@ NEW = NOW - timedelta(days=10)  # within every one
 TABLES = (ContactAttempt, CallSession, CallTurn, InboundMessage, AuditEvent, OutboxEvent, WebhookDelivery)
 
 
-def _borrower(s, bid: str) -> None:  # type: ignore[no-untyped-def]
-    s.add(Borrower(id=bid, full_name="Jane Doe", phone_e164=None, email=None, locale="en-US",
-                   timezone="America/New_York", region="NY", country="US", created_at=OLD, updated_at=OLD))
-
-
 def seed(db: Database, media: Path, *, holds: dict[str, tuple[str, datetime | None]]) -> None:
     """B1..: per borrower an old and a new attempt, call (turn with a recording file and text),
     reply, audit event and delivered webhook; an old attempt still planned; the given holds."""
@@ -49,7 +45,7 @@ def seed(db: Database, media: Path, *, holds: dict[str, tuple[str, datetime | No
                                   created_at=OLD)
         s.add(sub)
         for bid in ("B1", *holds):
-            _borrower(s, bid)
+            add_borrower(s, bid, phone=None, email=None, timezone="America/New_York", consent=(), at=OLD)
         s.flush()
         for bid, (kind, lifted) in holds.items():
             s.add(Hold(borrower_id=bid, kind=kind, created_at=OLD, created_by="api:k", lifted_at=lifted))

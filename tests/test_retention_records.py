@@ -11,9 +11,11 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from builders import add_borrower
+
 from bot.config import Settings, load_settings
 from bot.db import Database
-from bot.db.models import Borrower, CallSession, ContactAttempt, Hold, Note, Promise, Survey, Task
+from bot.db.models import CallSession, ContactAttempt, Hold, Note, Promise, Survey, Task
 from bot.effectiveness.queries import Window
 from bot.effectiveness.report import build_report
 from bot.retention import purge
@@ -36,9 +38,7 @@ def seed(db: Database, holds: dict[str, datetime | None]) -> None:
     """
     with db.session() as s:
         for bid in ("B1", *holds):
-            s.add(Borrower(id=bid, full_name="Jane Doe", phone_e164=None, email=None, locale="en-US",
-                           timezone="America/New_York", region="NY", country="US", created_at=OLD, updated_at=OLD))
-        s.flush()
+            add_borrower(s, bid, phone=None, email=None, timezone="America/New_York", consent=(), at=OLD)
         for bid, lifted in holds.items():
             s.add(Hold(borrower_id=bid, kind="legal", created_at=OLD, created_by="api:k", lifted_at=lifted))
         for bid in ("B1", *holds):

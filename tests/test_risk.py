@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select, update
 
 from api_support import BORROWER, Api, new_key
-from dispatch_support import add_loan
+from builders import add_loan
 from test_console_support import (  # noqa: F401 - fixtures
     NOW,
     World,
@@ -31,8 +31,7 @@ from test_web_support import (  # noqa: F401 - fixtures
 
 from bot.clock import FixedClock
 from bot.db import Database
-from bot.db.models import Borrower, Consent, ContactAttempt, Installment, Loan, Promise
-from bot.ledger import settle_loans
+from bot.db.models import Borrower, Consent, ContactAttempt, Loan, Promise
 from bot.policy import PolicyError, load_policy
 from bot.risk import EARLY_WARNING, LENDER, RiskFacts, early_warning, load_facts, score_for
 from bot.scheduler.explain import explain
@@ -85,14 +84,9 @@ def _risky_borrower(db: Database, borrower_id: str = "B1") -> None:
     failed contacts this month and one older, a second phone number, one flagged address."""
     add_borrower(db, borrower_id)
     with db.session() as s:
-        s.add(Loan(id=f"{borrower_id}-L", borrower_id=borrower_id, product="p", principal_minor=100_000,
-                   currency="USD", opened_on=date(2026, 1, 1), created_at=AT, updated_at=AT))
-        s.flush()
-        for n, (offset, paid) in enumerate(((45, 0), (15, 3000), (-10, 0))):
-            s.add(Installment(id=f"{borrower_id}-I{n}", loan_id=f"{borrower_id}-L", due_date=due(offset),
-                              amount_due_minor=10_000, amount_paid_minor=paid, created_at=AT, updated_at=AT))
-        s.flush()
-        settle_loans(s, [f"{borrower_id}-L"], at=AT)
+        installments = [(f"{borrower_id}-I{n}", due(offset), 10_000, paid)
+                        for n, (offset, paid) in enumerate(((45, 0), (15, 3000), (-10, 0)))]
+        add_loan(s, borrower_id, f"{borrower_id}-L", installments, product="p")
         for n in range(2):
             s.add(Promise(borrower_id=borrower_id, promised_date=due(20 + n), status="broken", source="sms",
                           created_at=AT - timedelta(days=30), resolved_at=AT - timedelta(days=19)))
@@ -447,7 +441,7 @@ def test_ladders_without_a_default_and_their_errors(db: Database, tmp_path: Path
 
 
 def test_the_dispatcher_sends_a_ladders_step_and_cancels_it_once_stale(db: Database, tmp_path: Path) -> None:
-    from dispatch_support import add_borrower as add_dispatch_borrower
+    from builders import add_borrower as add_dispatch_borrower
     from dispatch_support import due_in
     from test_dispatch import Harness
 

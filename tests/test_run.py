@@ -40,7 +40,7 @@ from bot.db.models import ContactAttempt
 from bot.policy import load_policy
 from bot.scheduler.planner import PlanReport
 from bot.scheduler.service import PlannerService, WebServer, build_scheduler, listen_socket, serve
-from dispatch_support import add_borrower, add_loan
+from builders import add_borrower, add_loan
 
 AT = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)  # Saturday 10:00 in New York
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"

@@ -16,9 +16,11 @@ import pytest
 from apscheduler.executors.debug import DebugExecutor
 from sqlalchemy import select
 
+from builders import add_borrower, add_loan
+
 from bot.clock import Clock, FixedClock, SystemClock
 from bot.db import Database
-from bot.db.models import Borrower, ContactAttempt, Consent, Installment, Loan
+from bot.db.models import ContactAttempt
 from bot.policy import load_policy
 from bot.scheduler.planner import PlanReport
 from bot.scheduler.service import (
@@ -35,17 +37,8 @@ AT = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)
 
 def seed(db: Database, due: date) -> None:
     with db.session() as s:
-        s.add(Borrower(id="B1", full_name="Jane Doe", phone_e164="+12125551234", email="jane@example.com",
-                       locale="en-US", timezone="America/New_York", region="NY", country="US",
-                       created_at=AT, updated_at=AT))
-        s.flush()
-        for channel, address in (("sms", "+12125551234"), ("voice", "+12125551234"), ("email", "jane@example.com")):
-            s.add(Consent(borrower_id="B1", channel=channel, address=address, granted=True, updated_at=AT))
-        s.add(Loan(id="L1", borrower_id="B1", product="p", principal_minor=1000, currency="USD",
-                   opened_on=date(2026, 1, 1), created_at=AT, updated_at=AT))
-        s.flush()
-        s.add(Installment(id="I1", loan_id="L1", due_date=due, amount_due_minor=1000, amount_paid_minor=0,
-                          created_at=AT, updated_at=AT))
+        add_borrower(s, "B1", phone="+12125551234", email="jane@example.com", timezone="America/New_York", at=AT)
+        add_loan(s, "B1", "L1", [("I1", due)], amount=1000, principal=1000, product="p", at=AT)
 
 
 def steps(db: Database) -> list[tuple[str, str]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,14 +12,14 @@ from typing import Any
 import pytest
 from sqlalchemy import event, select
 
+from builders import add_borrower, add_loan
+
 from bot.db import Database
 from bot.db.models import (
     AuditEvent,
-    Borrower,
     Consent,
     ContactAttempt,
     Installment,
-    Loan,
     Payment,
     Promise,
     Task,
@@ -31,57 +32,32 @@ AT = "2026-11-28T15:00:00Z"
 WIDE = {"COLUMNS": "250"}
 
 
-def _borrower(bid: str, **kw: Any) -> Borrower:
-    values: dict[str, Any] = {
-        "full_name": "Jane Q Doe", "phone_e164": "+12125550147", "email": "jane.doe@example.com",
-        "locale": "en-US", "timezone": "America/New_York", "region": "NY", "country": "US",
-        "created_at": NOW, "updated_at": NOW,
-    }  # fmt: skip
-    values.update(kw)
-    return Borrower(id=bid, **values)
-
-
-def _installment(iid: str, loan_id: str, due: date, amount: int, paid: int = 0) -> Installment:
-    # covered = the statement: these loans have no payments (bot.ledger's rule)
-    return Installment(id=iid, loan_id=loan_id, due_date=due, amount_due_minor=amount, amount_paid_minor=paid,
-                       covered_minor=min(paid, amount), created_at=NOW, updated_at=NOW)  # fmt: skip
-
-
-def _loan(lid: str, bid: str, currency: str = "USD", principal: int = 120_000) -> Loan:
-    return Loan(id=lid, borrower_id=bid, product="personal", principal_minor=principal, currency=currency,
-                opened_on=date(2026, 6, 1), created_at=NOW, updated_at=NOW)  # fmt: skip
-
-
 @pytest.fixture
 def people(db: Database) -> Database:
     """B1 (New York, USD, every installment state, 53 contacts, consents with an
     opt-out and a flag, promises, tasks), B2 (Seoul, KRW), B3 (Shanghai, CNY)."""
     d = TODAY
     with db.session() as s:
-        s.add_all([
-            _borrower("B1"),
-            _borrower("B2", full_name="김민준", phone_e164="+821012345678", email=None, locale="ko-KR",
-                      timezone="Asia/Seoul", region="11", country="KR"),
-            _borrower("B3", full_name="张伟", phone_e164="+8613812345678", email="wei@example.net", locale="zh-CN",
-                      timezone=None, region="SH", country="CN", cease_communication_at=NOW),
+        add_borrower(s, "B1", name="Jane Q Doe", phone="+12125550147", email="jane.doe@example.com",
+                     timezone="America/New_York", consent=(), at=NOW)
+        add_borrower(s, "B2", name="김민준", phone="+821012345678", email=None, locale="ko-KR", timezone="Asia/Seoul",
+                     region="11", country="KR", consent=(), at=NOW)
+        add_borrower(s, "B3", name="张伟", phone="+8613812345678", email="wei@example.net", locale="zh-CN",
+                     region="SH", country="CN", cease=NOW, consent=(), at=NOW)
+        loan = functools.partial(add_loan, s, principal=120_000, opened_on=date(2026, 6, 1), at=NOW)
+        loan("B1", "L1", [
+            ("I1", d - timedelta(days=45), 10_000, 10_000),  # paid
+            ("I2", d - timedelta(days=31), 10_000, 4_000),  # partly paid, 31 days late
+            ("I3", d - timedelta(days=8), 10_000),  # overdue 8
+            ("I4", d - timedelta(days=1), 10_000),  # overdue 1
+            ("I5", d, 10_000),  # due today
+            ("I6", d + timedelta(days=7), 10_000),  # due in 7 days
+            ("I7", d + timedelta(days=8), 10_000),  # later
         ])  # fmt: skip
-        s.flush()
-        s.add_all([_loan("L1", "B1"), _loan("L1b", "B1", principal=50_000), _loan("L2", "B2", "KRW", 3_000_000),
-                   _loan("L3", "B3", "CNY", 1_000_000)])  # fmt: skip
-        s.flush()
-        s.add_all([
-            _installment("I1", "L1", d - timedelta(days=45), 10_000, 10_000),  # paid
-            _installment("I2", "L1", d - timedelta(days=31), 10_000, 4_000),  # partly paid, 31 days late
-            _installment("I3", "L1", d - timedelta(days=8), 10_000),  # overdue 8
-            _installment("I4", "L1", d - timedelta(days=1), 10_000),  # overdue 1
-            _installment("I5", "L1", d, 10_000),  # due today
-            _installment("I6", "L1", d + timedelta(days=7), 10_000),  # due in 7 days
-            _installment("I7", "L1", d + timedelta(days=8), 10_000),  # later
-            _installment("I8", "L1b", d - timedelta(days=7), 5_000),  # overdue 7
-            _installment("I21", "L2", d + timedelta(days=1), 1_500_000),
-            _installment("I22", "L2", d - timedelta(days=30), 1_500_000, 1_500_000),
-            _installment("I31", "L3", d - timedelta(days=2), 314_245, 100_000),
-        ])  # fmt: skip
+        loan("B1", "L1b", [("I8", d - timedelta(days=7), 5_000)], principal=50_000)  # overdue 7
+        loan("B2", "L2", [("I21", d + timedelta(days=1), 1_500_000),
+                          ("I22", d - timedelta(days=30), 1_500_000, 1_500_000)], currency="KRW", principal=3_000_000)
+        loan("B3", "L3", [("I31", d - timedelta(days=2), 314_245, 100_000)], currency="CNY", principal=1_000_000)
         s.add(Payment(id="P1", loan_id="L1", paid_at=NOW - timedelta(days=44), amount_minor=10_000,
                       created_at=NOW, updated_at=NOW))  # fmt: skip
         s.add_all([
@@ -281,9 +257,7 @@ def test_show_runs_a_fixed_number_of_queries(people: Database) -> None:
         load_borrower(s, "B2")  # one loan
     with people.session() as s:
         for n in range(10):
-            s.add(_loan(f"LX{n}", "B2", "KRW"))
-            s.flush()
-            s.add(_installment(f"IX{n}", f"LX{n}", TODAY, 1000))
+            add_loan(s, "B2", f"LX{n}", [(f"IX{n}", TODAY, 1000)], currency="KRW", at=NOW)
             s.add(Payment(id=f"PX{n}", loan_id=f"LX{n}", paid_at=NOW, amount_minor=10, created_at=NOW, updated_at=NOW))
     with count_queries(people) as many, people.session() as s:
         record = load_borrower(s, "B2")

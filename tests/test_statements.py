@@ -42,7 +42,7 @@ from bot.replies import (
     record_opt_out,
 )
 from bot.voice.service import Effects
-from test_web_support import OUR_NUMBER, PHONE, add_borrower, new_sid
+from test_web_support import OUR_NUMBER, PHONE, add_account, new_sid
 
 # Saturday 28 November 2026, 10:00 in New York (inside contact hours).
 AT = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)
@@ -67,8 +67,8 @@ class World:
 def w(db: Database) -> World:
     """B1 owes $100 since 20 November; B2 shares B1's phone; B1 was just called on it."""
     with db.session() as session:
-        add_borrower(session, "B1")
-        add_borrower(session, "B2")
+        add_account(session, "B1")
+        add_account(session, "B2")
         attempt = ContactAttempt(dedupe_key="call:B1", borrower_id="B1", loan_id="B1-L1", channel="voice",
                                  source="planner", status="sent", address=PHONE, occurred_at=AT - timedelta(minutes=5),
                                  sent_at=AT - timedelta(minutes=5), created_at=AT, updated_at=AT)
@@ -220,7 +220,7 @@ def test_a_number_opted_out_of_texts_gets_no_confirmation_from_any_channel(w: Wo
 
 def test_queue_answer_rules_and_bad_input(db: Database) -> None:
     with db.session() as session:
-        add_borrower(session, "B1")
+        add_account(session, "B1")
     _fill_the_daily_cap(db)
 
     def answer(kind: str, key: str, **extra: object) -> Answer:
@@ -243,7 +243,7 @@ def test_queue_answer_rules_and_bad_input(db: Database) -> None:
 
 def test_a_statement_names_its_channel_and_an_unsure_one_goes_to_a_person(db: Database) -> None:
     with db.session() as session:
-        add_borrower(session, "B1")
+        add_account(session, "B1")
     with pytest.raises(ValueError, match="Statement.channel: 'fax' is not one of sms, email, voice, console, api"):
         Statement(borrower_id="B1", address=PHONE, channel="fax", intent=Intent.PAID, at=AT, today=AT.date(),
                   ref="x")

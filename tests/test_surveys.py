@@ -26,7 +26,7 @@ from bot.replies import InboundSms, process_inbound_sms, record_opt_out
 from bot.replies.surveys import ask_by_sms, may_ask, read_score, record_keypad
 
 from dispatch_support import FakeChannel
-from test_web_support import OUR_NUMBER, PHONE, add_borrower, new_sid
+from test_web_support import OUR_NUMBER, PHONE, add_account, new_sid
 
 # Saturday 28 November 2026, 10:00 in New York (inside contact hours).
 AT = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)
@@ -46,7 +46,7 @@ class World:
         self.sms = FakeChannel("sms")
         self.settings = load_settings(twilio_from_numbers=[OUR_NUMBER], rate_limits_enabled=False)
         with db.session() as session:
-            add_borrower(session, "B1")
+            add_account(session, "B1")
 
     def text(self, body: str):  # noqa: ANN201 - InboundOutcome
         return process_inbound_sms(self.db, InboundSms(provider_id=new_sid(), from_=PHONE, to=OUR_NUMBER, body=body,

@@ -21,11 +21,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from builders import add_account
+
 from bot.channels.events import AudioRef, CallAnswered, CallHeard, CallPlan, CallProgress, RecordingReady
 from bot.clock import FixedClock
 from bot.config import Settings, load_settings
 from bot.db import Database
-from bot.db.models import Borrower, CallSession, CallTurn, Consent, ContactAttempt, Installment, Loan
+from bot.db.models import CallSession, CallTurn, ContactAttempt
 from bot.domain import Intent
 from bot.voice.service import CallMismatch, CallService, UnknownCall
 from bot.voice.services import CallServices
@@ -118,17 +120,8 @@ class Flow:
 
     def _call(self) -> int:
         with self.db.session() as session:
-            session.add(Borrower(id="B1", full_name="Jane Doe", phone_e164=PHONE, email=None, locale="en-US",
-                                 timezone=None, region="NY", country="US", created_at=AT, updated_at=AT))
-            session.flush()
-            for channel in ("sms", "voice"):
-                session.add(Consent(borrower_id="B1", channel=channel, address=PHONE, granted=True, updated_at=AT))
-            session.add(Loan(id="L1", borrower_id="B1", product="personal", principal_minor=100_000, currency="USD",
-                             opened_on=date(2026, 1, 1), created_at=AT, updated_at=AT))
-            session.flush()
-            session.add(Installment(id="I1", loan_id="L1", due_date=date(2026, 11, 20), amount_due_minor=12_345,
-                                    amount_paid_minor=0, created_at=AT, updated_at=AT))
-            session.flush()
+            add_account(session, "B1", phone=PHONE, email=None, consent=("sms", "voice"), amount=12_345,
+                        loan_id="L1", installment_id="I1", at=AT)
             attempt = ContactAttempt(dedupe_key="call-1", borrower_id="B1", loan_id="L1", installment_id="I1",
                                      channel="voice", source="manual", status="sent", outcome=None, step="call",
                                      template=None, address=PHONE, occurred_at=AT, next_attempt_at=None,

@@ -27,11 +27,13 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import select
 
+from builders import add_account
+
 from bot.app import build_call_service, create_app
 from bot.clock import FixedClock
 from bot.config import Settings, load_settings
 from bot.db import Database
-from bot.db.models import Borrower, CallSession, CallTurn, Consent, ContactAttempt, Installment, Loan
+from bot.db.models import CallSession, CallTurn, ContactAttempt
 from bot.dispatch.options import DispatchOptions
 from bot.sandbox.sandbox import Sandbox
 from bot.sandbox.server import SandboxServer, ThreadedServer
@@ -127,19 +129,9 @@ class VoiceWorld:
         """A borrower with a loan and one overdue installment; its phone gets the ``call`` persona."""
         assert self.db is not None
         phone = f"+1212555{next(_numbers):04d}" if country == "US" else f"+8210555{next(_numbers):04d}"
-        with self.db.session() as session:
-            session.add(Borrower(id=borrower_id, full_name=name, phone_e164=phone, email=None, locale=locale,
-                                 timezone=timezone, region=region, country=country, created_at=AT, updated_at=AT))
-            session.flush()
-            for channel in consent:
-                session.add(Consent(borrower_id=borrower_id, channel=channel, address=phone, granted=True,
-                                    updated_at=AT))
-            session.add(Loan(id=f"{borrower_id}-L1", borrower_id=borrower_id, product="personal",
-                             principal_minor=100_000, currency=currency, opened_on=date(2026, 1, 1),
-                             created_at=AT, updated_at=AT))
-            session.flush()
-            session.add(Installment(id=f"{borrower_id}-I1", loan_id=f"{borrower_id}-L1", due_date=due,
-                                    amount_due_minor=amount, amount_paid_minor=0, created_at=AT, updated_at=AT))
+        add_account(self.db, borrower_id, name=name, phone=phone, email=None, locale=locale, country=country,
+                    region=region, timezone=timezone, consent=consent, currency=currency, amount=amount, due=due,
+                    installment_id=f"{borrower_id}-I1", at=AT)
         self.sandbox.add_phone(phone, call=call or {})
         return phone
 

@@ -22,7 +22,7 @@ from test_web_support import (
     OUR_NUMBER,
     PHONE,
     WebHarness,
-    add_borrower,
+    add_account,
     counts,
     harness,  # noqa: F401 - fixture
     make_settings,
@@ -49,7 +49,7 @@ def linked(harness: WebHarness, sandbox_server: SandboxServer, db: Database,
                               twilio_auth_token=account.auth_token), db, sandbox.clock)
     sandbox.add_number(OUR_NUMBER, sms_url=harness.server.url("/twilio/sms"))
     with db.session() as session:
-        add_borrower(session, "B1")
+        add_account(session, "B1")
     return harness, sandbox_server
 
 

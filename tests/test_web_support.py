@@ -1,6 +1,6 @@
 """Helpers shared by tests/test_replies.py and tests/test_web_*.py, and their own checks.
 
-* ``add_borrower`` writes a borrower with consents, a loan and one installment;
+* ``add_account`` writes a borrower with consents, a loan and one installment (tests/builders.py);
 * ``sign`` signs a webhook the way Twilio does (twilio's own
   ``RequestValidator.compute_signature``);
 * ``WebHarness`` serves the bot's ASGI app with uvicorn in a thread (real HTTP)
@@ -12,34 +12,25 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import itertools
 import time
 from collections.abc import Iterator, Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import func, select, text
-from sqlalchemy.orm import Session
 from twilio.request_validator import RequestValidator
+
+import builders
 
 from bot.app import create_app
 from bot.clock import FixedClock
 from bot.config import Settings, load_settings
 from bot.db import Database
-from bot.db.models import (
-    AuditEvent,
-    Borrower,
-    Consent,
-    ContactAttempt,
-    InboundMessage,
-    Installment,
-    Loan,
-    Promise,
-    Task,
-)
-from bot.ledger import settle_loans
+from bot.db.models import AuditEvent, Consent, ContactAttempt, InboundMessage, Promise, Task
 from bot.sandbox.server import ThreadedServer
 from bot.sandbox.signing import sign as sandbox_sign
 from bot.web.context import WebContext
@@ -63,40 +54,9 @@ def make_settings(**overrides: Any) -> Settings:
     return load_settings(None, **values)
 
 
-def add_borrower(
-    session: Session,
-    borrower_id: str,
-    *,
-    phone: str | None = PHONE,
-    email: str | None = EMAIL,
-    locale: str = "en-US",
-    country: str = "US",
-    region: str | None = "NY",
-    timezone: str | None = None,
-    consent: tuple[str, ...] = ("sms", "voice", "email"),
-    due: date = date(2026, 11, 20),
-    amount_due: int = 10_000,
-    amount_paid: int = 0,
-) -> None:
-    """A borrower with consent on each channel and one loan ``<id>-L1`` with one installment."""
-    session.add(Borrower(id=borrower_id, full_name="Jane Doe", phone_e164=phone, email=email, locale=locale,
-                         timezone=timezone, region=region, country=country, cease_communication_at=None,
-                         created_at=T0, updated_at=T0))
-    session.flush()
-    for channel in consent:
-        address = email if channel == "email" else phone
-        if address:
-            session.add(Consent(borrower_id=borrower_id, channel=channel, address=address, granted=True,
-                                updated_at=T0))
-    loan_id = f"{borrower_id}-L1"
-    session.add(Loan(id=loan_id, borrower_id=borrower_id, product="personal", principal_minor=100_000,
-                     currency="USD" if country != "CN" else "CNY", opened_on=date(2026, 1, 1),
-                     created_at=T0, updated_at=T0))
-    session.flush()
-    session.add(Installment(id=f"{loan_id}-I1", loan_id=loan_id, due_date=due, amount_due_minor=amount_due,
-                            amount_paid_minor=amount_paid, created_at=T0, updated_at=T0))
-    session.flush()
-    settle_loans(session, [loan_id], at=T0)
+#: A borrower with consent on each channel, one loan ``<id>-L1`` and one installment (tests/builders.py),
+#: all borrowers of these tests on the one phone and address the webhooks use by default.
+add_account = functools.partial(builders.add_account, phone=PHONE, email=EMAIL, at=T0)
 
 
 def counts(db: Database) -> dict[str, int]:

@@ -24,7 +24,7 @@ from test_web_support import (
     PHONE,
     PUBLIC,
     WebHarness,
-    add_borrower,
+    add_account,
     counts,
     harness,  # noqa: F401 - fixture
     new_sid,
@@ -40,7 +40,7 @@ EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 @pytest.fixture
 def borrower(db: Database) -> str:
     with db.session() as session:
-        add_borrower(session, "B1")
+        add_account(session, "B1")
     return "B1"
 
 

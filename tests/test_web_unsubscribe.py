@@ -17,7 +17,7 @@ from test_web_support import (
     EMAIL,
     PHONE,
     WebHarness,
-    add_borrower,
+    add_account,
     counts,
     harness,  # noqa: F401 - fixture
     web,  # noqa: F401 - fixture
@@ -30,7 +30,7 @@ ONE_CLICK = {"List-Unsubscribe": "One-Click"}
 @pytest.fixture
 def token(web: WebHarness, db: Database) -> str:
     with db.session() as session:
-        add_borrower(session, "B1")
+        add_account(session, "B1")
     return make_unsubscribe_token(web.settings.unsubscribe_secret, "B1", EMAIL)
 
 
@@ -89,7 +89,7 @@ def test_the_opt_out_stays_with_the_address_of_the_link(web: WebHarness, db: Dat
     """An old address's link opts out the old address, not the borrower's new one."""
     assert web.client is not None
     with db.session() as session:
-        add_borrower(session, "B1")
+        add_account(session, "B1")
     old = make_unsubscribe_token(web.settings.unsubscribe_secret, "B1", "old@example.com")
     assert web.client.post(f"/unsubscribe/{old}", data=ONE_CLICK).status_code == 200
     assert email_consent(db, "old@example.com").opted_out_at == AT  # type: ignore[union-attr]
@@ -123,7 +123,7 @@ def test_bad_tokens_are_a_404(web: WebHarness, db: Database, token: str) -> None
 def test_pages_are_in_the_borrower_s_language(web: WebHarness, db: Database, locale: str, words: list[str]) -> None:
     assert web.client is not None
     with db.session() as session:
-        add_borrower(session, "B1", locale=locale)
+        add_account(session, "B1", locale=locale)
     token = make_unsubscribe_token(web.settings.unsubscribe_secret, "B1", EMAIL)
     for response in (web.client.get(f"/unsubscribe/{token}"), web.client.post(f"/unsubscribe/{token}", data=ONE_CLICK)):
         assert response.status_code == 200
@@ -143,7 +143,7 @@ def test_values_on_the_page_are_escaped(web: WebHarness, db: Database) -> None:
     assert web.client is not None
     web.configure(lender_name="<b>Evil & Co</b>")
     with db.session() as session:
-        add_borrower(session, "B1")
+        add_account(session, "B1")
     token = make_unsubscribe_token(web.settings.unsubscribe_secret, "B1", EMAIL)
     page = web.client.get(f"/unsubscribe/{token}").text
     assert "<b>Evil" not in page and "&lt;b&gt;Evil &amp; Co&lt;/b&gt;" in page
