@@ -210,8 +210,8 @@ class Settings(BaseSettings):
     # otherwise the bot asks again.
     # Fitted on tuning clips (bench/voice_bench.py --accuracy; docs/speech.md); the same values are
     # bot.speech.listen.ACCEPT_MARGIN / ACCEPT_CONFIDENCE.
-    speech_accept_margin: float = Field(default=3.51, ge=-100.0, le=100.0)
-    speech_accept_confidence: float = Field(default=0.8, ge=0.0, le=1.0)
+    speech_accept_margin: float = Field(default=2.39, ge=-100.0, le=100.0)
+    speech_accept_confidence: float = Field(default=0.85, ge=0.0, le=1.0)
     tts_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     # Longest audio recognised (bot transcribe, a call turn's recording), read from the WAV
     # header before decoding: recognition takes time and memory in proportion to the length.

@@ -21,8 +21,8 @@ Acceptance ("not in any grammar" is a result): the competition can also
 decode the audio with a filler grammar (common syllables following one another
 freely, :func:`bot.speech.grammars.filler_for`), a garbage model for words
 outside every group.  :attr:`bot.speech.stt.Competition.margin` is the best
-group's score minus ``GARBAGE_WEIGHT`` times the filler's (the fitted weight is
-0: the best group's own score).  Below ``accept_margin``, or below
+group's score minus ``GARBAGE_WEIGHT`` times the filler's (fitted: 0.5), per
+second of audio decoded.  Below ``accept_margin``, or below
 ``accept_confidence``, the answer is intent ``other`` with confidence 0: the
 script asks again, it never acts on a forced match.  Both defaults,
 :data:`ACCEPT_MARGIN` and :data:`ACCEPT_CONFIDENCE`, are fitted on the tuning
@@ -56,8 +56,8 @@ DISAGREEMENT_FACTOR = 0.6
 CONFIDENCE_TEMPERATURE = 0.5  # group scores -> shares; calibrated on the clips of docs/speech.md
 DATE_MARGIN = 3.0  # how much worse a dated promise may score than an undated one and still win
 AGREEMENT_MARGIN = 1.0  # score units (log-likelihood at the decoding acoustic scale); measured in docs/speech.md
-ACCEPT_MARGIN = 3.51  # Competition.margin (per second) below it: not understood (speech_accept_margin); docs/speech.md
-ACCEPT_CONFIDENCE = 0.8  # below it: not understood; fitted with ACCEPT_MARGIN (setting speech_accept_confidence)
+ACCEPT_MARGIN = 2.39  # Competition.margin (per second) below it: not understood (speech_accept_margin); docs/speech.md
+ACCEPT_CONFIDENCE = 0.85  # below it: not understood; fitted with ACCEPT_MARGIN (setting speech_accept_confidence)
 MIN_CONFIDENCE = 0.5  # the voice scripts' default min_confidence: below it the bot asks again
 SHORTLIST = 3  # groups decoded on their own after one decode with all of them (bounded work per turn)
 

@@ -86,10 +86,11 @@ N_BEST = 20  # alternatives asked for when decoding with a grammar
 GROUP_N_BEST = 5  # alternatives kept per group in a competition
 BLOCKER_SENTENCES = 1000  # point 3 of the module docstring
 SCORE_TEMPERATURE = 1.0  # n-best scores -> weights: exp((score - best) / T)
-# The filler grammar's share in Competition.margin, fitted with the acceptance threshold on the tuning
-# clips (bench/voice_bench.py --accuracy): on espeak Korean the syllable loop fits in-grammar and
-# out-of-grammar speech about alike, and most of the signal is the best group's own fit.
-GARBAGE_WEIGHT = 0.0
+# The filler grammar's share in Competition.margin, fitted with the acceptance threshold on the 528
+# tuning clips (bench/voice_bench.py --accuracy): on espeak Korean the syllable loop fits in-grammar and
+# out-of-grammar speech about alike and most of the signal is the best group's own fit per second, but
+# half the filler's score takes away some of what any speech scores (docs/speech.md, "Acceptance").
+GARBAGE_WEIGHT = 0.5
 MIN_MARGIN_SECONDS = 0.1  # Competition.margin divides by the decoded length, at least this
 MAX_SECONDS = 120.0  # longer audio is cut (a Record verb is limited far below this)
 SILENCE_RMS = 0.0015  # below this level an utterance is treated as silence and not decoded
