@@ -415,7 +415,8 @@ def decisions(registry: Any, samples: list[tuple[Any, str, str | None, str | Non
         garbage = next((a.score for a in heard.alternatives[::-1] if a.intent == "other"), None)
         rows.append({"expected": intent, "intent": heard.intent.value, "confidence": heard.confidence,
                      "margin": heard.margin, "dated": heard.promise_date is not None,
-                     "best": heard.alternatives[0].score if heard.alternatives else None, "garbage": garbage})
+                     "best": heard.alternatives[0].score if heard.alternatives else None, "garbage": garbage,
+                     "seconds": heard.decoded_s})
     return rows
 
 
@@ -451,27 +452,31 @@ def fit_acceptance(rows: list[dict[str, Any]], *, target: float = FIT_WRONG_TARG
     """The acceptance (filler weight, margin, confidence) with the most right answers at ``target`` wrong
     actions or fewer.
 
-    The margin is the best group's score minus ``weight`` times the filler grammar's
-    (bot.speech.stt.GARBAGE_WEIGHT); candidates: weights 0 to 1, no margin test or every
-    margin seen, confidences 0.5 to 0.95.  Ties go to the stricter.  Fit on tuning clips only.
+    The margin is the best group's score minus ``weight`` times the filler grammar's, per second of
+    audio decoded (bot.speech.stt.Competition.margin, GARBAGE_WEIGHT); candidates: weights 0 to 1,
+    no margin test or every margin seen, confidences 0.5 to 0.95.  Ties go to the smaller weight (a weight
+    of 0 saves the filler decode on every call turn), then to the stricter.  Fit on tuning clips only.
     """
+    from bot.speech.stt import MIN_MARGIN_SECONDS
+
     candidates = []
     for weight in FIT_WEIGHTS:
         weighted = [{**r, "margin": None if r["garbage"] is None or r["best"] is None
-                     else r["best"] - weight * r["garbage"]} for r in rows]
-        margins = [None, *sorted({round(r["margin"], 1) for r in weighted if r["margin"] is not None})]
+                     else (r["best"] - weight * r["garbage"]) / max(r["seconds"], MIN_MARGIN_SECONDS)}
+                    for r in rows]
+        margins = [None, *sorted({round(r["margin"], 2) for r in weighted if r["margin"] is not None})]
         for confidence in [c / 100 for c in range(50, 100, 5)]:
             for margin in margins:
                 result = outcomes(weighted, margin=margin, confidence=confidence)
                 if result["wrong_action"] <= target:
                     strictness = -1e9 if margin is None else margin
-                    candidates.append((result["right"], -result["wrong_action"], confidence, strictness, weight,
-                                       margin, result))
+                    candidates.append((result["right"], -result["wrong_action"], -weight, confidence, strictness,
+                                       weight, margin, result))
     if not candidates:
         return {"weight": None, "margin": None, "confidence": 1.0,
                 "result": outcomes(rows, margin=None, confidence=1.0)}
-    best = max(candidates, key=lambda c: c[:4])
-    return {"weight": best[4], "margin": best[5], "confidence": best[2], "result": best[6]}
+    best = max(candidates, key=lambda c: c[:5])
+    return {"weight": best[5], "margin": best[6], "confidence": best[3], "result": best[7]}
 
 
 # The tuning clips' voices and lines (variants the held-out set does not use; noise dB below the speech)
@@ -479,12 +484,22 @@ TUNING_LINES: tuple[tuple[str, int], ...] = (("ko", 26), ("ko+m1", 20), ("ko+f5"
                                              ("ko+f5", 22))
 
 
+# Six more lines: named espeak-ng variants (neither the held-out set nor the lines above use them) at other
+# speeds, pitches and noise levels (voice, words a minute, pitch, noise dB below the speech).  A larger, more
+# varied tuning set keeps the acceptance fit from resting on a handful of clips.
+TUNING_MORE_LINES: tuple[tuple[str, int, int, int], ...] = (
+    ("ko+Andy", 145, 55, 21), ("ko+Annie", 175, 65, 25), ("ko+max", 135, 40, 19), ("ko+Michael", 160, 75, 27),
+    ("ko+m8", 185, 45, 23), ("ko+linda", 150, 85, 17))
+
+
 def tuning_samples(folder: Path) -> list[tuple[Any, str, str | None, str | None]]:
     """The tuning clips: the grammar's own replies, replies worded unlike them and replies about something else,
-    each in the six speeds/pitches of VOICES over a band-passed, noisy line (voices of TUNING_LINES)."""
+    each in the six speeds/pitches of VOICES over a band-passed, noisy line (voices of TUNING_LINES) and in the
+    six lines of TUNING_MORE_LINES: 528 clips."""
+    lines = [(voice, speed, pitch, noise) for (speed, pitch), (voice, noise) in zip(VOICES, TUNING_LINES, strict=True)]
     return [(phone_reply(folder, text, speed, pitch, voice=voice, noise_db=noise), intent, expect, None)
             for text, intent, expect in (*SPEECH_REPLIES, *UNSEEN_REPLIES, *TUNING_NONE)
-            for (speed, pitch), (voice, noise) in zip(VOICES, TUNING_LINES, strict=True)]
+            for voice, speed, pitch, noise in (*lines, *TUNING_MORE_LINES)]
 
 
 def acceptance_figures(registry: Any, folder: Path) -> dict[str, Any]:

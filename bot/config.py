@@ -206,10 +206,11 @@ class Settings(BaseSettings):
     vosk_models: dict[str, Path] = Field(default_factory=dict)
     speech_cache_dir: Path = Path("speech-cache")
     # A spoken answer is understood only when its best grammar group beats the filler (garbage)
-    # grammar by this margin and its confidence reaches this level; otherwise the bot asks again.
+    # grammar by this margin (score per second of audio) and its confidence reaches this level;
+    # otherwise the bot asks again.
     # Fitted on tuning clips (bench/voice_bench.py --accuracy; docs/speech.md); the same values are
     # bot.speech.listen.ACCEPT_MARGIN / ACCEPT_CONFIDENCE.
-    speech_accept_margin: float = Field(default=7.7, ge=-100.0, le=100.0)
+    speech_accept_margin: float = Field(default=2.39, ge=-100.0, le=100.0)
     speech_accept_confidence: float = Field(default=0.85, ge=0.0, le=1.0)
     tts_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     # Longest audio recognised (bot transcribe, a call turn's recording), read from the WAV

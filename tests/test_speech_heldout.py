@@ -33,7 +33,7 @@ def test_outcomes_count_right_wrong_actions_and_reprompts() -> None:
     """One outcome per clip (docs/nlu.md): acting on the meant intent or asking again about nothing is right."""
     def row(expected: str, intent: str, confidence: float, margin: float, dated: bool = False) -> dict:
         return {"expected": expected, "intent": intent, "confidence": confidence, "margin": margin, "dated": dated,
-                "best": margin, "garbage": 0.0}  # a filler score of 0: the margin is the same at every weight
+                "best": margin, "garbage": 0.0, "seconds": 1.0}  # filler 0, 1 s: the margin at every weight
 
     rows = [row("affirm", "affirm", 0.9, 9.0),            # acted on, right
             row("other", "opt_out", 0.9, 9.0),            # acted on a reply about something else: wrong

@@ -14,7 +14,7 @@ import subprocess
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
@@ -199,6 +199,22 @@ def test_grammar_lookup() -> None:
     assert all(any(p in grammar_for("ko-KR", e) for p in ("전화하지 마세요",)) for e in ("yes_no", "date", "intent"))
     with pytest.raises(ValueError, match="unknown expect"):
         grammar_for("ko-KR", "maybe")
+
+
+def test_the_margin_is_a_score_per_second_of_audio(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long reply adds up a larger score than a short one that fits as well: per second they compare alike."""
+    heard = stt.Recognition("네", 0.9, source="grammar")
+    short = stt.Competition((stt.GroupResult("affirm", 2.0, "네"),), heard, stt.GroupResult("garbage", 1.0, "네"),
+                            seconds=0.5)
+    long = stt.Competition((stt.GroupResult("affirm", 8.0, "네 맞습니다"),), heard,
+                           stt.GroupResult("garbage", 4.0, "네 맞 습 니다"), seconds=2.0)
+    monkeypatch.setattr(stt, "GARBAGE_WEIGHT", 0.0)
+    assert short.margin == long.margin == 4.0
+    assert replace(short, garbage=None).margin == 4.0  # the filler is not needed at weight 0
+    monkeypatch.setattr(stt, "GARBAGE_WEIGHT", 0.5)
+    assert (short.margin, long.margin) == (3.0, 3.0)
+    assert replace(short, garbage=None).margin is None
+    assert replace(short, seconds=0.0).margin == 15.0  # never divided by less than MIN_MARGIN_SECONDS (0.1 s)
 
 
 def test_segmentation_prefers_the_fewest_words() -> None:
@@ -396,7 +412,8 @@ def test_cli_transcribe_json(run_bot, clip_dir: Path, ko_model: stt.LoadedModel)
     strict = json.loads(run_bot(*args, "--json").stdout)
     assert strict["alternatives"] == alternatives
     settings = load_settings(None)
-    margin = alternatives[0]["score"] - stt.GARBAGE_WEIGHT * alternatives[-1]["score"]
+    audio, rate, _ = stt._prepare(read_wav(clip))  # the margin is a score per second of the audio decoded
+    margin = (alternatives[0]["score"] - stt.GARBAGE_WEIGHT * alternatives[-1]["score"]) / (len(audio) / 2 / rate)
     clears = margin >= settings.speech_accept_margin and data["confidence"] >= settings.speech_accept_confidence
     assert strict["accepted"] is clears and (strict["intent"] == "promise_to_pay") is clears
     human = run_bot(*args, env=relaxed)

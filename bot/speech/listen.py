@@ -21,8 +21,8 @@ Acceptance ("not in any grammar" is a result): the competition can also
 decode the audio with a filler grammar (common syllables following one another
 freely, :func:`bot.speech.grammars.filler_for`), a garbage model for words
 outside every group.  :attr:`bot.speech.stt.Competition.margin` is the best
-group's score minus ``GARBAGE_WEIGHT`` times the filler's (the fitted weight is
-0: the best group's own score).  Below ``accept_margin``, or below
+group's score minus ``GARBAGE_WEIGHT`` times the filler's (fitted: 0.5), per
+second of audio decoded.  Below ``accept_margin``, or below
 ``accept_confidence``, the answer is intent ``other`` with confidence 0: the
 script asks again, it never acts on a forced match.  Both defaults,
 :data:`ACCEPT_MARGIN` and :data:`ACCEPT_CONFIDENCE`, are fitted on the tuning
@@ -56,7 +56,7 @@ DISAGREEMENT_FACTOR = 0.6
 CONFIDENCE_TEMPERATURE = 0.5  # group scores -> shares; calibrated on the clips of docs/speech.md
 DATE_MARGIN = 3.0  # how much worse a dated promise may score than an undated one and still win
 AGREEMENT_MARGIN = 1.0  # score units (log-likelihood at the decoding acoustic scale); measured in docs/speech.md
-ACCEPT_MARGIN = 7.7  # Competition.margin below it: not understood (setting speech_accept_margin); docs/speech.md
+ACCEPT_MARGIN = 2.39  # Competition.margin (per second) below it: not understood (speech_accept_margin); docs/speech.md
 ACCEPT_CONFIDENCE = 0.85  # below it: not understood; fitted with ACCEPT_MARGIN (setting speech_accept_confidence)
 MIN_CONFIDENCE = 0.5  # the voice scripts' default min_confidence: below it the bot asks again
 SHORTLIST = 3  # groups decoded on their own after one decode with all of them (bounded work per turn)
@@ -93,7 +93,8 @@ class Heard:
     recognition_confidence: float = 0.0
     alternatives: tuple[HeardAlternative, ...] = ()  # every group decoded, best first; the filler last
     accepted: bool = False  # the bot would act on it (see the module docstring)
-    margin: float | None = None  # best group minus the filler grammar (None: no filler decode)
+    margin: float | None = None  # best group minus the filler grammar, per second (None: no filler decode)
+    decoded_s: float = 0.0  # length of the audio the groups were decoded on (silence around the speech trimmed)
 
 
 def _intent_share(results: tuple[GroupResult, ...], intent: str, reference: float) -> float:
@@ -151,7 +152,7 @@ def understand(
                 heard = replace(heard, intent=Intent.OTHER, confidence=0.0, promise_date=None, matched="garbage")
             elif heard.confidence < accept_confidence:
                 heard = replace(heard, intent=Intent.OTHER, confidence=0.0, promise_date=None, matched="unsure")
-            return _decided(replace(heard, margin=margin), min_confidence)
+            return _decided(replace(heard, margin=margin, decoded_s=competition.seconds), min_confidence)
     recognition = recognizer.recognize(pcm, locale, grammar=grammar_for(locale, expect))
     interpretation = classify(recognition.text, locale=locale, today=today, context=context)
     confidence = 0.0 if not recognition.text else min(recognition.confidence, interpretation.confidence)

@@ -86,10 +86,12 @@ N_BEST = 20  # alternatives asked for when decoding with a grammar
 GROUP_N_BEST = 5  # alternatives kept per group in a competition
 BLOCKER_SENTENCES = 1000  # point 3 of the module docstring
 SCORE_TEMPERATURE = 1.0  # n-best scores -> weights: exp((score - best) / T)
-# The filler grammar's share in Competition.margin, fitted with the acceptance threshold on the tuning
-# clips (bench/voice_bench.py --accuracy): on espeak Korean the syllable loop fits in-grammar and
-# out-of-grammar speech about alike, and most of the signal is the best group's own fit.
-GARBAGE_WEIGHT = 0.0
+# The filler grammar's share in Competition.margin, fitted with the acceptance threshold on the 528
+# tuning clips (bench/voice_bench.py --accuracy): on espeak Korean the syllable loop fits in-grammar and
+# out-of-grammar speech about alike and most of the signal is the best group's own fit per second, but
+# half the filler's score takes away some of what any speech scores (docs/speech.md, "Acceptance").
+GARBAGE_WEIGHT = 0.5
+MIN_MARGIN_SECONDS = 0.1  # Competition.margin divides by the decoded length, at least this
 MAX_SECONDS = 120.0  # longer audio is cut (a Record verb is limited far below this)
 SILENCE_RMS = 0.0015  # below this level an utterance is treated as silence and not decoded
 _UNKNOWN_TOKENS = ("[unk]", "<UNK>", "<unk>")
@@ -695,14 +697,16 @@ class Competition:
 
     ``garbage`` is the decode with the filler grammar (any syllables: what speech
     outside every group scores), when one was asked for; ``margin`` is how much
-    better the best group fits than it.  ``skipped`` are the groups the shortlist
-    left out (not decoded).
+    better the best group fits than it, per second of audio decoded.  ``skipped``
+    are the groups the shortlist left out (not decoded); ``seconds`` is the length
+    of the audio decoded (the recording with the silence around the speech trimmed).
     """
 
     results: tuple[GroupResult, ...]
     recognition: Recognition  # the winner's words (n-best posteriors as confidences); alternatives: every group
     garbage: GroupResult | None = None
     skipped: tuple[str, ...] = ()
+    seconds: float = 0.0
 
     @property
     def winner(self) -> GroupResult:
@@ -715,12 +719,17 @@ class Competition:
 
     @property
     def margin(self) -> float | None:
-        """How much better the best group fits than speech in general: its score minus :data:`GARBAGE_WEIGHT`
-        times the filler grammar's (None without a filler decode unless the weight is 0; docs/speech.md,
-        "Acceptance")."""
-        if self.garbage is None:  # not decoded: enough when its weight is 0
-            return round(self.results[0].score, 3) if GARBAGE_WEIGHT == 0 else None
-        return round(self.results[0].score - GARBAGE_WEIGHT * self.garbage.score, 3)
+        """How much better the best group fits than speech in general, per second of audio: its score minus
+        :data:`GARBAGE_WEIGHT` times the filler grammar's, over :attr:`seconds` (None without a filler decode
+        unless the weight is 0; docs/speech.md, "Acceptance").
+
+        Scores add up over the frames of a recording, so a raw score favours long replies whatever their fit;
+        per second, a short "네" and a long sentence are judged alike.
+        """
+        if self.garbage is None and GARBAGE_WEIGHT != 0:  # not decoded: enough when its weight is 0
+            return None
+        score = self.results[0].score - (GARBAGE_WEIGHT * self.garbage.score if self.garbage is not None else 0.0)
+        return round(score / max(self.seconds, MIN_MARGIN_SECONDS), 3)
 
 
 _Hypotheses = list[tuple[float, list[dict[str, Any]]]]  # (n-best score, words without filler tokens), best first
@@ -761,7 +770,7 @@ def _compete(model: LoadedModel, groups: Mapping[str, Iterable[str]], audio: byt
     confidence = round(float(np.mean([w.conf for w in words])), 3) if words else 0.0
     recognition = Recognition(winner.text, confidence, words, tuple(Alternative(r.text, r.score) for r in results),
                               "grammar", duration)
-    return Competition(tuple(results), recognition, garbage, skipped)
+    return Competition(tuple(results), recognition, garbage, skipped, round(len(audio) / 2 / rate, 3))
 
 
 def _shortlist(model: LoadedModel, groups: Mapping[str, CompiledGrammar], audio: bytes, rate: int,
