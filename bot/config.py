@@ -237,7 +237,7 @@ class Settings(BaseSettings):
     console_low_confidence: float = Field(default=0.6, ge=0.0, le=1.0)  # "low confidence" call filter
     # A spoken turn whose margin is below speech_accept_margin plus this band is "low margin" in the
     # review queue: accepted, but barely above the acceptance threshold (docs/console.md).
-    console_low_margin_band: float = Field(default=2.0, ge=0.0, le=100.0)
+    console_low_margin_band: float = Field(default=0.6, ge=0.0, le=100.0)
     console_default_locale: str = "en"  # the console's language for users without their own (en, zh-CN, ko-KR)
     # Call audio (prompts and recordings); call_turns.audio_ref is relative to it
     media_dir: Path = Path("media")

@@ -54,8 +54,8 @@ def _queue_world(world: World) -> dict[str, int]:
     facts = {"right_party_confirmed": True, "disclosed": True}
     calls = {
         "silences": _call(world, 200, [{"source": "silence", "confidence": None}] * 2, outcome="partial"),
-        # accepted, but its margin (8.5) is within the band above the acceptance margin (7.7 + 2.0)
-        "low_margin": _call(world, 195, [{"intent": "affirm", "margin": 8.5}], outcome="completed"),
+        # accepted, but its margin (2.7 a second) is within the band above the acceptance margin (2.39 + 0.6)
+        "low_margin": _call(world, 195, [{"intent": "affirm", "margin": 2.7}], outcome="completed"),
         "readback_refused": _call(world, 190, [{"node": "confirm_opt_out", "intent": "deny"}], outcome="completed"),
         "unconfirmed_promise": _call(world, 180, outcome="partial", state={"facts": {
             **facts, "promise_date": "2026-12-01", "promise_confirmed": False}}),
@@ -117,16 +117,16 @@ def test_the_queue_holds_each_call_with_its_reasons_most_urgent_first(world: Wor
 def test_low_margin_is_a_spoken_turn_below_the_acceptance_margin_plus_the_band(world: World) -> None:
     settings = world.settings
     threshold = settings.speech_accept_margin + settings.console_low_margin_band
-    assert threshold == 7.7 + 2.0  # the defaults: accepted at 7.7, reviewed up to 9.7
+    assert threshold == 2.39 + 0.6  # the defaults (per second of audio): accepted at 2.39, reviewed up to 2.99
     calls = {
         # no outcome recorded (yet): the call has its reasons all the same
-        "below": _call(world, 50, [{"intent": "affirm", "margin": 9.6}]),
-        "rejected": _call(world, 49, [{"intent": "other", "margin": 3.0}], outcome="partial"),
+        "below": _call(world, 50, [{"intent": "affirm", "margin": 2.9}]),
+        "rejected": _call(world, 49, [{"intent": "other", "margin": 1.0}], outcome="partial"),
         "at": _call(world, 48, [{"intent": "affirm", "margin": threshold}]),
-        "above": _call(world, 47, [{"intent": "affirm", "margin": 15.0}]),
+        "above": _call(world, 47, [{"intent": "affirm", "margin": 5.0}]),
         "none": _call(world, 46, [{"intent": "affirm", "margin": None}]),
-        "keys": _call(world, 45, [{"source": "dtmf", "intent": "affirm", "margin": 1.0}]),
-        "machine": _call(world, 44, [{"intent": "affirm", "margin": 1.0}], answered_by="machine_end_beep",
+        "keys": _call(world, 45, [{"source": "dtmf", "intent": "affirm", "margin": 0.5}]),
+        "machine": _call(world, 44, [{"intent": "affirm", "margin": 0.5}], answered_by="machine_end_beep",
                          outcome="voicemail"),
     }
     rules = queries.review_rules(settings.console_low_confidence, low_margin=threshold)
@@ -143,9 +143,9 @@ def test_low_margin_is_a_spoken_turn_below_the_acceptance_margin_plus_the_band(w
     assert queued[calls["below"]]["review_labels"] == ["barely recognised (low margin)"]
     assert calls["at"] not in queued and calls["above"] not in queued
     page = sam.get(f"/console/calls/{calls['below']}").text
-    assert f'<small class="margin low" data-margin="9.6">margin 9.6</small>' in page
+    assert f'<small class="margin low" data-margin="2.9">margin 2.9</small>' in page
     page = sam.get(f"/console/calls/{calls['above']}").text
-    assert '<small class="margin" data-margin="15.0">margin 15.0</small>' in page
+    assert '<small class="margin" data-margin="5.0">margin 5.0</small>' in page
 
 
 def test_reasons_are_computed_for_a_page_in_a_constant_number_of_queries(world: World) -> None:

@@ -154,8 +154,8 @@ def test_the_queue_names_a_low_margin_answer_and_speaks_chinese(
     to the queue as "low margin"; in Chinese the reasons, the call's status and outcome, the
     turn's margin and the dashboard chart's series and days are Chinese too."""
     base_url, db, seeded = site
-    with db.session() as session:  # accepted at 8.3: within the band above the acceptance margin (7.7 + 2.0)
-        session.get(CallTurn, seeded.promise_turn).margin = 8.3
+    with db.session() as session:  # accepted at 2.8: within the band above the acceptance margin (2.39 + 0.6)
+        session.get(CallTurn, seeded.promise_turn).margin = 2.8
     problems: list[str] = []
     page = _page(chromium, base_url, problems)
     _sign_in(page, "sam")
@@ -174,7 +174,7 @@ def test_the_queue_names_a_low_margin_answer_and_speaks_chinese(
     page.goto(f"/console/calls/{seeded.call_promise}")
     expect(page.locator("h1 small")).to_have_text("已完成 · 承诺")
     turn = page.locator(f'tr[data-turn="{seeded.promise_turn}"]')
-    expect(turn.locator("small.margin.low")).to_have_text("余量 8.3")
+    expect(turn.locator("small.margin.low")).to_have_text("余量 2.8")
     page.goto("/console")
     legend = page.locator("section.charts svg").first.locator("text.legend")
     expect(legend).to_have_text(["短信", "电子邮件", "语音电话"])
