@@ -132,8 +132,9 @@ def test_a_planned_sms_and_email_are_sent_and_recorded(h: Harness) -> None:
         assert row.decision["dispatch"]["action"] == "send" and row.decision["dispatch"]["at"] == AT.isoformat()
         assert row.decision["planner"]["step"]  # the planner's part is kept
     assert rows["sms"].outcome == "attempted" and rows["email"].outcome == "delivered"
-    assert rows["sms"].decision["dispatch"]["body_sha256"] == body_hash(sms.body)
-    assert rows["sms"].decision["dispatch"]["from"] == "+15005550006"
+    assert (rows["sms"].body_sha256, rows["sms"].sender) == (body_hash(sms.body), "+15005550006")
+    assert rows["email"].sender is None and rows["email"].body_sha256 == body_hash(email.body)
+    assert not {"from", "body_sha256", "call", "rate_limited_until"} & set(rows["sms"].decision["dispatch"])
 
     again = h.run()  # nothing is due any more: nothing is sent twice
     assert again.handled == 0 and len(h.sms.sent) == 1 and len(h.email.sent) == 1
@@ -773,7 +774,7 @@ def _leave_sending(h: Harness, claimed_by: str = "dead") -> list[int]:
     with h.db.session() as s:
         rows = list(s.scalars(select(ContactAttempt)))
         for row in rows:
-            row.decision = {**(row.decision or {}), "dispatch": {"body_sha256": "ab" * 32, "from": "+15005550006"}}
+            row.body_sha256, row.sender = "ab" * 32, "+15005550006"
             row.status, row.occurred_at = "sending", AT
             row.claimed_by, row.claimed_until = claimed_by, AT + timedelta(minutes=5)
         return [r.id for r in rows]

@@ -14,6 +14,7 @@ stays a separate "other side" that knows nothing of the bot's internals.
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -462,3 +463,94 @@ def test_the_composition_root_mounts_all_three() -> None:
 def test_the_composition_rule_reports_a_violation(module: str, text: str, expected: list[str]) -> None:
     modules = {**MODULES, module: _imports_of(text, module)}
     assert composition_violations(modules) == expected
+
+
+# --- the attempt store owns the lease and the dispatch metadata ----------------------------
+
+#: The one module that writes the lease columns of ``contact_attempts`` and reads ``decision["dispatch"]``.
+ATTEMPT_STORE = "bot.dispatch.attempts"
+LEASE_COLUMNS = ("claimed_by", "claimed_until")
+TEXTS = {_module_name(p): p.read_text(encoding="utf-8") for p in FILES}
+
+
+def _is_attempt_module(text: str) -> bool:
+    return "ContactAttempt" in text or "contact_attempts" in text
+
+
+def lease_writes(text: str) -> list[int]:
+    """The lines of ``text`` that write a lease column: ``claimed_by=``/``claimed_until=`` keyword
+    arguments (``.values(...)``, a row's constructor), assignments to ``row.claimed_by``, dict
+    entries that set one (not ``"claimed_by": row.claimed_by``, a read), SQL ``SET claimed_by``."""
+    lines = []
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.keyword) and node.arg in LEASE_COLUMNS:
+            lines.append(node.value.lineno)
+        elif isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            lines.extend(t.lineno for t in targets if isinstance(t, ast.Attribute) and t.attr in LEASE_COLUMNS)
+        elif isinstance(node, ast.Dict):
+            for key, value in zip(node.keys, node.values, strict=True):
+                if isinstance(key, ast.Constant) and key.value in LEASE_COLUMNS and not (
+                        isinstance(value, ast.Attribute) and value.attr == key.value):
+                    lines.append(key.lineno)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            sql = node.value.lower()
+            if " set " in f" {sql}" and any(c in sql.split(" set ", 1)[-1] for c in LEASE_COLUMNS):
+                lines.append(node.lineno)
+    return sorted(lines)
+
+
+def dispatch_meta_reads(text: str) -> list[int]:
+    """The lines of ``text`` that read ``decision["dispatch"]`` or ``decision.get("dispatch")``."""
+    lines = []
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load) \
+                and isinstance(node.slice, ast.Constant) and node.slice.value == "dispatch":
+            lines.append(node.lineno)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get" \
+                and node.args and isinstance(node.args[0], ast.Constant) and node.args[0].value == "dispatch":
+            lines.append(node.lineno)
+    return sorted(lines)
+
+
+def attempt_store_offenders(texts: dict[str, str]) -> dict[str, list[int]]:
+    """Modules other than :data:`ATTEMPT_STORE` that write a contact attempt's lease or read its
+    dispatch metadata out of the decision JSON, with the lines."""
+    found = {}
+    for module, text in texts.items():
+        if module == ATTEMPT_STORE:
+            continue
+        lines = _store_rule_lines(text)
+        if lines:
+            found[module] = lines
+    return found
+
+
+@functools.lru_cache(maxsize=None)
+def _store_rule_lines(text: str) -> list[int]:
+    return sorted((lease_writes(text) if _is_attempt_module(text) else []) + dispatch_meta_reads(text))
+
+
+def test_only_the_attempt_store_writes_the_lease_and_reads_dispatch_metadata() -> None:
+    assert attempt_store_offenders(TEXTS) == {}
+    assert lease_writes(TEXTS[ATTEMPT_STORE])  # the rule sees the store's own writes
+
+
+@pytest.mark.parametrize("text", [
+    "from bot.db.models import ContactAttempt\nstmt = update(ContactAttempt).values(claimed_by=None)\n",
+    "from bot.db.models import ContactAttempt\ndef f(row):\n    row.claimed_until = None\n",
+    "from bot.db.models import ContactAttempt\nCANCEL = {'status': 'cancelled', 'claimed_by': None}\n",
+    "SQL = 'UPDATE contact_attempts SET status = 1, claimed_until = NULL'\n",
+    "def f(attempt):\n    return attempt.decision['dispatch']['from']\n",
+    "def f(decision):\n    return (decision or {}).get('dispatch')\n",
+])
+def test_the_attempt_store_rule_reports_a_violation(text: str) -> None:
+    texts = {**TEXTS, "bot.web.intruder": text, ATTEMPT_STORE: TEXTS[ATTEMPT_STORE] + "\n" + text}
+    assert list(attempt_store_offenders(texts)) == ["bot.web.intruder"]
+
+
+def test_the_attempt_store_rule_lets_reads_be() -> None:
+    text = ("from bot.db.models import ContactAttempt\n"
+            "def f(a):\n    return {'claimed_by': a.claimed_by, 'mine': a.claimed_by == 'w1'}\n"
+            "q = select(ContactAttempt.id).where(ContactAttempt.claimed_until < 1)\n")
+    assert attempt_store_offenders({"bot.cli.reader": text}) == {}

@@ -62,7 +62,7 @@ from bot.voice.sessions import link_call_sids, mark_unplaced
 __all__ = ["DUE_STATUSES", "AttemptStore", "DispatchMeta", "VerdictRow", "with_decision"]
 
 _A = ContactAttempt.__table__
-_MAX_ERROR = 255
+_MAX_ERROR = 255  # last_error's size
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +214,10 @@ def next_due_at(session: Session, *, channels: Collection[str], after: datetime)
         .order_by(_C.next_attempt_at)
         .limit(1)
     )
+
+
+def _rows(result: Any) -> int:
+    return int(result.rowcount or 0)
 
 
 def _param(name: str, column: str) -> Any:

@@ -101,10 +101,6 @@ def emit_attempts(session: Session, event_type: str, ids: Sequence[int], status:
     ])
 
 
-def _rows(result: Any) -> int:
-    return int(result.rowcount or 0)
-
-
 def apply_failure_effects(session: Session, failure: Failed, now: datetime) -> None:
     """Record what a permanent provider error says: an opt-out, or an address that cannot be used.
 
