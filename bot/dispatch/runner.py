@@ -5,10 +5,11 @@ One pass (:meth:`Dispatcher.run_pass`):
 1. **Reconcile** attempts a crashed worker left ``sending`` (bot.dispatch.reconcile).
 2. Repeat until nothing is due:
 
-   a. **claim** up to ``batch_size`` due attempts with a lease (bot.dispatch.claim);
+   a. **claim** up to ``batch_size`` due attempts with a lease (the attempt store,
+      bot.dispatch.attempts, which alone writes the lease);
    b. **re-check** each at the sending instant (bot.dispatch.recheck): stale ones
       are cancelled, disallowed ones deferred or blocked;
-   c. **compose** the allowed ones (bot.messages.compose) and build the
+   c. **compose** the allowed ones (each channel's steps, bot.dispatch.steps) and build the
       :class:`~bot.channels.base.ApprovedMessage` with
       :func:`~bot.channels.base.approve`;
    d. in one write transaction: take **rate-limit** tokens (bot.ratelimit; what
@@ -130,11 +131,13 @@ _SLICE = 0.005
 class Dispatcher:
     """Sends what is due through the given channel adapters (see the module docstring).
 
-    ``channels`` maps a channel name (``sms``, ``email``) to its adapter; attempts
-    of other channels are left alone.  ``lookup`` finds SMS at the provider for
+    ``channels`` maps a channel name (``sms``, ``email``, ``voice``) to its adapter;
+    attempts of other channels are left alone.  What each channel does differently is
+    its :class:`~bot.dispatch.steps.ChannelSteps`; every lease write goes through the
+    attempt store (:attr:`store`).  ``lookup`` finds SMS and calls at the provider for
     reconciliation (default: :class:`~bot.providers.twilio.lookup.TwilioLookup` built
-    from the settings when there is an SMS adapter).  ``rng`` draws the backoff
-    jitter; tests seed it.
+    from the settings when a channel's provider can be asked).  ``rng`` draws the
+    backoff jitter; tests seed it.
     """
 
     def __init__(
@@ -161,7 +164,9 @@ class Dispatcher:
         self.options = options or DispatchOptions.from_settings(settings)
         self.rng = rng or random.Random()
         self.config = compliance_config
-        self.steps: dict[str, ChannelSteps] = {name: STEPS.get(name, ChannelSteps()) for name in self.channels}
+        # In the registry's order (SMS, email, voice), then any other channel with the default steps.
+        self.steps: dict[str, ChannelSteps] = {**{n: steps for n, steps in STEPS.items() if n in self.channels},
+                                               **{n: ChannelSteps() for n in self.channels if n not in STEPS}}
         if lookup is None and any(steps.provider_lookup for steps in self.steps.values()):
             from bot.providers.twilio.lookup import TwilioLookup
 
