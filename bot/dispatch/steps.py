@@ -113,11 +113,7 @@ class SmsSteps(ChannelSteps):
         return limits
 
     async def check_statuses(self, dispatcher: Any, report: DispatchReport) -> None:
-        if getattr(dispatcher.lookup, "message_status", None) is None or dispatcher.options.stopping:
-            return
-        now = dispatcher.clock.now()
-        with dispatcher.db.sessions() as session:
-            due = due_for_check(session, now=now, after=dispatcher.options.status_check_after)
+        now, due = _due(dispatcher, "message_status", due_for_check)
         if not due:
             return
         checked = await fetch_statuses(dispatcher.lookup, due)  # type: ignore[arg-type]
@@ -164,12 +160,9 @@ class VoiceSteps(ChannelSteps):
         link_call_sids(session, [(attempt_id, provider_id)], now)
 
     async def check_statuses(self, dispatcher: Any, report: DispatchReport) -> None:
-        if getattr(dispatcher.lookup, "call_status", None) is None or dispatcher.options.stopping \
-                or dispatcher.settings is None:
+        if dispatcher.settings is None:  # the call service needs them
             return
-        now = dispatcher.clock.now()
-        with dispatcher.db.sessions() as session:
-            due = calls_due_for_check(session, now=now, after=dispatcher.options.status_check_after)
+        now, due = _due(dispatcher, "call_status", calls_due_for_check)
         if not due:
             return
         answers = await fetch_call_statuses(dispatcher.lookup, due)  # type: ignore[arg-type]
@@ -196,6 +189,16 @@ class VoiceSteps(ChannelSteps):
         if moved:
             report.add(self.name, "status_fetched", moved)
             log.info("dispatch: %d call statuses fetched from the provider (their callbacks never came)", moved)
+
+
+def _due(dispatcher: Any, ask: str, find: Any) -> tuple[datetime, list[Any]]:
+    """Now, and what ``find`` (bot.dispatch.statuses) says is due for a status check; nothing when the
+    lookup cannot ``ask`` (``message_status``, ``call_status``) or the service is stopping."""
+    now = dispatcher.clock.now()
+    if getattr(dispatcher.lookup, ask, None) is None or dispatcher.options.stopping:
+        return now, []
+    with dispatcher.db.sessions() as session:
+        return now, list(find(session, now=now, after=dispatcher.options.status_check_after))
 
 
 #: The steps of every channel the dispatcher can send on, by channel name.

@@ -43,13 +43,12 @@ def _text(value: Any, size: int) -> str | None:
 
 
 def _instant(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
+    """An aware ISO 8601 instant, else None (what ``rate_limited_until`` held as text)."""
     try:
-        parsed = datetime.fromisoformat(value)
+        parsed = datetime.fromisoformat(value) if isinstance(value, str) else None
     except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else None
+        parsed = None
+    return parsed if parsed is not None and parsed.tzinfo is not None else None
 
 
 def _rows(conn: sa.Connection, where: Any) -> Any:
