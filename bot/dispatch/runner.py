@@ -335,10 +335,10 @@ class Dispatcher:
                 report.add(attempt.channel, "failed")
                 log.warning("attempt %d not composed: %s", attempt.id, exc.reason)
                 continue
-            if attempt.id not in sms_from:  # the sender is known once composed (a call's caller id)
-                sender = self._sender(attempt, composed.message.to, senders.get(attempt.id))
+            sender = sms_from[attempt.id] if attempt.id in sms_from else \
+                self._sender(attempt, composed.message.to, senders.get(attempt.id))  # a call's caller id
+            if sender != composed.meta.sender:
                 composed = dataclasses.replace(composed, meta=dataclasses.replace(composed.meta, sender=sender))
-            sender = composed.meta.sender
             message = approve(verdict.decision, **composed.message.approve_fields(), from_=sender)  # type: ignore[arg-type]
             ready.append(_Ready(attempt.id, attempt.channel, attempt.tries, attempt.borrower_id, composed.message.to,
                                 message, self._limits(attempt.channel, sender), payload, composed,
