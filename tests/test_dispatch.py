@@ -497,6 +497,8 @@ def test_rate_limits_delay_but_never_drop(h: Harness) -> None:
     segments = sms_segments(h.sms.sent[0].body).segments  # one token per segment (the reminder has 2)
     waiting = sorted(a.next_attempt_at for a in attempts(h.db) if a.status == "planned")
     assert waiting == [AT + timedelta(seconds=s * segments) for s in (1, 2, 3, 4)]
+    held = sorted((a.rate_limited_until, a.sender) for a in attempts(h.db) if a.status == "planned")
+    assert held == [(t, "+15005550006") for t in waiting]  # the dispatch metadata says until when, and from whom
     sent = 1
     for second in range(1, 5):
         h.clock.set(AT + timedelta(seconds=second * segments))

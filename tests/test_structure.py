@@ -554,3 +554,33 @@ def test_the_attempt_store_rule_lets_reads_be() -> None:
             "def f(a):\n    return {'claimed_by': a.claimed_by, 'mine': a.claimed_by == 'w1'}\n"
             "q = select(ContactAttempt.id).where(ContactAttempt.claimed_until < 1)\n")
     assert attempt_store_offenders({"bot.cli.reader": text}) == {}
+
+
+CHANNEL_NAMES = frozenset({"sms", "email", "voice", "SMS", "EMAIL", "VOICE"})
+
+
+def channel_branches(text: str) -> list[int]:
+    """Lines of ``text`` that compare with a channel's name (``channel == "voice"``, ``"sms" in
+    channels``, ``Channel.VOICE``): what each channel does differently belongs in its steps."""
+    lines = []
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.Compare):
+            if any((isinstance(n, ast.Constant) and n.value in CHANNEL_NAMES)
+                   or (isinstance(n, ast.Attribute) and n.attr in CHANNEL_NAMES)
+                   for side in (node.left, *node.comparators) for n in ast.walk(side)):
+                lines.append(node.lineno)
+    return lines
+
+
+def test_the_dispatch_pass_does_not_branch_on_channel_names() -> None:
+    assert channel_branches(TEXTS["bot.dispatch.runner"]) == []
+
+
+@pytest.mark.parametrize("text", [
+    "if attempt.channel == 'voice':\n    pass\n",
+    "ok = 'sms' in self.channels\n",
+    "ok = channel in ('sms', 'voice')\n",
+    "ok = channel == Channel.VOICE.value\n",
+])
+def test_the_channel_branch_rule_reports_a_violation(text: str) -> None:
+    assert channel_branches(text) == [1]
