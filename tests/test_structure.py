@@ -7,8 +7,10 @@ only the dispatcher talks to channel adapters (every layer may read the channel 
 neutral events, bot.channels.events), only bot.providers imports the provider's
 library (``twilio``) or reads its webhook field names, the call flow (bot.voice) does
 not know the web, the webhooks (bot.web) import neither the console nor the API
-(the composition root, bot.app, mounts the three side by side), and the Twilio sandbox
-stays a separate "other side" that knows nothing of the bot's internals.
+(the composition root, bot.app, mounts the three side by side), the Twilio sandbox
+stays a separate "other side" that knows nothing of the bot's internals, only the
+attempt store (bot.dispatch.attempts) writes an attempt's lease or reads its dispatch
+metadata, and the dispatch pass leaves what differs per channel to each channel's steps.
 """
 
 from __future__ import annotations
