@@ -1,5 +1,5 @@
 """The attempt store (bot.dispatch.attempts): lease transitions, stale lease takeover, the typed
-dispatch metadata on both databases, the plan key, and migration 0015 of old rows."""
+dispatch metadata on both databases, the plan key, and the migration of old rows."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ import sqlalchemy as sa
 from sqlalchemy import select
 
 from bot.db import Database
-from bot.db.migrate import upgrade
+from alembic.script import ScriptDirectory
+
+from bot.db.migrate import MIGRATIONS, upgrade
 from bot.db.models import ContactAttempt
 from bot.dispatch.attempts import AttemptStore, DispatchMeta, VerdictRow, with_decision
 from bot.dispatch.reconcile import stuck_from
@@ -25,6 +27,9 @@ from conftest import BACKENDS, PG_URL, _pg_url_for
 from dispatch_support import AT, add_borrower
 
 LEASE = timedelta(minutes=5)
+#: The migration that moves the dispatch metadata out of ``decision["dispatch"]``, and the one before it.
+META_REVISION = "0017"
+BEFORE_META = str(ScriptDirectory(str(MIGRATIONS)).get_revision(META_REVISION).down_revision)
 
 
 def _attempt(db: Database, key: str, *, status: str = "planned", channel: str = "sms", **values: object) -> int:
@@ -159,15 +164,15 @@ def test_the_plan_key_is_written_and_read_in_one_place(key: str, parsed: PlanKey
         assert parsed.to_str() == key
 
 
-# --- migration 0015: old rows move out of decision.dispatch -----------------------------------
+# --- the migration: old rows move out of decision.dispatch -------------------------------------
 
 
 @pytest.fixture(params=BACKENDS)
 def old_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    """A database at revision 0014 (before the metadata columns), on each backend."""
+    """A database at the revision before the metadata columns, on each backend."""
     if request.param == "sqlite":
         db = Database(f"sqlite:///{tmp_path / 'old.db'}")
-        upgrade(db.engine, "0014")
+        upgrade(db.engine, BEFORE_META)
         yield db
         db.dispose()
         return
@@ -182,7 +187,7 @@ def old_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]
     conn.execute(f'CREATE SCHEMA "{schema}"')
     db = Database(_pg_url_for(schema))
     try:
-        upgrade(db.engine, "0014")
+        upgrade(db.engine, BEFORE_META)
         yield db
     finally:
         db.dispose()
@@ -190,7 +195,7 @@ def old_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]
         conn.close()
 
 
-def test_migration_0015_moves_old_dispatch_metadata_into_columns(old_db: Database) -> None:
+def test_the_migration_moves_old_dispatch_metadata_into_columns(old_db: Database) -> None:
     meta = sa.MetaData()
     borrowers = sa.Table("borrowers", meta, autoload_with=old_db.engine)
     attempts = sa.Table("contact_attempts", meta, autoload_with=old_db.engine)
