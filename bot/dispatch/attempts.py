@@ -282,7 +282,8 @@ _RECORD_FAILED = update(_A).where(_mine(_SENDING)).values(
 
 
 class AttemptStore:
-    """The lease writes of one worker (``worker``, leases of ``lease``); every method runs in the
+    """The writes of one worker (``worker``, leases of ``lease``) to its attempts: the lease, the
+    send-time verdicts with their :class:`DispatchMeta`, the results.  Every method runs in the
     caller's transaction, which commits."""
 
     def __init__(self, worker: str, *, lease: timedelta) -> None:
@@ -304,8 +305,7 @@ class AttemptStore:
         the ids claimed (not those another worker holds a live lease on)."""
         if not ids:
             return []
-        inner = select(_A.c.id).where(_A.c.id.in_(sorted(ids)), _A.c.status.in_(DUE_STATUSES),
-                                      or_(_A.c.claimed_until.is_(None), _A.c.claimed_until < now))
+        inner = select(_C.id).where(_C.id.in_(sorted(ids)), _C.status.in_(DUE_STATUSES), _lease_free(now))
         return _claim(session, inner, worker=self.worker, now=now, lease=self.lease)
 
     def release_own(self, session: Session, *, now: datetime) -> int:
