@@ -24,7 +24,7 @@ from bot.dispatch.records import Retry, Sent
 from bot.domain import PlanKey
 
 from conftest import BACKENDS, PG_URL, _pg_url_for
-from dispatch_support import AT, add_borrower
+from builders import AT, add_borrower
 
 LEASE = timedelta(minutes=5)
 #: The migration that moves the dispatch metadata out of ``decision["dispatch"]``, and the one before it.
