@@ -6,7 +6,9 @@ import it.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+from typing import ClassVar
 
 
 class StrEnum(str, enum.Enum):
@@ -98,3 +100,36 @@ class Intent(StrEnum):
     DENY = "deny"  # no to a yes/no question (voice or yes_no context only)
     SURVEY_RESPONSE = "survey_response"  # a 1-5 rating while a survey is pending (bot.replies.surveys; never from classify)
     OTHER = "other"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PlanKey:
+    """The dedupe key of a planned attempt: one per installment, ladder (arm), step day and channel.
+
+    Written as ``plan:<installment>:<arm>:<day>:<channel>`` (:meth:`to_str`) and read back
+    with :meth:`parse`, here only.  Installment ids may hold ``:``; the other parts may not.
+    """
+
+    installment_id: str
+    arm: str
+    day: int
+    channel: str
+
+    PREFIX: ClassVar[str] = "plan:"
+
+    def to_str(self) -> str:
+        return f"{self.PREFIX}{self.installment_id}:{self.arm}:{self.day}:{self.channel}"
+
+    @classmethod
+    def parse(cls, key: str) -> PlanKey | None:
+        """The plan key ``key`` spells, or None when it is not one (a reply's, a manual call's)."""
+        if not key.startswith(cls.PREFIX):
+            return None
+        parts = key[len(cls.PREFIX):].rsplit(":", 3)
+        if len(parts) != 4:
+            return None
+        try:
+            day = int(parts[2])
+        except ValueError:
+            return None
+        return cls(parts[0], parts[1], day, parts[3])

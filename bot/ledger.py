@@ -209,8 +209,9 @@ _WRITE_COVER = update(_I).where(_I.c.id == bindparam("b_id")).values(
 _WRITE_LOAN = update(_L).where(_L.c.id == bindparam("b_id")).values(
     paid_stated_minor=bindparam("b_stated"), paid_stated_at=bindparam("b_stated_at", _L.c.paid_stated_at.type),
     credit_minor=bindparam("b_credit"))
-_CANCELLED = {"status": AttemptStatus.CANCELLED.value, "next_attempt_at": None, "claimed_by": None,
-              "claimed_until": None}
+# The lease is the attempt store's (bot.dispatch.attempts): a worker holding one finds the
+# attempt no longer pending and lets it go, as after the planner cancels one.
+_CANCELLED = {"status": AttemptStatus.CANCELLED.value, "next_attempt_at": None}
 _OWING = (
     select(_I.c.id).select_from(_I.join(_L, _L.c.id == _I.c.loan_id))
     .where(_L.c.borrower_id == _A.c.borrower_id, _I.c.covered_minor < _I.c.amount_due_minor)

@@ -380,7 +380,7 @@ def test_more_stuck_attempts_than_a_batch_are_all_reconciled_in_one_pass(db: Dat
     with db.session() as session:  # a dead worker left them all sending
         session.execute(update(ContactAttempt).values(
             status="sending", occurred_at=AT, claimed_by="dead", claimed_until=AT + timedelta(minutes=5),
-            decision={"dispatch": {"body_sha256": "ab" * 32, "from": "+15005550006"}}))
+            body_sha256="ab" * 32, sender="+15005550006"))
     clock = FixedClock(AT + timedelta(minutes=6))
     sms = FakeChannel("sms")
     settings = load_settings(twilio_from_numbers=["+15005550006"], rate_limits_enabled=False)

@@ -132,8 +132,9 @@ def test_a_planned_sms_and_email_are_sent_and_recorded(h: Harness) -> None:
         assert row.decision["dispatch"]["action"] == "send" and row.decision["dispatch"]["at"] == AT.isoformat()
         assert row.decision["planner"]["step"]  # the planner's part is kept
     assert rows["sms"].outcome == "attempted" and rows["email"].outcome == "delivered"
-    assert rows["sms"].decision["dispatch"]["body_sha256"] == body_hash(sms.body)
-    assert rows["sms"].decision["dispatch"]["from"] == "+15005550006"
+    assert (rows["sms"].body_sha256, rows["sms"].sender) == (body_hash(sms.body), "+15005550006")
+    assert rows["email"].sender is None and rows["email"].body_sha256 == body_hash(email.body)
+    assert not {"from", "body_sha256", "call", "rate_limited_until"} & set(rows["sms"].decision["dispatch"])
 
     again = h.run()  # nothing is due any more: nothing is sent twice
     assert again.handled == 0 and len(h.sms.sent) == 1 and len(h.email.sent) == 1
@@ -496,6 +497,8 @@ def test_rate_limits_delay_but_never_drop(h: Harness) -> None:
     segments = sms_segments(h.sms.sent[0].body).segments  # one token per segment (the reminder has 2)
     waiting = sorted(a.next_attempt_at for a in attempts(h.db) if a.status == "planned")
     assert waiting == [AT + timedelta(seconds=s * segments) for s in (1, 2, 3, 4)]
+    held = sorted((a.rate_limited_until, a.sender) for a in attempts(h.db) if a.status == "planned")
+    assert held == [(t, "+15005550006") for t in waiting]  # the dispatch metadata says until when, and from whom
     sent = 1
     for second in range(1, 5):
         h.clock.set(AT + timedelta(seconds=second * segments))
@@ -773,7 +776,7 @@ def _leave_sending(h: Harness, claimed_by: str = "dead") -> list[int]:
     with h.db.session() as s:
         rows = list(s.scalars(select(ContactAttempt)))
         for row in rows:
-            row.decision = {**(row.decision or {}), "dispatch": {"body_sha256": "ab" * 32, "from": "+15005550006"}}
+            row.body_sha256, row.sender = "ab" * 32, "+15005550006"
             row.status, row.occurred_at = "sending", AT
             row.claimed_by, row.claimed_until = claimed_by, AT + timedelta(minutes=5)
         return [r.id for r in rows]

@@ -359,7 +359,8 @@ def test_replies_emit_reply_promise_consent_and_task_events(db: Database, build:
 
 def test_status_callbacks_and_dispatch_writes_emit_attempt_events(db: Database, build: Build) -> None:
     from bot.db.models import ContactAttempt
-    from bot.dispatch.records import Failed, Records, Sent
+    from bot.dispatch.attempts import AttemptStore
+    from bot.dispatch.records import Failed, Sent
     from bot.web.status import apply_status
 
     from dispatch_support import AT
@@ -371,7 +372,7 @@ def test_status_callbacks_and_dispatch_writes_emit_attempt_events(db: Database, 
             s.add(ContactAttempt(dedupe_key=f"k{n}", borrower_id="B1", channel="sms", source="planned",
                                  status="sending", address="+12125550001", claimed_by="w1" if n < 3 else "w2",
                                  claimed_until=AT + timedelta(minutes=5), created_at=AT, updated_at=AT))
-    records = Records("w1", lease=timedelta(minutes=5))
+    records = AttemptStore("w1", lease=timedelta(minutes=5))
     with db.session() as s:  # attempt 3 is another worker's: its result is not ours to record
         records.record(s, [Sent(1, "sms", "SM1", "queued"), Failed(2, "sms", "provider: 30006 X"),
                            Sent(3, "sms", "SM3", "queued")], AT)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import load_settings
-from bot.dispatch.voice import script_locale
+from bot.channels.voice import script_locale
 from bot.messages import ComposeError, MessageData, TemplateCheckError, compose, validate_templates
 from bot.messages.checks import ends_with_opt_out, with_opt_out
 from bot.policy import load_policy

@@ -7,13 +7,16 @@ only the dispatcher talks to channel adapters (every layer may read the channel 
 neutral events, bot.channels.events), only bot.providers imports the provider's
 library (``twilio``) or reads its webhook field names, the call flow (bot.voice) does
 not know the web, the webhooks (bot.web) import neither the console nor the API
-(the composition root, bot.app, mounts the three side by side), and the Twilio sandbox
-stays a separate "other side" that knows nothing of the bot's internals.
+(the composition root, bot.app, mounts the three side by side), the Twilio sandbox
+stays a separate "other side" that knows nothing of the bot's internals, only the
+attempt store (bot.dispatch.attempts) writes an attempt's lease or reads its dispatch
+metadata, and the dispatch pass leaves what differs per channel to each channel's steps.
 """
 
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -406,14 +409,13 @@ def test_the_cycle_check_reports_a_deliberate_cycle() -> None:
 
 
 def test_the_cycle_check_sees_the_former_dispatch_circle() -> None:
-    """Put back the lazy import bot.dispatch.records had of bot.dispatch.voice and the one
-    bot.dispatch.voice had of the runner: the check reports the circle again."""
+    """Put back a lazy import of the runner in the attempt store (as the former voice module
+    of the dispatcher had): the check reports the circle again."""
     modules = {name: set(imports) for name, imports in MODULES.items()}
-    modules["bot.dispatch.records"] |= _imports_of("def f():\n    from bot.dispatch.voice import mark_unplaced\n",
-                                                   "bot.dispatch.records")
-    modules["bot.dispatch.voice"] |= _imports_of("def f():\n    from .runner import Dispatcher\n",
-                                                 "bot.dispatch.voice")
-    assert ["bot.dispatch.records", "bot.dispatch.runner", "bot.dispatch.voice", "bot.dispatch.writer"] in import_cycles(modules)
+    modules["bot.dispatch.attempts"] |= _imports_of("def f():\n    from .runner import Dispatcher\n",
+                                                    "bot.dispatch.attempts")
+    assert any({"bot.dispatch.attempts", "bot.dispatch.runner"} <= set(c) for c in import_cycles(modules))
+    assert import_cycles(MODULES) == []
 
 
 def test_the_cycle_check_counts_type_only_imports() -> None:
@@ -463,3 +465,124 @@ def test_the_composition_root_mounts_all_three() -> None:
 def test_the_composition_rule_reports_a_violation(module: str, text: str, expected: list[str]) -> None:
     modules = {**MODULES, module: _imports_of(text, module)}
     assert composition_violations(modules) == expected
+
+
+# --- the attempt store owns the lease and the dispatch metadata ----------------------------
+
+#: The one module that writes the lease columns of ``contact_attempts`` and reads ``decision["dispatch"]``.
+ATTEMPT_STORE = "bot.dispatch.attempts"
+LEASE_COLUMNS = ("claimed_by", "claimed_until")
+TEXTS = {_module_name(p): p.read_text(encoding="utf-8") for p in FILES}
+
+
+def _is_attempt_module(text: str) -> bool:
+    return "ContactAttempt" in text or "contact_attempts" in text
+
+
+def lease_writes(text: str) -> list[int]:
+    """The lines of ``text`` that write a lease column: ``claimed_by=``/``claimed_until=`` keyword
+    arguments (``.values(...)``, a row's constructor), assignments to ``row.claimed_by``, dict
+    entries that set one (not ``"claimed_by": row.claimed_by``, a read), SQL ``SET claimed_by``."""
+    lines = []
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.keyword) and node.arg in LEASE_COLUMNS:
+            lines.append(node.value.lineno)
+        elif isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            lines.extend(t.lineno for t in targets if isinstance(t, ast.Attribute) and t.attr in LEASE_COLUMNS)
+        elif isinstance(node, ast.Dict):
+            for key, value in zip(node.keys, node.values, strict=True):
+                if isinstance(key, ast.Constant) and key.value in LEASE_COLUMNS and not (
+                        isinstance(value, ast.Attribute) and value.attr == key.value):
+                    lines.append(key.lineno)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            sql = node.value.lower()
+            if " set " in f" {sql}" and any(c in sql.split(" set ", 1)[-1] for c in LEASE_COLUMNS):
+                lines.append(node.lineno)
+    return sorted(lines)
+
+
+def dispatch_meta_reads(text: str) -> list[int]:
+    """The lines of ``text`` that read ``decision["dispatch"]`` or ``decision.get("dispatch")``."""
+    lines = []
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load) \
+                and isinstance(node.slice, ast.Constant) and node.slice.value == "dispatch":
+            lines.append(node.lineno)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get" \
+                and node.args and isinstance(node.args[0], ast.Constant) and node.args[0].value == "dispatch":
+            lines.append(node.lineno)
+    return sorted(lines)
+
+
+def attempt_store_offenders(texts: dict[str, str]) -> dict[str, list[int]]:
+    """Modules other than :data:`ATTEMPT_STORE` that write a contact attempt's lease or read its
+    dispatch metadata out of the decision JSON, with the lines."""
+    found = {}
+    for module, text in texts.items():
+        if module == ATTEMPT_STORE:
+            continue
+        lines = _store_rule_lines(text)
+        if lines:
+            found[module] = lines
+    return found
+
+
+@functools.lru_cache(maxsize=None)
+def _store_rule_lines(text: str) -> list[int]:
+    return sorted((lease_writes(text) if _is_attempt_module(text) else []) + dispatch_meta_reads(text))
+
+
+def test_only_the_attempt_store_writes_the_lease_and_reads_dispatch_metadata() -> None:
+    assert attempt_store_offenders(TEXTS) == {}
+    assert lease_writes(TEXTS[ATTEMPT_STORE])  # the rule sees the store's own writes
+
+
+@pytest.mark.parametrize("text", [
+    "from bot.db.models import ContactAttempt\nstmt = update(ContactAttempt).values(claimed_by=None)\n",
+    "from bot.db.models import ContactAttempt\ndef f(row):\n    row.claimed_until = None\n",
+    "from bot.db.models import ContactAttempt\nCANCEL = {'status': 'cancelled', 'claimed_by': None}\n",
+    "SQL = 'UPDATE contact_attempts SET status = 1, claimed_until = NULL'\n",
+    "def f(attempt):\n    return attempt.decision['dispatch']['from']\n",
+    "def f(decision):\n    return (decision or {}).get('dispatch')\n",
+])
+def test_the_attempt_store_rule_reports_a_violation(text: str) -> None:
+    texts = {**TEXTS, "bot.web.intruder": text, ATTEMPT_STORE: TEXTS[ATTEMPT_STORE] + "\n" + text}
+    assert list(attempt_store_offenders(texts)) == ["bot.web.intruder"]
+
+
+def test_the_attempt_store_rule_lets_reads_be() -> None:
+    text = ("from bot.db.models import ContactAttempt\n"
+            "def f(a):\n    return {'claimed_by': a.claimed_by, 'mine': a.claimed_by == 'w1'}\n"
+            "q = select(ContactAttempt.id).where(ContactAttempt.claimed_until < 1)\n")
+    assert attempt_store_offenders({"bot.cli.reader": text}) == {}
+
+
+CHANNEL_NAMES = frozenset({"sms", "email", "voice", "SMS", "EMAIL", "VOICE"})
+
+
+def channel_branches(text: str) -> list[int]:
+    """Lines of ``text`` that compare with a channel's name (``channel == "voice"``, ``"sms" in
+    channels``, ``Channel.VOICE``): what each channel does differently belongs in its steps."""
+    lines = []
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.Compare):
+            if any((isinstance(n, ast.Constant) and n.value in CHANNEL_NAMES)
+                   or (isinstance(n, ast.Attribute) and n.attr in CHANNEL_NAMES)
+                   for side in (node.left, *node.comparators) for n in ast.walk(side)):
+                lines.append(node.lineno)
+    return lines
+
+
+def test_the_dispatch_pass_does_not_branch_on_channel_names() -> None:
+    assert channel_branches(TEXTS["bot.dispatch.runner"]) == []
+
+
+@pytest.mark.parametrize("text", [
+    "if attempt.channel == 'voice':\n    pass\n",
+    "ok = 'sms' in self.channels\n",
+    "ok = channel in ('sms', 'voice')\n",
+    "ok = channel == Channel.VOICE.value\n",
+])
+def test_the_channel_branch_rule_reports_a_violation(text: str) -> None:
+    assert channel_branches(text) == [1]

@@ -152,8 +152,8 @@ def test_a_planned_voice_step_is_dialled_once_with_its_call_session(world: Voice
     assert call is not None
     assert (call.call_sid, call.borrower_id, call.loan_id, call.locale, call.script, call.status) == (
         attempt.provider_id, "P1", "P1-L1", "en-US", "first_stage", "queued")
-    assert attempt.decision["dispatch"]["call"] == {"locale": "en-US", "script": "first_stage", "loan_id": "P1-L1"}
-    assert attempt.decision["dispatch"]["from"] == OUR_NUMBER and attempt.outcome == "attempted"
+    assert (attempt.call_script, attempt.call_locale) == ("first_stage", "en-US")
+    assert attempt.sender == OUR_NUMBER and attempt.outcome == "attempted"
     again = asyncio.run(dispatch_once(db, settings, clock=world.clock, policy=policy,
                                       options=DispatchOptions(rate_limits=False)))
     assert again.handled == 0 and [c.to for c in world.sandbox.calls()] == [phone]

@@ -214,6 +214,14 @@ class ContactAttempt(Base):
     last_error: Mapped[str | None] = mapped_column(String(255))
     provider_status: Mapped[str | None] = mapped_column(String(16))
     sent_at: Mapped[datetime | None]
+    # What the dispatcher stored when it sent (bot.dispatch.attempts.DispatchMeta): the
+    # sender number, the body's SHA-256 (crash reconciliation), a call's script and locale,
+    # and until when the rate limit held it back.
+    sender: Mapped[str | None] = mapped_column(String(32))
+    body_sha256: Mapped[str | None] = mapped_column(String(64))
+    call_script: Mapped[str | None] = mapped_column(String(64))
+    call_locale: Mapped[str | None] = mapped_column(String(16))
+    rate_limited_until: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

@@ -1,8 +1,9 @@
 """``bot call``: one manual call attempt, through the dispatcher's own steps.
 
-:func:`place_call` writes a manual attempt, claims it and hands it to the
-:class:`~bot.dispatch.runner.Dispatcher` like any attempt: the same send-time
-check, the same adapter, at once.
+:func:`place_call` writes a manual attempt and hands it to
+:meth:`Dispatcher.send_now <bot.dispatch.runner.Dispatcher.send_now>`, which claims it
+through the attempt store and sends it like any attempt: the same send-time check,
+the same adapter, at once.
 """
 
 from __future__ import annotations
@@ -11,16 +12,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.db.models import ContactAttempt, Installment, Loan
-from bot.dispatch.call_sessions import DEFAULT_SCRIPT
 from bot.dispatch.options import DispatchOptions
-from bot.dispatch.report import DispatchReport
 from bot.dispatch.runner import Dispatcher
 from bot.domain import AttemptSource, AttemptStatus, Channel
 from bot.ledger import OPEN
+from bot.voice.sessions import DEFAULT_SCRIPT
 
 __all__ = ["PlacedCall", "place_call"]
 
@@ -98,24 +98,19 @@ async def place_call(db: Any, settings: Any, borrower_id: str, *, clock: Any, po
                                 options=options, compliance_config=compliance_config)
         with db.session() as session:
             attempt_id = _manual_attempt(session, borrower_id, script or _policy_script(policy), now)
-            session.execute(
-                update(ContactAttempt).where(ContactAttempt.id == attempt_id)
-                .values(claimed_by=options.worker_id, claimed_until=now + options.lease)
-                .execution_options(synchronize_session=False)
-            )
-        report = DispatchReport(at=now, worker=options.worker_id, claimed=1, batches=1)
-        await dispatcher.send_claimed([attempt_id], now, report)
+        await dispatcher.send_now([attempt_id])
     finally:
         if own:
             await channel.aclose()
     with db.sessions() as session:
         row = session.get(ContactAttempt, attempt_id)
         assert row is not None
-        dispatch = (row.decision or {}).get("dispatch") or {}
+        decision = row.decision or {}
+        limited = row.rate_limited_until.isoformat() if row.rate_limited_until is not None else None
         return PlacedCall(
             attempt_id=attempt_id, status=row.status,
             call_sid=row.provider_id if row.status == AttemptStatus.SENT.value else None,
-            reasons=list(dispatch.get("reasons") or []),
-            next_allowed_at=dispatch.get("next_allowed_at") or dispatch.get("rate_limited_until"),
+            reasons=list(decision.get("reasons") or []),
+            next_allowed_at=decision.get("next_allowed_at") or limited,
             error=row.last_error,
         )

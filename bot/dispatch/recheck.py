@@ -63,7 +63,7 @@ from bot.compliance.loader import history_since, load_contexts
 from bot.compliance.types import Decision, HistoryEntry, RuleResult, StopState, Subject
 from bot.compliance.zones import resolve_zones
 from bot.db.models import Consent, ContactAttempt, InboundMessage, Installment, Loan
-from bot.domain import PHONE_CHANNELS, AttemptSource, AttemptStatus, Channel, ContactOutcome
+from bot.domain import PHONE_CHANNELS, AttemptSource, AttemptStatus, Channel, ContactOutcome, PlanKey
 from bot.ledger import COVERED, OPEN, PAID_REASON
 from bot.policy import Policy
 
@@ -285,10 +285,10 @@ class Judge:
             self._default_zone()).names[0])
         assert zone is not None
         today = self.now.astimezone(zone).date()
-        key = _parse_plan_key(attempt.dedupe_key)
+        key = PlanKey.parse(attempt.dedupe_key)
         installment = self.facts.installments.get(attempt.installment_id or "")
         if key is not None and installment is not None and self.policy is not None:
-            arm, day, channel = key
+            arm = key.arm
             ladder = self.policy.arms.get(arm)
             # With ``ladders`` the ladder is the borrower's by risk: the next planning pass re-chooses it
             # (superseding this row if another ladder is chosen); here its step must still be current.
@@ -296,7 +296,7 @@ class Judge:
             if ladder is None or chosen_elsewhere:
                 return STALE
             step = ladder.current_step((today - installment.due_date).days, self.policy.horizon_days)
-            if step is None or step.day != day or step.channel != channel:
+            if step is None or step.day != key.day or step.channel != key.channel:
                 return STALE
         planned_at = _instant(planner.get("at")) or attempt.updated_at or self.now
         planned_day = _day(planner.get("local_date")) or planned_at.astimezone(zone).date()
@@ -326,19 +326,6 @@ def _is_current_address(attempt: ContactAttempt, subject: Subject) -> bool:
     if attempt.channel in {c.value for c in PHONE_CHANNELS}:
         return attempt.address == subject.phone_e164
     return (attempt.address or "").lower() == (subject.email or "").lower()
-
-
-def _parse_plan_key(key: str) -> tuple[str, int, str] | None:
-    """``plan:<installment>:<arm>:<day>:<channel>`` → (arm, day, channel); installment ids may hold ':'."""
-    if not key.startswith("plan:"):
-        return None
-    parts = key[5:].rsplit(":", 3)
-    if len(parts) != 4:
-        return None
-    try:
-        return parts[1], int(parts[2]), parts[3]
-    except ValueError:
-        return None
 
 
 def _planner(attempt: ContactAttempt) -> Mapping[str, Any]:
@@ -376,7 +363,8 @@ def _day(value: Any) -> date | None:
 
 
 def decision_json(decision: Decision | None, verdict: Verdict, now: datetime) -> dict[str, Any]:
-    """The send-time decision as stored under ``decision["dispatch"]`` (compact, no personal data)."""
+    """The send-time decision as stored in the attempt's ``decision`` (compact, no personal data;
+    bot.dispatch.attempts.with_decision)."""
     out: dict[str, Any] = {"at": now.isoformat(), "action": verdict.action, "reasons": list(verdict.reasons)}
     if decision is not None:
         out.update(decision.to_json())

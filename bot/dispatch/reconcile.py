@@ -9,7 +9,7 @@ have accepted the message, so sending it again could send it twice.  Instead:
   at the provider (a :class:`ProviderLookup`; for Twilio
   :class:`bot.providers.twilio.lookup.TwilioLookup`, one matching rule for SMS and
   calls).  Before sending, the dispatcher stored the SHA-256 of the body and the
-  sender number in ``decision["dispatch"]``; the lookup lists the messages to the
+  sender number with the attempt (bot.dispatch.attempts.DispatchMeta); the lookup lists the messages to the
   attempt's number from that sender, keeps those created since the attempt was
   marked (minus a clock skew) whose sid no other attempt recorded, and matches the
   body hash.  Twilio's Message resource does not expose the ``StatusCallback`` URL, so
@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -41,6 +41,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.db.models import ContactAttempt
+from bot.dispatch.attempts import DispatchMeta
 from bot.domain import AttemptStatus, Channel
 
 log = logging.getLogger(__name__)
@@ -92,14 +93,13 @@ class ProviderLookup(Protocol):
 
 
 def stuck_from(attempt: ContactAttempt, known_sids: frozenset[str]) -> Stuck:
-    decision = attempt.decision if isinstance(attempt.decision, Mapping) else {}
-    meta = decision.get("dispatch") if isinstance(decision.get("dispatch"), Mapping) else {}
+    meta = DispatchMeta.of(attempt)
     return Stuck(
         attempt_id=attempt.id,
         channel=attempt.channel,
         to=attempt.address or "",
-        sender=meta.get("from") if isinstance(meta.get("from"), str) else None,
-        body_sha256=meta.get("body_sha256") if isinstance(meta.get("body_sha256"), str) else None,
+        sender=meta.sender,
+        body_sha256=meta.body_sha256,
         since=attempt.occurred_at or attempt.updated_at,
         known_sids=known_sids - {attempt.provider_id} if attempt.provider_id else known_sids,
         provider_id=attempt.provider_id,

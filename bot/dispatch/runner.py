@@ -5,10 +5,11 @@ One pass (:meth:`Dispatcher.run_pass`):
 1. **Reconcile** attempts a crashed worker left ``sending`` (bot.dispatch.reconcile).
 2. Repeat until nothing is due:
 
-   a. **claim** up to ``batch_size`` due attempts with a lease (bot.dispatch.claim);
+   a. **claim** up to ``batch_size`` due attempts with a lease (the attempt store,
+      bot.dispatch.attempts, which alone writes the lease);
    b. **re-check** each at the sending instant (bot.dispatch.recheck): stale ones
       are cancelled, disallowed ones deferred or blocked;
-   c. **compose** the allowed ones (bot.messages.compose) and build the
+   c. **compose** the allowed ones (each channel's steps, bot.dispatch.steps) and build the
       :class:`~bot.channels.base.ApprovedMessage` with
       :func:`~bot.channels.base.approve`;
    d. in one write transaction: take **rate-limit** tokens (bot.ratelimit; what
@@ -41,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import random
@@ -51,7 +53,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.channels.base import ApprovedMessage, Channel, approve
@@ -60,29 +62,13 @@ from bot.compliance import ComplianceConfig
 from bot.db import Database
 from bot.db.models import ContactAttempt
 from bot.db.retry import lock_ids, transaction
-from bot.dispatch.claim import claim_due, claim_stuck, next_due_at, release_own
+from bot.dispatch.attempts import AttemptStore, VerdictRow, next_due_at, with_decision
 from bot.dispatch.options import DispatchOptions, backoff_delay
-from bot.dispatch.reconcile import (
-    ProviderLookup,
-    Resolution,
-    body_hash,
-    known_provider_ids,
-    resolve,
-    stuck_from,
-)
+from bot.dispatch.reconcile import ProviderLookup, Resolution, known_provider_ids, resolve, stuck_from
 from bot.dispatch.recheck import SEND, Judge, decision_json, load_facts, reply_senders
-from bot.dispatch.records import Failed, Late, Outcome, Records, Retry, Sent, VerdictRow, error_text
+from bot.dispatch.records import Failed, Late, Outcome, Retry, Sent, error_text
 from bot.dispatch.report import DispatchReport
-from bot.dispatch.statuses import (
-    CALL_FINAL,
-    calls_due_for_check,
-    due_for_check,
-    fetch_call_statuses,
-    fetch_statuses,
-    record_statuses,
-    touch,
-)
-from bot.dispatch.voice import CALL_KEY, SessionSeed, compose_call, ensure_call_sessions, link_call_sids
+from bot.dispatch.steps import STEPS, ChannelSteps, Composed
 from bot.dispatch.writer import GroupWriter, Write
 from bot.domain import AttemptSource, AttemptStatus
 from bot.errors import ConfigurationDeliveryError, PermanentDeliveryError, TransientDeliveryError
@@ -124,6 +110,7 @@ class _Ready:
     message: ApprovedMessage
     limits: tuple[Limit, ...]
     decision: dict[str, Any]
+    composed: Composed
     cost: float = 1.0  # tokens it takes from each bucket: an SMS's segments, else 1
     granted_at: datetime | None = None  # when it took its rate-limit tokens (None: rate limits off)
 
@@ -144,11 +131,13 @@ _SLICE = 0.005
 class Dispatcher:
     """Sends what is due through the given channel adapters (see the module docstring).
 
-    ``channels`` maps a channel name (``sms``, ``email``) to its adapter; attempts
-    of other channels are left alone.  ``lookup`` finds SMS at the provider for
+    ``channels`` maps a channel name (``sms``, ``email``, ``voice``) to its adapter;
+    attempts of other channels are left alone.  What each channel does differently is
+    its :class:`~bot.dispatch.steps.ChannelSteps`; every lease write goes through the
+    attempt store (:attr:`store`).  ``lookup`` finds SMS and calls at the provider for
     reconciliation (default: :class:`~bot.providers.twilio.lookup.TwilioLookup` built
-    from the settings when there is an SMS adapter).  ``rng`` draws the backoff
-    jitter; tests seed it.
+    from the settings when a channel's provider can be asked).  ``rng`` draws the
+    backoff jitter; tests seed it.
     """
 
     def __init__(
@@ -175,7 +164,10 @@ class Dispatcher:
         self.options = options or DispatchOptions.from_settings(settings)
         self.rng = rng or random.Random()
         self.config = compliance_config
-        if lookup is None and ("sms" in self.channels or "voice" in self.channels):
+        # In the registry's order (SMS, email, voice), then any other channel with the default steps.
+        self.steps: dict[str, ChannelSteps] = {**{n: steps for n, steps in STEPS.items() if n in self.channels},
+                                               **{n: ChannelSteps() for n in self.channels if n not in STEPS}}
+        if lookup is None and any(steps.provider_lookup for steps in self.steps.values()):
             from bot.providers.twilio.lookup import TwilioLookup
 
             lookup = TwilioLookup(settings)
@@ -183,12 +175,12 @@ class Dispatcher:
         #: Channels marked ``sending`` a batch at a time: those reconciliation can look up.
         self.early: frozenset[str] = frozenset(getattr(lookup, "channels", ())) if lookup is not None else frozenset()
         self.renderer = renderer or get_renderer(str(settings.templates_dir))
-        self.records = Records(self.options.worker_id, lease=self.options.lease)
+        self.store = AttemptStore(self.options.worker_id, lease=self.options.lease)
         self.buckets = TokenBuckets(enabled=self.options.rate_limits, shared=not self.options.simulated)
         self._write_lock: contextlib.AbstractContextManager[Any] = (
             threading.Lock() if db.dialect == "sqlite" else contextlib.nullcontext())
 
-    def _write(self, what: str, work: Callable[[Session], T]) -> T:
+    def write(self, what: str, work: Callable[[Session], T]) -> T:
         """Run ``work`` in a write transaction, again after a deadlock (bot.db.retry).  On SQLite the
         pass's writes take turns through a lock of their own: waiting on the database's lock means
         SQLite's busy handler, which sleeps in steps of up to 100 ms."""
@@ -205,8 +197,7 @@ class Dispatcher:
         lock, and every database call of the lanes would wait for it).
         """
         report = DispatchReport(at=self.clock.now(), worker=self.options.worker_id)
-        released = self._write("release", lambda session: release_own(session, worker=self.options.worker_id,
-                                                                        now=report.at))
+        released = self.write("release", lambda session: self.store.release_own(session, now=report.at))
         if released:
             log.warning("dispatch: %d claims an earlier pass of %s left were given back", released, report.worker)
         await self.reconcile(report)
@@ -254,9 +245,8 @@ class Dispatcher:
         if self.options.stopping:
             return None
         now = self.clock.now()
-        ids = self._write("claim", lambda session: claim_due(
-            session, worker=self.options.worker_id, now=now, lease=self.options.lease, channels=self.channels,
-            limit=self.options.batch_size))
+        ids = self.write("claim", lambda session: self.store.claim_due(
+            session, now=now, channels=self.channels, limit=self.options.batch_size))
         if not ids:
             return None
         if all(seen.get(i) == now for i in ids):  # handled at this very instant already: stop, do not spin
@@ -265,6 +255,17 @@ class Dispatcher:
         seen.update(dict.fromkeys(ids, now))
         counts = DispatchReport(at=now, worker=self.options.worker_id, claimed=len(ids), batches=1)
         return await self._prepare(ids, now, counts, sent_now), counts
+
+    async def send_now(self, ids: Sequence[int]) -> DispatchReport:
+        """Claim the given pending attempts and send them at once, outside a pass (``bot call``):
+        the same send-time re-check, composing, rate limit, ``sending`` mark and adapter as a pass.
+        Attempts another worker holds a live lease on are left alone."""
+        now = self.clock.now()
+        claimed = self.write("claim", lambda session: self.store.claim(session, ids, now=now))
+        report = DispatchReport(at=now, worker=self.options.worker_id, claimed=len(claimed), batches=1)
+        if claimed:
+            await self.send_claimed(claimed, now, report)
+        return report
 
     async def send_claimed(self, ids: Sequence[int], now: datetime, report: DispatchReport) -> None:
         """Check, rate-limit and send attempts this worker has claimed, outside a pass (``bot call``)."""
@@ -278,21 +279,15 @@ class Dispatcher:
     def _release(self, ids: Sequence[int], now: datetime) -> None:
         def release(session: Session) -> None:
             lock_ids(session, ContactAttempt, ids)
-            session.execute(
-                update(ContactAttempt)
-                .where(ContactAttempt.id.in_(ids), ContactAttempt.claimed_by == self.options.worker_id,
-                       ContactAttempt.status.in_((AttemptStatus.PLANNED.value, AttemptStatus.DEFERRED.value)))
-                .values(claimed_by=None, claimed_until=None, updated_at=now)
-                .execution_options(synchronize_session=False)
-            )
+            self.store.release(session, ids, now=now)
 
-        self._write("release", release)
+        self.write("release", release)
 
     # --- re-check and compose -----------------------------------------------------------
 
     async def _prepare(self, ids: Sequence[int], now: datetime, report: DispatchReport,
                        sent_now: dict[str, list[Any]] | None = None) -> list[_Ready]:
-        from bot.messages import ComposeError, compose, first_texts, load_message_data_many
+        from bot.messages import ComposeError, first_texts, load_message_data_many
 
         with self.db.sessions() as session:
             attempts = list(session.scalars(select(ContactAttempt).where(ContactAttempt.id.in_(ids))))
@@ -302,7 +297,7 @@ class Dispatcher:
             # Who sends each SMS, known before composing: a number's first text from a sender
             # must say how to opt out (CTIA), whatever its template.
             sms_from = {a.id: self._sender(a, a.address, senders.get(a.id)) for a in attempts
-                        if a.channel == "sms" and a.address}
+                        if self._steps(a.channel).first_text and a.address}
             fresh = first_texts(session, {(a.address, sms_from[a.id]) for a in attempts
                                           if a.id in sms_from and sms_from[a.id] and a.address})
         attempts.sort(key=lambda a: (a.source != AttemptSource.REPLY.value, a.next_attempt_at or now, a.id))
@@ -319,7 +314,7 @@ class Dispatcher:
                 await asyncio.sleep(0)
                 give_way = loop.time() + _SLICE
             verdict = judge(attempt)
-            payload = _with_dispatch(attempt.decision, decision_json(verdict.decision, verdict, now))
+            payload = with_decision(attempt.decision, decision_json(verdict.decision, verdict, now))
             if verdict.action != SEND:
                 rows.append(VerdictRow(attempt.id, verdict.action, verdict.next_at, payload, release=True,
                                        last_error=verdict.reasons[0] if verdict.action == "cancelled" and
@@ -327,16 +322,13 @@ class Dispatcher:
                 report.add(attempt.channel, verdict.action)
                 continue
             item = data.get(attempt.id)
+            steps = self._steps(attempt.channel)
             try:
                 if item is None:
                     raise ComposeError("missing_data", f"attempt {attempt.id}: its borrower is not in the database")
-                if attempt.channel == "voice":  # a call: script and locale, no text (bot.dispatch.voice)
-                    composed = compose_call(item, attempt, self.settings, at=now)
-                    payload["dispatch"][CALL_KEY] = composed.call_json()
-                else:
-                    first = attempt.id in sms_from and (attempt.address, sms_from[attempt.id]) in fresh
-                    composed = compose(item, attempt, self.settings, renderer=self.renderer, at=now,
-                                       first_text=first)
+                first = attempt.id in sms_from and (attempt.address, sms_from[attempt.id]) in fresh
+                composed = steps.compose(item, attempt, self.settings, renderer=self.renderer, at=now,
+                                         first_text=first, sender=sms_from.get(attempt.id))
             except ComposeError as exc:
                 rows.append(VerdictRow(attempt.id, AttemptStatus.FAILED.value, None, payload, release=True,
                                        last_error=error_text("compose", code=exc.reason)))
@@ -344,28 +336,27 @@ class Dispatcher:
                 log.warning("attempt %d not composed: %s", attempt.id, exc.reason)
                 continue
             sender = sms_from[attempt.id] if attempt.id in sms_from else \
-                self._sender(attempt, composed.to, senders.get(attempt.id))
-            payload["dispatch"]["body_sha256"] = body_hash(composed.body)
-            if sender:
-                payload["dispatch"]["from"] = sender
-            message = approve(verdict.decision, **composed.approve_fields(), from_=sender)  # type: ignore[arg-type]
-            ready.append(_Ready(attempt.id, attempt.channel, attempt.tries, attempt.borrower_id, composed.to,
-                                message, self._limits(attempt.channel, sender), payload,
-                                cost=float(getattr(composed, "segments", None) or 1)))  # providers count segments
+                self._sender(attempt, composed.message.to, senders.get(attempt.id))  # a call's caller id
+            if sender != composed.meta.sender:
+                composed = dataclasses.replace(composed, meta=dataclasses.replace(composed.meta, sender=sender))
+            message = approve(verdict.decision, **composed.message.approve_fields(), from_=sender)  # type: ignore[arg-type]
+            ready.append(_Ready(attempt.id, attempt.channel, attempt.tries, attempt.borrower_id, composed.message.to,
+                                message, self._limits(attempt.channel, sender), payload, composed,
+                                cost=float(getattr(composed.message, "segments", None) or 1)))  # providers count segments
         if self.buckets.enabled:  # the tokens are taken right before the lanes start (run_pass)
             if rows:
-                self._write("decisions", lambda session: self._write_rows(session, rows, now))
+                self.write("decisions", lambda session: self._write_rows(session, rows, now))
             return ready
         return self._grant(ready, report, rows)[0]
 
     def _write_later(self, rows: Sequence[VerdictRow]) -> None:
         """The decisions :meth:`_grant` left for later (what found no token): planned again, lease given back."""
         if rows:
-            self._write("rate limited", functools.partial(self._write_rows, rows=rows, now=self.clock.now()))
+            self.write("rate limited", functools.partial(self._write_rows, rows=rows, now=self.clock.now()))
 
     def _write_rows(self, session: Session, rows: Sequence[VerdictRow], now: datetime) -> None:
         lock_ids(session, ContactAttempt, [r.attempt_id for r in rows])  # the lock order: ids ascending
-        self.records.write_verdicts(session, rows, now)
+        self.store.write_verdicts(session, rows, now)
 
     def _grant(self, ready: Sequence[_Ready], report: DispatchReport,
                rows: Sequence[VerdictRow] = ()) -> tuple[list[_Ready], list[VerdictRow]]:
@@ -396,21 +387,24 @@ class Dispatcher:
                     go.append(item)
                     status = AttemptStatus.SENDING.value if item.channel in self.early else AttemptStatus.PLANNED.value
                     written.append(VerdictRow(item.attempt_id, status, None if item.channel in self.early else now,
-                                              item.decision, release=False))
+                                              item.decision, release=False, meta=item.composed.meta))
                 else:
-                    decision = {**item.decision, "dispatch": {**item.decision["dispatch"],
-                                                              "rate_limited_until": wait.isoformat()}}
+                    meta = dataclasses.replace(item.composed.meta, rate_limited_until=wait)
                     (later if self.buckets.enabled else written).append(
-                        VerdictRow(item.attempt_id, AttemptStatus.PLANNED.value, wait, decision, release=True))
+                        VerdictRow(item.attempt_id, AttemptStatus.PLANNED.value, wait, item.decision, release=True,
+                                   meta=meta))
                     limited.append(item)
             self._write_rows(session, written, now)
             early = [g.attempt_id for g in go if g.channel in self.early]
-            marked = self.records.still_mine(session, early, AttemptStatus.SENDING.value)
-            ensure_call_sessions(session, [SessionSeed(g.attempt_id, g.borrower_id, g.decision["dispatch"][CALL_KEY])
-                                           for g in go if g.channel == "voice"], now)
+            marked = self.store.still_mine(session, early, AttemptStatus.SENDING.value)
+            by_channel: dict[str, list[tuple[int, str, Composed]]] = {}
+            for g in go:
+                by_channel.setdefault(g.channel, []).append((g.attempt_id, g.borrower_id, g.composed))
+            for channel, items in by_channel.items():
+                self._steps(channel).on_marked(session, items, now)
             return go, limited, marked, later
 
-        go, limited, marked, later = self._write("decisions", write)
+        go, limited, marked, later = self.write("decisions", write)
         for item in limited:
             report.add(item.channel, "rate_limited")
         kept = []
@@ -421,37 +415,20 @@ class Dispatcher:
                 kept.append(item)
         return kept, later
 
+    def _steps(self, channel: str) -> ChannelSteps:
+        """What this channel does differently (bot.dispatch.steps)."""
+        steps = self.steps.get(channel)
+        return steps if steps is not None else STEPS.get(channel, ChannelSteps())
+
     def _sender(self, attempt: ContactAttempt, to: str, replied_to: str | None) -> str | None:
-        """The SMS sender: the number the borrower wrote to (replies), else the adapter's choice."""
-        if attempt.channel == "voice":  # the caller id: the adapter's choice, kept for reconciliation
-            choose = getattr(self.channels.get("voice"), "sender_for", None)
-            return str(choose(to)) if callable(choose) else None
-        if attempt.channel != "sms":
-            return None
-        numbers = tuple(getattr(self.settings, "twilio_from_numbers", ()) or ())
-        if replied_to and replied_to in numbers:
-            return replied_to
-        adapter = self.channels.get("sms")
-        choose = getattr(adapter, "sender_for", None)
-        if callable(choose):
-            return str(choose(to))
-        return numbers[0] if numbers else None
+        """Who sends the attempt's message: an SMS's number, a call's caller id (bot.dispatch.steps)."""
+        return self._steps(attempt.channel).sender(self.channels.get(attempt.channel), self.settings, to, replied_to)
 
     def _limits(self, channel: str, sender: str | None) -> tuple[Limit, ...]:
         """The buckets a message of ``channel`` from ``sender`` passes, granting with the burst
         the send tolerance leaves (bot.ratelimit.Limit.granting)."""
-        s = self.settings
-        limits: list[Limit] = []
-        if channel == "sms":
-            if sender:
-                limits.append(Limit.per_second(f"sms:number:{sender}", s.sms_rate_per_number))
-            limits.append(Limit.per_second(f"sms:account:{s.twilio_account_sid}", s.sms_rate_per_account))
-        elif channel == "email":
-            limits.append(Limit.per_second(f"email:relay:{s.smtp_host}:{s.smtp_port}", s.email_rate))
-        elif channel == "voice":
-            limits.append(Limit.per_second(f"voice:account:{s.twilio_account_sid}", s.calls_per_second))
         tolerance = self.options.send_tolerance.total_seconds()
-        return tuple(limit.granting(tolerance) for limit in limits)
+        return tuple(limit.granting(tolerance) for limit in self._steps(channel).limits(self.settings, sender))
 
     # --- sending ---------------------------------------------------------------------------
 
@@ -587,13 +564,8 @@ class Dispatcher:
     def _expire_soon(self, attempt_id: int) -> None:
         """Let reconciliation look at an attempt whose send ended in doubt, after a short wait."""
         now = self.clock.now()
-        self._write("lease", lambda session: session.execute(
-            update(ContactAttempt)
-            .where(ContactAttempt.id == attempt_id, ContactAttempt.claimed_by == self.options.worker_id,
-                   ContactAttempt.status == AttemptStatus.SENDING.value)
-            .values(claimed_until=now + self.options.backoff_base, updated_at=now)
-            .execution_options(synchronize_session=False)
-        ))
+        self.write("lease", lambda session: self.store.expire_soon(
+            session, attempt_id, until=now + self.options.backoff_base, now=now))
 
     def _apply(self, writes: Sequence[Write], report: DispatchReport) -> set[int]:
         """One group: record results, mark the next attempts ``sending``, commit."""
@@ -603,9 +575,9 @@ class Dispatcher:
 
         def write(session: Session) -> tuple[int, set[int]]:
             lock_ids(session, ContactAttempt, [o.attempt_id for o in outcomes] + marks)  # ids ascending
-            return self.records.record(session, outcomes, now), self.records.mark_sending(session, marks, now)
+            return self.store.record(session, outcomes, now), self.store.mark_sending(session, marks, now)
 
-        written, marked = self._write("record", write)
+        written, marked = self.write("record", write)
         for outcome in outcomes:
             report.add(outcome.channel, _outcome_name(outcome))
         if written < len(outcomes):  # another worker took some over meanwhile (it will reconcile them)
@@ -615,58 +587,10 @@ class Dispatcher:
     # --- reconciliation --------------------------------------------------------------------
 
     async def check_statuses(self, report: DispatchReport) -> None:
-        """Fetch the status of sent SMS and placed calls whose status callbacks never came
-        (bot.dispatch.statuses)."""
-        await self._check_sms_statuses(report)
-        await self._check_call_statuses(report)
-
-    async def _check_call_statuses(self, report: DispatchReport) -> None:
-        if getattr(self.lookup, "call_status", None) is None or "voice" not in self.channels \
-                or self.options.stopping or self.settings is None:
-            return
-        now = self.clock.now()
-        with self.db.sessions() as session:
-            due = calls_due_for_check(session, now=now, after=self.options.status_check_after)
-        if not due:
-            return
-        answers = await fetch_call_statuses(self.lookup, due)  # type: ignore[arg-type]
-        ended = [(attempt_id, progress) for attempt_id, progress in answers
-                 if progress is not None and progress.status in CALL_FINAL]
-        moved = 0
-        if ended:
-            from bot.voice.service import CallService
-            from bot.voice.services import CallServices
-
-            service = CallService(self.settings, self.db, self.clock, CallServices.for_settings(self.settings))
-            try:
-                for attempt_id, progress in ended:
-                    try:
-                        moved += bool(await asyncio.to_thread(service.apply_status, progress))
-                    except Exception as exc:  # this call's record is not as expected: the next pass tries again
-                        log.warning("dispatch: status of call attempt %s not recorded (%s)", attempt_id,
-                                    type(exc).__name__)
-            finally:
-                service.close()
-        asked = [attempt_id for attempt_id, params in answers if params is not None]
-        self._write("call status check", lambda session: touch(session, asked, now))
-        if moved:
-            report.add("voice", "status_fetched", moved)
-            log.info("dispatch: %d call statuses fetched from the provider (their callbacks never came)", moved)
-
-    async def _check_sms_statuses(self, report: DispatchReport) -> None:
-        if getattr(self.lookup, "message_status", None) is None or "sms" not in self.channels \
-                or self.options.stopping:
-            return
-        now = self.clock.now()
-        with self.db.sessions() as session:
-            due = due_for_check(session, now=now, after=self.options.status_check_after)
-        if not due:
-            return
-        checked = await fetch_statuses(self.lookup, due)  # type: ignore[arg-type]
-        moved = self._write("status check", lambda session: record_statuses(session, checked, now))
-        if moved:
-            report.add("sms", "status_fetched", moved)
-            log.info("dispatch: %d delivery statuses fetched from the provider (their callbacks never came)", moved)
+        """Fetch the status of sent messages and placed calls whose status callbacks never came
+        (each channel's :meth:`~bot.dispatch.steps.ChannelSteps.check_statuses`)."""
+        for steps in self.steps.values():
+            await steps.check_statuses(self, report)
 
     async def reconcile(self, report: DispatchReport) -> None:
         """Settle every attempt left ``sending`` by a worker whose lease expired, ``batch_size`` at a time.
@@ -677,9 +601,8 @@ class Dispatcher:
         now = self.clock.now()
         seen: set[int] = set()
         while not self.options.stopping:
-            ids = self._write("reconcile claim", lambda session: claim_stuck(
-                session, worker=self.options.worker_id, now=now, lease=self.options.lease,
-                limit=self.options.batch_size))
+            ids = self.write("reconcile claim", lambda session: self.store.claim_stuck(
+                session, now=now, limit=self.options.batch_size))
             if not ids or seen.issuperset(ids):
                 break
             seen.update(ids)
@@ -704,31 +627,21 @@ class Dispatcher:
             settled = []
             for r in resolutions:
                 if r.status == AttemptStatus.SENDING.value:
-                    self.records.extend_stuck(session, r.attempt_id, until=now + self.options.backoff_base,
+                    self.store.extend_stuck(session, r.attempt_id, until=now + self.options.backoff_base,
                                               error=r.error or "", now=now)
                     continue
-                if self.records.resolve_stuck(session, r.attempt_id, status=r.status, now=now,
-                                              provider_id=r.provider_id, error=r.error, sent_at=r.sent_at):
+                if self.store.resolve_stuck(session, r.attempt_id, status=r.status, now=now,
+                                            provider_id=r.provider_id, error=r.error, sent_at=r.sent_at):
                     settled.append(r)
-                    if r.channel == "voice" and r.provider_id:
-                        link_call_sids(session, [(r.attempt_id, r.provider_id)], now)
+                    if r.provider_id:
+                        self._steps(r.channel).on_reconciled(session, r.attempt_id, r.provider_id, now)
             return settled
 
-        for r in self._write("reconcile", write):
+        for r in self.write("reconcile", write):
             report.add(r.channel, r.outcome)
         for r in resolutions:
             if r.outcome:
                 log.info("attempt %d reconciled after a crash: %s", r.attempt_id, r.outcome)
-
-
-def _with_dispatch(decision: Any, dispatch: dict[str, Any]) -> dict[str, Any]:
-    """The attempt's decision with the send-time one on top (the planner's part kept)."""
-    out = dict(decision) if isinstance(decision, Mapping) else {}
-    for key in ("allowed", "reasons", "next_allowed_at", "rule_set", "zones", "results"):
-        if key in dispatch:
-            out[key] = dispatch[key]
-    out["dispatch"] = {k: v for k, v in dispatch.items() if k not in ("results", "zones", "rule_set")}
-    return out
 
 
 def _outcome_name(outcome: Outcome) -> str:

@@ -190,21 +190,20 @@ def _reply_sid(dedupe_key: str) -> str | None:
 def first_texts(session: Session, pairs: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
     """The ``(number, sender)`` pairs to which no SMS has gone yet: no SMS attempt to the
     number that reached the provider (``provider_id`` or ``sent_at`` set) records that
-    sender (``decision.dispatch.from``).  Rows without a recorded sender (imported
+    sender (its ``sender`` column).  Rows without a recorded sender (imported
     history) do not count, so a doubt gives the opt-out line rather than leaves it out."""
     wanted = set(pairs)
     numbers = sorted({number for number, _sender in wanted})
     used: set[tuple[str, str]] = set()
     for chunk in _chunks(numbers):
         rows = session.execute(
-            select(ContactAttempt.address, ContactAttempt.decision)
+            select(ContactAttempt.address, ContactAttempt.sender)
             .where(ContactAttempt.channel == Channel.SMS.value, ContactAttempt.address.in_(chunk),
-                   (ContactAttempt.provider_id.is_not(None)) | (ContactAttempt.sent_at.is_not(None)))
+                   (ContactAttempt.provider_id.is_not(None)) | (ContactAttempt.sent_at.is_not(None)),
+                   ContactAttempt.sender.is_not(None))
         )
-        for number, decision in rows:
-            dispatch = (decision or {}).get("dispatch") if isinstance(decision, dict) else None
-            sender = dispatch.get("from") if isinstance(dispatch, dict) else None
-            if isinstance(sender, str) and number is not None:
+        for number, sender in rows:
+            if number is not None:
                 used.add((number, sender))
     return wanted - used
 

@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 
 from bot.compliance.types import Decision, HistoryEntry, StopState, Subject
 from bot.compliance.zones import phone_zone_names, resolve_zones
-from bot.domain import AttemptStatus, Channel, ContactOutcome
+from bot.domain import AttemptStatus, Channel, ContactOutcome, PlanKey
 from bot.policy import Policy, Step, step_label
 from bot.risk import RiskFacts
 
@@ -226,7 +226,7 @@ class CheckMemo:
 
 
 def attempt_key(installment_id: str, arm: str, day: int, channel: str) -> str:
-    return f"plan:{installment_id}:{arm}:{day}:{channel}"
+    return PlanKey(installment_id, arm, day, channel).to_str()
 
 
 def handoff_key(loan_id: str) -> str:

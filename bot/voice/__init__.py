@@ -7,10 +7,12 @@
 * :mod:`bot.voice.service` -- :class:`~bot.voice.service.CallService`: answer,
   input, status, recording (events of bot.channels.events in, a neutral
   :class:`~bot.channels.events.CallPlan` out; one transaction each), the effects of a
-  call through bot.replies.
+  call through bot.replies;
+* :mod:`bot.voice.sessions` -- the call session written when the dispatcher marks a
+  call ``sending``, linked to its CallSid, ended when never placed.
 
 docs/voice.md describes the call flow.  This package never places a call (the
-dispatcher does, bot.dispatch.voice), never imports a channel adapter or the web, and
+dispatcher does, bot.dispatch), never imports a channel adapter or the web, and
 knows no provider's field names or call-control language (TwiML is rendered by the
 provider, bot.providers.twilio.twiml).
 """

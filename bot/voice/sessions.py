@@ -1,19 +1,18 @@
 """The call session of a voice attempt: written with ``sending``, linked to its CallSid, ended unplaced.
 
-The dispatcher's writes to ``call_sessions`` (docs/dispatch.md, "Crashes"): the
+The writes to ``call_sessions`` made on the way out (docs/dispatch.md, "Crashes"): the
 session is inserted in the transaction that marks the attempt ``sending``
 (:func:`ensure_call_sessions`), learns its CallSid when the send is recorded
 (:func:`link_call_sids`), and is ended when the attempt will never become a call
-(:func:`mark_unplaced`).  Both the runner and the attempt writes
-(bot.dispatch.records) use it; it imports neither.
+(:func:`mark_unplaced`).  The dispatcher and its attempt store use it; it imports
+neither.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session
@@ -31,7 +30,9 @@ FALLBACK_LOCALE = "en-US"
 class SessionSeed:
     attempt_id: int
     borrower_id: str
-    call: Mapping[str, Any]  # decision.dispatch.call: locale, script, loan_id
+    script: str | None
+    locale: str | None
+    loan_id: str | None = None
 
 
 def ensure_call_sessions(session: Session, seeds: Iterable[SessionSeed], now: datetime) -> None:
@@ -45,8 +46,8 @@ def ensure_call_sessions(session: Session, seeds: Iterable[SessionSeed], now: da
     for seed in seeds:
         insert_ignore(session, CallSession, {
             "attempt_id": seed.attempt_id, "call_sid": None, "borrower_id": seed.borrower_id,
-            "loan_id": seed.call.get("loan_id"), "locale": str(seed.call.get("locale") or FALLBACK_LOCALE),
-            "script": str(seed.call.get("script") or DEFAULT_SCRIPT), "state": None, "status": "queued",
+            "loan_id": seed.loan_id, "locale": seed.locale or FALLBACK_LOCALE,
+            "script": seed.script or DEFAULT_SCRIPT, "state": None, "status": "queued",
             "answered_by": None, "outcome": None, "promise_date": None, "speech": True, "flagged": False,
             "flags": None, "min_confidence": None, "decision": None, "recording_dir": None,
             "started_at": now, "answered_at": None, "ended_at": None, "duration_s": None, "reviewed_at": None,
