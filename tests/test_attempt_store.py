@@ -28,7 +28,7 @@ from builders import AT, add_borrower
 
 LEASE = timedelta(minutes=5)
 #: The migration that moves the dispatch metadata out of ``decision["dispatch"]``, and the one before it.
-META_REVISION = "0017"
+META_REVISION = "0016"
 BEFORE_META = str(ScriptDirectory(str(MIGRATIONS)).get_revision(META_REVISION).down_revision)
 
 

@@ -5,8 +5,8 @@ Existing rows move over: ``decision["dispatch"]`` loses ``from``, ``body_sha256`
 and ``rate_limited_until``, which land in the new columns (docs/dispatch.md); the
 downgrade puts them back.
 
-Revision ID: 0017
-Revises: 0016
+Revision ID: 0016
+Revises: 0015
 Create Date: 2026-12-04 22:00:00
 """
 
@@ -19,8 +19,8 @@ import sqlalchemy as sa
 import bot.db.types
 
 
-revision = '0017'
-down_revision = '0016'
+revision = '0016'
+down_revision = '0015'
 branch_labels = None
 depends_on = None
 
