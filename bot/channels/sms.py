@@ -37,6 +37,7 @@ import asyncio
 import hashlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from bot.channels.base import ApprovedMessage, Channel, SendResult
@@ -49,6 +50,7 @@ from bot.providers.twilio.errors import (
     NETWORK_ERRORS,
     ClientError,
     RestError,
+    TwilioPermanentError,
     TwilioTransientError,
     classify_twilio_error,
     network_error,
@@ -84,6 +86,8 @@ class TwilioAdapter(Channel):
     """
 
     resource: ClassVar[str]
+    #: the first word of the adapter's log lines ("sms", "call")
+    log_label: ClassVar[str]
     default_concurrency: ClassVar[int] = DEFAULT_CONCURRENCY
     #: the configuration error when no sender number is configured
     numbers_needed: ClassVar[str]
@@ -150,6 +154,35 @@ class TwilioAdapter(Channel):
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._executor, lambda: getattr(resource, op)(**kwargs))
 
+    async def create(self, message: ApprovedMessage, kwargs: dict[str, Any], *,
+                     classify: Callable[[RestError], TwilioTransientError | TwilioPermanentError],
+                     undone: str) -> Any:
+        """The one create path of messages and calls: ``create`` on this adapter's resource within
+        the concurrency bound.  A refusal (``classify``: the resource's error table), a network
+        failure or an answer the client cannot read becomes the error table's exception, logged
+        with the attempt id, the masked number and codes only (``undone``: "sent", "placed")."""
+        self._bind_loop()
+        client = self._client_for_loop()
+        label, logger, masked = self.log_label, logging.getLogger(type(self).__module__), _Masked(message.to)
+        try:
+            return await self._call(client, "create", **kwargs)
+        except RestError as exc:
+            error = classify(exc)
+            level, kind = refusal(error)
+            logger.log(level, "%s attempt=%s to=%s refused: code=%s status=%s %s", label, message.attempt_id, masked,
+                       error.code, error.status, kind)
+            raise error from None
+        except NETWORK_ERRORS as exc:
+            error = network_error(exc)
+            logger.warning("%s attempt=%s to=%s not %s: %s (%s)", label, message.attempt_id, masked, undone,
+                           error.code, type(exc).__name__)
+            raise error from None
+        except ClientError as exc:  # an answer the client could not read
+            logger.warning("%s attempt=%s to=%s: unreadable answer (%s)", label, message.attempt_id, masked,
+                           type(exc).__name__)
+            raise TwilioTransientError("the Twilio API gave an answer the client could not read",
+                                       code="bad_response", outcome_unknown=True) from None
+
     async def aclose(self) -> None:
         """Close our HTTP session and thread pool; the adapter can then serve another loop."""
         if self._http is not None:
@@ -175,6 +208,7 @@ class SmsChannel(TwilioAdapter):
 
     name: ClassVar[ChannelName] = ChannelName.SMS
     resource = "messages"
+    log_label = "sms"
     numbers_needed = "BOT_TWILIO_FROM_NUMBERS: at least one sender number is needed to send SMS"
 
     # --- sending ---------------------------------------------------------------------
@@ -183,31 +217,12 @@ class SmsChannel(TwilioAdapter):
         """Create the message at Twilio; ``SendResult(sid, status, segments)``."""
         if message.channel != ChannelName.SMS:
             raise ValueError(f"SmsChannel cannot send a {message.channel} message")
-        self._bind_loop()
-        client = self._client_for_loop()
         sender = message.from_ or self.sender_for(message.to)
         kwargs: dict[str, Any] = {"to": message.to, "from_": sender, "body": message.body}
         if message.status_callback:
             kwargs["status_callback"] = message.status_callback
+        created = await self.create(message, kwargs, classify=classify_twilio_error, undone="sent")
         masked = _Masked(message.to)
-        try:
-            created = await self._call(client, "create", **kwargs)
-        except RestError as exc:
-            error = classify_twilio_error(exc)
-            level, kind = refusal(error)
-            log.log(level, "sms attempt=%s to=%s refused: code=%s status=%s %s", message.attempt_id, masked,
-                    error.code, error.status, kind)
-            raise error from None
-        except NETWORK_ERRORS as exc:
-            error = network_error(exc)
-            log.warning("sms attempt=%s to=%s not sent: %s (%s)", message.attempt_id, masked, error.code,
-                        type(exc).__name__)
-            raise error from None
-        except ClientError as exc:  # an answer the client could not read
-            log.warning("sms attempt=%s to=%s: unreadable answer (%s)", message.attempt_id, masked,
-                        type(exc).__name__)
-            raise TwilioTransientError("the Twilio API gave an answer the client could not read",
-                                       code="bad_response", outcome_unknown=True) from None
         segments = _int_or_none(created.num_segments)
         log.info("sms attempt=%s to=%s from=%s sid=%s status=%s segments=%s", message.attempt_id, masked,
                  _Masked(sender), created.sid, created.status, segments)

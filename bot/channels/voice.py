@@ -46,15 +46,7 @@ from bot.channels.base import ApprovedMessage, SendResult
 from bot.channels.sms import TwilioAdapter
 from bot.domain import Channel as ChannelName
 from bot.privacy import mask_phone
-from bot.providers.twilio.errors import (
-    NETWORK_ERRORS,
-    ClientError,
-    RestError,
-    TwilioTransientError,
-    classify_call_error,
-    network_error,
-    refusal,
-)
+from bot.providers.twilio.errors import classify_call_error
 from bot.voice.sessions import DEFAULT_SCRIPT, FALLBACK_LOCALE
 from bot.voice.urls import answer_url, recording_url, status_url
 
@@ -78,6 +70,7 @@ class VoiceChannel(TwilioAdapter):
 
     name: ClassVar[ChannelName] = ChannelName.VOICE
     resource = "calls"
+    log_label = "call"
     default_concurrency = DEFAULT_CONCURRENCY
     numbers_needed = "BOT_TWILIO_FROM_NUMBERS: at least one caller id is needed to place calls"
 
@@ -109,28 +102,9 @@ class VoiceChannel(TwilioAdapter):
         """Create the call at Twilio; ``SendResult(call_sid, status)``."""
         if message.channel != ChannelName.VOICE:
             raise ValueError(f"VoiceChannel cannot place a {message.channel} message")
-        self._bind_loop()
-        client = self._client_for_loop()
         kwargs = self.create_kwargs(message)
+        created = await self.create(message, kwargs, classify=classify_call_error, undone="placed")
         masked = mask_phone(message.to)
-        try:
-            created = await self._call(client, "create", **kwargs)
-        except RestError as exc:
-            error = classify_call_error(exc)
-            level, kind = refusal(error)
-            log.log(level, "call attempt=%s to=%s refused: code=%s status=%s %s", message.attempt_id, masked,
-                    error.code, error.status, kind)
-            raise error from None
-        except NETWORK_ERRORS as exc:
-            error = network_error(exc)
-            log.warning("call attempt=%s to=%s not placed: %s (%s)", message.attempt_id, masked, error.code,
-                        type(exc).__name__)
-            raise error from None
-        except ClientError as exc:
-            log.warning("call attempt=%s to=%s: unreadable answer (%s)", message.attempt_id, masked,
-                        type(exc).__name__)
-            raise TwilioTransientError("the Twilio API gave an answer the client could not read",
-                                       code="bad_response", outcome_unknown=True) from None
         log.info("call attempt=%s to=%s from=%s sid=%s status=%s", message.attempt_id, masked,
                  mask_phone(kwargs["from_"]), created.sid, created.status)
         return SendResult(provider_id=created.sid, status=str(created.status))
