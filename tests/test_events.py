@@ -361,7 +361,7 @@ def test_status_callbacks_and_dispatch_writes_emit_attempt_events(db: Database, 
     from bot.db.models import ContactAttempt
     from bot.dispatch.attempts import AttemptStore
     from bot.dispatch.records import Failed, Sent
-    from bot.web.status import apply_status
+    from bot.dispatch.delivery import apply_status
 
     from dispatch_support import AT
 

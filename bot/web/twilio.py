@@ -37,7 +37,7 @@ from bot.rendering import get_renderer
 from bot.replies import InboundOutcome, InboundSms, process_inbound_sms
 from bot.web.body import signed_event
 from bot.web.context import unavailable, web_context
-from bot.web.status import AttemptMismatch, StatusUpdate, UnknownMessage, apply_status
+from bot.dispatch.delivery import AttemptMismatch, StatusUpdate, UnknownMessage, apply_status
 
 __all__ = ["router"]
 
