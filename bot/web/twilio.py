@@ -28,16 +28,16 @@ from starlette.responses import PlainTextResponse, Response
 from bot.config import Settings
 from bot.db import Database
 from bot.db.retry import retried
+from bot.dispatch.delivery import AttemptMismatch, StatusUpdate, UnknownMessage, apply_status
 from bot.errors import DatabaseUnavailable, WebhookRejected
-from bot.privacy import mask_phone
+from bot.http.context import unavailable, web_context
 from bot.policy import SurveySettings
+from bot.privacy import mask_phone
 from bot.providers.twilio import webhooks
 from bot.providers.twilio.twiml import TWIML_TYPE, reply
 from bot.rendering import get_renderer
 from bot.replies import InboundOutcome, InboundSms, process_inbound_sms
 from bot.web.body import signed_event
-from bot.web.context import unavailable, web_context
-from bot.dispatch.delivery import AttemptMismatch, StatusUpdate, UnknownMessage, apply_status
 
 __all__ = ["router"]
 
