@@ -95,7 +95,7 @@ def turn_latency(*, calls: int = 8, concurrency: int = 1, database_url: str | No
     from bot.sandbox.server import SandboxServer, ThreadedServer
     from bot.voice.service import CallService
     from bot.voice.services import CallServices
-    from bot.web.context import WebContext
+    from bot.http.context import WebContext
     from bot.web.voice import set_service
 
     at = datetime(2026, 12, 1, 0, 30, tzinfo=UTC)  # 09:30 in Seoul

@@ -1,7 +1,7 @@
 """The composition root: the one place that builds the bot's ASGI app (docs/architecture.md).
 
 ``create_app(settings, db, clock)`` puts the settings, database and clock on
-``app.state.bot`` (the :class:`~bot.web.context.WebContext` every route reads) and
+``app.state.bot`` (the :class:`~bot.http.context.WebContext` every route reads) and
 mounts, side by side, the three surfaces that know nothing of each other:
 
 * the webhooks (:mod:`bot.web`: Twilio SMS, status and voice callbacks, email
@@ -37,13 +37,13 @@ from bot.config import Settings, load_settings
 from bot.console import routes as console_routes
 from bot.console.security import ConsoleHeadersMiddleware
 from bot.db import Database
+from bot.http.context import WebContext
 from bot.policy import SurveySettings
 from bot.privacy import install_log_filter
 from bot.providers.twilio.client import RecordingDownloader
 from bot.voice.service import CallService
 from bot.voice.services import CallServices
 from bot.web.app import include_webhooks
-from bot.web.context import WebContext
 from bot.web.metrics import LatencyMiddleware
 from bot.web.voice import set_service
 

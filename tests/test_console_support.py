@@ -38,7 +38,7 @@ from bot.console.filters import InvalidInput, parse_audit_filters, parse_call_fi
 from bot.db import Database
 from bot.db.models import CallSession, CallTurn, ContactAttempt, InboundMessage, Promise, Task, User
 from bot.sandbox.server import ThreadedServer
-from bot.web.context import WebContext
+from bot.http.context import WebContext
 
 NOW = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)  # 10:00 in New York
 PASSWORD = "correct horse battery staple"

@@ -324,7 +324,8 @@ def test_replies_emit_reply_promise_consent_and_task_events(db: Database, build:
     from datetime import date
 
     from bot.db.models import Installment, Loan, Payment
-    from bot.replies import InboundSms, check_promises, process_inbound_sms
+    from bot.channels.events import InboundText
+    from bot.replies import check_promises, process_inbound_sms
 
     from builders import AT
 
@@ -333,7 +334,7 @@ def test_replies_emit_reply_promise_consent_and_task_events(db: Database, build:
     subscribe_all(db)
 
     def sms(body: str, sid: str, at=AT) -> None:  # type: ignore[no-untyped-def]
-        process_inbound_sms(db, InboundSms(sid, "+12125550001", "+15005550006", body, at))
+        process_inbound_sms(db, InboundText(sid, "+12125550001", "+15005550006", body, at))
 
     sms("I will pay on December 3", "SM1")
     sms("I will pay on December 3", "SM1")  # a retried webhook: no second event
@@ -363,7 +364,7 @@ def test_status_callbacks_and_dispatch_writes_emit_attempt_events(db: Database, 
     from bot.db.models import ContactAttempt
     from bot.dispatch.attempts import AttemptStore
     from bot.dispatch.records import Failed, Sent
-    from bot.web.status import apply_status
+    from bot.dispatch.delivery import apply_status
 
     from dispatch_support import AT
 

@@ -26,13 +26,14 @@ from dispatch_support import FakeChannel
 from sqlalchemy import func, select
 from test_web_support import OUR_NUMBER, WebHarness, harness, new_sid, web  # noqa: F401 - fixtures
 
+from bot.channels.events import InboundText
 from bot.clock import FixedClock
 from bot.config import load_settings
 from bot.db import Database
 from bot.db.models import ContactAttempt, PlanDirty, PlanState
 from bot.dispatch import Dispatcher, DispatchOptions
 from bot.policy import Policy, load_policy
-from bot.replies import InboundSms, process_inbound_sms
+from bot.replies import process_inbound_sms
 from bot.replies.promises import create_promise
 from bot.scheduler.incremental import inputs_hash
 from bot.scheduler.planner import PlanReport, plan
@@ -127,8 +128,9 @@ def test_an_imported_payment_replans_its_borrower(portfolio: Database, db_url: s
 
 
 def test_an_opt_out_reply_replans_its_borrower(portfolio: Database, policy: Policy) -> None:
-    outcome = process_inbound_sms(portfolio, InboundSms(provider_id=new_sid(), from_=PHONES["B1"], to=OUR_NUMBER,
-                                                        body="STOP", received_at=AT + timedelta(minutes=1)))
+    outcome = process_inbound_sms(portfolio, InboundText(message_id=new_sid(), sender=PHONES["B1"],
+                                                         recipient=OUR_NUMBER, body="STOP",
+                                                         received_at=AT + timedelta(minutes=1)))
     assert outcome is not None
     report = incremental(portfolio, AT + timedelta(minutes=5), policy)
     assert planned_borrowers(report) == {"B1"}

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from bot.channels.events import InboundText
 from bot.compliance import check
 from bot.compliance.loader import load_context
 from bot.db import Database
@@ -33,7 +34,6 @@ from bot.domain import Channel
 from bot.ledger import settle_loans
 from bot.replies import (
     MAX_AUTO_REPLIES_PER_DAY,
-    InboundSms,
     check_promises,
     handle_inbound_sms,
     process_inbound_sms,
@@ -49,8 +49,8 @@ OTHER_PHONE = "+13105559876"
 
 
 def sms(db: Database, body: str, *, from_: str = PHONE, at: datetime = AT, sid: str | None = None):
-    return process_inbound_sms(db, InboundSms(provider_id=sid or new_sid(), from_=from_, to=OUR_NUMBER,
-                                              body=body, received_at=at))
+    return process_inbound_sms(db, InboundText(message_id=sid or new_sid(), sender=from_, recipient=OUR_NUMBER,
+                                               body=body, received_at=at))
 
 
 @pytest.fixture
@@ -309,8 +309,9 @@ def test_a_retried_webhook_changes_nothing(db: Database, borrower: str) -> None:
 
 def test_with_the_provider_answering_keywords_an_unknown_number_gets_no_direct_answer(db: Database) -> None:
     for n, body in enumerate(("HELP", "STOP")):
-        outcome = process_inbound_sms(db, InboundSms(provider_id=new_sid(), from_=OTHER_PHONE, to=OUR_NUMBER,
-                                                     body=body, received_at=AT + timedelta(minutes=n)),
+        outcome = process_inbound_sms(db, InboundText(message_id=new_sid(), sender=OTHER_PHONE,
+                                                      recipient=OUR_NUMBER, body=body,
+                                                      received_at=AT + timedelta(minutes=n)),
                                       keyword_replies="provider")
         assert outcome.direct_reply is None and outcome.suppressed == "provider_answers"
         assert outcome.inbound_id is not None  # recorded all the same
@@ -511,7 +512,7 @@ def test_two_stops_at_once_send_one_confirmation(db: Database, borrower: str) ->
     results: dict[str, object] = {}
     with Session(db.engine) as first:
         with first.begin():
-            results["first"] = handle_inbound_sms(first, InboundSms(new_sid(), PHONE, OUR_NUMBER, "STOP", AT))
+            results["first"] = handle_inbound_sms(first, InboundText(new_sid(), PHONE, OUR_NUMBER, "STOP", AT))
             second = threading.Thread(target=lambda: results.__setitem__("second", sms(db, "stop please")))
             second.start()
             if db.dialect == "postgresql":

@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bot.channels.events import InboundText
 from bot.console.actions import correct_turn
 from bot.db import Database
 from bot.db.models import (
@@ -34,7 +35,6 @@ from bot.messages import load_message_data_many
 from bot.replies import (
     MAX_AUTO_REPLIES_PER_DAY,
     Answer,
-    InboundSms,
     Statement,
     apply_statement,
     process_inbound_sms,
@@ -88,8 +88,8 @@ def w(db: Database) -> World:
 
 
 def _sms(w: World, body: str) -> None:
-    process_inbound_sms(w.db, InboundSms(provider_id=new_sid(), from_=PHONE, to=OUR_NUMBER, body=body,
-                                         received_at=AT))
+    process_inbound_sms(w.db, InboundText(message_id=new_sid(), sender=PHONE, recipient=OUR_NUMBER, body=body,
+                                          received_at=AT))
 
 
 def _call(w: World, act: Callable[[Effects], None]) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from bot.channels.events import InboundText
 from bot.clock import FixedClock
 from bot.config import load_settings
 from bot.db import Database
@@ -22,7 +23,7 @@ from bot.db.models import AuditEvent, Borrower, ContactAttempt, Hold, InboundMes
 from bot.dispatch import DispatchOptions, Dispatcher
 from bot.domain import TaskKind
 from bot.policy import PolicyError, SurveySettings, load_policy
-from bot.replies import InboundSms, process_inbound_sms, record_opt_out
+from bot.replies import process_inbound_sms, record_opt_out
 from bot.replies.surveys import ask_by_sms, may_ask, read_score, record_keypad
 
 from dispatch_support import FakeChannel
@@ -49,8 +50,8 @@ class World:
             add_account(session, "B1")
 
     def text(self, body: str):  # noqa: ANN201 - InboundOutcome
-        return process_inbound_sms(self.db, InboundSms(provider_id=new_sid(), from_=PHONE, to=OUR_NUMBER, body=body,
-                                                       received_at=self.clock.now()), survey=self.survey)
+        return process_inbound_sms(self.db, InboundText(message_id=new_sid(), sender=PHONE, recipient=OUR_NUMBER,
+                                                        body=body, received_at=self.clock.now()), survey=self.survey)
 
     def dispatch(self) -> list[str]:
         """One dispatch pass; the templates of what it sent."""

@@ -262,7 +262,7 @@ def test_the_app_builds_the_call_flow_in_its_lifespan_and_again_for_a_new_contex
 
     from bot.app import create_app
     from bot.providers.twilio.client import RecordingDownloader
-    from bot.web.context import WebContext
+    from bot.http.context import WebContext
     from bot.web.voice import service_for
 
     settings = load_settings(None, database_url=db.url, public_base_url=BASE, media_dir=tmp_path)

@@ -39,7 +39,7 @@ from bot.sandbox.sandbox import Sandbox
 from bot.sandbox.server import SandboxServer, ThreadedServer
 from bot.voice import media
 from bot.voice.service import CallService
-from bot.web.context import WebContext
+from bot.http.context import WebContext
 from bot.web.voice import set_service
 
 

@@ -33,7 +33,7 @@ from bot.db import Database
 from bot.db.models import AuditEvent, Consent, ContactAttempt, InboundMessage, Promise, Task
 from bot.sandbox.server import ThreadedServer
 from bot.sandbox.signing import sign as sandbox_sign
-from bot.web.context import WebContext
+from bot.http.context import WebContext
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
 PHONE = "+12125551234"

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from bot.db import Database
 from bot.db.models import Consent, ContactAttempt, InboundMessage
-from bot.web.status import apply_status, lower_statuses
+from bot.dispatch.delivery import apply_status, lower_statuses
 from test_web_support import (
     EMAIL,
     OUR_NUMBER,

@@ -18,8 +18,8 @@ from bot.api.errors import KEY_TO_CHECK, ApiError
 from bot.api.keys import KeyInfo, Scope, authenticate, stale_use, touch_key
 from bot.compliance.config import ComplianceConfig, cached_compliance_config
 from bot.db.models import AuditEvent
+from bot.http.context import WebContext
 from bot.importer import write_transaction
-from bot.web.context import WebContext
 
 __all__ = ["Caller", "KeyToCheck", "audit", "require", "require_in_write", "writing",
            "writing_as"]

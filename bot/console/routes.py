@@ -65,7 +65,7 @@ from bot.console.web import (
 from bot.db.types import is_row_id
 from bot.domain import Intent, TaskKind
 from bot.effectiveness import DIMENSIONS
-from bot.web.context import WebContext, web_context
+from bot.http.context import WebContext, web_context
 
 __all__ = ["public_router", "router"]
 

@@ -41,8 +41,8 @@ from bot.console.users import has_role
 from bot.db import Database
 from bot.db.types import is_row_id
 from bot.errors import WebhookRejected
-from bot.web.body import read_body
-from bot.web.context import web_context
+from bot.http.body import read_body
+from bot.http.context import web_context
 
 __all__ = [
     "ConsoleRoute",

@@ -149,7 +149,7 @@ class World:
     def start_servers(self) -> None:
         """Mail server, Twilio sandbox and the bot's webhooks, wired to each other."""
         from bot.app import create_app
-        from bot.web.context import WebContext
+        from bot.http.context import WebContext
 
         stack = self._stack
         self.mailbox = stack.enter_context(Mailbox(port=self.smtp_port))

@@ -41,7 +41,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import and_, bindparam, case, func, literal_column, or_, select, update
 from sqlalchemy.orm import Session
@@ -57,9 +57,9 @@ from bot.dispatch.records import (
     emit_attempts,
 )
 from bot.domain import AttemptSource, AttemptStatus, Channel, ContactOutcome
-from bot.voice.sessions import link_call_sids, mark_unplaced
+from bot.voice.sessions import mark_unplaced
 
-__all__ = ["DUE_STATUSES", "AttemptStore", "DispatchMeta", "VerdictRow", "with_decision"]
+__all__ = ["DUE_STATUSES", "AttemptStore", "DispatchMeta", "RecordSteps", "VerdictRow", "with_decision"]
 
 _A = ContactAttempt.__table__
 _MAX_ERROR = 255  # last_error's size
@@ -281,6 +281,21 @@ _RECORD_FAILED = update(_A).where(_mine(_SENDING)).values(
 )
 
 
+class RecordSteps(Protocol):
+    """What a channel writes beside its recorded results, in the same transaction, after the
+    attempts' own rows (the lock order): :class:`bot.dispatch.steps.ChannelSteps`."""
+
+    def on_sent(self, session: Session, sent: Sequence[Sent], now: datetime) -> None: ...
+
+    def on_failed(self, session: Session, failed: Sequence[Failed], now: datetime) -> None: ...
+
+
+def _by_channel(outcomes: Sequence[Any], steps: Mapping[str, RecordSteps]) -> list[tuple[RecordSteps, list[Any]]]:
+    """``outcomes`` (in id order) grouped by the channel steps they have, channels by name."""
+    return [(steps[channel], [o for o in outcomes if o.channel == channel])
+            for channel in sorted({o.channel for o in outcomes}) if channel in steps]
+
+
 class AttemptStore:
     """The writes of one worker (``worker``, leases of ``lease``) to its attempts: the lease, the
     send-time verdicts with their :class:`DispatchMeta`, the results.  Every method runs in the
@@ -371,11 +386,14 @@ class AttemptStore:
         return set(session.scalars(_MARK_SENDING, {"b_ids": sorted(ids), "b_worker": self.worker, "b_now": now,
                                                    "b_until": now + self.lease, "b_now2": now}).all())
 
-    def record(self, session: Session, outcomes: Sequence[Outcome], now: datetime) -> int:
+    def record(self, session: Session, outcomes: Sequence[Outcome], now: datetime, *,
+               steps: Mapping[str, RecordSteps] | None = None) -> int:
         """Record results; the number of rows written (fewer than given: leases lost meanwhile).
 
-        Rows are written in id order, and a call's session after its attempt (the lock order,
-        docs/dispatch.md); the caller has usually locked them all first (bot.db.retry.lock_ids)."""
+        Rows are written in id order, and what a channel's ``steps`` write beside them (a call's
+        session) after the attempts (the lock order, docs/dispatch.md); the caller has usually
+        locked them all first (bot.db.retry.lock_ids)."""
+        steps = steps or {}
         outcomes = sorted(outcomes, key=lambda o: o.attempt_id)
         sent = [o for o in outcomes if isinstance(o, Sent)]
         retry = [o for o in outcomes if isinstance(o, Retry)]
@@ -391,9 +409,8 @@ class AttemptStore:
                 for o in sent
             ]))
             emit_attempts(session, "attempt.sent", [o.attempt_id for o in sent], AttemptStatus.SENT.value, now)
-            calls = [(o.attempt_id, o.provider_id) for o in sent if o.channel == Channel.VOICE.value]
-            if calls:  # the call session learns its CallSid (bot.dispatch.call_sessions)
-                link_call_sids(session, calls, now)
+            for channel, group in _by_channel(sent, steps):
+                channel.on_sent(session, group, now)
         if retry:
             written += _rows(session.execute(_RECORD_RETRY, [
                 {"b_id": o.attempt_id, "b_worker": self.worker, "b_next": o.next_attempt_at,
@@ -413,9 +430,8 @@ class AttemptStore:
             emit_attempts(session, "attempt.failed", [o.attempt_id for o in failed], AttemptStatus.FAILED.value, now)
             for o in failed:
                 apply_failure_effects(session, o, now)
-            unplaced = [o.attempt_id for o in failed if o.channel == Channel.VOICE.value]
-            if unplaced:
-                mark_unplaced(session, unplaced, now)
+            for channel, group in _by_channel(failed, steps):
+                channel.on_failed(session, group, now)
         return written
 
     # --- reconciliation ----------------------------------------------------------------

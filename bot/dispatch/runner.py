@@ -575,7 +575,8 @@ class Dispatcher:
 
         def write(session: Session) -> tuple[int, set[int]]:
             lock_ids(session, ContactAttempt, [o.attempt_id for o in outcomes] + marks)  # ids ascending
-            return self.store.record(session, outcomes, now), self.store.mark_sending(session, marks, now)
+            return (self.store.record(session, outcomes, now, steps=self.steps),
+                    self.store.mark_sending(session, marks, now))
 
         written, marked = self.write("record", write)
         for outcome in outcomes:

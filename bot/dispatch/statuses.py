@@ -9,7 +9,7 @@ has had no news for ``status_check_after_minutes`` (``updated_at``), sent
 within the last :data:`WINDOW`, at most :data:`LIMIT` a pass, oldest news
 first; it fetches each message (bot.providers.twilio.lookup: the twilio client's
 ``messages(sid).fetch()``) and records the status exactly as the callback would
-have (:func:`bot.web.status.apply_status`: forward only, 21610 records the
+have (:func:`bot.dispatch.delivery.apply_status`: forward only, 21610 records the
 opt-out).  A checked attempt's ``updated_at`` moves to now, so a message the
 carrier never reports on is asked about again only after the same wait.
 
@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 from bot.channels.events import CallProgress
 from bot.db.models import ContactAttempt
 from bot.db.retry import lock_ids
+from bot.dispatch.delivery import apply_status
 from bot.domain import AttemptStatus, Channel
 from bot.providers.twilio.statuses import CALL_FINAL, MESSAGE_FINAL, STATUS_RANK
 
@@ -141,8 +142,6 @@ def record_statuses(session: Session, checked: Sequence[Checked], now: datetime)
     """Apply what the provider said as status callbacks; how many moved an attempt's status.
 
     Rows are locked in id order first (the lock order, docs/dispatch.md)."""
-    from bot.web.status import apply_status
-
     lock_ids(session, ContactAttempt, [c.attempt_id for c in checked])
     moved = 0
     for c in sorted(checked, key=lambda c: c.attempt_id):

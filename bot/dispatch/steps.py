@@ -8,8 +8,10 @@ The pass itself (bot.dispatch.runner) is the same for every channel; a
   bot.messages; script and locale for a call, :func:`bot.channels.voice.compose_call`)
   and the :class:`~bot.dispatch.attempts.DispatchMeta` kept with the attempt;
 * :meth:`~ChannelSteps.limits`: the rate-limit buckets it passes;
-* :meth:`~ChannelSteps.on_marked` / :meth:`~ChannelSteps.on_reconciled`: a step in the
-  same transaction as marking ``sending`` or settling a crash (a call's session);
+* :meth:`~ChannelSteps.on_marked`, :meth:`~ChannelSteps.on_sent`, :meth:`~ChannelSteps.on_failed`,
+  :meth:`~ChannelSteps.on_reconciled`: a step in the same transaction as marking ``sending``,
+  recording a send or a failure (bot.dispatch.attempts.AttemptStore.record) or settling a
+  crash (a call's session);
 * :meth:`~ChannelSteps.check_statuses`: fetching statuses whose callbacks never came
   (given the :class:`~bot.dispatch.runner.Dispatcher`: its database, clock, options,
   lookup and ``write``).
@@ -31,6 +33,7 @@ from sqlalchemy.orm import Session
 from bot.channels.base import Channel
 from bot.dispatch.attempts import DispatchMeta
 from bot.dispatch.reconcile import body_hash
+from bot.dispatch.records import Failed, Sent
 from bot.dispatch.report import DispatchReport
 from bot.dispatch.statuses import (
     CALL_FINAL,
@@ -43,7 +46,7 @@ from bot.dispatch.statuses import (
 )
 from bot.domain import Channel as ChannelName
 from bot.ratelimit import Limit
-from bot.voice.sessions import SessionSeed, ensure_call_sessions, link_call_sids
+from bot.voice.sessions import SessionSeed, ensure_call_sessions, link_call_sids, mark_unplaced
 
 __all__ = ["STEPS", "ChannelSteps", "Composed", "EmailSteps", "SmsSteps", "VoiceSteps"]
 
@@ -84,6 +87,12 @@ class ChannelSteps:
 
     def on_marked(self, session: Session, items: Sequence[tuple[int, str, Composed]], now: datetime) -> None:
         """In the transaction that marks ``items`` (attempt id, borrower id, composed) ``sending``."""
+
+    def on_sent(self, session: Session, sent: Sequence[Sent], now: datetime) -> None:
+        """In the transaction that records ``sent`` (in id order), after their attempts."""
+
+    def on_failed(self, session: Session, failed: Sequence[Failed], now: datetime) -> None:
+        """In the transaction that records ``failed`` (in id order), after their attempts."""
 
     def on_reconciled(self, session: Session, attempt_id: int, provider_id: str, now: datetime) -> None:
         """In the transaction that records a crashed attempt as found at the provider."""
@@ -155,6 +164,14 @@ class VoiceSteps(ChannelSteps):
         """The call's session, written with ``sending`` (bot.voice.sessions)."""
         ensure_call_sessions(session, [SessionSeed(attempt_id, borrower_id, c.meta.call_script, c.meta.call_locale,
                                                    c.loan_id) for attempt_id, borrower_id, c in items], now)
+
+    def on_sent(self, session: Session, sent: Sequence[Sent], now: datetime) -> None:
+        """The call session learns its CallSid (bot.voice.sessions)."""
+        link_call_sids(session, [(o.attempt_id, o.provider_id) for o in sent], now)
+
+    def on_failed(self, session: Session, failed: Sequence[Failed], now: datetime) -> None:
+        """A call that was never placed: its session ends."""
+        mark_unplaced(session, [o.attempt_id for o in failed], now)
 
     def on_reconciled(self, session: Session, attempt_id: int, provider_id: str, now: datetime) -> None:
         link_call_sids(session, [(attempt_id, provider_id)], now)

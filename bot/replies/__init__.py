@@ -24,7 +24,6 @@ from bot.replies.answer import MAX_AUTO_REPLIES_PER_DAY, REPLY_KINDS, Answer, Qu
 from bot.replies.consent import flag_address, record_opt_in, record_opt_out
 from bot.replies.inbound import (
     InboundOutcome,
-    InboundSms,
     find_senders,
     handle_inbound_sms,
     process_inbound_sms,
@@ -41,7 +40,6 @@ __all__ = [
     "Answer",
     "Applied",
     "InboundOutcome",
-    "InboundSms",
     "PromiseCheck",
     "Queued",
     "Statement",

@@ -52,6 +52,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from bot.channels.events import InboundText
 from bot.compliance.zones import resolve_zones
 from bot.db import Database
 from bot.db.models import Borrower, ContactAttempt, InboundMessage
@@ -72,7 +73,6 @@ __all__ = [
     "PROVIDER_KEYWORDS",
     "REPLY_KINDS",
     "InboundOutcome",
-    "InboundSms",
     "find_senders",
     "handle_inbound_sms",
     "process_inbound_sms",
@@ -103,17 +103,6 @@ class Sender:
     timezone: str | None
     phone: str
     email: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class InboundSms:
-    """The verified webhook's fields the bot uses."""
-
-    provider_id: str  # MessageSid
-    from_: str
-    to: str
-    body: str
-    received_at: datetime
 
 
 @dataclass
@@ -238,7 +227,7 @@ def _unknown_sender_answer(session: Session, number: str, intent: Intent, inboun
 
 def handle_inbound_sms(
     session: Session,
-    sms: InboundSms,
+    text: InboundText,
     *,
     default_timezone: str = "America/New_York",
     default_country: str = "US",
@@ -251,27 +240,27 @@ def handle_inbound_sms(
     stored the same MessageSid meanwhile; :func:`process_inbound_sms` turns
     that into a duplicate.
     """
-    outcome = InboundOutcome(provider_id=sms.provider_id)
-    if session.scalar(select(InboundMessage.id).where(InboundMessage.provider_id == sms.provider_id)) is not None:
+    outcome = InboundOutcome(provider_id=text.message_id)
+    if session.scalar(select(InboundMessage.id).where(InboundMessage.provider_id == text.message_id)) is not None:
         outcome.duplicate = True
         return outcome
-    at = sms.received_at
-    senders = find_senders(session, sms.from_)
+    at = text.received_at
+    senders = find_senders(session, text.sender)
     chosen = senders[0] if senders else None
-    locale = chosen.locale if chosen else _guess_locale(sms.from_)
-    today = _local_date(at, chosen, sms.from_, default_timezone, default_country)
-    interp, outcome.locale = _classify(sms.body, locale, today)
+    locale = chosen.locale if chosen else _guess_locale(text.sender)
+    today = _local_date(at, chosen, text.sender, default_timezone, default_country)
+    interp, outcome.locale = _classify(text.body, locale, today)
     rating = None
     if chosen is not None and interp.intent is Intent.OTHER:  # STOP, HELP ... always win over a rating
-        rating = pending_rating(session, chosen.id, sms.from_, sms.body, at)
+        rating = pending_rating(session, chosen.id, text.sender, text.body, at)
         if rating is not None:
             interp = dataclasses.replace(interp, intent=Intent.SURVEY_RESPONSE, confidence=1.0,
                                          matched=f"survey:{rating[1]}")
     outcome.intent = interp.intent.value
     outcome.borrower_id = chosen.id if chosen else None
     message = InboundMessage(
-        provider_id=sms.provider_id, channel=Channel.SMS.value, borrower_id=outcome.borrower_id,
-        from_address=sms.from_, to_address=sms.to, body_redacted=redact_reply(sms.body),
+        provider_id=text.message_id, channel=Channel.SMS.value, borrower_id=outcome.borrower_id,
+        from_address=text.sender, to_address=text.recipient, body_redacted=redact_reply(text.body),
         intent=interp.intent.value, promise_date=interp.promise_date, confidence=interp.confidence,
         matched=interp.matched[:64], received_at=at, handled_at=at,
     )
@@ -283,15 +272,15 @@ def handle_inbound_sms(
                   "confidence": interp.confidence, "senders": len(senders)})
     emit(session, "reply.received", borrower_id=outcome.borrower_id, at=at, data={
         "inbound_id": message.id, "channel": Channel.SMS.value, "intent": interp.intent.value,
-        "confidence": interp.confidence, "promise_date": interp.promise_date, "address": sms.from_,
+        "confidence": interp.confidence, "promise_date": interp.promise_date, "address": text.sender,
         "text": message.body_redacted,
     })
     if chosen is None:
-        if provider_answers(sms.body, keyword_replies):
+        if provider_answers(text.body, keyword_replies):
             outcome.suppressed = "provider_answers"
         else:
-            outcome.direct_reply = _unknown_sender_answer(session, sms.from_, interp.intent, message.id)
-        log.info("sms %s from an unknown number %s: %s", sms.provider_id, mask_phone(sms.from_), interp.intent.value)
+            outcome.direct_reply = _unknown_sender_answer(session, text.sender, interp.intent, message.id)
+        log.info("sms %s from an unknown number %s: %s", text.message_id, mask_phone(text.sender), interp.intent.value)
         return outcome
     if rating is not None:
         recorded = record_rating(session, chosen.id, *rating, at)
@@ -300,17 +289,17 @@ def handle_inbound_sms(
                           done=[f"survey_response:{rating[1]}" if recorded else "survey_response:already_answered"])
     else:
         effects = apply_statement(session, Statement(
-            borrower_id=chosen.id, address=sms.from_, channel=Channel.SMS.value, intent=interp.intent, at=at,
-            today=today, ref=reply_dedupe_key(sms.provider_id), detail={"inbound_id": message.id},
+            borrower_id=chosen.id, address=text.sender, channel=Channel.SMS.value, intent=interp.intent, at=at,
+            today=today, ref=reply_dedupe_key(text.message_id), detail={"inbound_id": message.id},
             promise_date=interp.promise_date, amount=interp.amount, confidence=interp.confidence,
             scope=interp.scope, all_channels=interp.all_channels))
     outcome.effects = effects.done
     if effects.reply is not None:
         queued = queue_answer(session, Answer(
-            borrower_id=chosen.id, address=sms.from_, kind=effects.reply, at=at,
-            dedupe_key=reply_dedupe_key(sms.provider_id), actor=SOURCE, detail={"inbound_id": message.id},
+            borrower_id=chosen.id, address=text.sender, kind=effects.reply, at=at,
+            dedupe_key=reply_dedupe_key(text.message_id), actor=SOURCE, detail={"inbound_id": message.id},
             promise_date=interp.promise_date,
-            provider_answers=provider_answers(sms.body, keyword_replies)))
+            provider_answers=provider_answers(text.body, keyword_replies)))
         if queued.attempt_id is not None:
             outcome.reply_template, outcome.reply_attempt_id = queued.template, queued.attempt_id
         outcome.suppressed = queued.suppressed
@@ -318,8 +307,8 @@ def handle_inbound_sms(
     trigger = effects.reply if effects.reply in ("promise", "paid") else None  # the survey's triggers by SMS
     if survey is not None and trigger is not None and outcome.reply_attempt_id is not None:
         outcome.survey_id = ask_by_sms(session, survey, borrower_id=chosen.id, trigger=trigger,
-                                       address=sms.from_, at=at)
-    log.info("sms %s from %s (borrower %s): %s -> %s, answer %s", sms.provider_id, mask_phone(sms.from_),
+                                       address=text.sender, at=at)
+    log.info("sms %s from %s (borrower %s): %s -> %s, answer %s", text.message_id, mask_phone(text.sender),
              outcome.borrower_id, interp.intent.value, ",".join(effects.done) or "-",
              outcome.reply_template or outcome.suppressed or "none")
     return outcome
@@ -327,7 +316,7 @@ def handle_inbound_sms(
 
 def process_inbound_sms(
     db: Database,
-    sms: InboundSms,
+    text: InboundText,
     *,
     default_timezone: str = "America/New_York",
     default_country: str = "US",
@@ -337,12 +326,12 @@ def process_inbound_sms(
     """:func:`handle_inbound_sms` in a transaction of its own; a concurrent duplicate is a duplicate."""
     try:
         with db.session() as session:
-            return handle_inbound_sms(session, sms, default_timezone=default_timezone,
+            return handle_inbound_sms(session, text, default_timezone=default_timezone,
                                       default_country=default_country, keyword_replies=keyword_replies,
                                       survey=survey)
     except IntegrityError:
         with db.session() as session:
-            seen = session.scalar(select(InboundMessage.id).where(InboundMessage.provider_id == sms.provider_id))
+            seen = session.scalar(select(InboundMessage.id).where(InboundMessage.provider_id == text.message_id))
         if seen is None:
             raise
-        return InboundOutcome(provider_id=sms.provider_id, duplicate=True)
+        return InboundOutcome(provider_id=text.message_id, duplicate=True)

@@ -23,6 +23,6 @@ ROUTERS: tuple[APIRouter, ...] = (health.router, metrics_routes.router, twilio.r
 
 
 def include_webhooks(app: FastAPI) -> None:
-    """Add the webhooks' routes to ``app`` (whose ``state.bot`` is a :class:`~bot.web.context.WebContext`)."""
+    """Add the webhooks' routes to ``app`` (whose ``state.bot`` is a :class:`~bot.http.context.WebContext`)."""
     for router in ROUTERS:
         app.include_router(router)

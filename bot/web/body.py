@@ -1,12 +1,10 @@
-"""Reading a request's body within limits, and a provider's webhook as a neutral event.
+"""A provider's webhook as a neutral event.
 
-:func:`read_body` refuses (413) a body over a limit without reading it all (the
-webhooks, the unsubscribe page and the console's forms use it).  :func:`signed_event`
-is what every provider webhook route does first: the provider's signature header
-(403 when missing, before the body is read), the body (413), then the provider
-(bot.providers.twilio.webhooks) verifies the signature against :func:`public_url`
-and turns the form into one event of :mod:`bot.channels.events` (415, 400 naming
-the field, 403).
+:func:`signed_event` is what every provider webhook route does first: the provider's
+signature header (403 when missing, before the body is read), the body within its limit
+(413, :func:`bot.http.body.read_body`), then the provider (bot.providers.twilio.webhooks)
+verifies the signature against :func:`public_url` and turns the form into one event of
+:mod:`bot.channels.events` (415, 400 naming the field, 403).
 
 Twilio signs the URL *it was configured with* (scheme, host, port, path, query
 string).  Behind a reverse proxy or a tunnel that URL is not the one the request
@@ -23,13 +21,11 @@ from typing import Any, TypeVar
 from starlette.requests import Request
 
 from bot.config import Settings
-from bot.errors import WebhookRejected
+from bot.http.body import read_body
 from bot.providers.twilio import webhooks
 
-__all__ = ["MAX_BODY_BYTES", "public_url", "read_body", "signed_event"]
+__all__ = ["public_url", "signed_event"]
 
-#: Twilio's largest webhook (an MMS with ten media URLs) is a few kilobytes.
-MAX_BODY_BYTES = 64 * 1024
 E = TypeVar("E")
 
 
@@ -41,24 +37,6 @@ def public_url(settings: Settings, request: Request) -> str:
         path = path[len(root):] or "/"
     query = request.scope.get("query_string", b"").decode("latin-1")
     return settings.public_base_url + path + (f"?{query}" if query else "")
-
-
-async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
-    """The request body, refusing (413) anything over ``limit`` without reading it all.
-
-    ``Request.body()`` would read a chunked body of any size into memory first.
-    """
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        raise WebhookRejected(413, f"request body larger than {limit} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > limit:
-            raise WebhookRejected(413, f"request body larger than {limit} bytes")
-    # Keep it where Starlette's own Request.body() does, so request.form() can still parse it.
-    request._body = bytes(body)
-    return request._body
 
 
 async def signed_event(request: Request, settings: Settings,

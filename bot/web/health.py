@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from bot.db import Database
-from bot.web.context import web_context
+from bot.http.context import web_context
 
 __all__ = ["router"]
 

@@ -18,9 +18,9 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response
 
+from bot.http.context import web_context
 from bot.voice.media import prompt_file
 from bot.voice.urls import verify_prompt
-from bot.web.context import web_context
 
 __all__ = ["router"]
 

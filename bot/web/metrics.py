@@ -22,8 +22,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.db import Database
 from bot.db.migrate import current_revision, head_revision
+from bot.http.context import web_context
 from bot.metrics import CONTENT_TYPE_LATEST, HEARTBEAT, exposition, observe_webhook
-from bot.web.context import web_context
 
 __all__ = ["LatencyMiddleware", "router"]
 

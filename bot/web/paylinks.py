@@ -28,8 +28,8 @@ from bot.config import Settings
 from bot.db import Database
 from bot.db.models import AuditEvent, Borrower, ContactAttempt, Installment
 from bot.events import emit
+from bot.http.context import web_context
 from bot.paylinks import decode_code, lender_url, link_ttl
-from bot.web.context import web_context
 from bot.web.pages import PAGE_HEADERS, page
 
 __all__ = ["router"]

@@ -25,19 +25,20 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from bot.channels.events import InboundText
 from bot.config import Settings
 from bot.db import Database
 from bot.db.retry import retried
+from bot.dispatch.delivery import AttemptMismatch, StatusUpdate, UnknownMessage, apply_status
 from bot.errors import DatabaseUnavailable, WebhookRejected
-from bot.privacy import mask_phone
+from bot.http.context import unavailable, web_context
 from bot.policy import SurveySettings
+from bot.privacy import mask_phone
 from bot.providers.twilio import webhooks
 from bot.providers.twilio.twiml import TWIML_TYPE, reply
 from bot.rendering import get_renderer
-from bot.replies import InboundOutcome, InboundSms, process_inbound_sms
+from bot.replies import InboundOutcome, process_inbound_sms
 from bot.web.body import signed_event
-from bot.web.context import unavailable, web_context
-from bot.web.status import AttemptMismatch, StatusUpdate, UnknownMessage, apply_status
 
 __all__ = ["router"]
 
@@ -71,9 +72,9 @@ def _direct_answer(template: str, locale: str, settings: Settings) -> str:
 OUTAGE_TRIES = 2
 
 
-def _process(db: Database, sms: InboundSms, settings: Settings,
+def _process(db: Database, text: InboundText, settings: Settings,
              survey: SurveySettings | None = None) -> tuple[InboundOutcome, str | None]:
-    outcome = retried(lambda: process_inbound_sms(db, sms, default_timezone=settings.default_timezone,
+    outcome = retried(lambda: process_inbound_sms(db, text, default_timezone=settings.default_timezone,
                                                   default_country=settings.default_country,
                                                   keyword_replies=settings.sms_keyword_replies, survey=survey),
                       what="inbound sms webhook", outage_tries=OUTAGE_TRIES)
@@ -91,9 +92,8 @@ async def inbound_sms(request: Request) -> Response:
         log.warning("inbound sms webhook refused: %s", exc.message)
         return _refuse(exc.status, exc.message)
     sid, from_ = text.message_id, text.sender
-    sms = InboundSms(provider_id=sid, from_=from_, to=text.recipient, body=text.body, received_at=text.received_at)
     try:
-        outcome, answer = await run_in_threadpool(_process, ctx.db, sms, ctx.settings, ctx.survey)
+        outcome, answer = await run_in_threadpool(_process, ctx.db, text, ctx.settings, ctx.survey)
     except DatabaseUnavailable as exc:
         log.error("inbound sms %s not stored: %s", sid, exc)
         return unavailable()

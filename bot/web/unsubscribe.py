@@ -30,12 +30,12 @@ from bot.db import Database
 from bot.db.models import Borrower, InboundMessage
 from bot.domain import Channel, Intent
 from bot.errors import WebhookRejected
+from bot.http.body import read_body
+from bot.http.context import web_context
 from bot.messages import read_unsubscribe_token
 from bot.privacy import mask_email
 from bot.replies import record_opt_out
-from bot.web.context import web_context
 from bot.web.pages import PAGE_HEADERS, page, texts_for
-from bot.web.body import read_body
 
 __all__ = ["router"]
 

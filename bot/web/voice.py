@@ -27,11 +27,11 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from bot.errors import DatabaseUnavailable, WebhookRejected
+from bot.http.context import WebContext, unavailable, web_context
 from bot.providers.twilio import webhooks
 from bot.providers.twilio.twiml import TWIML_TYPE, render
 from bot.voice.service import CallMismatch, CallService, UnknownCall
 from bot.web.body import signed_event
-from bot.web.context import WebContext, unavailable, web_context
 
 __all__ = ["router", "service_for", "set_service"]
 

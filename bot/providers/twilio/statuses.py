@@ -2,7 +2,7 @@
 dispatcher's status checks read.
 
 Twilio may send a message's or a call's status callbacks more than once and in any
-order; a status is applied only over a lower-ranked one (bot.web.status,
+order; a status is applied only over a lower-ranked one (bot.dispatch.delivery,
 bot.voice.service read the ranks through the functions below, and rank nothing themselves).  Messages::
 
     accepted, scheduled, queued  <  sending  <  sent  <  delivered | undelivered | failed | canceled  <  read

@@ -1,6 +1,7 @@
 """Delivery updates (a message's status callback as a neutral
 :class:`~bot.channels.events.DeliveryUpdate`): the provider's delivery status, only ever
-moved forward.
+moved forward.  The one core both the status callback route (bot.web.twilio) and the
+dispatcher's recovery of lost callbacks (bot.dispatch.statuses) apply a status with.
 
 Twilio may send a message's callbacks more than once and in any order
 (``delivered`` before ``sent``).  Statuses are ranked (bot.providers.twilio.statuses)::
