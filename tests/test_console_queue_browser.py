@@ -123,7 +123,10 @@ def test_the_call_recording_plays_in_sync_with_the_transcript(
 
     turn = page.locator(f'tr[data-turn="{seeded.promise_turn}"]')
     turn.locator("button.seek").click()  # the fourth turn: 0:12
-    page.wait_for_function("() => document.getElementById('call-audio').currentTime >= 12.5")
+    # Playing from 0:12, and the recording's length known (a loaded machine may report the position
+    # a moment before the metadata).
+    page.wait_for_function("() => { const a = document.getElementById('call-audio');"
+                           " return a.currentTime >= 12.5 && isFinite(a.duration); }")
     state = page.evaluate("""() => { const a = document.getElementById('call-audio'); a.pause();
         return {time: a.currentTime, duration: a.duration, error: a.error && a.error.code}; }""")
     assert state["error"] is None and 12.5 <= state["time"] < 17.0 and abs(state["duration"] - 20.0) < 0.05
