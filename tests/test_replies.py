@@ -34,6 +34,7 @@ from bot.domain import Channel
 from bot.ledger import settle_loans
 from bot.replies import (
     MAX_AUTO_REPLIES_PER_DAY,
+    InboundOptions,
     check_promises,
     handle_inbound_sms,
     process_inbound_sms,
@@ -312,7 +313,7 @@ def test_with_the_provider_answering_keywords_an_unknown_number_gets_no_direct_a
         outcome = process_inbound_sms(db, InboundText(message_id=new_sid(), sender=OTHER_PHONE,
                                                       recipient=OUR_NUMBER, body=body,
                                                       received_at=AT + timedelta(minutes=n)),
-                                      keyword_replies="provider")
+                                      InboundOptions(keyword_replies="provider"))
         assert outcome.direct_reply is None and outcome.suppressed == "provider_answers"
         assert outcome.inbound_id is not None  # recorded all the same
 

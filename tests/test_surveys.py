@@ -23,7 +23,7 @@ from bot.db.models import AuditEvent, Borrower, ContactAttempt, Hold, InboundMes
 from bot.dispatch import DispatchOptions, Dispatcher
 from bot.domain import TaskKind
 from bot.policy import PolicyError, SurveySettings, load_policy
-from bot.replies import process_inbound_sms, record_opt_out
+from bot.replies import InboundOptions, process_inbound_sms, record_opt_out
 from bot.replies.surveys import ask_by_sms, may_ask, read_score, record_keypad
 
 from dispatch_support import FakeChannel
@@ -51,7 +51,8 @@ class World:
 
     def text(self, body: str):  # noqa: ANN201 - InboundOutcome
         return process_inbound_sms(self.db, InboundText(message_id=new_sid(), sender=PHONE, recipient=OUR_NUMBER,
-                                                        body=body, received_at=self.clock.now()), survey=self.survey)
+                                                        body=body, received_at=self.clock.now()),
+                                   InboundOptions(survey=self.survey))
 
     def dispatch(self) -> list[str]:
         """One dispatch pass; the templates of what it sent."""

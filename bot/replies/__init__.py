@@ -23,6 +23,7 @@ answer is a planned ``ContactAttempt`` the dispatcher sends under the rules.
 from bot.replies.answer import MAX_AUTO_REPLIES_PER_DAY, REPLY_KINDS, Answer, Queued, queue_answer
 from bot.replies.consent import flag_address, record_opt_in, record_opt_out
 from bot.replies.inbound import (
+    InboundOptions,
     InboundOutcome,
     find_senders,
     handle_inbound_sms,
@@ -39,6 +40,7 @@ __all__ = [
     "REPLY_KINDS",
     "Answer",
     "Applied",
+    "InboundOptions",
     "InboundOutcome",
     "PromiseCheck",
     "Queued",

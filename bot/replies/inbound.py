@@ -72,6 +72,7 @@ __all__ = [
     "MAX_AUTO_REPLIES_PER_DAY",
     "PROVIDER_KEYWORDS",
     "REPLY_KINDS",
+    "InboundOptions",
     "InboundOutcome",
     "find_senders",
     "handle_inbound_sms",
@@ -90,6 +91,18 @@ KEYWORD_REPLIES = ("bot", "provider")
 DEFAULT_LOCALE = "en-US"
 _LOCALE_BY_CALLING_CODE = {86: "zh-CN", 82: "ko-KR"}
 SOURCE = "sms"
+
+
+@dataclass(frozen=True, slots=True)
+class InboundOptions:
+    """What answering a text depends on besides the message: the zone and country assumed for a
+    sender without their own, who answers STOP/HELP (``keyword_replies``: ``bot`` or ``provider``),
+    and the policy's satisfaction survey (None: none is asked)."""
+
+    default_timezone: str = "America/New_York"
+    default_country: str = "US"
+    keyword_replies: str = "bot"
+    survey: SurveySettings | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,15 +238,8 @@ def _unknown_sender_answer(session: Session, number: str, intent: Intent, inboun
 # --- the whole thing ---------------------------------------------------------------------
 
 
-def handle_inbound_sms(
-    session: Session,
-    text: InboundText,
-    *,
-    default_timezone: str = "America/New_York",
-    default_country: str = "US",
-    keyword_replies: str = "bot",
-    survey: SurveySettings | None = None,
-) -> InboundOutcome:
+def handle_inbound_sms(session: Session, text: InboundText, options: InboundOptions = InboundOptions()
+                       ) -> InboundOutcome:
     """Process one message inside the caller's transaction (see the module docstring).
 
     Raises :class:`sqlalchemy.exc.IntegrityError` when another transaction
@@ -248,7 +254,7 @@ def handle_inbound_sms(
     senders = find_senders(session, text.sender)
     chosen = senders[0] if senders else None
     locale = chosen.locale if chosen else _guess_locale(text.sender)
-    today = _local_date(at, chosen, text.sender, default_timezone, default_country)
+    today = _local_date(at, chosen, text.sender, options.default_timezone, options.default_country)
     interp, outcome.locale = _classify(text.body, locale, today)
     rating = None
     if chosen is not None and interp.intent is Intent.OTHER:  # STOP, HELP ... always win over a rating
@@ -276,7 +282,7 @@ def handle_inbound_sms(
         "text": message.body_redacted,
     })
     if chosen is None:
-        if provider_answers(text.body, keyword_replies):
+        if provider_answers(text.body, options.keyword_replies):
             outcome.suppressed = "provider_answers"
         else:
             outcome.direct_reply = _unknown_sender_answer(session, text.sender, interp.intent, message.id)
@@ -299,14 +305,14 @@ def handle_inbound_sms(
             borrower_id=chosen.id, address=text.sender, kind=effects.reply, at=at,
             dedupe_key=reply_dedupe_key(text.message_id), actor=SOURCE, detail={"inbound_id": message.id},
             promise_date=interp.promise_date,
-            provider_answers=provider_answers(text.body, keyword_replies)))
+            provider_answers=provider_answers(text.body, options.keyword_replies)))
         if queued.attempt_id is not None:
             outcome.reply_template, outcome.reply_attempt_id = queued.template, queued.attempt_id
         outcome.suppressed = queued.suppressed
         message.reply_attempt_id = outcome.reply_attempt_id
     trigger = effects.reply if effects.reply in ("promise", "paid") else None  # the survey's triggers by SMS
-    if survey is not None and trigger is not None and outcome.reply_attempt_id is not None:
-        outcome.survey_id = ask_by_sms(session, survey, borrower_id=chosen.id, trigger=trigger,
+    if options.survey is not None and trigger is not None and outcome.reply_attempt_id is not None:
+        outcome.survey_id = ask_by_sms(session, options.survey, borrower_id=chosen.id, trigger=trigger,
                                        address=text.sender, at=at)
     log.info("sms %s from %s (borrower %s): %s -> %s, answer %s", text.message_id, mask_phone(text.sender),
              outcome.borrower_id, interp.intent.value, ",".join(effects.done) or "-",
@@ -314,21 +320,12 @@ def handle_inbound_sms(
     return outcome
 
 
-def process_inbound_sms(
-    db: Database,
-    text: InboundText,
-    *,
-    default_timezone: str = "America/New_York",
-    default_country: str = "US",
-    keyword_replies: str = "bot",
-    survey: SurveySettings | None = None,
-) -> InboundOutcome:
+def process_inbound_sms(db: Database, text: InboundText, options: InboundOptions = InboundOptions()
+                        ) -> InboundOutcome:
     """:func:`handle_inbound_sms` in a transaction of its own; a concurrent duplicate is a duplicate."""
     try:
         with db.session() as session:
-            return handle_inbound_sms(session, text, default_timezone=default_timezone,
-                                      default_country=default_country, keyword_replies=keyword_replies,
-                                      survey=survey)
+            return handle_inbound_sms(session, text, options)
     except IntegrityError:
         with db.session() as session:
             seen = session.scalar(select(InboundMessage.id).where(InboundMessage.provider_id == text.message_id))

@@ -37,7 +37,7 @@ from bot.privacy import mask_phone
 from bot.providers.twilio import webhooks
 from bot.providers.twilio.twiml import TWIML_TYPE, reply
 from bot.rendering import get_renderer
-from bot.replies import InboundOutcome, process_inbound_sms
+from bot.replies import InboundOptions, InboundOutcome, process_inbound_sms
 from bot.web.body import signed_event
 
 __all__ = ["router"]
@@ -74,9 +74,9 @@ OUTAGE_TRIES = 2
 
 def _process(db: Database, text: InboundText, settings: Settings,
              survey: SurveySettings | None = None) -> tuple[InboundOutcome, str | None]:
-    outcome = retried(lambda: process_inbound_sms(db, text, default_timezone=settings.default_timezone,
-                                                  default_country=settings.default_country,
-                                                  keyword_replies=settings.sms_keyword_replies, survey=survey),
+    options = InboundOptions(default_timezone=settings.default_timezone, default_country=settings.default_country,
+                             keyword_replies=settings.sms_keyword_replies, survey=survey)
+    outcome = retried(lambda: process_inbound_sms(db, text, options),
                       what="inbound sms webhook", outage_tries=OUTAGE_TRIES)
     answer = _direct_answer(outcome.direct_reply, outcome.locale, settings) if outcome.direct_reply else None
     return outcome, answer

@@ -106,49 +106,57 @@ async def _serve(what: str, sid: str, work: Awaitable[T]) -> T:
         raise _Refused(_refuse(500, "internal error")) from None
 
 
+async def _handled(request: Request, what: str, parse: Callable[..., Any],
+                   serve: Callable[[CallService, Any], Awaitable[T]]) -> tuple[Any, T] | Response:
+    """The webhook's event (``parse``: the provider's parser) and what the call flow made of it
+    (``serve``: a :class:`CallService` method), or the refusal's response."""
+    try:
+        event = await _event(request, parse)
+        return event, await _serve(what, event.call_id, serve(service_for(request), event))
+    except _Refused as refused:
+        return refused.response
+
+
+async def _plan(request: Request, what: str, parse: Callable[..., Any],
+                serve: Callable[[CallService, Any], Awaitable[Any]]) -> Response:
+    """A webhook answered with the call's next step, as TwiML."""
+    handled = await _handled(request, what, parse, serve)
+    if isinstance(handled, Response):
+        return handled
+    return Response(render(handled[1]), media_type=TWIML_TYPE)
+
+
+async def _noted(request: Request, what: str, parse: Callable[..., Any],
+                 serve: Callable[[CallService, Any], Awaitable[bool]], done: str) -> Response:
+    """A callback the call flow takes note of (204); ``done`` says what a True result means."""
+    handled = await _handled(request, what, parse, serve)
+    if isinstance(handled, Response):
+        return handled
+    event, result = handled
+    log.debug("voice %s %s for attempt %s: %s", what, event.call_id, event.attempt_id,
+              done if result else "ignored")
+    return Response(status_code=204)
+
+
 @router.post("/answer")
 async def voice_answer(request: Request) -> Response:
     """The call was answered: the script's first step (or the voicemail, or a polite end)."""
-    try:
-        event = await _event(request, webhooks.call_answered)
-        step = await _serve("answer", event.call_id, service_for(request).answer(event))
-    except _Refused as refused:
-        return refused.response
-    return Response(render(step), media_type=TWIML_TYPE)
+    return await _plan(request, "answer", webhooks.call_answered, CallService.answer)
 
 
 @router.post("/input")
 async def voice_input(request: Request) -> Response:
     """The answer to one prompt: keys, a recording, or silence."""
-    try:
-        event = await _event(request, webhooks.call_heard)
-        step = await _serve("input", event.call_id, service_for(request).input(event))
-    except _Refused as refused:
-        return refused.response
-    return Response(render(step), media_type=TWIML_TYPE)
+    return await _plan(request, "input", webhooks.call_heard, CallService.input)
 
 
 @router.post("/recording")
 async def voice_recording(request: Request) -> Response:
     """The whole call's dual-channel recording is ready: fetch and keep it."""
-    try:
-        event = await _event(request, webhooks.recording_ready)
-        kept = await _serve("recording", event.call_id, service_for(request).recording(event))
-    except _Refused as refused:
-        return refused.response
-    log.debug("voice recording %s for attempt %s: %s", event.call_id, event.attempt_id,
-              "kept" if kept else "ignored")
-    return Response(status_code=204)
+    return await _noted(request, "recording", webhooks.recording_ready, CallService.recording, "kept")
 
 
 @router.post("/status")
 async def voice_status(request: Request) -> Response:
     """A call progress callback (initiated, ringing, answered, completed and the other final statuses)."""
-    try:
-        event = await _event(request, webhooks.call_progress)
-        applied = await _serve("status", event.call_id, service_for(request).status(event))
-    except _Refused as refused:
-        return refused.response
-    log.debug("voice status %s for attempt %s: %s", event.call_id, event.attempt_id,
-              "applied" if applied else "ignored")
-    return Response(status_code=204)
+    return await _noted(request, "status", webhooks.call_progress, CallService.status, "applied")
