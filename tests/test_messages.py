@@ -390,12 +390,51 @@ def reply_attempt(kind: str, **overrides: Any) -> Attempt:
 @pytest.mark.parametrize("locale", ["en-US", "zh-CN", "ko-KR"])
 @pytest.mark.parametrize("kind", REPLY_KINDS)
 def test_every_reply_renders(kind: str, locale: str, renderer: Renderer, settings: Settings) -> None:
-    composed = compose(data(locale=locale, promise_date=date(2026, 1, 23)), reply_attempt(kind), settings,
-                       renderer=renderer)
+    attempt = reply_attempt(kind)
+    if kind == "payment_link":  # a link to the call's installment (short links keep it in one segment)
+        settings = settings.model_copy(update={"payment_url_template": PAY_URL, "payment_short_links": True})
+        attempt = reply_attempt(kind, installment_id="I1")
+    composed = compose(data(locale=locale, promise_date=date(2026, 1, 23)), attempt, settings, renderer=renderer)
     assert composed.locale == locale and composed.segments is not None and composed.segments <= 2
     assert settings.lender_name in composed.body
     assert composed.status_callback == "https://bot.example.com/twilio/status?attempt=21"
-    assert ends_with_opt_out(composed.body, locale) is (kind in ("opt_in", "help", "survey"))
+    assert ends_with_opt_out(composed.body, locale) is (kind in ("opt_in", "help", "survey", "payment_link"))
+
+
+PAY_URL = "https://pay.example.com/checkout/{token}"
+
+
+@pytest.mark.parametrize("locale", ["en-US", "es-US", "zh-CN", "ko-KR"])
+def test_the_payment_link_reply_links_to_its_installment(locale: str, renderer: Renderer,
+                                                         settings: Settings) -> None:
+    from bot.paylinks import make_code, read_token
+
+    linked = settings.model_copy(update={"payment_url_template": PAY_URL})
+    attempt = reply_attempt("payment_link", installment_id="I1")
+    if locale in ("en-US", "es-US"):  # the long link fits a GSM-7 text; in UCS-2 only the short one does
+        body = compose(data(locale=locale), attempt, linked, renderer=renderer).body
+        token = body.split("https://pay.example.com/checkout/", 1)[1].split()[0]
+        claim = read_token(linked.payment_link_secret, token, now=AT)
+        assert claim is not None
+        assert (claim.installment_id, claim.loan_id, claim.attempt_id) == ("I1", "L-2026-0042", 21)
+    short = linked.model_copy(update={"payment_short_links": True})
+    body = compose(data(locale=locale), attempt, short, renderer=renderer).body
+    assert f"https://bot.example.com/p/{make_code(linked.payment_link_secret, 21)}" in body
+    assert linked.lender_name in body and ends_with_opt_out(body, locale)
+
+
+@pytest.mark.parametrize(("template", "installment", "outstanding", "reason"), [
+    (None, "I1", 12345, "no_payment_link"),  # no payment_url_template: no link to send
+    (PAY_URL, None, None, "no_payment_link"),  # not about an installment
+    (PAY_URL, "I1", 0, "paid"),  # paid since the call: nothing to pay
+])
+def test_no_payment_link_reply_without_a_link(template: str | None, installment: str | None, outstanding: int | None,
+                                              reason: str, renderer: Renderer, settings: Settings) -> None:
+    linked = settings.model_copy(update={"payment_url_template": template})
+    fields = {"outstanding_minor": outstanding} if installment else {"loan_id": None, "outstanding_minor": None}
+    with pytest.raises(ComposeError) as info:
+        compose(data(**fields), reply_attempt("payment_link", installment_id=installment), linked, renderer=renderer)
+    assert info.value.reason == reason
 
 
 def test_help_says_who_we_are_and_how_to_reach_us(renderer: Renderer, settings: Settings) -> None:

@@ -686,7 +686,8 @@ def test_the_spanish_script_is_answered_on_the_keypad(scripts, speech) -> None:
     assert state.facts.promise_date == date(2026, 1, 25) and actions[-1].mode == "dtmf"
     state, actions = step(script, state, keys("1"))
     assert only(actions, Outcome) == Outcome("promise", date(2026, 1, 25))
-    test_every_path_keeps_the_debt_private_and_acts_once(scripts, "es-US", speech)
+    for link in (False, True):
+        test_every_path_keeps_the_debt_private_and_acts_once(scripts, "es-US", speech, link)
 
 
 def test_the_spanish_script_tells_a_wrong_person_nothing(scripts) -> None:
@@ -962,12 +963,14 @@ def _key(state: CallState) -> str:
     return json.dumps(data, sort_keys=True)
 
 
+@pytest.mark.parametrize("link", [False, True], ids=["no-link", "link"])
 @pytest.mark.parametrize("speech", [True, False], ids=["speech", "keypad-only"])
-def test_every_path_keeps_the_debt_private_and_acts_once(scripts, locale, speech) -> None:
+def test_every_path_keeps_the_debt_private_and_acts_once(scripts, locale, speech, link) -> None:
     script = scripts[locale]
     language = locale.split("-")[0]
     amount, due = CONTEXTS[locale]
-    ctx = context(locale, speech=speech)
+    ctx = replace(context(locale, speech=speech), payment_link=link)
+    texts: set[str] = set()
     values = {"lender_name": ctx.lender_name, "party_initials": ctx.party_initials,
               "callback_number_text": ctx.callback_number_text}
     disclosure = script.disclosure.render(values)
@@ -1002,6 +1005,7 @@ def test_every_path_keeps_the_debt_private_and_acts_once(scripts, locale, speech
             # side effects at most once per call, the outcome exactly once when the call ends
             once = [a for a in actions if isinstance(a, ONCE)]
             assert len(once) == len(set(once)), actions
+            texts.update(a.template for a in once if isinstance(a, SendSms))
             assert len(new.emitted) == len(set(new.emitted))
             assert len(new.emitted) - len(state.emitted) == len(once)
             assert sum(isinstance(a, Outcome) for a in actions) == (1 if new.ended else 0)
@@ -1019,6 +1023,7 @@ def test_every_path_keeps_the_debt_private_and_acts_once(scripts, locale, speech
     assert outcomes >= {"promise", "paid_claim", "dispute", "hardship", "callback", "opt_out", "wrong_party",
                         "voicemail", "partial", "refused"}
     assert steps > 1000
+    assert ("payment_link" in texts) is link  # the link is texted only where it may be offered
 
 
 # --- the satisfaction survey's keypad question ------------------------------------------------------
@@ -1085,3 +1090,111 @@ def _shipped() -> str:
 def test_a_bad_survey_node_is_refused(tmp_path: Path, old: str, new: str, fragment: str, message: str) -> None:
     text = mutate(_shipped(), old, new)
     assert_problem(tmp_path, text, fragment, message, name="first_stage")
+
+
+# --- the payment link offer (a conditional node) ----------------------------------------------------
+
+
+def _to_no_date(script, ctx: CallContext):
+    """Keys through a shipped first_stage call: right party, then "no date" (spoken, or the key 2
+    where the date question has no keys: a date question answered "no")."""
+    state, _ = start(script, ctx, answered_by="human")
+    state, _ = step(script, state, keys("1"))
+    return step(script, state, heard(Intent.DENY, confidence=0.95))
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize("speech", [True, False], ids=["speech", "keypad-only"])
+def test_the_payment_link_is_offered_only_with_the_flag(scripts, locale: str, speech: bool) -> None:
+    script = scripts[locale]
+    state, actions = _to_no_date(script, context(locale, speech=speech))
+    assert state.ended and state.path[-1] == "no_date" and "offer_link" not in state.path
+    assert only(actions, Outcome) == Outcome("refused") and not any(isinstance(a, SendSms) for a in actions)
+    # a link that may be offered, but the number may not be texted now: no offer either
+    no_sms = replace(context(locale, speech=speech), payment_link=True, confirmation="none")
+    state, actions = _to_no_date(script, no_sms)
+    assert state.path[-1] == "no_date" and state.ended
+
+    ctx = replace(context(locale, speech=speech), payment_link=True)
+    state, actions = _to_no_date(script, ctx)
+    assert state.node == "offer_link" and not state.ended and isinstance(actions[-1], Listen)
+    offer = says(actions)[-1]
+    assert "1" in offer and offer == script.nodes["offer_link"].prompts[
+        1 if locale == "es-US" or not speech else 0].render({})
+    pressed, actions = step(script, state, keys("1"))
+    assert pressed.path[-2:] == ("offer_link", "link_sent") and pressed.ended
+    assert [a for a in actions if isinstance(a, SendSms)] == [SendSms("payment_link")]
+    assert only(actions, Outcome) == Outcome("refused") and isinstance(actions[-1], Hangup)
+    for other in (keys("2"), keys("5"), NoInput(), heard(Intent.DENY), heard(Intent.OTHER)):
+        if locale == "es-US" and isinstance(other, Heard) and other.source == "speech":
+            continue
+        ended, actions = step(script, state, other)
+        assert ended.path[-1] == "no_date" and ended.ended, other
+        assert not any(isinstance(a, SendSms) for a in actions)
+        assert only(actions, Outcome) == Outcome("refused")
+    # the opt-out key still works here
+    stopped, actions = step(script, state, keys("9"))
+    assert stopped.path[-1] == "opt_out" and any(isinstance(a, OptOut) for a in actions)
+
+
+def test_the_link_flag_is_refreshed_like_the_confirmation(scripts) -> None:
+    script = scripts["en-US"]
+    state, _ = _to_no_date(script, replace(context(), payment_link=True))
+    # texted STOP during the offer: the engine emits no SendSms and says no text is coming
+    state = replace(state, context=replace(state.context, confirmation="none"))
+    ended, actions = step(script, state, keys("1"))
+    assert ended.path[-1] == "link_sent" and not any(isinstance(a, SendSms) for a in actions)
+    assert "text" not in says(actions)[-1] and "1 800 555 0100" in says(actions)[-1]
+    restored = CallState.from_json(json.loads(json.dumps(state.to_json())))
+    assert restored == state and restored.context.payment_link
+
+
+COND = mutate(BASE, "    on: {affirm: done, deny: ask}\n", "    on: {affirm: offer, deny: ask}\n") + textwrap.indent(
+    textwrap.dedent("""\
+        offer:
+          when: payment_link
+          otherwise: done
+          say: "Press 1 for a text with a link to pay."
+          keypad_say: "Press 1 for a text with a link to pay."
+          listen: {expect: yes_no, retries: 0}
+          keypad: {"1": affirm}
+          on: {affirm: done}
+          on_fail: done
+        """), "  ")
+
+
+def test_a_conditional_node_is_valid_and_skipped_without_its_flag(tmp_path: Path) -> None:
+    write(tmp_path, COND)
+    script = load_script("demo", "en-US", scripts_dir=tmp_path)
+    events = [keys("1"), keys("23#"), keys("1")]
+    state, actions = run(script, events)
+    assert state.path[-2:] == ("confirm", "done") and "offer" not in state.path
+    ctx = replace(context(), payment_link=True)
+    state, _ = start(script, ctx, answered_by="human")
+    for event in events:
+        state, actions = step(script, state, event)
+    assert state.node == "offer" and says(actions) == ["Press 1 for a text with a link to pay."]
+
+
+@pytest.mark.parametrize(("old", "new", "fragment", "message"), [
+    ("    otherwise: done\n", "", "  offer:", "nodes.offer: 'when' and 'otherwise' go together"),
+    ("    when: payment_link\n", "", "  offer:", "nodes.offer: 'when' and 'otherwise' go together"),
+    ("otherwise: done", "otherwise: dne", "otherwise: dne", "nodes.offer.otherwise: no node named 'dne'"),
+    ("when: payment_link", "when: paid_link", "when: paid_link", "Input should be 'payment_link'"),
+    ("start: greeting", "start: offer", "    when: payment_link",
+     "nodes.offer.when: a conditional node is entered only by an answer or a 'next', but it is the start"),
+    ("hardship: {to: hardship}", "hardship: {to: offer}", "    when: payment_link",
+     "but it is the global fallback of hardship"),
+])
+def test_a_bad_conditional_node_is_refused(tmp_path: Path, old: str, new: str, fragment: str, message: str) -> None:
+    assert_problem(tmp_path, mutate(COND, old, new), fragment, message)
+
+
+def test_a_loop_through_a_skipped_node_is_refused(tmp_path: Path) -> None:
+    text = mutate(COND, "    otherwise: done\n", "    otherwise: loop\n") + textwrap.indent(textwrap.dedent("""\
+        loop:
+          say: "One moment."
+          next: offer
+        """), "  ")
+    problems = assert_problem(tmp_path, text, "  offer:", "a loop that never listens")
+    assert any("offer -> loop -> offer" in p for p in problems)

@@ -100,12 +100,13 @@ class Heard:
 
 
 class Flow:
-    def __init__(self, db: Database, tmp_path: Path) -> None:
+    def __init__(self, db: Database, tmp_path: Path, **settings: Any) -> None:
         self.db = db
         self.clock = FixedClock(AT)
         self.settings: Settings = load_settings(None, database_url=db.url, public_base_url=BASE, media_dir=tmp_path,
                                                 twilio_from_numbers=["+15005550006"], lender_phone="+18005550100",
-                                                rate_limits_enabled=False)
+                                                rate_limits_enabled=False, **settings)
+        self.next_heard = Heard("yes it is", 0.93, Intent.AFFIRM)  # what the recogniser hears next
         self.renderer = HashRenderer(tmp_path)
         self.recordings = Recordings()
         self.heard: list[tuple[str, str | None]] = []
@@ -116,7 +117,7 @@ class Flow:
 
     def understand(self, pcm: Any, locale: str, *, expect: str | None, today: date) -> Heard:
         self.heard.append((locale, expect))
-        return Heard("yes it is", 0.93, Intent.AFFIRM)
+        return self.next_heard
 
     def _call(self) -> int:
         with self.db.session() as session:
@@ -285,3 +286,82 @@ def test_the_app_builds_the_call_flow_in_its_lifespan_and_again_for_a_new_contex
 
     asyncio.run(serve())
     assert app.state.voice_service is None and services[0].services.speech._executor._shutdown
+
+
+# --- "press 1 and we'll text you a link to pay" -------------------------------------------------------
+
+PAY_URL = "https://pay.example.com/checkout/{token}"
+RECORDING = AudioRef("RE" + "2" * 32, "https://api.example/rec/2", 1.0)
+
+
+def _refuse_a_date(flow: Flow) -> CallPlan:
+    """A person answers, presses 1 (it is them), then says "no" to the date question."""
+    run(flow.service.answer(CallAnswered(flow.attempt_id, SID, "person", "human")))
+    run(flow.service.input(CallHeard(flow.attempt_id, SID, turn=1, digits="1")))
+    flow.next_heard = Heard("no I can't", 0.95, Intent.DENY)
+    return run(flow.service.input(CallHeard(flow.attempt_id, SID, turn=2, audio=RECORDING)))
+
+
+def _link_replies(flow: Flow) -> list[ContactAttempt]:
+    with flow.db.sessions() as session:
+        return list(session.scalars(select(ContactAttempt).where(ContactAttempt.template == "reply_payment_link")))
+
+
+@pytest.mark.parametrize("short", [False, True], ids=["lender-url", "short-link"])
+def test_pressing_1_queues_one_text_with_a_working_payment_link(db: Database, tmp_path: Path, short: bool) -> None:
+    from bot.messages import compose
+    from bot.paylinks import decode_code, read_token
+    from bot.rendering import Renderer
+    from bot.web.paylinks import _click
+
+    flow = Flow(db, tmp_path, payment_url_template=PAY_URL, payment_short_links=short)
+    try:
+        offer = _refuse_a_date(flow)
+        assert flow.renderer.texts(offer)[-1] == (
+            "All right. If you'd like a text with a link to pay online, press 1 or say yes.")
+        assert offer.listen is not None and not offer.hangup
+        done = run(flow.service.input(CallHeard(flow.attempt_id, SID, turn=3, digits="1")))
+        assert done.hangup and "text message with a link" in flow.renderer.texts(done)[-1]
+        again = run(flow.service.input(CallHeard(flow.attempt_id, SID, turn=3, digits="1")))  # a retried webhook
+        assert again.hangup
+        (reply,) = _link_replies(flow)
+        assert (reply.status, reply.source, reply.channel, reply.address) == ("planned", "reply", "sms", PHONE)
+        assert (reply.installment_id, reply.loan_id) == ("I1", "L1")
+        assert flow.call().outcome == "refused"
+        with flow.db.sessions() as session:
+            body = compose(session, reply, flow.settings, renderer=Renderer(flow.settings.templates_dir)).body
+        secret = flow.settings.payment_link_secret
+        if short:
+            code = body.split(f"{BASE}/p/", 1)[1].split()[0]
+            assert decode_code(secret, code) == reply.id
+            click = _click(flow.db, flow.settings, reply.id, AT)
+            assert click.outcome == "redirect" and click.url is not None
+            url = click.url
+        else:
+            url = next(word for word in body.split() if word.startswith("https://pay.example.com/checkout/"))
+        claim = read_token(secret, url.rsplit("/", 1)[1], now=AT)
+        assert claim is not None and (claim.installment_id, claim.loan_id, claim.attempt_id) == ("I1", "L1", reply.id)
+    finally:
+        flow.service.close()
+
+
+def test_no_link_offer_without_a_payment_url_template(flow: Flow) -> None:
+    plan = _refuse_a_date(flow)
+    assert plan.hangup and flow.renderer.texts(plan)[-1].startswith("I understand. When you are ready")
+    assert _link_replies(flow) == [] and flow.call().outcome == "refused"
+
+
+def test_no_link_offer_when_the_number_may_not_be_texted(db: Database, tmp_path: Path) -> None:
+    from bot.db.models import Consent
+
+    flow = Flow(db, tmp_path, payment_url_template=PAY_URL)
+    try:
+        with flow.db.session() as session:
+            consent = session.scalar(select(Consent).where(Consent.borrower_id == "B1", Consent.channel == "sms"))
+            assert consent is not None
+            consent.opted_out_at = AT
+        plan = _refuse_a_date(flow)
+        assert plan.hangup and flow.renderer.texts(plan)[-1].startswith("I understand. When you are ready")
+        assert _link_replies(flow) == []
+    finally:
+        flow.service.close()

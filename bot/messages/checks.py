@@ -52,6 +52,8 @@ class ComposeError(BotError):
     ``unsupported_channel``       not SMS or email (voice has scripts, not templates)
     ``missing_data``              borrower, loan or installment not in the database
     ``paid``                      the installment has nothing outstanding any more
+    ``no_payment_link``           ``reply_payment_link`` without a link (no
+                                  ``payment_url_template``, no installment)
     ``no_date``                   no instant to compute the borrower's local date
     ``template_error``            the template does not render (names file and line)
     ``sms_too_long``              more segments than ``sms_max_segments``

@@ -60,12 +60,12 @@ __all__ = [
 #: ``reply_<kind>`` templates (docs/channels.md); written by bot.replies as the
 #: attempt's ``template``.
 REPLY_KINDS = ("opt_out", "opt_in", "help", "paid", "promise", "dispute", "wrong_number", "hardship",
-               "callback", "other", "identity", "balance", "survey", "survey_thanks")
+               "callback", "other", "identity", "balance", "survey", "survey_thanks", "payment_link")
 #: Replies whose wording depends on whether the number is verified (:func:`verified_numbers`).
 VERIFIED_KINDS = frozenset({"identity", "balance"})
 #: Replies that must end with the opt-out instruction: they (re)start or describe
 #: the programme, or ask something of their own (the satisfaction survey, bot.replies.surveys).  The others answer the borrower's own message once.
-REPLY_FOOTER_KINDS = frozenset({"opt_in", "help", "survey"})
+REPLY_FOOTER_KINDS = frozenset({"opt_in", "help", "survey", "payment_link"})
 #: Variables a reply template may use.
 REPLY_VARIABLES: dict[str, str] = {
     "lender_name": "setting lender_name",
@@ -78,6 +78,8 @@ REPLY_VARIABLES: dict[str, str] = {
                 "reason for contact or the balance only then)",
     "balances": "reply_balance, verified numbers only: the remaining balance of each open loan, formatted "
                 "(empty otherwise)",
+    "payment_url": "reply_payment_link: the installment's payment link (bot.paylinks; the short link with "
+                   "payment_short_links); empty for the other kinds",
 }
 DEFAULT_LOCALE = "en-US"
 _BATCH = 500  # ids per IN (...) query
@@ -337,7 +339,7 @@ def load_message_data(session: Session, attempt: AttemptLike) -> MessageData:
 # --- contexts ---------------------------------------------------------------------------
 
 
-def reply_context(settings: Settings, data: MessageData, locale: str) -> dict[str, Any]:
+def reply_context(settings: Settings, data: MessageData, locale: str, payment_url: str = "") -> dict[str, Any]:
     """The context of a ``reply_<kind>`` template (see :data:`REPLY_VARIABLES`)."""
     return {
         "lender_name": settings.lender_name,
@@ -348,6 +350,7 @@ def reply_context(settings: Settings, data: MessageData, locale: str) -> dict[st
         "promise_date": data.promise_date,
         "verified": data.verified,
         "balances": [money(minor, currency, locale) for minor, currency in data.balances],
+        "payment_url": payment_url,
     }
 
 
@@ -486,7 +489,7 @@ def _compose_reply(data: MessageData, attempt: AttemptLike, template: str, setti
     if attempt.channel != Channel.SMS.value:
         raise ComposeError("unsupported_channel", "replies are sent by SMS only", template=template)
     locale = template_locale(renderer, "sms", template, data.locale)
-    context = reply_context(settings, data, locale)
+    context = reply_context(settings, data, locale, _reply_link(data, attempt, template, settings, kind))
     body = _render(lambda: renderer.render_sms(template, locale, context), template, locale)
     # The number's first text from this sender says how to stop (CTIA); not the opt-out
     # confirmation, the last text the number gets.
@@ -495,6 +498,23 @@ def _compose_reply(data: MessageData, attempt: AttemptLike, template: str, setti
         body = with_opt_out(body, locale, renderer.templates_dir)
     return _sms(attempt, template, locale, body, settings, renderer,
                 needs_opt_out=first_text or kind in REPLY_FOOTER_KINDS)
+
+
+def _reply_link(data: MessageData, attempt: AttemptLike, template: str, settings: Settings, kind: str) -> str:
+    """``reply_payment_link``'s link to the attempt's installment ('' for the other kinds); never
+    composed without a link or for an installment with nothing outstanding."""
+    if kind != "payment_link":
+        return ""
+    if data.loan_id is None or data.outstanding_minor is None:
+        raise ComposeError("no_payment_link", f"attempt {attempt.id}: a payment link needs the attempt's "
+                           "installment", template=template)
+    if data.outstanding_minor <= 0:
+        raise ComposeError("paid", f"attempt {attempt.id}: the installment has nothing outstanding", template=template)
+    link = payment_link(settings, attempt, data.loan_id, None)
+    if not link:
+        raise ComposeError("no_payment_link", f"attempt {attempt.id}: no payment link (payment_url_template is "
+                           "not set)", template=template)
+    return link
 
 
 def _compose_reminder(data: MessageData, attempt: AttemptLike, template: str, settings: Settings,

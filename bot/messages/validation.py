@@ -66,6 +66,7 @@ def sample_reply_context(locale: str, promise_date: date | None = _SAMPLE_PROMIS
         "promise_date": promise_date,
         "verified": False,
         "balances": [],
+        "payment_url": "",
     }
 
 
@@ -74,6 +75,8 @@ def _reply_samples(kind: str, locale: str, settings: Settings | None) -> list[di
     if kind == "promise":
         return [sample_reply_context(locale, promise, settings) for promise in (_SAMPLE_PROMISE, None)]
     context = sample_reply_context(locale, None, settings)
+    if kind == "payment_link":  # a short link (the long one's length depends on the lender's URL)
+        return [dict(context, payment_url="https://bot.example.com/p/AQEBAgMEBQYHCA")]
     if kind in VERIFIED_KINDS:
         verified = dict(context, verified=True, balances=[money(123456, "USD", locale), money(50000, "USD", locale)])
         return [context, verified]

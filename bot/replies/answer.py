@@ -41,7 +41,7 @@ __all__ = ["ANSWERED_WHEN_OPTED_OUT", "MANDATORY_REPLIES", "MAX_AUTO_REPLIES_PER
 
 #: The ``reply_<kind>`` templates an answer can use (docs/webhooks.md).
 REPLY_KINDS = ("opt_out", "opt_in", "help", "paid", "promise", "dispute", "wrong_number", "hardship",
-               "callback", "other", "identity", "balance", "survey", "survey_thanks")
+               "callback", "other", "identity", "balance", "survey", "survey_thanks", "payment_link")
 #: Answers that are always queued (carrier rules), whatever the daily cap says.
 MANDATORY_REPLIES = frozenset({"opt_out", "opt_in", "help"})
 #: Answers queued even to a number opted out of SMS (the dispatcher sends them too).
@@ -67,10 +67,15 @@ class Answer:
     detail: Mapping[str, Any] = field(default_factory=dict)
     promise_date: date | None = None
     provider_answers: bool = False
+    #: the installment (and its loan) the answer is about: ``payment_link`` links to it
+    installment_id: str | None = None
+    loan_id: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in REPLY_KINDS:
             raise ValueError(f"Answer.kind: {self.kind!r} is not a reply template ({', '.join(REPLY_KINDS)})")
+        if self.kind == "payment_link" and (self.installment_id is None or self.loan_id is None):
+            raise ValueError("Answer: a payment_link answer needs installment_id and loan_id (the link names them)")
 
     @property
     def template(self) -> str:
@@ -129,7 +134,8 @@ def queue_answer(session: Session, answer: Answer) -> Queued:
         return Queued(answer.template, suppressed=reason)
     decision = {"answer": {"promise_date": answer.promise_date.isoformat()}} if answer.promise_date else None
     insert_ignore(session, ContactAttempt, {
-        "dedupe_key": answer.dedupe_key, "borrower_id": answer.borrower_id, "loan_id": None, "installment_id": None,
+        "dedupe_key": answer.dedupe_key, "borrower_id": answer.borrower_id, "loan_id": answer.loan_id,
+        "installment_id": answer.installment_id,
         "channel": Channel.SMS.value, "source": AttemptSource.REPLY.value, "status": AttemptStatus.PLANNED.value,
         "outcome": None, "step": "reply", "template": answer.template, "address": answer.address,
         "occurred_at": None, "next_attempt_at": answer.at, "provider_id": None, "decision": decision, "tries": 0,

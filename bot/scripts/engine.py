@@ -12,6 +12,8 @@ be replayed from its events, and the state can be stored between webhooks as JSO
 
 Rules the engine applies (docs/voice-scripts.md explains them):
 
+* a node with ``when: <flag>`` is entered only while the context's flag holds; otherwise
+  its ``otherwise`` node is entered in its place (the skipped node says and does nothing);
 * entering a node emits its side effects (OptOut, FlagNumber, OpenTask, Flag,
   SendSms: each at most once per call), then its prompt (Say), then, by kind, the next
   node's, a Listen, or Outcome + Hangup;
@@ -100,6 +102,10 @@ class CallContext:
     #: outcomes after which the script's ``survey`` node asks its keypad question (empty: never);
     #: the caller fills it from the policy's survey block and its once-per-days cap
     survey_after: tuple[str, ...] = ()
+    #: a payment link can be texted now (the lender's payment URL is set, the call is about an
+    #: installment, and ``confirmation`` is "sms"): nodes with ``when: payment_link`` are entered
+    #: only while this holds; the caller refreshes it before every step, like ``confirmation``
+    payment_link: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.readback_below <= 1.0:
@@ -404,8 +410,21 @@ class _Run:
 
     # moving through the script
 
+    def holds(self, condition: str) -> bool:
+        """Whether a node's ``when`` condition holds now (model.CONDITIONS)."""
+        ctx = self.state.context
+        if condition == "payment_link":
+            return ctx.payment_link and ctx.confirmation == "sms"
+        raise ValueError(f"unknown node condition {condition!r}")
+
     def enter(self, name: str) -> None:
         for _ in range(_MAX_CHAIN):
+            when = self.script.nodes[name].when
+            if when is not None and not self.holds(when):
+                otherwise = self.script.nodes[name].otherwise
+                assert otherwise is not None
+                name = otherwise  # skipped: nothing of it is said, done or recorded in the path
+                continue
             self.update(node=name, retries=0, path=(*self.state.path, name))
             node = self.node
             if node.check != "readback":

@@ -8,6 +8,10 @@ Everything is checked when a script is loaded, and every problem is reported as
 * the graph: every target exists, every node is reachable, every node ends, asks, or
   goes on (``end`` / ``listen`` / ``next``, exactly one), no loop of nodes that never
   listen, ``on_fail`` leads to an ending without asking anything;
+* conditional nodes: ``when`` (a context flag) and ``otherwise`` (the node entered in its
+  place when the flag does not hold) come together, and such a node is entered only by an
+  answer or a ``next`` (not the start, the voicemail, an ``on_fail``, a global fallback, the
+  survey or a read-back); the walk follows both ways;
 * prompts: Jinja2 syntax, only the documented variables (StrictUndefined at run time);
 * read-back: each ``readback`` entry names an action node and a ``check: readback`` yes/no
   question whose ``affirm`` enters it, with no ``deny`` of its own (the engine returns to
@@ -45,6 +49,7 @@ from bot.domain import Intent, TaskKind
 from bot.errors import ConfigError
 from bot.scripts.model import (
     AMOUNT_VARIABLES,
+    CONDITIONS,
     MESSAGE_VARIABLES,
     PROMPT_VARIABLES,
     REVEALING_VARIABLES,
@@ -114,6 +119,8 @@ class _Node(_Strict):
     check: Literal["right_party", "promise", "readback"] | None = None
     actions: _Actions = _Actions()
     on_fail: StrictStr | None = None
+    when: Literal[CONDITIONS] | None = None  # type: ignore[valid-type]
+    otherwise: StrictStr | None = None
 
 
 class _Global(_Strict):
@@ -362,6 +369,9 @@ class _Builder:
         self._check_fail_paths(script)
         if self.problems:
             return None
+        self._check_conditions(script)
+        if self.problems:
+            return None
         reached = self._walk_conversation(script)
         reached |= self._check_voicemail(script)
         for node_name in nodes:
@@ -449,6 +459,9 @@ class _Builder:
                 self.error(path, f"nodes.{name}: a node that listens needs transitions ('on')")
             if raw.listen.expect != "date" and not raw.keypad:
                 self.error(path, f"nodes.{name}: a node that listens needs a 'keypad' mapping (digits -> intent)")
+        if (raw.when is None) != (raw.otherwise is None):
+            self.error(path, f"nodes.{name}: 'when' and 'otherwise' go together (the node entered in its place "
+                             "when the condition does not hold)")
         if Intent.OPT_OUT in raw.on:
             self.error((*path, "on", "opt_out"), f"nodes.{name}.on.opt_out: a request to stop calling is always "
                                                  "handled by the global fallback, not by a node")
@@ -475,7 +488,7 @@ class _Builder:
             keypad=keys, on=dict(raw.on), next=raw.next, end=raw.end, check=raw.check,
             actions=NodeActions(raw.actions.opt_out, raw.actions.flag_number, raw.actions.open_task,
                                 raw.actions.flag, raw.actions.send_sms),
-            on_fail=raw.on_fail,
+            on_fail=raw.on_fail, when=raw.when, otherwise=raw.otherwise,
         )
 
     # static checks over the nodes ----------------------------------------------------
@@ -486,7 +499,7 @@ class _Builder:
             for intent, target in node.on.items():
                 if target not in script.nodes:
                     self.error((*path, "on", intent.value), f"nodes.{name}.on.{intent.value}: no node named '{target}'")
-            for key in ("next", "on_fail"):
+            for key in ("next", "on_fail", "otherwise"):
                 target = getattr(node, key)
                 if target is not None and target not in script.nodes:
                     self.error((*path, key), f"nodes.{name}.{key}: no node named '{target}'")
@@ -512,6 +525,31 @@ class _Builder:
                                  "amount or due date, not in the same node")
             if node.listen is not None:
                 self._check_keypad(script, node)
+
+    def _check_conditions(self, script: Script) -> None:
+        """A conditional node (``when``) is entered by an answer or a ``next`` only, never on the way
+        of the start, the voicemail, an ``on_fail``, a global fallback, the survey or a read-back
+        (those are checked as single chains of nodes)."""
+        fixed = {script.start: "the start", script.voicemail: "the voicemail", script.on_fail: "the script's on_fail"}
+        if script.survey is not None:
+            fixed[script.survey] = "the survey"
+        for acting, question in script.readback.items():
+            fixed.setdefault(acting, "a read-back's action")
+            fixed.setdefault(question, "a read-back")
+        for intent, route in script.globals.items():
+            for target in (route.to, route.unconfirmed):
+                if target is not None:
+                    fixed.setdefault(target, f"the global fallback of {intent.value}")
+        for name, node in script.nodes.items():
+            if node.on_fail is not None:
+                fixed.setdefault(node.on_fail, f"the on_fail of '{name}'")
+        for root, what in list(fixed.items()):
+            for node in self._chain(script, root):
+                fixed.setdefault(node.name, f"on the way of {what}")
+        for name, node in script.nodes.items():
+            if node.when is not None and name in fixed:
+                self.error(("nodes", name, "when"), f"nodes.{name}.when: a conditional node is entered only by an "
+                                                    f"answer or a 'next', but it is {fixed[name]}")
 
     def _check_readback(self, script: Script) -> None:
         """Each ``readback`` entry: an existing acting node -> a ``check: readback`` yes/no question
@@ -597,13 +635,15 @@ class _Builder:
         return ("nodes", node, key)
 
     def _check_loops(self, script: Script) -> None:
-        """A loop of ``next`` links never waits for the caller: the engine would spin."""
+        """A loop of ``next`` (or ``otherwise``) links never waits for the caller: the engine would spin."""
         state: dict[str, int] = {}
 
         def visit(name: str, trail: list[str]) -> None:
             state[name] = 1
-            nxt = script.nodes[name].next
-            if nxt is not None:
+            node = script.nodes[name]
+            for nxt in (node.next, node.otherwise):  # said one after the other, or skipped
+                if nxt is None:
+                    continue
                 if state.get(nxt) == 1:
                     loop = trail[trail.index(nxt):] + [nxt] if nxt in trail else [name, nxt]
                     self.error(("nodes", nxt), f"nodes {' -> '.join(loop)}: a loop that never listens")
@@ -719,6 +759,8 @@ class _Builder:
                                                            "voicemail path")
             entered = replace(facts, disclosed=facts.disclosed or "disclosure" in node.variables)
             edges = list(self._edges(script, node, entered))
+            if node.otherwise is not None:  # the condition does not hold: skipped, nothing said
+                edges.append((node.otherwise, facts, f"{node.when} does not hold"))
             if script.survey is not None and node.end in ("promise", "paid_claim"):
                 edges.append((script.survey, entered, "survey"))
             for target, new_facts, _via in edges:

@@ -17,6 +17,7 @@ from bot.domain import Intent, TaskKind
 __all__ = [
     "AMOUNT_VARIABLES",
     "CHECKS",
+    "CONDITIONS",
     "CONFIRMATIONS",
     "CONTEXT_VARIABLES",
     "EXPECTS",
@@ -64,6 +65,10 @@ OutcomeKind = Literal[
 INPUTS = ("speech", "keypad", "both")
 EXPECTS = ("yes_no", "date", "intent", "digits")
 CHECKS = ("right_party", "promise", "readback")
+#: Context flags a node's ``when`` may name: the node is entered only while its flag holds,
+#: else its ``otherwise`` node is entered instead (nothing of the skipped node is said or done).
+#: ``payment_link``: a payment link can be texted now (:attr:`bot.scripts.engine.CallContext.payment_link`).
+CONDITIONS = ("payment_link",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +132,8 @@ class Node:
     check: str | None  # right_party | promise | readback
     actions: NodeActions
     on_fail: str | None
+    when: str | None = None  # one of CONDITIONS: the node is entered only while it holds
+    otherwise: str | None = None  # entered instead when ``when`` does not hold
 
     @property
     def prompts(self) -> tuple[Prompt, ...]:

@@ -362,6 +362,7 @@ class CallService:
                 due = [r for r in rows if r[0] <= today] or rows[:1]
                 amount_text = money(sum(int(r[1]) for r in due), loan.currency, call.locale)
                 due_text = format_day(due[0][0], call.locale, "long")
+        confirmation = _confirmation(session, call.borrower_id, attempt.address)
         return CallContext(
             lender_name=self.settings.lender_name,
             party_initials=initials(borrower.full_name),
@@ -370,9 +371,10 @@ class CallService:
             callback_number_text=spoken_number(self.settings.lender_phone),
             speech_available=speech,
             today=today,
-            confirmation=_confirmation(session, call.borrower_id, attempt.address),
+            confirmation=confirmation,
             readback_below=self.settings.voice_readback_below,
             survey_after=self._survey_after(session, call.borrower_id, now),
+            payment_link=_payment_link(self.settings, attempt, confirmation),
         )
 
     def _survey_after(self, session: Session, borrower_id: str, now: datetime) -> tuple[str, ...]:
@@ -538,9 +540,10 @@ class CallService:
             # What the bot may do to confirm a promise, as it is now (the borrower may have
             # texted STOP during the call): the next prompts say only that.
             confirmation = _confirmation(session, call.borrower_id, attempt.address)
-            if state.context.confirmation != confirmation:
-                state = dataclasses.replace(state, context=dataclasses.replace(state.context,
-                                                                               confirmation=confirmation))
+            link = _payment_link(self.settings, attempt, confirmation)
+            if (state.context.confirmation, state.context.payment_link) != (confirmation, link):
+                state = dataclasses.replace(state, context=dataclasses.replace(
+                    state.context, confirmation=confirmation, payment_link=link))
             if answer.source == "silence":
                 event: Any = NoInput()
             elif answer.source == "dtmf":
@@ -842,10 +845,18 @@ class Effects:
             log.warning("call session %s: SMS template %r is not a reply template; not queued", self.call.id,
                         template[:40])
             return
+        about: dict[str, Any] = {}
+        if kind == "payment_link":  # a link to the installment the call is about, or nothing
+            loan_id = self.attempt.loan_id or self.call.loan_id
+            if not _payment_link(self.settings, self.attempt, "sms") or not loan_id:
+                log.warning("call session %s: no payment link to send (no payment_url_template or no "
+                            "installment); not queued", self.call.id)
+                return
+            about = {"installment_id": self.attempt.installment_id, "loan_id": loan_id}
         queue_answer(self.session, Answer(
             borrower_id=self.call.borrower_id, address=self.number, kind=kind, at=self.now,
             dedupe_key=f"reply:call:{self.call.id}:{kind}", actor=ACTOR,
-            detail={"call_session_id": self.call.id}, promise_date=promise_date))
+            detail={"call_session_id": self.call.id}, promise_date=promise_date, **about))
 
 
 # --- small helpers ------------------------------------------------------------------------------
@@ -866,6 +877,12 @@ def _confirmation(session: Session, borrower_id: str, number: str | None) -> str
             or ceased is not None:
         return "none"
     return "sms"
+
+
+def _payment_link(settings: Any, attempt: ContactAttempt, confirmation: str) -> bool:
+    """Whether the call may offer to text a payment link now: the lender's payment URL is set, the
+    call is about an installment (the link names it) and the number may be texted."""
+    return bool(settings.payment_url_template) and attempt.installment_id is not None and confirmation == "sms"
 
 
 def _claim_sid(call: CallSession, sid: str) -> None:
