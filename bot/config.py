@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     # PostgreSQL: connections each process keeps open (more are opened for a burst and closed after
     # it); the web app's threads each hold one while a request uses the database
     database_pool_size: int = Field(default=15, ge=1, le=200)
+    # Portfolio writes of the REST API (PUT borrowers/loans/installments, POST payments) one web
+    # worker process runs at once; the rest wait their turn in arrival order (docs/api.md).
+    api_write_concurrency: int = Field(default=4, ge=1, le=64)
 
     # Lender identity (used in templates, HELP answers, voice scripts)
     lender_name: str = "Example Lending"

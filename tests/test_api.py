@@ -435,3 +435,60 @@ def test_webhook_subscriptions_through_the_api(api: Api, db: Database, clock: Fi
     assert api("DELETE", f"/webhooks/{sub['id']}").status_code == 204
     _error(api("DELETE", f"/webhooks/{sub['id']}"), 404, "not_found", "subscription_id")
     assert api("GET", "/webhooks/deliveries").json() == {"deliveries": []}
+
+
+def test_portfolio_writes_take_turns_of_api_write_concurrency() -> None:
+    """At most ``api_write_concurrency`` writes of one process run at once; the others wait their turn
+    in arrival order, and every one runs."""
+    import threading
+    from types import SimpleNamespace
+
+    import anyio
+    import anyio.to_thread
+
+    from bot.api.deps import in_write_turn
+
+    running, peak, order = 0, 0, []
+    lock = threading.Condition()
+    gate = threading.Event()
+
+    def write(n: int) -> int:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+            order.append(n)
+            lock.notify_all()
+        gate.wait(5)  # hold the turn until every write has asked for one
+        with lock:
+            running -= 1
+        return n
+
+    async def main(tokens: int) -> list[int]:
+        ctx = SimpleNamespace(settings=SimpleNamespace(api_write_concurrency=tokens))
+        results: list[int] = []
+
+        async def one(n: int) -> None:
+            results.append(await in_write_turn(ctx, write, n))  # type: ignore[arg-type]
+
+        async with anyio.create_task_group() as tg:
+            for n in range(8):
+                tg.start_soon(one, n)
+                await anyio.sleep(0)  # arrival order: 0, 1, 2, ...
+            # the first ones hold their turns (every other write has asked and waits)
+            def turns_taken() -> bool:
+                with lock:
+                    return lock.wait_for(lambda: running >= tokens, 5)
+
+            assert await anyio.to_thread.run_sync(turns_taken)
+            with lock:
+                assert running == tokens
+            gate.set()
+        return sorted(results)
+
+    for tokens in (1, 3):
+        running, peak, order = 0, 0, []
+        gate.clear()
+        assert anyio.run(main, tokens) == list(range(8))
+        assert peak == tokens
+        assert order[:tokens] == list(range(tokens))  # the first to arrive got the turns

@@ -16,7 +16,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 from starlette.responses import JSONResponse
 
-from bot.api.deps import Caller, KeyToCheck, audit, require, require_in_write, writing
+from bot.api.deps import Caller, KeyToCheck, audit, in_write_turn, require, require_in_write, writing
 from bot.api.errors import ApiError, SafeRoute, error_responses
 from bot.api.idempotency import idempotent
 from bot.api.keys import Scope
@@ -87,24 +87,24 @@ _PUT_RESPONSES: dict[int | str, dict[str, Any]] = {
             summary="Create or update a borrower",
             description="The columns of borrowers.csv (docs/formats.md). Consent fields set what the lender "
                         "knows; a borrower's opt-out is never cleared by this.")
-def put_borrower(body: BorrowerIn, borrower_id: str = IdPath(),
+async def put_borrower(body: BorrowerIn, borrower_id: str = IdPath(),
                  caller: Caller = Depends(require(Scope.PORTFOLIO_WRITE))) -> JSONResponse:
-    return _put(caller, Kind.BORROWERS, borrower_id, body)
+    return await in_write_turn(caller.ctx, _put, caller, Kind.BORROWERS, borrower_id, body)
 
 
 @router.put("/loans/{loan_id}", response_model=WriteResult, status_code=200, responses=_PUT_RESPONSES,
             summary="Create or update a loan", description="The columns of loans.csv (docs/formats.md).")
-def put_loan(body: LoanIn, loan_id: str = IdPath(),
+async def put_loan(body: LoanIn, loan_id: str = IdPath(),
              caller: Caller = Depends(require(Scope.PORTFOLIO_WRITE))) -> JSONResponse:
-    return _put(caller, Kind.LOANS, loan_id, body)
+    return await in_write_turn(caller.ctx, _put, caller, Kind.LOANS, loan_id, body)
 
 
 @router.put("/installments/{installment_id}", response_model=WriteResult, status_code=200,
             responses=_PUT_RESPONSES, summary="Create or update an installment",
             description="The columns of installments.csv (docs/formats.md); amounts in the loan's currency.")
-def put_installment(body: InstallmentIn, installment_id: str = IdPath(),
+async def put_installment(body: InstallmentIn, installment_id: str = IdPath(),
                     caller: Caller = Depends(require(Scope.PORTFOLIO_WRITE))) -> JSONResponse:
-    return _put(caller, Kind.INSTALLMENTS, installment_id, body)
+    return await in_write_turn(caller.ctx, _put, caller, Kind.INSTALLMENTS, installment_id, body)
 
 
 _PAYMENT = (  # built once: every POST reads it
@@ -153,7 +153,7 @@ def _first_settlement(session: Session, payment_id: str, loan_id: str, caller: C
                 "with the same body; with different values 409. An unknown loan is 422 (field loan_id). The "
                 "payment settles its loan in the same transaction (the ledger's rule, as an import does): the "
                 "body gives the allocation per installment and the attempts cancelled because now paid.")
-def post_payment(body: PaymentIn, key: KeyToCheck = Depends(require_in_write(Scope.PAYMENTS_WRITE)),
+async def post_payment(body: PaymentIn, key: KeyToCheck = Depends(require_in_write(Scope.PAYMENTS_WRITE)),
                  idempotency_key: str | None = IdempotencyHeader()) -> JSONResponse:
     # the key is checked on the payment's own transaction (one connection and thread-pool hop fewer)
     def run(session: Session, caller: Caller) -> tuple[int, dict[str, Any]]:
@@ -172,4 +172,4 @@ def post_payment(body: PaymentIn, key: KeyToCheck = Depends(require_in_write(Sco
         data = {"payment": payment, "settlement": settlement}
         return (201 if result == "created" else 200), PaymentResult.model_validate(data).model_dump(mode="json")
 
-    return idempotent(key, idempotency_key, "/payments", body, run)
+    return await in_write_turn(key.ctx, idempotent, key, idempotency_key, "/payments", body, run)
