@@ -209,6 +209,20 @@ def test_the_daily_auto_reply_cap_holds_for_every_channel(w: World, channel: str
         assert session.scalar(select(Promise.promised_date)) == FRIDAY
 
 
+def test_a_call_promises_no_text_the_daily_cap_would_hold_back(w: World) -> None:
+    """What a script may say it will text (a confirmation, a payment link) follows the cap: with the
+    day's automatic answers used up, the call says it has noted the promise instead."""
+    from bot.voice.service import _confirmation
+
+    with w.db.session() as session:
+        assert _confirmation(session, "B1", PHONE, AT) == "sms"
+    _fill_the_daily_cap(w.db)
+    with w.db.session() as session:
+        assert _confirmation(session, "B1", PHONE, AT) == "none"
+        # 24 hours after the first of them, one answer may go again
+        assert _confirmation(session, "B1", PHONE, AT + timedelta(hours=1, seconds=1)) == "sms"
+
+
 @pytest.mark.parametrize("channel", ["sms", "voice"])
 def test_a_number_opted_out_of_texts_gets_no_confirmation_from_any_channel(w: World, channel: str) -> None:
     with w.db.session() as session:

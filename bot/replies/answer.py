@@ -37,6 +37,7 @@ from bot.domain import AttemptSource, AttemptStatus, Channel
 from bot.replies.records import audit, insert_ignore
 
 __all__ = ["ANSWERED_WHEN_OPTED_OUT", "MANDATORY_REPLIES", "MAX_AUTO_REPLIES_PER_DAY", "REPLY_KINDS", "Answer",
+           "reply_cap_reached",
            "Queued", "queue_answer"]
 
 #: The ``reply_<kind>`` templates an answer can use (docs/webhooks.md).
@@ -106,6 +107,12 @@ def _answers_since(session: Session, borrower_id: str, since: datetime) -> int:
     ) or 0)
 
 
+def reply_cap_reached(session: Session, borrower_id: str, at: datetime) -> bool:
+    """Whether ``borrower_id`` has had :data:`MAX_AUTO_REPLIES_PER_DAY` automatic answers in the 24 hours
+    before ``at``: another one (other than a mandatory reply) would be suppressed."""
+    return _answers_since(session, borrower_id, at - timedelta(days=1)) >= MAX_AUTO_REPLIES_PER_DAY
+
+
 def _why_not(session: Session, answer: Answer) -> str | None:
     if answer.kind in MANDATORY_REPLIES and answer.provider_answers:
         return "provider_answers"
@@ -113,8 +120,7 @@ def _why_not(session: Session, answer: Answer) -> str | None:
     # HELP (carriers require HELP to be answered whatever the opt-out state); nothing else.
     if answer.kind not in ANSWERED_WHEN_OPTED_OUT and _sms_opted_out(session, answer.borrower_id, answer.address):
         return "opted_out"
-    if answer.kind not in MANDATORY_REPLIES and \
-            _answers_since(session, answer.borrower_id, answer.at - timedelta(days=1)) >= MAX_AUTO_REPLIES_PER_DAY:
+    if answer.kind not in MANDATORY_REPLIES and reply_cap_reached(session, answer.borrower_id, answer.at):
         return "daily_reply_cap"
     return None
 

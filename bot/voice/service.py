@@ -362,7 +362,7 @@ class CallService:
                 due = [r for r in rows if r[0] <= today] or rows[:1]
                 amount_text = money(sum(int(r[1]) for r in due), loan.currency, call.locale)
                 due_text = format_day(due[0][0], call.locale, "long")
-        confirmation = _confirmation(session, call.borrower_id, attempt.address)
+        confirmation = _confirmation(session, call.borrower_id, attempt.address, now)
         return CallContext(
             lender_name=self.settings.lender_name,
             party_initials=initials(borrower.full_name),
@@ -539,7 +539,7 @@ class CallService:
             state = CallState.from_json(call.state)
             # What the bot may do to confirm a promise, as it is now (the borrower may have
             # texted STOP during the call): the next prompts say only that.
-            confirmation = _confirmation(session, call.borrower_id, attempt.address)
+            confirmation = _confirmation(session, call.borrower_id, attempt.address, now)
             link = _payment_link(self.settings, attempt, confirmation)
             if (state.context.confirmation, state.context.payment_link) != (confirmation, link):
                 state = dataclasses.replace(state, context=dataclasses.replace(
@@ -862,11 +862,14 @@ class Effects:
 # --- small helpers ------------------------------------------------------------------------------
 
 
-def _confirmation(session: Session, borrower_id: str, number: str | None) -> str:
+def _confirmation(session: Session, borrower_id: str, number: str | None, now: datetime) -> str:
     """``"sms"`` when the call's number may be texted now (SMS consent granted, not opted
-    out, not flagged, the borrower has not asked to cease communication), else ``"none"``:
-    what a script may promise (a confirmation text) at the moment it speaks."""
-    if not number:
+    out, not flagged, the borrower has not asked to cease communication) and a text would not
+    be held back by the daily cap of automatic answers (bot.replies.answer), else ``"none"``:
+    what a script may promise (a confirmation text, a payment link) at the moment it speaks."""
+    from bot.replies.answer import reply_cap_reached
+
+    if not number or reply_cap_reached(session, borrower_id, now):
         return "none"
     consent = session.execute(
         select(Consent.granted, Consent.opted_out_at, Consent.address_flag)
