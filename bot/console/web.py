@@ -143,14 +143,6 @@ def user_locale(request: Request, user: SignedIn | None) -> str:
     return web_context(request).settings.console_default_locale
 
 
-def _here(request: Request) -> str:
-    """This page with its query (a filtered list, the review queue), for the forms that come back to it;
-    the path alone when the query is not one :func:`safe_next` would follow."""
-    path = request.url.path
-    query = request.url.query
-    return f"{path}?{query}" if query and safe_next(f"{path}?{query}") == f"{path}?{query}" else path
-
-
 def render(request: Request, template: str, *, user: SignedIn | None, status: int = 200,
            **context: Any) -> HTMLResponse:
     settings = web_context(request).settings
@@ -159,7 +151,7 @@ def render(request: Request, template: str, *, user: SignedIn | None, status: in
         csrf=user.csrf if user else "",
         can_act=bool(user and has_role(user.role, "supervisor")),
         can_audit=bool(user and has_role(user.role, "admin")),
-        path=_here(request),
+        path=request.url.path,
         display_zone=display_zone(user.timezone if user else None),
         **context,
     )
