@@ -49,12 +49,9 @@ def service_for(request: Request) -> CallService:
     with _service_lock:
         current: Any = getattr(state, "voice_service", None)
         if current is None or getattr(current, "context", None) is not ctx:
-            if current is not None:
-                current.close()
             factory: Callable[[WebContext], CallService] = state.call_service_factory
             current = factory(ctx)
-            current.context = ctx  # type: ignore[attr-defined]
-            state.voice_service = current
+            _install(state, ctx, current)
         return current
 
 
@@ -62,11 +59,17 @@ def set_service(app: Any, ctx: WebContext, service: CallService) -> None:
     """Use ``service`` for ``ctx`` (the composition root's lifespan, and tests that inject
     recognisers and renderers)."""
     with _service_lock:
-        old = getattr(app.state, "voice_service", None)
-        if old is not None and old is not service:
-            old.close()
-        service.context = ctx  # type: ignore[attr-defined]
-        app.state.voice_service = service
+        _install(app.state, ctx, service)
+
+
+def _install(state: Any, ctx: WebContext, service: CallService) -> None:
+    """``service`` becomes the app's call service for ``ctx``; the one it replaces is closed
+    (the caller holds ``_service_lock``)."""
+    old = getattr(state, "voice_service", None)
+    if old is not None and old is not service:
+        old.close()
+    service.context = ctx  # type: ignore[attr-defined]
+    state.voice_service = service
 
 
 def _refuse(status: int, message: str) -> PlainTextResponse:
